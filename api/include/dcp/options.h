@@ -1,0 +1,70 @@
+// Copyright (c) dcp authors.
+//
+// Options for opening a store, saving and loading: plain structs with in-class
+// defaults, split by scope.
+
+#ifndef DCP_OPTIONS_H_
+#define DCP_OPTIONS_H_
+
+#include <cstdint>
+
+namespace dcp {
+
+// How chunk records are encoded. Whatever is chosen, a chunk whose encoding
+// does not pay (saves less than ~3%) is stored raw. DO NOT CHANGE THESE VALUES.
+enum class Compression : uint8_t {
+  kNone = 0,          // raw bytes
+  kLz4 = 1,           // LZ4 block compression
+  kLz4BytePlane = 2,  // split elements into byte planes, then LZ4 each plane
+                      // that compresses (raw otherwise); for float dtypes
+};
+
+struct StoreOptions {
+  // Create the root directory and its marker if the root does not exist (or is
+  // an empty directory).
+  // Default: true
+  bool create_if_missing = true;
+
+  // Open without a writable rank store: Put fails with FailedPrecondition, and
+  // nothing under the root is created or modified.
+  // Default: false
+  bool read_only = false;
+};
+
+struct SaveOptions {
+  // Allow Put to replace a step that is already committed. The old step stays
+  // loadable until the new manifest is published, and is replaced atomically.
+  // Default: false
+  bool overwrite = false;
+
+  // Upper bound on the raw bytes of one chunk record. Shards are cut along
+  // their outermost axes into balanced chunks no larger than this (a chunk is
+  // never smaller than one element).
+  // Default: 8 MiB
+  uint64_t chunk_bytes = uint64_t{8} << 20;
+
+  // Encoding of chunk records.
+  // Default: kLz4
+  Compression compression = Compression::kLz4;
+
+  // Threads that gather, checksum and compress chunks on each rank; 0 means
+  // std::thread::hardware_concurrency().
+  // Default: 0
+  int encode_threads = 0;
+};
+
+struct LoadOptions {
+  // Threads that fetch, verify, decode and copy chunks on each rank; 0 means
+  // std::thread::hardware_concurrency().
+  // Default: 0
+  int read_threads = 0;
+
+  // Upper bound on the bytes of chunk records being read or decoded at once on
+  // each rank (at least one chunk is always allowed).
+  // Default: 256 MiB
+  uint64_t max_inflight_bytes = uint64_t{256} << 20;
+};
+
+}  // namespace dcp
+
+#endif  // DCP_OPTIONS_H_

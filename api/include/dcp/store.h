@@ -1,0 +1,128 @@
+// Copyright (c) dcp authors.
+//
+// Store: an embedded, versioned store of distributed checkpoints.
+//
+// A store is a directory (on a filesystem every rank can see) that holds many
+// steps. Each writing rank keeps its chunk records in its own RocksDB instance
+// under the root; each committed step is described by one FlatBuffers manifest
+// that is published atomically. A step saved by one parallel layout loads into
+// any other: every rank asks for its local slices and gets exactly those bytes.
+//
+//   auto comm = dcp::NewMpiWorldCommunicator();
+//   auto store = dcp::Store::Open("/ckpt/run1", comm->get());
+//   DCP_RETURN_IF_ERROR((*store)->Put(step, state));
+//   ...
+//   auto loaded = (*store)->Get(step, &request);
+//
+// Collective calls (Open with a communicator, Put, Get) must be called by every
+// rank of the communicator, in the same order, and return the same status on
+// every rank: a rank that fails makes all fail, and none hangs. A failed Put
+// commits nothing; earlier steps stay loadable.
+//
+// Ownership: the communicator passed to Open is not owned and must outlive the
+// Store. Thread safety: a Store is used by one thread at a time (per rank).
+
+#ifndef DCP_STORE_H_
+#define DCP_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dcp/communicator.h"
+#include "dcp/metadata.h"
+#include "dcp/options.h"
+#include "dcp/state_dict.h"
+#include "dcp/status.h"
+#include "dcp/tensor_view.h"
+#include "dcp/types.h"
+#include "dcp/value.h"
+
+namespace dcp {
+
+// What one rank did in a Put.
+struct SaveReport {
+  uint64_t chunks_written = 0;
+  uint64_t objects_written = 0;
+  uint64_t raw_bytes_written = 0;     // before encoding
+  uint64_t stored_bytes_written = 0;  // encoded record bytes
+};
+
+struct LoadResult {
+  // The common state saved with the step (rank 0's Value leaves, as a map
+  // mirroring the state dict's nesting).
+  Value common_state;
+};
+
+class Store {
+ public:
+  // Collective over `comm` (every rank calls it). Opens the store at `root`,
+  // creating it if allowed, and opens this rank's record store for writing
+  // (unless options.read_only). `comm` == nullptr means a single process.
+  //
+  // Returns FailedPrecondition if `root` exists but is not a dcp store (or is
+  // a store of an unsupported format version), NotFound if it does not exist
+  // and create_if_missing is false, IOError if a directory or rank store
+  // cannot be created or opened (the message names the path and rank).
+  static Result<std::unique_ptr<Store>> Open(const std::string& root, Communicator* comm,
+                                             const StoreOptions& options = {});
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Collective. Saves `state` as `step`. Every rank passes its own shards;
+  // together the main replicas must cover every tensor exactly once. Returns
+  // OK on every rank once the step's manifest is published (after every rank's
+  // records are durable).
+  //
+  // Errors (identical on every rank; nothing is committed):
+  //   InvalidArgument: a view that disagrees with its declaration, offsets or
+  //     shapes outside the global shape, a key with different dtype or global
+  //     shape on different ranks, overlapping main replicas, holes in
+  //     coverage, duplicate keys or paths, bad keys.
+  //   AlreadyExists: `step` is committed and options.overwrite is false.
+  //   FailedPrecondition: the store was opened read-only.
+  //   IOError: a record store or the manifest could not be written.
+  Status Put(uint64_t step, const StateDict& state, const SaveOptions& options = {},
+             SaveReport* report = nullptr);
+
+  // Collective. Loads `step` into `request`: every tensor leaf's view is filled
+  // with the requested region, every object leaf's data with the saved bytes.
+  // Returns the step's common state.
+  //
+  // Errors (identical on every rank):
+  //   NotFound: unknown step, tensor key or object cell.
+  //   InvalidArgument: region outside the tensor, dtype or global-shape
+  //     mismatch, malformed destination view.
+  //   DataLoss: a corrupt or missing chunk record (naming key, offset, rank
+  //     store) or a corrupt manifest.
+  Result<LoadResult> Get(uint64_t step, StateDict* request, const LoadOptions& options = {});
+
+  // Not collective. Reads `region` of tensor `key` of `step` into `dest`.
+  // Errors as for Get; InvalidArgument if dest's dtype or shape differs from
+  // the tensor's dtype and the region's shape.
+  Status Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,
+              const LoadOptions& options = {});
+
+  // Not collective. Committed steps, ascending.
+  Result<std::vector<uint64_t>> Steps() const;
+  // Not collective. The most recently committed step, or nullopt if none.
+  Result<std::optional<uint64_t>> LatestStep() const;
+  // Not collective. What `step` holds. NotFound if it is not committed.
+  Result<StepMetadata> Metadata(uint64_t step) const;
+
+  const std::string& root() const;
+
+ private:
+  class Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dcp
+
+#endif  // DCP_STORE_H_

@@ -1,0 +1,54 @@
+// Copyright (c) dcp authors.
+//
+// Store::Impl: the state behind the public Store facade, and the collective
+// protocols of Put (store_put.cc) and Get (store_get.cc).
+//
+// Collective discipline: every rank runs the same sequence of collectives
+// whatever happens locally; a local error is carried to the next agreement
+// point (coord/agreement.h) and all ranks return there together.
+
+#ifndef DCP_API_SRC_STORE_IMPL_H_
+#define DCP_API_SRC_STORE_IMPL_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "dcp/store.h"
+#include "engine/query/chunk_index.h"
+#include "engine/query/store_set.h"
+#include "engine/store/rank_store.h"
+
+namespace dcp {
+
+class Store::Impl {
+ public:
+  std::string root;
+  Communicator* comm = nullptr;
+  std::unique_ptr<Communicator> self_comm;  // when the caller passed none
+  StoreOptions options;
+  std::unique_ptr<storage::RankStore> own;  // this rank's writer instance (null if read-only)
+  std::unique_ptr<query::StoreSet> stores;
+
+  Status Put(uint64_t step, const StateDict& state, const SaveOptions& options, SaveReport* report);
+  Result<LoadResult> Get(uint64_t step, StateDict* request, const LoadOptions& options);
+  Status Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,
+              const LoadOptions& options);
+
+  // The verified manifest of `step` and its index, read by this process alone.
+  Result<std::shared_ptr<query::StepIndex>> LoadStepLocal(uint64_t step);
+  // Collective: rank 0 reads the manifest file and broadcasts its bytes; every
+  // rank verifies them (deterministically, so all get the same status).
+  Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(uint64_t step);
+
+ private:
+  Result<std::shared_ptr<query::StepIndex>> FromBytes(uint64_t step, const std::string& bytes);
+
+  std::mutex cache_mu_;
+  uint64_t cached_checksum_ = 0;
+  std::shared_ptr<query::StepIndex> cached_;  // the last step loaded, by file checksum
+};
+
+}  // namespace dcp
+
+#endif  // DCP_API_SRC_STORE_IMPL_H_

@@ -1,0 +1,26 @@
+# Every foreign package dcp uses, found once. See shared toolchain notes for
+# the pitfalls (FlatBuffers config name, RocksDB leaking GFLAGS settings).
+
+find_package(Threads REQUIRED)
+find_package(RocksDB 7 CONFIG REQUIRED)      # RocksDB::rocksdb-shared
+find_package(FlatBuffers CONFIG REQUIRED)    # upper-case config name; flatbuffers::flatc
+find_package(MPI REQUIRED COMPONENTS CXX)    # MPI::MPI_CXX, MPIEXEC_EXECUTABLE
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)        # PkgConfig::LZ4
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)  # headers (used inline)
+
+if(DCP_BUILD_TESTS)
+  find_package(Catch2 2 CONFIG REQUIRED)     # Catch2 v2: <catch2/catch.hpp>
+  include(Catch)
+endif()
+if(DCP_BUILD_TOOLS OR DCP_BUILD_BENCHMARKS)
+  find_package(CLI11 CONFIG QUIET)
+  if(NOT CLI11_FOUND)
+    # Debian's libcli11-dev ships the single header without a CMake config.
+    find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+    add_library(CLI11::CLI11 INTERFACE IMPORTED)
+    target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
+  endif()
+  find_package(nlohmann_json 3 CONFIG REQUIRED)
+  find_package(fmt CONFIG REQUIRED)
+endif()

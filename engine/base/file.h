@@ -1,0 +1,57 @@
+// Copyright (c) dcp authors.
+//
+// POSIX file helpers: the one wrapper around the filesystem calls dcp makes
+// outside RocksDB. errno is translated here: ENOENT becomes NotFound, anything
+// else IOError, and every message names the path.
+//
+// Durability: WriteFileAtomic is the commit primitive. It writes a temporary
+// file, fsyncs it, renames it over the target and fsyncs the directory, so a
+// crash leaves either the old contents or the new, never a mix.
+//
+// Thread safety: all functions are thread-safe (they share no state).
+
+#ifndef DCP_ENGINE_BASE_FILE_H_
+#define DCP_ENGINE_BASE_FILE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dcp/status.h"
+
+namespace dcp::base {
+
+// "a/b" from "a" and "b" (no duplicate separators).
+std::string JoinPath(std::string_view a, std::string_view b);
+
+// IOError (or NotFound for ENOENT) naming `what` and `path` with strerror(err).
+Status ErrnoStatus(int err, std::string_view what, std::string_view path);
+
+bool PathExists(const std::string& path);
+bool IsDirectory(const std::string& path);
+
+// mkdir -p. OK if the directory already exists.
+Status CreateDirs(const std::string& path);
+
+// Names of the entries of `dir` (no "." or ".."), sorted.
+Result<std::vector<std::string>> ListDir(const std::string& dir);
+
+// The whole file. InvalidArgument-free: DataLoss if the file is larger than
+// `max_bytes` (untrusted sizes are bounded before allocation).
+Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes);
+
+// Writes `data` to `tmp_path`, fsyncs it, renames it to `path` and fsyncs the
+// parent directory. On failure the temporary file is removed.
+// REQUIRES: both paths in the same directory.
+Status WriteFileAtomic(const std::string& path, const std::string& tmp_path, std::string_view data);
+
+// fsync of a directory (makes renames and creations in it durable).
+Status SyncDir(const std::string& dir);
+
+// Removes a file; OK if it does not exist.
+Status RemoveFile(const std::string& path);
+
+}  // namespace dcp::base
+
+#endif  // DCP_ENGINE_BASE_FILE_H_

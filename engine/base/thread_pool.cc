@@ -1,0 +1,90 @@
+// Copyright (c) dcp authors.
+
+#include "engine/base/thread_pool.h"
+
+#include <algorithm>
+
+namespace dcp::base {
+
+int ResolveThreadCount(int requested) {
+  if (requested > 0) return requested;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ThreadPool::ThreadPool(int threads) {
+  workers_.reserve(static_cast<size_t>(std::max(1, threads)));
+  for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::Schedule(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
+void ThreadPool::WorkerLoop() {
+  for (;;) {
+    std::function<void()> fn;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      fn = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    fn();
+  }
+}
+
+TaskGroup::~TaskGroup() { Wait().IgnoreError(); }
+
+void TaskGroup::Run(std::function<Status()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++pending_;
+  }
+  pool_->Schedule([this, task = std::move(task)] {
+    Status s = task();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!s.ok() && first_error_.ok()) first_error_ = std::move(s);
+    if (--pending_ == 0) cv_.notify_all();
+  });
+}
+
+Status TaskGroup::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return pending_ == 0; });
+  return first_error_;
+}
+
+bool TaskGroup::failed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !first_error_.ok();
+}
+
+void ByteBudget::Acquire(uint64_t n) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return used_ == 0 || used_ + n <= limit_; });
+  used_ += n;
+}
+
+void ByteBudget::Release(uint64_t n) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    used_ -= n;
+  }
+  cv_.notify_all();
+}
+
+}  // namespace dcp::base

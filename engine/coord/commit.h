@@ -1,0 +1,45 @@
+// Copyright (c) dcp authors.
+//
+// The commit protocol of a put (after every rank has written its records):
+//
+//   1. every rank sends rank 0 its write status and its manifest fragment
+//      (the chunks and objects it wrote);
+//   2. rank 0, if every rank succeeded, merges the fragments into the step
+//      manifest, checks its invariants, and publishes it atomically (temp
+//      file, fsync, rename, directory fsync; then LATEST);
+//   3. rank 0 broadcasts the outcome, and every rank returns it.
+//
+// Records are durable before step 1 (each rank's ingest syncs them), so a
+// published manifest never points at bytes that could vanish in a crash. If
+// any rank failed, nothing is published and the step does not exist; the
+// records already written are unreferenced garbage for GC.
+//
+// Collective: every rank calls CommitStep, whatever its local status.
+
+#ifndef DCP_ENGINE_COORD_COMMIT_H_
+#define DCP_ENGINE_COORD_COMMIT_H_
+
+#include <string>
+#include <vector>
+
+#include "dcp/communicator.h"
+#include "dcp/status.h"
+#include "engine/manifest/manifest.h"
+
+namespace dcp::coord {
+
+struct CommitRequest {
+  std::string root;
+  // Rank 0 only: the manifest without chunks or objects (step, generation,
+  // world size, tensor entries with dtype and global shape, common state).
+  manifest::StepManifest skeleton;
+};
+
+// Collective. Returns the same status on every rank: OK once the step is
+// published; the lowest failing rank's error otherwise.
+Status CommitStep(Communicator* comm, const CommitRequest& request, const Status& local_status,
+                  const manifest::StepManifest& fragment);
+
+}  // namespace dcp::coord
+
+#endif  // DCP_ENGINE_COORD_COMMIT_H_

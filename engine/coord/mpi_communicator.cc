@@ -1,0 +1,253 @@
+// Copyright (c) dcp authors.
+
+#include "engine/coord/mpi_communicator.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dcp {
+namespace {
+
+Status MpiStatus(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return Status::OK();
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  return Status::IOError(std::string(call) + " failed: " + std::string(text, static_cast<size_t>(len)));
+}
+
+#define DCP_MPI(call) DCP_RETURN_IF_ERROR(MpiStatus((call), #call))
+
+// Largest piece sent in one MPI call (counts are ints).
+constexpr uint64_t kMaxPiece = uint64_t{1} << 30;
+
+class MpiCommunicator : public Communicator {
+ public:
+  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+
+  // A private duplicate of `parent` that returns errors instead of aborting.
+  static Result<std::unique_ptr<Communicator>> DupOf(MPI_Comm parent) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) return Status::FailedPrecondition("MPI is not initialized");
+    MPI_Comm dup;
+    DCP_MPI(MPI_Comm_dup(parent, &dup));
+    DCP_MPI(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN));
+    return std::unique_ptr<Communicator>(std::make_unique<MpiCommunicator>(dup));
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  Status Barrier() override {
+    DCP_MPI(MPI_Barrier(comm_));
+    return Status::OK();
+  }
+
+  Status Broadcast(int root, std::string* bytes) override {
+    uint64_t n = rank_ == root ? bytes->size() : 0;
+    DCP_MPI(MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm_));
+    if (rank_ != root) bytes->resize(n);
+    return BcastBytes(bytes->data(), n, root);
+  }
+
+  Status AllGather(std::string_view local, std::vector<std::string>* all) override {
+    std::vector<uint64_t> sizes;
+    DCP_RETURN_IF_ERROR(ExchangeSizes(local.size(), &sizes));
+    all->assign(static_cast<size_t>(size_), std::string());
+    uint64_t total = 0;
+    for (uint64_t s : sizes) total += s;
+    if (total < kMaxPiece) {
+      std::vector<int> counts(sizes.begin(), sizes.end()), displs(static_cast<size_t>(size_));
+      for (int r = 1; r < size_; ++r) displs[r] = displs[r - 1] + counts[r - 1];
+      std::string flat(total, '\0');
+      DCP_MPI(MPI_Allgatherv(local.data(), static_cast<int>(local.size()), MPI_BYTE, flat.data(),
+                             counts.data(), displs.data(), MPI_BYTE, comm_));
+      for (int r = 0; r < size_; ++r) (*all)[r] = flat.substr(displs[r], counts[r]);
+      return Status::OK();
+    }
+    for (int r = 0; r < size_; ++r) {  // very large: one broadcast per rank
+      std::string& slot = (*all)[r];
+      if (r == rank_) slot.assign(local);
+      else slot.resize(sizes[r]);
+      DCP_RETURN_IF_ERROR(BcastBytes(slot.data(), sizes[r], r));
+    }
+    return Status::OK();
+  }
+
+  Status Gather(int root, std::string_view local, std::vector<std::string>* all) override {
+    all->clear();
+    uint64_t n = local.size();
+    std::vector<uint64_t> sizes(rank_ == root ? size_ : 0);
+    DCP_MPI(MPI_Gather(&n, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, root, comm_));
+    uint64_t total = 0;
+    if (rank_ == root) {
+      for (uint64_t s : sizes) total += s;
+    }
+    DCP_MPI(MPI_Bcast(&total, 1, MPI_UINT64_T, root, comm_));
+    if (total < kMaxPiece) {
+      std::vector<int> counts, displs;
+      std::string flat;
+      if (rank_ == root) {
+        counts.assign(sizes.begin(), sizes.end());
+        displs.assign(static_cast<size_t>(size_), 0);
+        for (int r = 1; r < size_; ++r) displs[r] = displs[r - 1] + counts[r - 1];
+        flat.resize(total);
+      }
+      DCP_MPI(MPI_Gatherv(local.data(), static_cast<int>(local.size()), MPI_BYTE, flat.data(),
+                          counts.data(), displs.data(), MPI_BYTE, root, comm_));
+      if (rank_ == root) {
+        all->resize(static_cast<size_t>(size_));
+        for (int r = 0; r < size_; ++r) (*all)[r] = flat.substr(displs[r], counts[r]);
+      }
+      return Status::OK();
+    }
+    // Very large: point-to-point in pieces.
+    if (rank_ == root) {
+      all->resize(static_cast<size_t>(size_));
+      for (int r = 0; r < size_; ++r) {
+        if (r == root) {
+          (*all)[r].assign(local);
+          continue;
+        }
+        (*all)[r].resize(sizes[r]);
+        DCP_RETURN_IF_ERROR(RecvBytes((*all)[r].data(), sizes[r], r));
+      }
+      return Status::OK();
+    }
+    return SendBytes(local.data(), local.size(), root);
+  }
+
+  Status AllToAll(const std::vector<std::string>& send, std::vector<std::string>* recv) override {
+    if (static_cast<int>(send.size()) != size_) {
+      return Status::InvalidArgument("all-to-all needs one message per rank");
+    }
+    std::vector<uint64_t> send_sizes(size_), recv_sizes(size_);
+    uint64_t send_total = 0;
+    for (int r = 0; r < size_; ++r) {
+      send_sizes[r] = send[r].size();
+      send_total += send_sizes[r];
+    }
+    DCP_MPI(MPI_Alltoall(send_sizes.data(), 1, MPI_UINT64_T, recv_sizes.data(), 1, MPI_UINT64_T, comm_));
+    uint64_t recv_total = 0;
+    for (uint64_t s : recv_sizes) recv_total += s;
+    uint64_t local_max = std::max(send_total, recv_total), global_max = 0;
+    DCP_MPI(MPI_Allreduce(&local_max, &global_max, 1, MPI_UINT64_T, MPI_MAX, comm_));
+    recv->assign(static_cast<size_t>(size_), std::string());
+    if (global_max < kMaxPiece) {
+      std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
+      std::string sflat, rflat(recv_total, '\0');
+      for (int r = 0; r < size_; ++r) {
+        sc[r] = static_cast<int>(send_sizes[r]);
+        rc[r] = static_cast<int>(recv_sizes[r]);
+        if (r) {
+          sd[r] = sd[r - 1] + sc[r - 1];
+          rd[r] = rd[r - 1] + rc[r - 1];
+        }
+        sflat += send[r];
+      }
+      DCP_MPI(MPI_Alltoallv(sflat.data(), sc.data(), sd.data(), MPI_BYTE, rflat.data(), rc.data(),
+                            rd.data(), MPI_BYTE, comm_));
+      for (int r = 0; r < size_; ++r) (*recv)[r] = rflat.substr(rd[r], rc[r]);
+      return Status::OK();
+    }
+    // Very large: pairwise exchange rounds.
+    for (int step = 0; step < size_; ++step) {
+      const int to = (rank_ + step) % size_;
+      const int from = (rank_ - step + size_) % size_;
+      (*recv)[from].resize(recv_sizes[from]);
+      if (to == rank_) {
+        (*recv)[from] = send[to];
+        continue;
+      }
+      uint64_t done_s = 0, done_r = 0;
+      while (done_s < send_sizes[to] || done_r < recv_sizes[from]) {
+        const int ns = static_cast<int>(std::min(kMaxPiece, send_sizes[to] - done_s));
+        const int nr = static_cast<int>(std::min(kMaxPiece, recv_sizes[from] - done_r));
+        DCP_MPI(MPI_Sendrecv(send[to].data() + done_s, ns, MPI_BYTE, to, 7, (*recv)[from].data() + done_r, nr,
+                             MPI_BYTE, from, 7, comm_, MPI_STATUS_IGNORE));
+        done_s += static_cast<uint64_t>(ns);
+        done_r += static_cast<uint64_t>(nr);
+      }
+    }
+    return Status::OK();
+  }
+
+  Result<std::unique_ptr<Communicator>> Duplicate() override { return DupOf(comm_); }
+
+ private:
+  Status ExchangeSizes(uint64_t mine, std::vector<uint64_t>* sizes) {
+    sizes->assign(static_cast<size_t>(size_), 0);
+    DCP_MPI(MPI_Allgather(&mine, 1, MPI_UINT64_T, sizes->data(), 1, MPI_UINT64_T, comm_));
+    return Status::OK();
+  }
+  Status BcastBytes(char* data, uint64_t n, int root) {
+    for (uint64_t done = 0; done < n; done += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - done));
+      DCP_MPI(MPI_Bcast(data + done, piece, MPI_BYTE, root, comm_));
+    }
+    return Status::OK();
+  }
+  Status SendBytes(const char* data, uint64_t n, int to) {
+    for (uint64_t done = 0; done < n; done += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - done));
+      DCP_MPI(MPI_Send(data + done, piece, MPI_BYTE, to, 9, comm_));
+    }
+    return Status::OK();
+  }
+  Status RecvBytes(char* data, uint64_t n, int from) {
+    for (uint64_t done = 0; done < n; done += kMaxPiece) {
+      const int piece = static_cast<int>(std::min(kMaxPiece, n - done));
+      DCP_MPI(MPI_Recv(data + done, piece, MPI_BYTE, from, 9, comm_, MPI_STATUS_IGNORE));
+    }
+    return Status::OK();
+  }
+
+  MPI_Comm comm_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MpiRuntime>> MpiRuntime::Init(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  int provided = 0;
+  if (initialized) {
+    MPI_Query_thread(&provided);
+    return std::unique_ptr<MpiRuntime>(new MpiRuntime(false, provided));
+  }
+  DCP_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+  return std::unique_ptr<MpiRuntime>(new MpiRuntime(true, provided));
+}
+
+MpiRuntime::~MpiRuntime() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (owns_ && !finalized) MPI_Finalize();
+}
+
+Result<std::unique_ptr<Communicator>> NewMpiWorldCommunicator() {
+  return MpiCommunicator::DupOf(MPI_COMM_WORLD);
+}
+
+Result<std::unique_ptr<Communicator>> NewMpiCommunicatorFromFortranHandle(int64_t fortran_handle) {
+  return MpiCommunicator::DupOf(MPI_Comm_f2c(static_cast<MPI_Fint>(fortran_handle)));
+}
+
+}  // namespace dcp

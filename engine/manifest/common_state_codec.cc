@@ -1,0 +1,156 @@
+// Copyright (c) dcp authors.
+
+#include "engine/manifest/common_state_codec.h"
+
+#include <flatbuffers/flexbuffers.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace dcp::manifest {
+namespace {
+
+Status Build(const Value& v, flexbuffers::Builder* b, int depth);
+
+Status BuildTensor(const Value& v, flexbuffers::Builder* b) {
+  for (int64_t d : v.tensor_shape()) {
+    if (d < 0) return Status::InvalidArgument("common-state tensor has a negative extent");
+  }
+  const uint64_t expected = static_cast<uint64_t>(NumElements(v.tensor_shape())) * DTypeSize(v.tensor_dtype());
+  if (DTypeSize(v.tensor_dtype()) == 0 || expected != v.as_string().size()) {
+    return Status::InvalidArgument("common-state tensor of " + std::string(DTypeName(v.tensor_dtype())) +
+                                   ShapeToString(v.tensor_shape()) + " holds " +
+                                   std::to_string(v.as_string().size()) + " bytes, expected " +
+                                   std::to_string(expected));
+  }
+  // Keys in sorted order, as FlexBuffers maps require.
+  const size_t start = b->StartMap();
+  b->String(kTensorMarkerKey, std::string(DTypeName(v.tensor_dtype())));
+  b->Key("data");
+  b->Blob(v.as_string().data(), v.as_string().size());
+  const size_t shape = b->StartVector("shape");
+  for (int64_t d : v.tensor_shape()) b->Int(d);
+  b->EndVector(shape, false, false);
+  b->EndMap(start);
+  return Status::OK();
+}
+
+Status Build(const Value& v, flexbuffers::Builder* b, int depth) {
+  if (depth > kMaxCommonStateDepth) return Status::InvalidArgument("common state is nested too deeply");
+  switch (v.kind()) {
+    case Value::Kind::kNull: b->Null(); return Status::OK();
+    case Value::Kind::kBool: b->Bool(v.as_bool()); return Status::OK();
+    case Value::Kind::kInt: b->Int(v.as_int()); return Status::OK();
+    case Value::Kind::kFloat: b->Double(v.as_float()); return Status::OK();
+    case Value::Kind::kString: b->String(v.as_string()); return Status::OK();
+    case Value::Kind::kBytes: b->Blob(v.as_string().data(), v.as_string().size()); return Status::OK();
+    case Value::Kind::kTensor: return BuildTensor(v, b);
+    case Value::Kind::kList: {
+      const size_t start = b->StartVector();
+      for (size_t i = 0; i < v.size(); ++i) DCP_RETURN_IF_ERROR(Build(v.at(i), b, depth + 1));
+      b->EndVector(start, false, false);
+      return Status::OK();
+    }
+    case Value::Kind::kMap: {
+      std::vector<size_t> order(v.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return v.keys()[x] < v.keys()[y]; });
+      const size_t start = b->StartMap();
+      for (size_t i : order) {
+        const std::string& k = v.keys()[i];
+        if (k == kTensorMarkerKey) {
+          return Status::InvalidArgument("common-state map key '" + k + "' is reserved");
+        }
+        if (k.find('\0') != std::string::npos) {
+          return Status::InvalidArgument("common-state map key contains a NUL byte");
+        }
+        b->Key(k);
+        DCP_RETURN_IF_ERROR(Build(v.at(i), b, depth + 1));
+      }
+      b->EndMap(start);
+      return Status::OK();
+    }
+  }
+  return Status::Internal("unknown value kind");
+}
+
+Result<Value> Parse(const flexbuffers::Reference& r, int depth) {
+  if (depth > kMaxCommonStateDepth) return Status::DataLoss("common state is nested too deeply");
+  if (r.IsNull()) return Value();
+  if (r.IsBool()) return Value(r.AsBool());
+  if (r.IsInt() || r.IsUInt()) return Value(r.AsInt64());
+  if (r.IsFloat()) return Value(r.AsDouble());
+  if (r.IsString()) return Value(r.AsString().str());
+  if (r.IsBlob()) {
+    const auto blob = r.AsBlob();
+    return Value::Bytes(std::string(reinterpret_cast<const char*>(blob.data()), blob.size()));
+  }
+  if (r.IsMap()) {
+    const auto map = r.AsMap();
+    const auto marker = map[kTensorMarkerKey];
+    if (!marker.IsNull()) {
+      const auto dtype = DTypeFromName(marker.AsString().str());
+      const auto shape_ref = map["shape"];
+      const auto data_ref = map["data"];
+      if (!dtype || !shape_ref.IsAnyVector() || !data_ref.IsBlob()) {
+        return Status::DataLoss("common state holds a malformed tensor");
+      }
+      Shape shape;
+      const auto sv = shape_ref.AsVector();
+      for (size_t i = 0; i < sv.size(); ++i) {
+        const int64_t d = sv[i].AsInt64();
+        if (d < 0) return Status::DataLoss("common-state tensor has a negative extent");
+        shape.push_back(d);
+      }
+      const auto blob = data_ref.AsBlob();
+      // Bound the product before trusting it.
+      uint64_t n = DTypeSize(*dtype);
+      for (int64_t d : shape) {
+        if (d != 0 && n > blob.size() / static_cast<uint64_t>(d) + 1) n = UINT64_MAX;
+        else n *= static_cast<uint64_t>(d);
+      }
+      if (n != blob.size()) return Status::DataLoss("common-state tensor byte count does not match its shape");
+      return Value::Tensor(*dtype, std::move(shape),
+                           std::string(reinterpret_cast<const char*>(blob.data()), blob.size()));
+    }
+    Value out = Value::Map();
+    const auto keys = map.Keys();
+    const auto values = map.Values();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      DCP_ASSIGN_OR_RETURN(Value child, Parse(values[i], depth + 1));
+      out.Set(keys[i].AsKey(), std::move(child));
+    }
+    return out;
+  }
+  if (r.IsAnyVector()) {
+    const auto vec = r.AsVector();
+    Value out = Value::List();
+    for (size_t i = 0; i < vec.size(); ++i) {
+      DCP_ASSIGN_OR_RETURN(Value child, Parse(vec[i], depth + 1));
+      out.Append(std::move(child));
+    }
+    return out;
+  }
+  return Status::DataLoss("common state holds an unsupported FlexBuffers type " + std::to_string(r.GetType()));
+}
+
+}  // namespace
+
+Result<std::string> EncodeCommonState(const Value& v) {
+  flexbuffers::Builder b;
+  DCP_RETURN_IF_ERROR(Build(v, &b, 0));
+  b.Finish();
+  const auto& buf = b.GetBuffer();
+  return std::string(reinterpret_cast<const char*>(buf.data()), buf.size());
+}
+
+Result<Value> DecodeCommonState(std::string_view bytes) {
+  if (bytes.empty()) return Value::Map();
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  if (!flexbuffers::VerifyBuffer(data, bytes.size())) {
+    return Status::DataLoss("common state failed FlexBuffers verification");
+  }
+  return Parse(flexbuffers::GetRoot(data, bytes.size()), 0);
+}
+
+}  // namespace dcp::manifest

@@ -1,0 +1,112 @@
+// Copyright (c) dcp authors.
+
+#include "engine/query/assembler.h"
+
+#include <algorithm>
+
+#include "engine/array/box.h"
+#include "engine/array/strided_copy.h"
+#include "engine/base/buffer.h"
+#include "engine/base/thread_pool.h"
+#include "engine/codec/chunk_codec.h"
+#include "engine/store/key_layout.h"
+#include "engine/store/rank_store.h"
+
+namespace dcp::query {
+namespace {
+
+std::string RecordWhat(const std::string& subject, const manifest::RecordRef& r) {
+  return subject + " in rank store " + std::to_string(r.store_rank);
+}
+
+// Fetches a record and checks its header against what the manifest expects.
+Status Fetch(StoreSet* stores, uint64_t generation, const std::string& record_key, const manifest::RecordRef& ref,
+             const std::string& subject, storage::PinnedValue* value, codec::ChunkHeader* header) {
+  Status s = stores->Get(ref.store_rank, generation, record_key, value);
+  if (s.IsNotFound()) {
+    return Status::DataLoss(RecordWhat(subject, ref) + " is missing: " + s.message());
+  }
+  DCP_RETURN_IF_ERROR(s.Annotate(RecordWhat(subject, ref)));
+  auto h = codec::ParseChunkHeader(value->view());
+  if (!h.ok()) return h.status().Annotate(RecordWhat(subject, ref));
+  if (h->raw_size != ref.raw_size || h->checksum != ref.checksum) {
+    return Status::DataLoss(RecordWhat(subject, ref) + " does not match the manifest (raw size " +
+                            std::to_string(h->raw_size) + " vs " + std::to_string(ref.raw_size) + ", checksum " +
+                            h->checksum.ToHex() + " vs " + ref.checksum.ToHex() + ")");
+  }
+  *header = *h;
+  return Status::OK();
+}
+
+// The chunk's bytes seen as a contiguous array of the chunk's shape.
+TensorView ChunkView(const void* data, const manifest::TensorEntry& t, const manifest::ChunkEntry& c) {
+  return TensorView(data, t.dtype, c.box.shape);
+}
+
+Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read) {
+  const manifest::TensorEntry& t = *read.tensor;
+  const manifest::ChunkEntry& c = *read.chunk;
+  const std::string subject = "tensor '" + t.key + "' chunk at offset " + ShapeToString(c.box.origin);
+  storage::PinnedValue value;
+  codec::ChunkHeader h;
+  DCP_RETURN_IF_ERROR(
+      Fetch(stores, generation, storage::ChunkRecordKey(c.record.generation, t.key, c.box.origin), c.record, subject,
+            &value, &h));
+
+  const void* bytes = nullptr;
+  thread_local base::Buffer scratch;
+  if (h.codec == codec::ChunkCodec::kRaw) {
+    auto payload = codec::RawChunkPayload(value.view(), h);
+    if (!payload.ok()) return payload.status().Annotate(RecordWhat(subject, c.record));
+    bytes = payload->data();
+  } else if (read.copies.size() == 1 && read.copies[0].src == array::BoxOfShape(c.box.shape) && read.copies[0].dest.is_contiguous()) {
+    // Decode straight into the destination.
+    return codec::DecodeChunk(value.view(), h, read.copies[0].dest.data(), h.raw_size)
+        .Annotate(RecordWhat(subject, c.record));
+  } else {
+    scratch.Resize(h.raw_size);
+    DCP_RETURN_IF_ERROR(
+        codec::DecodeChunk(value.view(), h, scratch.data(), h.raw_size).Annotate(RecordWhat(subject, c.record)));
+    bytes = scratch.data();
+  }
+  const TensorView whole = ChunkView(bytes, t, c);
+  for (const CopyOut& copy : read.copies) array::CopyView(whole.Slice(copy.src), copy.dest);
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options) {
+  if (plan.reads.empty()) return Status::OK();
+  const int threads = std::min<int>(base::ResolveThreadCount(options.read_threads),
+                                    static_cast<int>(plan.reads.size()));
+  base::ThreadPool pool(threads);
+  base::ByteBudget budget(std::max<uint64_t>(options.max_inflight_bytes, 1));
+  base::TaskGroup group(&pool);
+  for (const ChunkRead& read : plan.reads) {
+    const uint64_t cost = read.chunk->record.stored_size + read.chunk->record.raw_size;
+    budget.Acquire(cost);
+    if (group.failed()) {
+      budget.Release(cost);
+      break;
+    }
+    group.Run([&, cost] {
+      Status s = ReadChunk(stores, generation, read);
+      budget.Release(cost);
+      return s;
+    });
+  }
+  return group.Wait();
+}
+
+Status ReadObject(StoreSet* stores, uint64_t generation, const manifest::ObjectEntry& object, std::string* out) {
+  const std::string subject = "object '" + object.unique_key() + "'";
+  storage::PinnedValue value;
+  codec::ChunkHeader h;
+  DCP_RETURN_IF_ERROR(Fetch(stores, generation, storage::ObjectRecordKey(object.record.generation, object.unique_key()),
+                            object.record, subject, &value, &h));
+  out->resize(h.raw_size);
+  return codec::DecodeChunk(value.view(), h, out->data(), out->size()).Annotate(RecordWhat(subject, object.record));
+}
+
+}  // namespace dcp::query

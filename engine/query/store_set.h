@@ -1,0 +1,57 @@
+// Copyright (c) dcp authors.
+//
+// StoreSet: read access to every rank store of one store root.
+//
+// A chunk may live in any rank's store. StoreSet opens each one on first use
+// (as a read instance) and reuses it; the writer instance of this process's
+// own rank, if any, serves that rank. Before a step's records are read, the
+// read instances are brought up to date with that step: an instance that has
+// not yet seen the step's generation catches up with its writer first, and a
+// record that is unexpectedly missing triggers one more catch-up and retry
+// (the step may have been published after the last one).
+//
+// Thread safety: all methods may be called concurrently.
+
+#ifndef DCP_ENGINE_QUERY_STORE_SET_H_
+#define DCP_ENGINE_QUERY_STORE_SET_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "dcp/status.h"
+#include "engine/store/rank_store.h"
+
+namespace dcp::query {
+
+class StoreSet {
+ public:
+  // `own` (may be null) is this process's writer instance; not owned.
+  StoreSet(std::string root, storage::RankStore* own);
+  ~StoreSet();
+
+  // Reads record `key` from rank `rank`'s store, as of a step whose manifest
+  // has `generation`. NotFound if the record is absent (after a catch-up);
+  // NotFound naming the rank if that store does not exist.
+  Status Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value);
+
+ private:
+  struct Entry {
+    std::mutex mu;
+    std::unique_ptr<storage::RankStore> store;
+    uint64_t seen_generation = 0;  // catch-ups happened after this generation's publication
+  };
+  Result<Entry*> Open(uint32_t rank);
+
+  const std::string root_;
+  storage::RankStore* own_;
+  std::mutex mu_;
+  std::map<uint32_t, std::unique_ptr<Entry>> entries_;  // guarded by mu_
+};
+
+}  // namespace dcp::query
+
+#endif  // DCP_ENGINE_QUERY_STORE_SET_H_

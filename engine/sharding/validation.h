@@ -1,0 +1,51 @@
+// Copyright (c) dcp authors.
+//
+// Validation of sharded state, local and global.
+//
+// Local (each rank, before any exchange): every leaf is well formed — view
+// agrees with the declared dtype and local shape, ranks of shapes and offsets
+// agree, the shard lies inside the global shape — and no (key, offset) repeats
+// on the rank. Errors name the state-dict path, the key and the offset.
+//
+// Global (every rank, on every rank's declarations, deterministically, so all
+// ranks reach the same verdict): all shards of a key agree on dtype and global
+// shape; the main replicas cover every element exactly once (regular or not);
+// every object grid cell has exactly one main replica and no cell is missing.
+//
+// Thread safety: pure functions.
+
+#ifndef DCP_ENGINE_SHARDING_VALIDATION_H_
+#define DCP_ENGINE_SHARDING_VALIDATION_H_
+
+#include <string>
+#include <vector>
+
+#include "dcp/sharded.h"
+#include "dcp/status.h"
+#include "engine/codec/checksum.h"
+#include "engine/manifest/exchange_codec.h"
+#include "engine/manifest/manifest.h"
+#include "engine/sharding/flatten.h"
+
+namespace dcp::sharding {
+
+// Objects larger than this are refused (they are stored as one record).
+constexpr uint64_t kMaxObjectBytes = uint64_t{1} << 30;
+
+Status ValidateTensorLeaf(const std::string& path, const ShardedTensor& t);
+Status ValidateObjectLeaf(const std::string& path, const ShardedObject& o);
+
+// All leaves, plus duplicate (key, offset) / object cell checks.
+Status ValidateLocalSave(const FlatState& state);
+Status ValidateLocalLoad(const FlatRequest& request);
+
+// This rank's declaration of what it holds.
+manifest::RankDecl DeclareState(const FlatState& state, const codec::Hash128& common_state_hash);
+
+// Checks the global picture. On success returns one entry per tensor key
+// (key, dtype, global shape; no chunks yet), sorted by key.
+Result<std::vector<manifest::TensorEntry>> ValidateGlobal(const std::vector<manifest::RankDecl>& decls);
+
+}  // namespace dcp::sharding
+
+#endif  // DCP_ENGINE_SHARDING_VALIDATION_H_

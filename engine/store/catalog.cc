@@ -1,0 +1,87 @@
+// Copyright (c) dcp authors.
+
+#include "engine/store/catalog.h"
+
+#include <cstdlib>
+
+#include "engine/base/file.h"
+#include "engine/store/key_layout.h"
+
+namespace dcp::storage {
+
+Status CheckStoreRoot(const std::string& root) {
+  if (!base::PathExists(root)) return Status::NotFound("store root '" + root + "' does not exist");
+  if (!base::IsDirectory(root)) {
+    return Status::FailedPrecondition("'" + root + "' is not a dcp store (not a directory)");
+  }
+  auto marker = base::ReadFile(MarkerPath(root), 4096);
+  if (!marker.ok()) {
+    if (marker.status().IsNotFound()) {
+      return Status::FailedPrecondition("'" + root + "' is not a dcp store (no " + MarkerPath(root) + ")");
+    }
+    return marker.status();
+  }
+  auto version = ParseMarker(*marker);
+  if (!version.ok()) {
+    return Status::FailedPrecondition("'" + root + "' is not a dcp store: " + version.status().message());
+  }
+  if (*version != kStoreFormatVersion) {
+    return Status::FailedPrecondition("store '" + root + "' has format version " + std::to_string(*version) +
+                                      "; this build reads version " + std::to_string(kStoreFormatVersion));
+  }
+  return Status::OK();
+}
+
+Status CreateOrCheckStoreRoot(const std::string& root) {
+  if (base::PathExists(root)) {
+    if (!base::IsDirectory(root)) {
+      return Status::FailedPrecondition("'" + root + "' is not a dcp store (not a directory)");
+    }
+    DCP_ASSIGN_OR_RETURN(auto entries, base::ListDir(root));
+    if (!entries.empty()) return CheckStoreRoot(root);
+  }
+  DCP_RETURN_IF_ERROR(base::CreateDirs(StepsDir(root)));
+  DCP_RETURN_IF_ERROR(base::CreateDirs(RanksDir(root)));
+  DCP_RETURN_IF_ERROR(base::SyncDir(root));
+  // The marker goes last: a root without it is not (yet) a store.
+  return base::WriteFileAtomic(MarkerPath(root), MarkerPath(root) + ".tmp", MarkerContents());
+}
+
+Result<std::vector<uint64_t>> ListSteps(const std::string& root) {
+  DCP_ASSIGN_OR_RETURN(auto names, base::ListDir(StepsDir(root)));
+  std::vector<uint64_t> steps;
+  for (const std::string& n : names) {
+    if (auto s = ParseManifestFileName(n)) steps.push_back(*s);
+  }
+  return steps;  // names are zero-padded, so sorted names are sorted steps
+}
+
+bool StepExists(const std::string& root, uint64_t step) { return base::PathExists(ManifestPath(root, step)); }
+
+Result<std::string> ReadManifestFile(const std::string& root, uint64_t step) {
+  auto bytes = base::ReadFile(ManifestPath(root, step), kMaxManifestBytes);
+  if (!bytes.ok() && bytes.status().IsNotFound()) {
+    return Status::NotFound("step " + std::to_string(step) + " is not committed in store '" + root + "'");
+  }
+  return bytes;
+}
+
+Status PublishManifest(const std::string& root, uint64_t step, uint64_t generation, std::string_view bytes) {
+  DCP_RETURN_IF_ERROR(
+      base::WriteFileAtomic(ManifestPath(root, step), ManifestTempPath(root, step, generation), bytes));
+  return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, generation), std::to_string(step) + "\n");
+}
+
+Result<std::optional<uint64_t>> LatestStep(const std::string& root) {
+  auto latest = base::ReadFile(LatestPath(root), 64);
+  if (latest.ok()) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(latest->c_str(), &end, 10);
+    if (end != latest->c_str() && StepExists(root, v)) return std::optional<uint64_t>(v);
+  }
+  DCP_ASSIGN_OR_RETURN(auto steps, ListSteps(root));
+  if (steps.empty()) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(steps.back());
+}
+
+}  // namespace dcp::storage

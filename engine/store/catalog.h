@@ -1,0 +1,57 @@
+// Copyright (c) dcp authors.
+//
+// The step catalog: the files under a store root that say what the store is
+// and which steps are committed (see key_layout.h for the names).
+//
+// A step exists for readers iff its manifest file exists under steps/. A
+// manifest is published by writing a temporary file, fsyncing it, renaming it
+// into place and fsyncing the directory, so it appears whole or not at all.
+// LATEST is a hint (the most recently committed step), written the same way
+// after the manifest; readers fall back to the largest step if it is stale.
+//
+// Thread safety: stateless functions; concurrent readers are safe, and one
+// writer may publish while others read.
+
+#ifndef DCP_ENGINE_STORE_CATALOG_H_
+#define DCP_ENGINE_STORE_CATALOG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dcp/status.h"
+
+namespace dcp::storage {
+
+// Manifests larger than this are refused before they are read.
+constexpr uint64_t kMaxManifestBytes = uint64_t{4} << 30;
+
+// OK if `root` holds a store of a supported format. NotFound if `root` does
+// not exist; FailedPrecondition if it is not a dcp store (no marker), or a
+// store of an unsupported format version.
+Status CheckStoreRoot(const std::string& root);
+
+// Creates the root, its marker and its directories if `root` does not exist
+// or is an empty directory; otherwise behaves as CheckStoreRoot.
+Status CreateOrCheckStoreRoot(const std::string& root);
+
+// Committed steps, ascending.
+Result<std::vector<uint64_t>> ListSteps(const std::string& root);
+bool StepExists(const std::string& root, uint64_t step);
+
+// The manifest file's bytes. NotFound naming the step if it is not committed.
+Result<std::string> ReadManifestFile(const std::string& root, uint64_t step);
+
+// Publishes `bytes` as the manifest of `step` (replacing any previous one
+// atomically), then points LATEST at it.
+Status PublishManifest(const std::string& root, uint64_t step, uint64_t generation, std::string_view bytes);
+
+// The step LATEST names if it is committed, else the largest committed step,
+// else nullopt.
+Result<std::optional<uint64_t>> LatestStep(const std::string& root);
+
+}  // namespace dcp::storage
+
+#endif  // DCP_ENGINE_STORE_CATALOG_H_

@@ -1,0 +1,76 @@
+// Copyright (c) dcp authors.
+//
+// Every on-disk name and record-key layout of a dcp store, in one place.
+// Nothing else in dcp concatenates paths under the root or record keys.
+//
+// Directory layout of a store root:
+//
+//   DCP_STORE                              marker: "dcp-store <format>\n"
+//   LATEST                                 the most recently committed step
+//   steps/<step, 20 digits>.manifest       published step manifests
+//   steps/.tmp.<step>.<generation>         manifests being published
+//   ranks/rank-<r, 5 digits>/              RocksDB instance of writer rank r
+//   ranks/rank-<r>/ingest/                 table files being built for ingestion
+//
+// Record keys inside a rank store (RocksDB, bytewise order):
+//
+//   c/<generation, 16 hex>/<tensor key>@<origin, decimal, comma separated>
+//   o/<generation, 16 hex>/<object unique key>
+//
+// The generation is unique per Put, so a step that is rewritten (overwrite)
+// never touches the records of the step it replaces, and all records of one
+// Put sort together. Tensor keys may contain '@': the origin follows the last
+// one. Manifests do not store record keys; they store (generation, key,
+// origin) and the key is derived here.
+//
+// Thread safety: pure functions.
+
+#ifndef DCP_ENGINE_STORE_KEY_LAYOUT_H_
+#define DCP_ENGINE_STORE_KEY_LAYOUT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "dcp/status.h"
+#include "dcp/types.h"
+
+namespace dcp::storage {
+
+constexpr uint32_t kStoreFormatVersion = 1;
+
+std::string MarkerPath(std::string_view root);
+std::string MarkerContents();
+// The format version in a marker file's contents; DataLoss if malformed.
+Result<uint32_t> ParseMarker(std::string_view contents);
+
+std::string LatestPath(std::string_view root);
+std::string LatestTempPath(std::string_view root, uint64_t generation);
+
+std::string StepsDir(std::string_view root);
+std::string ManifestPath(std::string_view root, uint64_t step);
+std::string ManifestTempPath(std::string_view root, uint64_t step, uint64_t generation);
+// The step of a manifest file name ("00000000000000000042.manifest"), or
+// nullopt for any other name (temporaries included).
+std::optional<uint64_t> ParseManifestFileName(std::string_view name);
+
+std::string RanksDir(std::string_view root);
+std::string RankStorePath(std::string_view root, uint32_t rank);
+std::string RankIngestDir(std::string_view rank_store_path);
+
+std::string ChunkRecordKey(uint64_t generation, std::string_view tensor_key, const Shape& origin);
+std::string ObjectRecordKey(uint64_t generation, std::string_view unique_key);
+
+struct ParsedRecordKey {
+  enum class Kind { kChunk, kObject } kind = Kind::kChunk;
+  uint64_t generation = 0;
+  std::string key;  // tensor key or object unique key
+  Shape origin;     // chunks only
+};
+// InvalidArgument if `record_key` is not a dcp record key.
+Result<ParsedRecordKey> ParseRecordKey(std::string_view record_key);
+
+}  // namespace dcp::storage
+
+#endif  // DCP_ENGINE_STORE_KEY_LAYOUT_H_

@@ -1,0 +1,200 @@
+// Copyright (c) dcp authors.
+
+#include "engine/store/rank_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/sst_file_writer.h>
+#include <rocksdb/table.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdarg>
+#include <filesystem>
+
+#include "engine/base/file.h"
+#include "engine/store/key_layout.h"
+
+namespace dcp::storage {
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::OK();
+  std::string msg = what + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(std::move(msg));
+  if (s.IsCorruption()) return Status::DataLoss(std::move(msg));
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(std::move(msg));
+  return Status::IOError(std::move(msg));
+}
+
+// Secondary instances have nothing worth logging and must not write into a
+// store they only read.
+class NullLogger : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+
+rocksdb::Options BaseOptions() {
+  rocksdb::Options o;
+  // Records are already encoded (LZ4 where it pays) and checksummed by dcp.
+  o.compression = rocksdb::kNoCompression;
+  o.bottommost_compression = rocksdb::kNoCompression;
+  rocksdb::BlockBasedTableOptions t;
+  t.checksum = rocksdb::kXXH3;
+  t.block_size = 64 << 10;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  o.keep_log_file_num = 3;
+  o.max_log_file_size = 4 << 20;
+  o.max_open_files = -1;  // required by secondaries; keeps removed files readable
+  return o;
+}
+
+std::string SecondaryScratchDir() {
+  static std::atomic<uint64_t> counter{0};
+  const char* tmp = std::getenv("TMPDIR");
+  return std::string(tmp && *tmp ? tmp : "/tmp") + "/dcp-secondary-" + std::to_string(::getpid()) + "-" +
+         std::to_string(counter++);
+}
+
+}  // namespace
+
+struct PinnedValue::Rep {
+  rocksdb::PinnableSlice slice;
+};
+
+PinnedValue::PinnedValue() : rep_(std::make_unique<Rep>()) {}
+PinnedValue::~PinnedValue() = default;
+std::string_view PinnedValue::view() const { return {rep_->slice.data(), rep_->slice.size()}; }
+
+struct RankStore::Rep {
+  std::unique_ptr<rocksdb::DB> db;
+  std::shared_ptr<rocksdb::Logger> logger;
+  std::string scratch;  // secondary's own directory, removed on close
+  rocksdb::Options options;
+};
+
+RankStore::RankStore(std::unique_ptr<Rep> rep, std::string path, uint32_t rank, Mode mode)
+    : rep_(std::move(rep)), path_(std::move(path)), rank_(rank), mode_(mode) {}
+
+RankStore::~RankStore() {
+  if (rep_->db) rep_->db->Close().PermitUncheckedError();
+  rep_->db.reset();
+  if (!rep_->scratch.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(rep_->scratch, ec);
+  }
+}
+
+Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint32_t rank, Mode mode) {
+  const std::string what = "rank store " + std::to_string(rank) + " at '" + path + "'";
+  auto rep = std::make_unique<Rep>();
+  rep->options = BaseOptions();
+  rocksdb::DB* db = nullptr;
+  if (mode == Mode::kWrite) {
+    rep->options.create_if_missing = true;
+    DCP_RETURN_IF_ERROR(base::CreateDirs(path).Annotate(what));
+    // Table files of a put that never committed are garbage.
+    const std::string ingest = RankIngestDir(path);
+    if (base::IsDirectory(ingest)) {
+      DCP_ASSIGN_OR_RETURN(auto stale, base::ListDir(ingest));
+      for (const auto& f : stale) DCP_RETURN_IF_ERROR(base::RemoveFile(base::JoinPath(ingest, f)));
+    }
+    DCP_RETURN_IF_ERROR(base::CreateDirs(ingest).Annotate(what));
+    DCP_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(rep->options, path, &db), "cannot open " + what));
+  } else {
+    if (!base::IsDirectory(path)) return Status::NotFound(what + " does not exist");
+    rep->logger = std::make_shared<NullLogger>();
+    rep->options.info_log = rep->logger;
+    rep->options.create_if_missing = false;
+    rep->scratch = SecondaryScratchDir();
+    DCP_RETURN_IF_ERROR(base::CreateDirs(rep->scratch));
+    const rocksdb::Status s = rocksdb::DB::OpenAsSecondary(rep->options, path, rep->scratch, &db);
+    if (!s.ok()) {
+      std::error_code ec;
+      std::filesystem::remove_all(rep->scratch, ec);
+      if (s.IsCorruption()) return Status::DataLoss("cannot open " + what + ": " + s.ToString());
+      return Status::IOError("cannot open " + what + ": " + s.ToString());
+    }
+  }
+  rep->db.reset(db);
+  return std::unique_ptr<RankStore>(new RankStore(std::move(rep), path, rank, mode));
+}
+
+Status RankStore::Get(std::string_view key, PinnedValue* value) const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  ro.verify_checksums = true;
+  value->rep_->slice.Reset();
+  const rocksdb::Status s = rep_->db->Get(ro, rep_->db->DefaultColumnFamily(), rocksdb::Slice(key.data(), key.size()),
+                                          &value->rep_->slice);
+  if (s.IsNotFound()) return Status::NotFound("record '" + std::string(key) + "' not found in rank store " +
+                                              std::to_string(rank_) + " at '" + path_ + "'");
+  return FromRocks(s, "cannot read record '" + std::string(key) + "' from rank store " + std::to_string(rank_) +
+                          " at '" + path_ + "'");
+}
+
+Status RankStore::CatchUp() {
+  if (mode_ == Mode::kWrite) return Status::OK();
+  return FromRocks(rep_->db->TryCatchUpWithPrimary(),
+                   "cannot catch up with rank store " + std::to_string(rank_) + " at '" + path_ + "'");
+}
+
+struct RankStore::BulkWriter::Rep {
+  rocksdb::DB* db = nullptr;
+  std::unique_ptr<rocksdb::SstFileWriter> writer;
+  std::string file;
+  std::string what;
+  bool opened = false;
+  bool done = false;
+};
+
+RankStore::BulkWriter::BulkWriter(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+
+RankStore::BulkWriter::~BulkWriter() {
+  if (!rep_->done) {
+    rep_->writer.reset();
+    base::RemoveFile(rep_->file).IgnoreError();
+  }
+}
+
+Status RankStore::BulkWriter::Add(std::string_view key, std::string_view value) {
+  if (!rep_->opened) {
+    DCP_RETURN_IF_ERROR(FromRocks(rep_->writer->Open(rep_->file), "cannot create table file for " + rep_->what));
+    rep_->opened = true;
+  }
+  DCP_RETURN_IF_ERROR(FromRocks(rep_->writer->Put(rocksdb::Slice(key.data(), key.size()),
+                                                  rocksdb::Slice(value.data(), value.size())),
+                                "cannot write record '" + std::string(key) + "' to " + rep_->what));
+  ++records_;
+  return Status::OK();
+}
+
+Status RankStore::BulkWriter::Commit() {
+  if (!rep_->opened) {
+    rep_->done = true;
+    return Status::OK();
+  }
+  DCP_RETURN_IF_ERROR(FromRocks(rep_->writer->Finish(), "cannot finish table file for " + rep_->what));
+  rocksdb::IngestExternalFileOptions io;
+  io.move_files = true;
+  io.write_global_seqno = false;
+  DCP_RETURN_IF_ERROR(FromRocks(rep_->db->IngestExternalFile({rep_->file}, io), "cannot ingest into " + rep_->what));
+  rep_->done = true;
+  return Status::OK();
+}
+
+Result<std::unique_ptr<RankStore::BulkWriter>> RankStore::NewBulkWriter(std::string_view name) {
+  if (mode_ != Mode::kWrite) {
+    return Status::FailedPrecondition("rank store " + std::to_string(rank_) + " is open read-only");
+  }
+  auto rep = std::make_unique<BulkWriter::Rep>();
+  rep->db = rep_->db.get();
+  rep->writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), rep_->options);
+  rep->file = base::JoinPath(RankIngestDir(path_), std::string(name) + ".sst");
+  rep->what = "rank store " + std::to_string(rank_) + " at '" + path_ + "'";
+  return std::unique_ptr<BulkWriter>(new BulkWriter(std::move(rep)));
+}
+
+}  // namespace dcp::storage

@@ -1,0 +1,108 @@
+// Copyright (c) dcp authors.
+//
+// RankStore: one rank's RocksDB instance (ranks/rank-NNNNN under the root).
+// The only code in dcp that includes RocksDB; rocksdb::Status is translated
+// here, and every message names the rank and the path.
+//
+// Writes go in bulk: a BulkWriter builds a table file (SstFileWriter) from
+// records added in increasing key order, and Commit() ingests it into the
+// database (the file is linked in, fsynced, and the database's MANIFEST
+// synced), so after Commit() returns the records are durable and visible.
+// This is one sequential pass over the bytes, close to a raw write; there is
+// no write-ahead log and no memtable on this path.
+//
+// Reads: a writer's own instance serves its reads. Other processes (and other
+// ranks) open a store as a RocksDB secondary instance, which keeps every table
+// file open (so files removed later by the writer stay readable) and catches
+// up with the writer on demand (CatchUp) when a newer step is requested.
+//
+// Values are read pinned (no copy out of the block) and never fill the block
+// cache: chunk records are read once.
+//
+// Thread safety: Get and CatchUp may be called concurrently; a BulkWriter is
+// used by one thread.
+
+#ifndef DCP_ENGINE_STORE_RANK_STORE_H_
+#define DCP_ENGINE_STORE_RANK_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "dcp/status.h"
+
+namespace dcp::storage {
+
+// A value pinned in memory until destruction.
+class PinnedValue {
+ public:
+  PinnedValue();
+  ~PinnedValue();
+  PinnedValue(const PinnedValue&) = delete;
+  PinnedValue& operator=(const PinnedValue&) = delete;
+
+  std::string_view view() const;
+
+ private:
+  friend class RankStore;
+  struct Rep;
+  std::unique_ptr<Rep> rep_;
+};
+
+class RankStore {
+ public:
+  enum class Mode { kWrite, kRead };
+
+  // Opens the store at `path` for rank `rank`. kWrite creates it if missing
+  // and takes RocksDB's lock (a second writer gets IOError); kRead opens a
+  // secondary instance and requires the store to exist (NotFound otherwise).
+  static Result<std::unique_ptr<RankStore>> Open(const std::string& path, uint32_t rank, Mode mode);
+  ~RankStore();
+  RankStore(const RankStore&) = delete;
+  RankStore& operator=(const RankStore&) = delete;
+
+  uint32_t rank() const { return rank_; }
+  const std::string& path() const { return path_; }
+  Mode mode() const { return mode_; }
+
+  // NotFound if `key` is absent.
+  Status Get(std::string_view key, PinnedValue* value) const;
+
+  // Read instances: pick up what the writer committed since open (or the last
+  // catch-up). A no-op for the writer's own instance.
+  Status CatchUp();
+
+  class BulkWriter {
+   public:
+    ~BulkWriter();  // abandons (removes the table file) unless committed
+    // REQUIRES: keys strictly increasing.
+    Status Add(std::string_view key, std::string_view value);
+    // Finishes the table file and ingests it. OK with no records added (no-op).
+    Status Commit();
+    uint64_t records() const { return records_; }
+
+   private:
+    friend class RankStore;
+    struct Rep;
+    explicit BulkWriter(std::unique_ptr<Rep> rep);
+    std::unique_ptr<Rep> rep_;
+    uint64_t records_ = 0;
+  };
+
+  // A writer whose table file is named after `name` (unique per put, e.g.
+  // the generation). REQUIRES: mode() == kWrite.
+  Result<std::unique_ptr<BulkWriter>> NewBulkWriter(std::string_view name);
+
+ private:
+  struct Rep;
+  RankStore(std::unique_ptr<Rep> rep, std::string path, uint32_t rank, Mode mode);
+  std::unique_ptr<Rep> rep_;
+  std::string path_;
+  uint32_t rank_;
+  Mode mode_;
+};
+
+}  // namespace dcp::storage
+
+#endif  // DCP_ENGINE_STORE_RANK_STORE_H_
