@@ -1,0 +1,328 @@
+// Copyright (c) dcp authors.
+//
+// Bad input: each case gets the exact error code and message fragment, on
+// every rank; nothing is committed; earlier steps still load.
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "dcp/store.h"
+#include "engine/store/key_layout.h"
+#include "tests/api/checkpoint_harness.h"
+#include "tests/testing/rank_runner.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace dcp {
+namespace {
+
+using testing::StatusIs;
+using testing::TensorSpec;
+
+const std::vector<TensorSpec> kBase = {{"w", DType::kFloat32, {8, 4}, 0, {2, 1}},
+                                       {"b", DType::kBFloat16, {6}, 0, {2}}};
+
+// Saves kBase as step 1 with 2 ranks: the committed step every case must keep.
+void SaveBaseline(const std::string& root) {
+  std::string why;
+  const auto o = testing::SaveAll(root, 1, 2, kBase);
+  INFO(why);
+  REQUIRE(testing::AllOk(o, &why));
+}
+
+void RequireBaselineIntact(const std::string& root) {
+  std::string why;
+  const auto o = testing::LoadAll(root, 1, 1, {{"w", DType::kFloat32, {8, 4}, 0, {1, 1}},
+                                               {"b", DType::kBFloat16, {6}, 0, {1}}});
+  INFO(why);
+  REQUIRE(testing::AllOk(o, &why));
+  auto store = ValueOrDie(Store::Open(root, nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
+  CHECK(ValueOrDie(store->Steps()) == std::vector<uint64_t>{1});
+}
+
+// Runs a put of step 2 on `ranks` ranks after `mutate` edits each rank's dict.
+std::vector<Status> PutMutated(const std::string& root, int ranks,
+                               const std::function<void(int rank, StateDict&)>& mutate,
+                               const SaveOptions& options = {}) {
+  std::vector<Status> out(ranks);
+  testing::RunRanks(ranks, [&](int rank, Communicator* comm) {
+    auto shards = testing::BuildShards(kBase, rank, ranks, true);
+    mutate(rank, shards.dict);
+    auto store = Store::Open(root, comm);
+    out[rank] = store.ok() ? (*store)->Put(2, shards.dict, options) : store.status();
+  });
+  return out;
+}
+
+ShardedTensor& FirstTensor(StateDict& sd) { return sd.dict(sd.Find("model")).tensor(0); }
+
+void RequireAll(const std::vector<Status>& s, StatusCode code, const std::string& fragment) {
+  for (size_t r = 0; r < s.size(); ++r) {
+    INFO("rank " << r);
+    REQUIRE_THAT(s[r], StatusIs(code, fragment));
+    CHECK(s[r] == s[0]);  // the same error on every rank
+  }
+}
+
+TEST_CASE("put refuses a view whose dtype disagrees with its declaration", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  auto s = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 1) FirstTensor(sd).dtype = DType::kFloat64;
+  });
+  RequireAll(s, StatusCode::kInvalidArgument, "rank 1: ");
+  CHECK(s[0].message().find("view dtype float32 differs from declared dtype float64") != std::string::npos);
+  CHECK(s[0].message().find("key 'w'") != std::string::npos);
+  RequireBaselineIntact(dir.path());
+}
+
+TEST_CASE("put refuses a view whose shape disagrees with its declaration", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  auto s = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 0) FirstTensor(sd).local_shape = {3, 4};
+  });
+  RequireAll(s, StatusCode::kInvalidArgument, "view shape (4, 4) differs from declared local shape (3, 4)");
+  RequireBaselineIntact(dir.path());
+}
+
+TEST_CASE("put refuses offsets outside the global shape", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  auto s = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 1) FirstTensor(sd).global_offset = {6, 0};
+  });
+  RequireAll(s, StatusCode::kInvalidArgument, "region [6:10, 0:4] at offset (6, 0) lies outside global shape (8, 4)");
+  RequireBaselineIntact(dir.path());
+}
+
+TEST_CASE("put refuses one key with different dtype or global shape on two ranks", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  auto s = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 1) {
+      ShardedTensor& t = FirstTensor(sd);
+      t.global_shape = {8, 5};
+    }
+  });
+  RequireAll(s, StatusCode::kInvalidArgument, "key 'w': rank 0 declares float32 (8, 4) but rank 1 declares float32 (8, 5)");
+  RequireBaselineIntact(dir.path());
+
+  auto d = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 0) {
+      ShardedTensor& t = FirstTensor(sd);
+      t.dtype = DType::kInt32;
+      t.data = TensorView(t.data.data(), DType::kInt32, t.data.shape());
+    }
+  });
+  RequireAll(d, StatusCode::kInvalidArgument, "key 'w': rank 0 declares int32 (8, 4) but rank 1 declares float32 (8, 4)");
+  RequireBaselineIntact(dir.path());
+}
+
+TEST_CASE("put refuses overlapping main replicas and holes", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  auto overlap = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 1) FirstTensor(sd).global_offset = {2, 0};
+  });
+  RequireAll(overlap, StatusCode::kInvalidArgument, "key 'w': main replicas on ranks 0 and 1 overlap at [2:4, 0:4]");
+  RequireBaselineIntact(dir.path());
+
+  auto hole = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 1) {
+      ShardedTensor& t = FirstTensor(sd);
+      t.local_shape = {3, 4};
+      t.data = TensorView(t.data.data(), DType::kFloat32, {3, 4});
+      t.global_offset = {5, 0};
+    }
+  });
+  RequireAll(hole, StatusCode::kInvalidArgument, "key 'w': main replicas leave 4 of 32 elements uncovered");
+  CHECK(hole[0].message().find("[4:5, 0:4]") != std::string::npos);
+  RequireBaselineIntact(dir.path());
+
+  // A replica (non-main) does not fill a hole.
+  auto replica = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 1) FirstTensor(sd).replica_id = {1};
+  });
+  RequireAll(replica, StatusCode::kInvalidArgument, "key 'w': main replicas leave 16 of 32 elements uncovered");
+  RequireBaselineIntact(dir.path());
+}
+
+TEST_CASE("put refuses duplicate keys", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  auto same_offset = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 0) sd.Add("again", FirstTensor(sd));
+  });
+  RequireAll(same_offset, StatusCode::kInvalidArgument, "key 'w' at offset (0, 0) appears twice on this rank");
+  auto same_path = PutMutated(dir.path(), 2, [](int rank, StateDict& sd) {
+    if (rank == 1) sd.Add("model", Value(1));
+  });
+  RequireAll(same_path, StatusCode::kInvalidArgument, "duplicate state dict key 'model'");
+  RequireBaselineIntact(dir.path());
+}
+
+TEST_CASE("put refuses an existing step unless overwrite is asked", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  std::vector<Status> s(2);
+  testing::RunRanks(2, [&](int rank, Communicator* comm) {
+    auto shards = testing::BuildShards(kBase, rank, 2, true);
+    auto store = Store::Open(dir.path(), comm);
+    s[rank] = store.ok() ? (*store)->Put(1, shards.dict) : store.status();
+  });
+  RequireAll(s, StatusCode::kAlreadyExists, "step 1 already exists");
+  RequireBaselineIntact(dir.path());
+}
+
+TEST_CASE("a read-only store refuses put", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
+  REQUIRE_THAT(store->Put(3, StateDict()), StatusIs(StatusCode::kFailedPrecondition, "opened read-only"));
+}
+
+// A single-rank request for `spec`.
+Result<LoadResult> GetOne(const std::string& root, uint64_t step, const std::string& key, DType dtype,
+                          const Shape& global, testing::HostTensor* buf) {
+  auto store = Store::Open(root, nullptr, StoreOptions{.create_if_missing = false, .read_only = true});
+  if (!store.ok()) return store.status();
+  StateDict req;
+  ShardedTensor t;
+  t.key = key;
+  t.dtype = dtype;
+  t.data = buf->view();
+  t.local_shape = t.data.shape();
+  t.global_shape = global;
+  t.global_offset.assign(global.size(), 0);
+  req.Add("x", t);
+  return (*store)->Get(step, &req);
+}
+
+TEST_CASE("get reports unknown steps and keys, dtype and shape mismatches", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  testing::HostTensor w(DType::kFloat32, {8, 4});
+  REQUIRE_THAT(GetOne(dir.path(), 9, "w", DType::kFloat32, {8, 4}, &w).status(),
+               StatusIs(StatusCode::kNotFound, "step 9 is not committed"));
+  REQUIRE_THAT(GetOne(dir.path(), 1, "nope", DType::kFloat32, {8, 4}, &w).status(),
+               StatusIs(StatusCode::kNotFound, "tensor 'nope' is not in step 1"));
+  testing::HostTensor wi(DType::kInt32, {8, 4});
+  REQUIRE_THAT(GetOne(dir.path(), 1, "w", DType::kInt32, {8, 4}, &wi).status(),
+               StatusIs(StatusCode::kInvalidArgument, "requests dtype int32 but step 1 holds tensor 'w' as float32"));
+  testing::HostTensor ws(DType::kFloat32, {8, 5});
+  REQUIRE_THAT(GetOne(dir.path(), 1, "w", DType::kFloat32, {8, 5}, &ws).status(),
+               StatusIs(StatusCode::kInvalidArgument, "requests global shape (8, 5) but step 1 holds"));
+}
+
+TEST_CASE("get errors are the same on every rank", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  std::vector<Status> s(3);
+  testing::RunRanks(3, [&](int rank, Communicator* comm) {
+    auto shards = testing::BuildShards(kBase, rank, 3, false);
+    if (rank == 2) FirstTensor(shards.dict).key = "missing";
+    auto store = Store::Open(dir.path(), comm, StoreOptions{.create_if_missing = false, .read_only = true});
+    s[rank] = store.ok() ? (*store)->Get(1, &shards.dict).status() : store.status();
+  });
+  RequireAll(s, StatusCode::kNotFound, "rank 2: state dict entry 'model.w#0': tensor 'missing' is not in step 1");
+}
+
+TEST_CASE("read reports regions outside the tensor and destination mismatches", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
+  testing::HostTensor buf(DType::kFloat32, {4, 4});
+  REQUIRE_THAT(store->Read(1, "w", Box{{6, 0}, {4, 4}}, buf.view()),
+               StatusIs(StatusCode::kInvalidArgument, "region [6:10, 0:4] lies outside tensor 'w' of global shape (8, 4)"));
+  REQUIRE_THAT(store->Read(1, "w", Box{{0, 0}, {2, 4}}, buf.view()),
+               StatusIs(StatusCode::kInvalidArgument, "destination shape (4, 4) does not match region [0:2, 0:4]"));
+  testing::HostTensor ibuf(DType::kInt32, {4, 4});
+  REQUIRE_THAT(store->Read(1, "w", Box{{0, 0}, {4, 4}}, ibuf.view()),
+               StatusIs(StatusCode::kInvalidArgument, "requests dtype int32"));
+  REQUIRE_THAT(store->Read(1, "zzz", Box{{0, 0}, {4, 4}}, buf.view()),
+               StatusIs(StatusCode::kNotFound, "tensor 'zzz' is not in step 1"));
+  REQUIRE_THAT(store->Read(4, "w", Box{{0, 0}, {4, 4}}, buf.view()),
+               StatusIs(StatusCode::kNotFound, "step 4 is not committed"));
+  REQUIRE_OK(store->Read(1, "w", Box{{4, 0}, {4, 4}}, buf.view()));
+  CHECK(testing::CheckRegion("w", {8, 4}, Box{{4, 0}, {4, 4}}, buf.view()) == "");
+}
+
+// Flips one byte of the file at the first occurrence of `needle`.
+bool FlipByteAt(const std::string& path, const std::string& needle) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t pos = bytes.find(needle);
+  if (pos == std::string::npos) return false;
+  bytes[pos + needle.size() / 2] ^= 0x40;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return true;
+}
+
+TEST_CASE("a flipped byte in a chunk record is data loss naming key, offset and rank", "[api][errors]") {
+  testing::TempDir dir;
+  // "big" records (128 KiB per rank) sit in table blocks of their own, so
+  // the damage stays in one record; the small tensor "b" shares no block.
+  const std::vector<TensorSpec> specs = {{"big", DType::kFloat32, {2, 32768}, 0, {2, 1}},
+                                         {"b", DType::kBFloat16, {6}, 0, {2}}};
+  std::string why;
+  REQUIRE(testing::AllOk(testing::SaveAll(dir.path(), 1, 2, specs), &why));
+  // Rank 1 wrote big[1:2] raw (random bytes do not compress): find its bytes.
+  testing::HostTensor part(DType::kFloat32, {1, 32768});
+  testing::FillRegion("big", {2, 32768}, Box{{1, 0}, {1, 32768}}, part.view());
+  const std::string needle = part.bytes().substr(4096, 64);
+  bool flipped = false;
+  for (const auto& e : std::filesystem::directory_iterator(storage::RankStorePath(dir.path(), 1))) {
+    if (e.path().extension() == ".sst") flipped = flipped || FlipByteAt(e.path().string(), needle);
+  }
+  REQUIRE(flipped);
+  testing::HostTensor big(DType::kFloat32, {2, 32768});
+  const Status s = GetOne(dir.path(), 1, "big", DType::kFloat32, {2, 32768}, &big).status();
+  REQUIRE_THAT(s, StatusIs(StatusCode::kDataLoss, "tensor 'big' chunk at offset (1, 0) in rank store 1"));
+  // The rest of the step still loads.
+  testing::HostTensor b(DType::kBFloat16, {6});
+  REQUIRE_OK(GetOne(dir.path(), 1, "b", DType::kBFloat16, {6}, &b).status());
+  CHECK(testing::CheckRegion("b", {6}, Box{{0}, {6}}, b.view()) == "");
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
+  testing::HostTensor row0(DType::kFloat32, {1, 32768});
+  REQUIRE_OK(store->Read(1, "big", Box{{0, 0}, {1, 32768}}, row0.view()));
+}
+
+TEST_CASE("truncated or garbage manifests are data loss", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  const std::string path = storage::ManifestPath(dir.path(), 1);
+  const auto size = std::filesystem::file_size(path);
+  testing::HostTensor w(DType::kFloat32, {8, 4});
+  std::filesystem::resize_file(path, size - 7);
+  REQUIRE_THAT(GetOne(dir.path(), 1, "w", DType::kFloat32, {8, 4}, &w).status(),
+               StatusIs(StatusCode::kDataLoss, "is truncated"));
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << std::string(4096, 'x');
+  }
+  REQUIRE_THAT(GetOne(dir.path(), 1, "w", DType::kFloat32, {8, 4}, &w).status(),
+               StatusIs(StatusCode::kDataLoss, "does not start with the magic"));
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
+  REQUIRE_THAT(store->Metadata(1).status(), StatusIs(StatusCode::kDataLoss, path));
+}
+
+TEST_CASE("a path that is not a dcp store is refused", "[api][errors]") {
+  testing::TempDir dir;
+  {
+    std::ofstream(dir.Sub("README")) << "not a store";
+  }
+  REQUIRE_THAT(Store::Open(dir.path(), nullptr).status(),
+               StatusIs(StatusCode::kFailedPrecondition, "is not a dcp store"));
+  REQUIRE_THAT(Store::Open(dir.Sub("README"), nullptr).status(),
+               StatusIs(StatusCode::kFailedPrecondition, "is not a dcp store"));
+  REQUIRE_THAT(Store::Open(dir.Sub("missing"), nullptr, StoreOptions{.create_if_missing = false}).status(),
+               StatusIs(StatusCode::kNotFound, "does not exist"));
+}
+
+}  // namespace
+}  // namespace dcp
