@@ -4,6 +4,22 @@
 
 namespace dcp {
 
+StateDict::StateDict(const StateDict& other)
+    : keys_(other.keys_),
+      kinds_(other.kinds_),
+      index_(other.index_),
+      tensors_(other.tensors_),
+      objects_(other.objects_),
+      values_(other.values_) {
+  dicts_.reserve(other.dicts_.size());
+  for (const auto& d : other.dicts_) dicts_.push_back(std::make_unique<StateDict>(*d));
+}
+
+StateDict& StateDict::operator=(const StateDict& other) {
+  if (this != &other) *this = StateDict(other);
+  return *this;
+}
+
 StateDict& StateDict::Add(std::string key, ShardedTensor tensor) {
   keys_.push_back(std::move(key));
   kinds_.push_back(Kind::kTensor);
@@ -32,7 +48,7 @@ StateDict& StateDict::Add(std::string key, StateDict child) {
   keys_.push_back(std::move(key));
   kinds_.push_back(Kind::kDict);
   index_.push_back(dicts_.size());
-  dicts_.push_back(std::move(child));
+  dicts_.push_back(std::make_unique<StateDict>(std::move(child)));
   return *this;
 }
 
@@ -40,7 +56,7 @@ StateDict& StateDict::Child(std::string_view key) {
   const size_t i = Find(key);
   if (i != npos) return dict(i);
   Add(std::string(key), StateDict());
-  return dicts_.back();
+  return *dicts_.back();
 }
 
 size_t StateDict::Find(std::string_view key) const {

@@ -19,9 +19,12 @@ bool IsWithin(const Box& box, const Shape& bounds) {
 
 bool Contains(const Box& outer, const Box& inner) {
   if (outer.rank() != inner.rank()) return false;
+  // An empty box holds no element, so only its origin has to lie inside.
+  const bool empty = inner.num_elements() == 0;
   for (int i = 0; i < outer.rank(); ++i) {
     if (inner.origin[i] < outer.origin[i]) return false;
-    if (inner.origin[i] + inner.shape[i] > outer.origin[i] + outer.shape[i]) return false;
+    const int64_t end = empty ? inner.origin[i] : inner.origin[i] + inner.shape[i];
+    if (end > outer.origin[i] + outer.shape[i]) return false;
   }
   return true;
 }

@@ -147,7 +147,12 @@ Result<std::string> EncodeCommonState(const Value& v) {
 Result<Value> DecodeCommonState(std::string_view bytes) {
   if (bytes.empty()) return Value::Map();
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  if (!flexbuffers::VerifyBuffer(data, bytes.size())) {
+  // The verifier counts every vector as a level (strings, blobs and a
+  // tensor's map and shape included): allow the deepest document
+  // EncodeCommonState writes, and let Parse enforce kMaxCommonStateDepth.
+  flexbuffers::Verifier verifier(data, bytes.size(), /*reuse_tracker=*/nullptr, /*_check_alignment=*/true,
+                                 /*max_depth=*/kMaxCommonStateDepth + 2);
+  if (!verifier.VerifyBuffer()) {
     return Status::DataLoss("common state failed FlexBuffers verification");
   }
   return Parse(flexbuffers::GetRoot(data, bytes.size()), 0);

@@ -124,8 +124,16 @@ Status CheckManifestInvariants(const StepManifest& m) {
       return Status::DataLoss("manifest tensors are not sorted and unique at '" + t.key + "'");
     }
     if (!IsValidDType(static_cast<uint8_t>(t.dtype))) return Status::DataLoss(what + " has an invalid dtype");
+    // Bound the size before any box arithmetic multiplies extents: a product
+    // that wraps would let a small chunk pass as covering a huge tensor.
+    int64_t bytes = static_cast<int64_t>(DTypeSize(t.dtype));
     for (int64_t d : t.global_shape) {
       if (d < 0) return Status::DataLoss(what + " has a negative extent");
+      if (d > 0 && bytes > INT64_MAX / d) {
+        return Status::DataLoss(what + " has global shape " + ShapeToString(t.global_shape) +
+                                " whose size overflows 64 bits");
+      }
+      bytes *= d;
     }
     std::vector<Box> boxes;
     boxes.reserve(t.chunks.size());

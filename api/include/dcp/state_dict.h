@@ -19,6 +19,7 @@
 #define DCP_STATE_DICT_H_
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,13 +35,19 @@ class StateDict {
   static constexpr size_t npos = static_cast<size_t>(-1);
 
   StateDict() = default;
+  StateDict(const StateDict& other);
+  StateDict& operator=(const StateDict& other);
+  StateDict(StateDict&&) noexcept = default;
+  StateDict& operator=(StateDict&&) noexcept = default;
 
   // Appends an entry; returns *this for chaining.
   StateDict& Add(std::string key, ShardedTensor tensor);
   StateDict& Add(std::string key, ShardedObject object);
   StateDict& Add(std::string key, Value value);
   StateDict& Add(std::string key, StateDict child);
-  // The child dict under `key`, appended empty if absent.
+  // The child dict under `key`, appended empty if absent. References to child
+  // dicts stay valid as entries are added (references to other entries do
+  // not, as with std::vector).
   // REQUIRES: an existing entry under `key` is a dict.
   StateDict& Child(std::string_view key);
 
@@ -58,8 +65,8 @@ class StateDict {
   const ShardedObject& object(size_t i) const { return objects_[index_[i]]; }
   Value& value(size_t i) { return values_[index_[i]]; }
   const Value& value(size_t i) const { return values_[index_[i]]; }
-  StateDict& dict(size_t i) { return dicts_[index_[i]]; }
-  const StateDict& dict(size_t i) const { return dicts_[index_[i]]; }
+  StateDict& dict(size_t i) { return *dicts_[index_[i]]; }
+  const StateDict& dict(size_t i) const { return *dicts_[index_[i]]; }
 
  private:
   std::vector<std::string> keys_;
@@ -68,7 +75,7 @@ class StateDict {
   std::vector<ShardedTensor> tensors_;
   std::vector<ShardedObject> objects_;
   std::vector<Value> values_;
-  std::vector<StateDict> dicts_;
+  std::vector<std::unique_ptr<StateDict>> dicts_;  // stable addresses
 };
 
 }  // namespace dcp

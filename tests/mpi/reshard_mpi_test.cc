@@ -1,0 +1,153 @@
+// Copyright (c) dcp authors.
+//
+// Multi-process tests under real mpirun (driven by ctest, see CMakeLists.txt):
+//
+//   reshard_mpi_test save ROOT TP PP DP   save the synthetic GPT state (step 1)
+//   reshard_mpi_test load ROOT TP PP DP   load it in this layout, check every byte
+//   reshard_mpi_test errors ROOT          bad input and an injected I/O failure on
+//                                         one rank: every rank must get the same
+//                                         error, nothing is committed, step 1 loads
+//
+// Exit code 0 iff the check passed on every rank.
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "dcp/dcp.h"
+#include "engine/base/fault_injection.h"
+#include "tools/synthetic/gpt_state.h"
+
+namespace {
+
+dcp::synthetic::GptConfig Config() {
+  dcp::synthetic::GptConfig c;
+  c.vocab = 512;
+  c.hidden = 64;
+  c.layers = 4;
+  c.ffn = 256;
+  return c;
+}
+
+// 0 on every rank iff `ok` on every rank.
+int Verdict(dcp::Communicator* comm, bool ok, const std::string& what) {
+  std::vector<std::string> all;
+  if (!comm->AllGather(ok ? "1" : "0", &all).ok()) return 1;
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (all[r] != "1") {
+      if (comm->rank() == 0) std::fprintf(stderr, "FAILED on rank %zu: %s\n", r, what.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// True if every rank holds the same status text (and it is an error).
+bool SameErrorEverywhere(dcp::Communicator* comm, const dcp::Status& s, const std::string& fragment) {
+  std::vector<std::string> all;
+  if (!comm->AllGather(s.ToString(), &all).ok()) return false;
+  for (const std::string& a : all) {
+    if (a != all[0]) {
+      std::fprintf(stderr, "rank %d: statuses differ: '%s' vs '%s'\n", comm->rank(), a.c_str(), all[0].c_str());
+      return false;
+    }
+  }
+  if (s.ok() || s.ToString().find(fragment) == std::string::npos) {
+    std::fprintf(stderr, "rank %d: unexpected status '%s' (wanted '%s')\n", comm->rank(), s.ToString().c_str(),
+                 fragment.c_str());
+    return false;
+  }
+  return true;
+}
+
+int SaveOrLoad(dcp::Communicator* comm, const std::string& root, bool save, const dcp::synthetic::Layout& layout) {
+  if (comm->size() != layout.world()) {
+    std::fprintf(stderr, "layout %s needs %d ranks\n", layout.ToString().c_str(), layout.world());
+    return 2;
+  }
+  dcp::synthetic::GptState state(Config(), layout, comm->rank(), save);
+  dcp::StoreOptions so;
+  so.read_only = !save;
+  auto store = dcp::Store::Open(root, comm, so);
+  if (!store.ok()) return Verdict(comm, false, store.status().ToString());
+  if (save) {
+    const dcp::Status s = (*store)->Put(1, state.state_dict());
+    return Verdict(comm, s.ok(), s.ToString());
+  }
+  dcp::StateDict& sd = state.state_dict();
+  auto md = (*store)->Metadata(1);
+  if (!md.ok()) return Verdict(comm, false, md.status().ToString());
+  dcp::ShardedObject& rng = sd.object(sd.Find("rng_state"));
+  for (const dcp::ObjectInfo& o : md->objects) {
+    if (o.key == "rng_state") {
+      rng.global_offset = {rng.global_offset[0] % o.global_shape[0], rng.global_offset[1] % o.global_shape[1]};
+      rng.global_shape = o.global_shape;
+    }
+  }
+  auto loaded = (*store)->Get(1, &sd);
+  if (!loaded.ok()) return Verdict(comm, false, loaded.status().ToString());
+  const std::string mismatch = state.Verify();
+  return Verdict(comm, mismatch.empty(), mismatch);
+}
+
+int Errors(dcp::Communicator* comm, const std::string& root) {
+  const dcp::synthetic::Layout layout{2, comm->size() / 2, 1};
+  const int rank = comm->rank();
+  bool ok = true;
+  {
+    dcp::synthetic::GptState state(Config(), layout, rank, true);
+    auto store = dcp::Store::Open(root, comm);
+    if (!store.ok()) return Verdict(comm, false, store.status().ToString());
+    ok = ok && (*store)->Put(1, state.state_dict()).ok();
+
+    // Bad input on the last rank only: a different global shape for one key.
+    dcp::synthetic::GptState bad(Config(), layout, rank, true);
+    if (rank == comm->size() - 1) {
+      dcp::StateDict& model = bad.state_dict().dict(bad.state_dict().Find("model"));
+      model.tensor(0).global_shape[1] += 1;
+    }
+    ok = ok && SameErrorEverywhere(comm, (*store)->Put(2, bad.state_dict()), "declares");
+
+    // An injected I/O failure on rank 1 just before its records are ingested.
+    dcp::base::ArmFaultPoint("put.before_ingest", 1);
+    ok = ok && SameErrorEverywhere(comm, (*store)->Put(3, state.state_dict()),
+                                   "put of step 3: rank 1: injected fault at 'put.before_ingest'");
+    dcp::base::DisarmAllFaultPoints();
+
+    // A failure while rank 0 publishes: nothing becomes visible.
+    dcp::base::ArmFaultPoint("put.before_publish", 0);
+    ok = ok && SameErrorEverywhere(comm, (*store)->Put(4, state.state_dict()), "injected fault at 'put.before_publish'");
+    dcp::base::DisarmAllFaultPoints();
+
+    // A request for a tensor that does not exist, on one rank.
+    dcp::synthetic::GptState req(Config(), layout, rank, false);
+    if (rank == 1) {
+      dcp::StateDict& model = req.state_dict().dict(req.state_dict().Find("model"));
+      model.tensor(0).key = "no.such.tensor";
+    }
+    ok = ok && SameErrorEverywhere(comm, (*store)->Get(1, &req.state_dict()).status(),
+                                   "tensor 'no.such.tensor' is not in step 1");
+    auto steps = (*store)->Steps();
+    ok = ok && steps.ok() && *steps == std::vector<uint64_t>{1};
+  }
+  ok = ok && Verdict(comm, ok, "error agreement") == 0;
+  // Step 1 is intact.
+  return ok ? SaveOrLoad(comm, root, false, layout) : Verdict(comm, false, "error agreement");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto mpi = dcp::MpiRuntime::Init(&argc, &argv);
+  if (!mpi.ok() || argc < 3) {
+    std::fprintf(stderr, "usage: reshard_mpi_test save|load|errors ROOT [TP PP DP]\n");
+    return 2;
+  }
+  auto comm = dcp::NewMpiWorldCommunicator();
+  if (!comm.ok()) return 1;
+  const std::string mode = argv[1], root = argv[2];
+  if (mode == "errors") return Errors(comm->get(), root);
+  if (argc < 6) return 2;
+  const dcp::synthetic::Layout layout{std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5])};
+  return SaveOrLoad(comm->get(), root, mode == "save", layout);
+}
