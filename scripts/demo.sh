@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job: installs missing packages and builds, then saves a synthetic
+# GPT-like training state from 4 MPI ranks (TP2 x PP2), loads it into 2 ranks
+# in another layout (TP1 x PP2) checking every byte, and shows what the store
+# holds with dcp-inspect.
+#   DCP_DEMO_ROOT=/path/on/shared/fs scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+build_dir=${DCP_BUILD_DIR:-build}
+root=${DCP_DEMO_ROOT:-$build_dir/demo-store}
+model=(--hidden 512 --layers 8 --vocab 8192 --ffn 2048)
+mpirun=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+
+rm -rf "$root"
+echo "== save: 4 ranks, TP2 x PP2"
+"${mpirun[@]}" -np 4 "$build_dir/tools/dcp-demo" save --root "$root" --tp 2 --pp 2 --step 1000 "${model[@]}"
+echo "== load: 2 ranks, TP1 x PP2"
+"${mpirun[@]}" -np 2 "$build_dir/tools/dcp-demo" load --root "$root" --tp 1 --pp 2 --step 1000 "${model[@]}"
+echo "== load: 2 ranks, TP2 x PP1"
+"${mpirun[@]}" -np 2 "$build_dir/tools/dcp-demo" load --root "$root" --tp 2 --pp 1 --step 1000 "${model[@]}"
+echo "== inspect"
+"$build_dir/tools/dcp-inspect" "$root"
+"$build_dir/tools/dcp-inspect" "$root" show 1000 | head -n 24

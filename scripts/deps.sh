@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages dcp needs to build, test and run, if any are
+# missing. Runs `apt-get update` first only when something must be installed,
+# so a warm machine pays nothing. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  librocksdb-dev libflatbuffers-dev flatbuffers-compiler liblz4-dev libxxhash-dev
+  libopenmpi-dev openmpi-bin
+  catch2 libcli11-dev nlohmann-json3-dev libfmt-dev
+)
+if [[ "${DCP_WITH_TORCH:-0}" == "1" ]]; then
+  packages+=(libtorch-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
