@@ -77,13 +77,7 @@ int SaveOrLoad(dcp::Communicator* comm, const std::string& root, bool save, cons
   dcp::StateDict& sd = state.state_dict();
   auto md = (*store)->Metadata(1);
   if (!md.ok()) return Verdict(comm, false, md.status().ToString());
-  dcp::ShardedObject& rng = sd.object(sd.Find("rng_state"));
-  for (const dcp::ObjectInfo& o : md->objects) {
-    if (o.key == "rng_state") {
-      rng.global_offset = {rng.global_offset[0] % o.global_shape[0], rng.global_offset[1] % o.global_shape[1]};
-      rng.global_shape = o.global_shape;
-    }
-  }
+  state.RequestSavedObjectCells(*md);
   auto loaded = (*store)->Get(1, &sd);
   if (!loaded.ok()) return Verdict(comm, false, loaded.status().ToString());
   const std::string mismatch = state.Verify();

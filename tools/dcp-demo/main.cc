@@ -127,14 +127,8 @@ int main(int argc, char** argv) {
     say("dcp-demo: " + md.status().ToString() + "\n");
     return 1;
   }
+  state.RequestSavedObjectCells(*md);
   dcp::StateDict& sd = state.state_dict();
-  dcp::ShardedObject& rng = sd.object(sd.Find("rng_state"));
-  for (const dcp::ObjectInfo& o : md->objects) {
-    if (o.key != "rng_state") continue;
-    rng.global_shape = o.global_shape;
-    rng.global_offset = {rng.global_offset[0] % o.global_shape[0], rng.global_offset[1] % o.global_shape[1]};
-    break;
-  }
   auto loaded = (*store)->Get(step, &sd);
   const double secs = Seconds(t0);
   if (!loaded.ok()) {

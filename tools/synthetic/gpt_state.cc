@@ -179,7 +179,8 @@ void GptState::AddTensor(const std::string& key, DType dtype, const Shape& globa
   shard->data.assign(bytes, 0);
   if (fill) Generate<false>(key, seed_, dtype, global, box, shard->data.data());
   local_bytes_ += bytes;
-  if (IsMainReplica(replica)) main_bytes_ += bytes;
+  shard->main = IsMainReplica(replica);
+  if (shard->main) main_bytes_ += bytes;
   ShardedTensor t;
   t.key = key;
   t.dtype = dtype;
@@ -194,6 +195,24 @@ void GptState::AddTensor(const std::string& key, DType dtype, const Shape& globa
   where->Add(name, std::move(t));
   shards_.push_back(std::move(shard));
   dtypes_.push_back(dtype);
+}
+
+void GptState::RequestSavedObjectCells(const StepMetadata& saved) {
+  ShardedObject& rng = sd_.object(sd_.Find("rng_state"));
+  for (const ObjectInfo& o : saved.objects) {
+    if (o.key != rng.key || o.global_shape.size() != 2) continue;
+    rng.global_offset = {rng.global_offset[0] % o.global_shape[0], rng.global_offset[1] % o.global_shape[1]};
+    rng.global_shape = o.global_shape;
+    return;
+  }
+}
+
+std::vector<std::pair<const char*, size_t>> GptState::MainReplicaBuffers() const {
+  std::vector<std::pair<const char*, size_t>> out;
+  for (const auto& s : shards_) {
+    if (s->main && !s->data.empty()) out.emplace_back(s->data.data(), s->data.size());
+  }
+  return out;
 }
 
 std::string GptState::Verify() const {

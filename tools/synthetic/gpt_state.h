@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "dcp/metadata.h"
 #include "dcp/state_dict.h"
 
 namespace dcp::synthetic {
@@ -66,6 +67,14 @@ class GptState {
   uint64_t main_bytes() const { return main_bytes_; }
   size_t num_shards() const { return shards_.size(); }
 
+  // Objects are not reshardable: a load asks for exactly a saved cell. Points
+  // this rank's RNG-object request at the cell of the saved grid (in `saved`)
+  // that it maps to, so a load in another layout finds it.
+  void RequestSavedObjectCells(const StepMetadata& saved);
+
+  // The buffers of this rank's main-replica shards (what its put writes).
+  std::vector<std::pair<const char*, size_t>> MainReplicaBuffers() const;
+
   // Empty if every shard holds exactly its deterministic values (and the RNG
   // object has its cell's bytes); otherwise the first mismatch.
   std::string Verify() const;
@@ -78,6 +87,7 @@ class GptState {
     Shape global;
     Box box;
     std::vector<char> data;
+    bool main = true;
   };
   void AddTensor(const std::string& key, DType dtype, const Shape& global, const Box& box, int prepend,
                  const ReplicaId& replica, bool fill, StateDict* where);

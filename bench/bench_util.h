@@ -1,0 +1,39 @@
+// Copyright (c) dcp authors.
+//
+// Small helpers shared by the benchmark programs: timing, dropping a file's
+// pages from the page cache, raw file I/O baselines, N(0, 0.02) data.
+
+#ifndef DCP_BENCH_BENCH_UTIL_H_
+#define DCP_BENCH_BENCH_UTIL_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dcp::bench {
+
+class Timer {
+ public:
+  Timer() : t0_(std::chrono::steady_clock::now()) {}
+  double Seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+
+ private:
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// Drops the clean pages of every regular file under `path` (a file or a
+// directory tree) from the page cache, so the next read goes to the disk.
+void DropPageCache(const std::string& path);
+
+// Writes `pieces` (in order) to `path` with write() and fsync; returns seconds.
+double RawWrite(const std::string& path, const std::vector<std::pair<const char*, size_t>>& pieces);
+// Reads `path` whole into `buffer` in 8 MiB preads; returns seconds.
+double RawRead(const std::string& path, std::vector<char>* buffer);
+
+// n values drawn from about N(0, 0.02), as float32 or bfloat16 bytes.
+std::vector<char> NormalFloats(size_t n, bool bf16, uint64_t seed);
+
+}  // namespace dcp::bench
+
+#endif  // DCP_BENCH_BENCH_UTIL_H_
