@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   uint64_t step = 0;
   show->add_option("step", step, "step number")->required();
   app.require_subcommand(0, 1);
+  ls->fallthrough();  // "--json" may follow the subcommand
+  show->fallthrough();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
