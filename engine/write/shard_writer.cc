@@ -59,8 +59,10 @@ void Encode(const Job& job, const SaveOptions& options, Slot* slot) {
     array::PackView(src, slot->staging.data());
     raw = slot->staging.data();
   }
-  slot->header = slot->encoder.Encode(raw, src.size_bytes(), DTypeSize(src.dtype()), options.compression,
-                                      &slot->record);
+  // Byte planes only pay for floating-point values (shared sign/exponent bytes).
+  Compression compression = options.compression;
+  if (compression == Compression::kLz4BytePlane && !IsFloatingPoint(src.dtype())) compression = Compression::kLz4;
+  slot->header = slot->encoder.Encode(raw, src.size_bytes(), DTypeSize(src.dtype()), compression, &slot->record);
 }
 
 manifest::RecordRef RefOf(const codec::ChunkHeader& h, uint32_t rank, uint64_t generation) {

@@ -15,8 +15,9 @@ namespace dcp {
 enum class Compression : uint8_t {
   kNone = 0,          // raw bytes
   kLz4 = 1,           // LZ4 block compression
-  kLz4BytePlane = 2,  // split elements into byte planes, then LZ4 each plane
-                      // that compresses (raw otherwise); for float dtypes
+  kLz4BytePlane = 2,  // floating-point dtypes: split elements into byte
+                      // planes, then LZ4 each plane that compresses (raw
+                      // otherwise); other dtypes use kLz4
 };
 
 struct StoreOptions {

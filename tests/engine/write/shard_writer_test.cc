@@ -1,0 +1,142 @@
+// Copyright (c) dcp authors.
+
+#include "engine/write/shard_writer.h"
+
+#include <catch2/catch.hpp>
+
+#include "engine/array/box.h"
+#include "engine/array/box_index.h"
+#include "engine/base/fault_injection.h"
+#include "engine/codec/chunk_codec.h"
+#include "engine/store/key_layout.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/tensor_fill.h"
+
+namespace dcp::write {
+namespace {
+
+using testing::StatusIs;
+
+struct Fixture {
+  testing::TempDir dir;
+  std::unique_ptr<storage::RankStore> store =
+      ValueOrDie(storage::RankStore::Open(dir.Sub("rank"), 3, storage::RankStore::Mode::kWrite));
+};
+
+// Reads and decodes one chunk record.
+std::string ReadChunk(storage::RankStore* store, uint64_t gen, const std::string& key, const manifest::ChunkEntry& c) {
+  storage::PinnedValue v;
+  REQUIRE_OK(store->Get(storage::ChunkRecordKey(gen, key, c.box.origin), &v));
+  auto h = ValueOrDie(codec::ParseChunkHeader(v.view()));
+  std::string raw(h.raw_size, '\0');
+  REQUIRE_OK(codec::DecodeChunk(v.view(), h, raw.data(), raw.size()));
+  CHECK(h.checksum == c.record.checksum);
+  CHECK(h.record_size() == c.record.stored_size);
+  return raw;
+}
+
+TEST_CASE("a strided shard becomes chunks that tile it, each a readable record", "[write]") {
+  Fixture f;
+  // A 10x7 int16 shard at offset (20, 7) of a (40, 14) tensor, viewed with row stride 9.
+  std::vector<int16_t> backing(10 * 9);
+  TensorView view(backing.data(), DType::kInt16, {10, 7}, {9, 1});
+  const Shape global = {40, 14};
+  const Box box{{20, 7}, {10, 7}};
+  testing::FillRegion("t", global, box, view);
+  ShardedTensor t;
+  t.key = "t";
+  t.data = view;
+  t.dtype = DType::kInt16;
+  t.local_shape = {10, 7};
+  t.global_shape = global;
+  t.global_offset = box.origin;
+  SaveOptions opts;
+  opts.chunk_bytes = 40;  // 2 rows of 14 bytes per chunk
+  manifest::StepManifest frag;
+  WriteStats stats;
+  REQUIRE_OK(WriteShards(f.store.get(), 77, {&t}, {}, opts, &frag, &stats));
+  REQUIRE(frag.tensors.size() == 1);
+  const auto& e = frag.tensors[0];
+  CHECK(e.key == "t");
+  CHECK(e.dtype == DType::kInt16);
+  CHECK(e.global_shape == global);
+  CHECK(e.chunks.size() == 5);
+  CHECK(stats.chunks == 5);
+  CHECK(stats.raw_bytes == 10 * 7 * 2);
+  std::vector<Box> rel;
+  for (const auto& c : e.chunks) {
+    CHECK(c.record.store_rank == 3);
+    CHECK(c.record.generation == 77);
+    CHECK(c.record.raw_size <= 40);
+    rel.push_back(array::RelativeTo(c.box, box.origin));
+    const std::string raw = ReadChunk(f.store.get(), 77, "t", c);
+    CHECK(testing::CheckRegion("t", global, c.box, TensorView(raw.data(), DType::kInt16, c.box.shape)) == "");
+  }
+  CHECK(array::CheckExactCover(box.shape, rel).ok());
+}
+
+TEST_CASE("objects are stored as records too", "[write]") {
+  Fixture f;
+  ShardedObject o;
+  o.key = "opt";
+  o.data = std::string(10000, 'q');
+  o.global_shape = {2, 2};
+  o.global_offset = {1, 0};
+  manifest::StepManifest frag;
+  WriteStats stats;
+  REQUIRE_OK(WriteShards(f.store.get(), 5, {}, {&o}, SaveOptions(), &frag, &stats));
+  REQUIRE(frag.objects.size() == 1);
+  CHECK(frag.objects[0].unique_key() == "opt/shard_1.0_2.2");
+  CHECK(frag.objects[0].record.codec == codec::ChunkCodec::kLz4);  // a run of one byte compresses
+  storage::PinnedValue v;
+  REQUIRE_OK(f.store->Get(storage::ObjectRecordKey(5, "opt/shard_1.0_2.2"), &v));
+  CHECK(stats.objects == 1);
+}
+
+TEST_CASE("byte planes are used for floats only", "[write]") {
+  Fixture f;
+  std::vector<int32_t> ints(4096, 7);
+  std::vector<float> floats(4096, 1.5f);
+  ShardedTensor a = ShardedTensor::Whole("ints", TensorView(ints.data(), DType::kInt32, {4096}));
+  ShardedTensor b = ShardedTensor::Whole("floats", TensorView(floats.data(), DType::kFloat32, {4096}));
+  SaveOptions opts;
+  opts.compression = Compression::kLz4BytePlane;
+  manifest::StepManifest frag;
+  WriteStats stats;
+  REQUIRE_OK(WriteShards(f.store.get(), 1, {&a, &b}, {}, opts, &frag, &stats));
+  REQUIRE(frag.tensors.size() == 2);
+  CHECK(frag.tensors[0].key == "floats");
+  CHECK(frag.tensors[0].chunks[0].record.codec == codec::ChunkCodec::kLz4BytePlane);
+  CHECK(frag.tensors[1].chunks[0].record.codec == codec::ChunkCodec::kLz4);
+}
+
+TEST_CASE("a failure before ingestion leaves nothing visible", "[write]") {
+  Fixture f;
+  std::vector<float> x(100, 2.0f);
+  ShardedTensor t = ShardedTensor::Whole("x", TensorView(x.data(), DType::kFloat32, {100}));
+  base::ArmFaultPoint("put.before_ingest", 3);
+  manifest::StepManifest frag;
+  WriteStats stats;
+  REQUIRE_THAT(WriteShards(f.store.get(), 9, {&t}, {}, SaveOptions(), &frag, &stats),
+               StatusIs(StatusCode::kIOError, "injected fault at 'put.before_ingest' on rank 3"));
+  base::DisarmAllFaultPoints();
+  storage::PinnedValue v;
+  REQUIRE_THAT(f.store->Get(storage::ChunkRecordKey(9, "x", {0}), &v), StatusIs(StatusCode::kNotFound));
+}
+
+TEST_CASE("chunk_bytes outside its range is refused", "[write]") {
+  Fixture f;
+  manifest::StepManifest frag;
+  WriteStats stats;
+  SaveOptions opts;
+  opts.chunk_bytes = 0;
+  REQUIRE_THAT(WriteShards(f.store.get(), 1, {}, {}, opts, &frag, &stats),
+               StatusIs(StatusCode::kInvalidArgument, "chunk_bytes 0 is outside"));
+  opts.chunk_bytes = uint64_t{2} << 30;
+  REQUIRE_THAT(WriteShards(f.store.get(), 1, {}, {}, opts, &frag, &stats),
+               StatusIs(StatusCode::kInvalidArgument, "chunk_bytes"));
+}
+
+}  // namespace
+}  // namespace dcp::write
