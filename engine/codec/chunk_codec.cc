@@ -76,7 +76,9 @@ ChunkHeader ChunkEncoder::Encode(const void* raw_v, size_t size, size_t elem_siz
   h.raw_size = size;
   h.checksum = ContentHash128(raw, size);
 
-  const bool planes = compression == Compression::kLz4BytePlane && elem_size > 1 && size % elem_size == 0;
+  // An empty chunk has no planes to split (and its scratch buffer may not exist yet).
+  const bool planes =
+      compression == Compression::kLz4BytePlane && elem_size > 1 && size > 0 && size % elem_size == 0;
   if (compression == Compression::kLz4 || (compression == Compression::kLz4BytePlane && !planes)) {
     out->Resize(kChunkHeaderSize + static_cast<size_t>(LZ4_compressBound(static_cast<int>(size))));
     const size_t c = CompressIfWorthIt(raw, size, out->data() + kChunkHeaderSize,

@@ -12,14 +12,14 @@
 namespace dcp::sharding {
 namespace {
 
-std::string Where(const std::string& path, const std::string& key) {
-  return "state dict entry '" + path + "' (key '" + key + "')";
+std::string Where(const std::string& path, const std::string& key, const Shape& offset) {
+  return "state dict entry '" + path + "' (key '" + key + "' at offset " + ShapeToString(offset) + ")";
 }
 
 }  // namespace
 
 Status ValidateTensorLeaf(const std::string& path, const ShardedTensor& t) {
-  const std::string where = Where(path, t.key);
+  const std::string where = Where(path, t.key, t.global_offset);
   auto bad = [&](const std::string& what) { return Status::InvalidArgument(where + ": " + what); };
   if (Status s = manifest::CheckKeySyntax(t.key); !s.ok()) return bad(s.message());
   if (Status s = t.data.Validate(); !s.ok()) return bad(s.message());
@@ -54,7 +54,8 @@ Status ValidateTensorLeaf(const std::string& path, const ShardedTensor& t) {
 }
 
 Status ValidateObjectLeaf(const std::string& path, const ShardedObject& o) {
-  const std::string where = "state dict entry '" + path + "' (object '" + o.key + "')";
+  const std::string where = "state dict entry '" + path + "' (object '" + o.key + "' at offset " +
+                            ShapeToString(o.global_offset) + ")";
   auto bad = [&](const std::string& what) { return Status::InvalidArgument(where + ": " + what); };
   if (Status s = manifest::CheckKeySyntax(o.key); !s.ok()) return bad(s.message());
   if (o.global_shape.size() != o.global_offset.size()) {

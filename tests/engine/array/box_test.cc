@@ -1,4 +1,5 @@
 // Copyright (c) dcp authors.
+// Tests of engine/array/box.cc: box arithmetic, including empty, size-1 and 0-d boxes.
 
 #include "engine/array/box.h"
 

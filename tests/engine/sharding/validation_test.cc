@@ -1,0 +1,444 @@
+// Copyright (c) dcp authors.
+// Tests of engine/sharding/validation.cc: local and global validation of sharded state.
+
+#include "engine/sharding/validation.h"
+
+#include <catch2/catch.hpp>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "dcp/sharded.h"
+#include "dcp/state_dict.h"
+#include "dcp/tensor_view.h"
+#include "engine/sharding/flatten.h"
+#include "tests/testing/status_matchers.h"
+
+namespace dcp::sharding {
+namespace {
+
+using dcp::testing::StatusIs;
+using manifest::ObjectDecl;
+using manifest::RankDecl;
+using manifest::ShardDecl;
+
+// Backing memory for the views (validation never reads it).
+alignas(8) char g_data[1 << 16];
+
+Box B(Shape origin, Shape shape) { return Box{std::move(origin), std::move(shape)}; }
+
+// A float32 shard of `local` at `offset` in `global`, with a matching view.
+ShardedTensor Shard(std::string key, Shape local, Shape global, Shape offset, ReplicaId replica = {}) {
+  ShardedTensor t;
+  t.key = std::move(key);
+  t.dtype = DType::kFloat32;
+  t.data = TensorView(g_data, DType::kFloat32, local);
+  t.local_shape = std::move(local);
+  t.global_shape = std::move(global);
+  t.global_offset = std::move(offset);
+  t.replica_id = std::move(replica);
+  return t;
+}
+
+ShardedObject Obj(std::string key, Shape grid, Shape offset, ReplicaId replica = {}) {
+  ShardedObject o;
+  o.key = std::move(key);
+  o.data = "payload";
+  o.global_shape = std::move(grid);
+  o.global_offset = std::move(offset);
+  o.replica_id = std::move(replica);
+  return o;
+}
+
+// Flattens and validates `sd` as a save, and as a load request.
+Status SaveCheck(const StateDict& sd) {
+  FlatState flat;
+  DCP_RETURN_IF_ERROR(FlattenForSave(sd, &flat));
+  return ValidateLocalSave(flat);
+}
+Status LoadCheck(StateDict sd) {
+  FlatRequest req;
+  DCP_RETURN_IF_ERROR(FlattenForLoad(&sd, &req));
+  return ValidateLocalLoad(req);
+}
+
+// InvalidArgument, with every fragment in the message, at save and at load.
+void RequireInvalid(const StateDict& sd, std::initializer_list<std::string> fragments) {
+  for (const Status& s : {SaveCheck(sd), LoadCheck(sd)}) {
+    INFO(s.ToString());
+    REQUIRE(s.code() == StatusCode::kInvalidArgument);
+    for (const std::string& f : fragments) CHECK_THAT(s, StatusIs(StatusCode::kInvalidArgument, f));
+  }
+}
+
+StateDict One(ShardedTensor t, std::string path = "w") {
+  StateDict sd;
+  sd.Child("model").Add(std::move(path), std::move(t));
+  return sd;
+}
+
+TEST_CASE("Well-formed local state passes", "[sharding][validation]") {
+  StateDict sd;
+  sd.Add("a", Shard("w", {2, 4}, {4, 8}, {2, 4}));
+  sd.Add("b", Shard("w", {2, 4}, {4, 8}, {0, 4}));  // same key, another offset
+  sd.Add("c", Shard("scalar", {}, {}, {}));
+  sd.Add("d", Shard("empty", {0, 4}, {0, 8}, {0, 4}));
+  sd.Add("e", Shard("empty_at_edge", {0, 3}, {5, 3}, {5, 0}));
+  ShardedTensor stacked = Shard("layers", {2, 4}, {6, 2, 4}, {3, 0, 0});
+  stacked.prepend_axis_num = 1;
+  sd.Add("f", stacked);
+  sd.Add("g", Obj("rng", {2, 2}, {1, 0}));
+  sd.Add("h", Obj("rng", {2, 2}, {1, 1}));
+  sd.Add("i", Obj("scalar_obj", {}, {}));
+  CHECK_OK(SaveCheck(sd));
+  CHECK_OK(LoadCheck(sd));
+}
+
+TEST_CASE("Tensor leaf errors name the path, the key and the offset", "[sharding][validation]") {
+  SECTION("view dtype differs from the declared dtype") {
+    ShardedTensor t = Shard("dec.w", {2, 4}, {4, 4}, {2, 0});
+    t.data = TensorView(g_data, DType::kBFloat16, {2, 4});
+    RequireInvalid(One(t), {"state dict entry 'model.w' (key 'dec.w' at offset (2, 0)): view dtype bfloat16 "
+                            "differs from declared dtype float32"});
+  }
+  SECTION("view shape differs from local_shape") {
+    ShardedTensor t = Shard("dec.w", {2, 4}, {4, 4}, {2, 0});
+    t.data = TensorView(g_data, DType::kFloat32, {4, 2});
+    RequireInvalid(One(t), {"key 'dec.w'", "offset (2, 0)",
+                            "view shape (4, 2) differs from declared local shape (2, 4)"});
+  }
+  SECTION("offset outside the global shape") {
+    RequireInvalid(One(Shard("dec.w", {2, 4}, {4, 4}, {3, 0})),
+                   {"key 'dec.w'", "region [3:5, 0:4] at offset (3, 0) lies outside global shape (4, 4)"});
+  }
+  SECTION("shard reaching past the global shape") {
+    RequireInvalid(One(Shard("dec.w", {2, 8}, {4, 4}, {0, 0})),
+                   {"key 'dec.w'", "region [0:2, 0:8] at offset (0, 0) lies outside global shape (4, 4)"});
+  }
+  SECTION("negative offset") {
+    RequireInvalid(One(Shard("dec.w", {2, 4}, {4, 4}, {-1, 0})),
+                   {"key 'dec.w'", "at offset (-1, 0) lies outside global shape (4, 4)"});
+  }
+  SECTION("global shape rank differs") {
+    RequireInvalid(One(Shard("dec.w", {2, 4}, {4, 4, 1}, {0, 0})),
+                   {"key 'dec.w'", "offset (0, 0)",
+                    "global shape (4, 4, 1) and global offset (0, 0) must have 2 axes (local shape (2, 4) plus 0 "
+                    "prepended)"});
+  }
+  SECTION("offset rank differs") {
+    RequireInvalid(One(Shard("dec.w", {2, 4}, {4, 4}, {0})),
+                   {"key 'dec.w'", "global offset (0,) must have 2 axes"});
+  }
+  SECTION("prepended axes missing from the global shape") {
+    ShardedTensor t = Shard("layers", {2, 4}, {2, 4}, {0, 0});
+    t.prepend_axis_num = 1;
+    RequireInvalid(One(t), {"key 'layers'", "offset (0, 0)", "must have 3 axes (local shape (2, 4) plus 1 prepended)"});
+  }
+  SECTION("negative prepend_axis_num") {
+    ShardedTensor t = Shard("layers", {2, 4}, {2, 4}, {0, 0});
+    t.prepend_axis_num = -1;
+    RequireInvalid(One(t), {"key 'layers'", "offset (0, 0)", "prepend_axis_num is negative"});
+  }
+  SECTION("negative global extent") {
+    RequireInvalid(One(Shard("dec.w", {0, 4}, {-1, 4}, {0, 0})),
+                   {"key 'dec.w'", "offset (0, 0)", "global shape (-1, 4) has a negative extent"});
+  }
+  SECTION("malformed key") {
+    RequireInvalid(One(Shard("", {2}, {2}, {0})), {"'model.w'", "empty key"});
+    RequireInvalid(One(Shard(std::string("a\nb"), {2}, {2}, {0})), {"'model.w'", "control byte"});
+  }
+  SECTION("malformed view") {
+    ShardedTensor t = Shard("dec.w", {2, 4}, {4, 4}, {0, 0});
+    t.data = TensorView(g_data, DType::kFloat32, {2, 4}, {4});  // one stride for two axes
+    RequireInvalid(One(t), {"key 'dec.w'", "offset (0, 0)", "view has 1 strides for 2 axes"});
+    t.data = TensorView(static_cast<void*>(nullptr), DType::kFloat32, {2, 4});
+    RequireInvalid(One(t), {"key 'dec.w'", "null data pointer"});
+  }
+  SECTION("device memory") {
+    ShardedTensor t = Shard("dec.w", {2, 4}, {4, 4}, {0, 0});
+    t.data = TensorView(g_data, DType::kFloat32, {2, 4}, {}, Device::Cuda(1));
+    RequireInvalid(One(t), {"key 'dec.w'", "offset (0, 0)", "view is on cuda:1"});
+  }
+  SECTION("invalid declared dtype") {
+    ShardedTensor t = Shard("dec.w", {2, 4}, {4, 4}, {0, 0});
+    t.dtype = static_cast<DType>(99);
+    RequireInvalid(One(t), {"key 'dec.w'", "offset (0, 0)", "invalid declared dtype"});
+  }
+}
+
+TEST_CASE("Duplicates on one rank", "[sharding][validation]") {
+  SECTION("the same (key, offset) twice") {
+    StateDict sd;
+    sd.Add("a", Shard("w", {2, 4}, {4, 4}, {2, 0}));
+    sd.Child("opt").Add("b", Shard("w", {2, 4}, {4, 4}, {2, 0}));
+    RequireInvalid(sd, {"key 'w' at offset (2, 0) appears twice on this rank (entries 'a' and 'opt.b')"});
+  }
+  SECTION("the same state dict key twice") {
+    StateDict sd;
+    sd.Child("model").Add("w", Shard("w1", {2}, {2}, {0})).Add("w", Shard("w2", {2}, {2}, {0}));
+    CHECK_THAT(SaveCheck(sd), StatusIs(StatusCode::kInvalidArgument, "duplicate state dict key 'model.w'"));
+    CHECK_THAT(LoadCheck(sd), StatusIs(StatusCode::kInvalidArgument, "duplicate state dict key 'model.w'"));
+  }
+  SECTION("the same object cell twice") {
+    StateDict sd;
+    sd.Add("a", Obj("rng", {4}, {1}));
+    sd.Add("b", Obj("rng", {4}, {1}, {0, 1}));  // replicas too: one cell per rank
+    RequireInvalid(sd, {"object 'rng/shard_1_4' appears twice on this rank (entries 'a' and 'b')"});
+  }
+}
+
+TEST_CASE("Object leaf errors", "[sharding][validation]") {
+  auto one = [](ShardedObject o) {
+    StateDict sd;
+    sd.Add("state", std::move(o));
+    return sd;
+  };
+  RequireInvalid(one(Obj("rng", {2, 2}, {2, 0})),
+                 {"'state'", "object 'rng'", "offset (2, 0) lies outside grid (2, 2)"});
+  RequireInvalid(one(Obj("rng", {2, 2}, {0, -1})), {"object 'rng'", "offset (0, -1) lies outside grid (2, 2)"});
+  RequireInvalid(one(Obj("rng", {2, 2}, {0})),
+                 {"object 'rng'", "global shape (2, 2) and global offset (0,) have different ranks"});
+  RequireInvalid(one(Obj("", {1}, {0})), {"state dict entry 'state' (object '' at offset (0,)): empty key"});
+}
+
+// --- Global validation ----------------------------------------------------
+
+ShardDecl Decl(std::string key, Shape global, Box box, bool main = true, DType dtype = DType::kFloat32) {
+  return ShardDecl{std::move(key), dtype, std::move(global), std::move(box), main};
+}
+
+// A 2x2 grid of 4x4 blocks of an 8x8 tensor, one block per rank.
+std::vector<RankDecl> Grid2x2(const std::string& key = "w") {
+  std::vector<RankDecl> decls(4);
+  for (int r = 0; r < 4; ++r) decls[r].tensors.push_back(Decl(key, {8, 8}, B({(r / 2) * 4, (r % 2) * 4}, {4, 4})));
+  return decls;
+}
+
+TEST_CASE("ValidateGlobal accepts exact covers and returns sorted entries", "[sharding][validation]") {
+  std::vector<RankDecl> decls = Grid2x2("w");
+  decls[0].tensors.push_back(Decl("b", {8}, B({0}, {8}), true, DType::kBFloat16));
+  decls[1].tensors.push_back(Decl("b", {8}, B({0}, {8}), false, DType::kBFloat16));  // a replica
+  decls[2].tensors.push_back(Decl("scalar", {}, B({}, {})));
+  decls[3].tensors.push_back(Decl("empty", {0, 3}, B({0, 0}, {0, 3})));
+  decls[3].tensors.push_back(Decl("a", {10}, B({3}, {7})));
+  decls[1].tensors.push_back(Decl("a", {10}, B({0}, {3})));
+  const std::vector<manifest::TensorEntry> entries = ValueOrDie(ValidateGlobal(decls));
+  REQUIRE(entries.size() == 5);
+  CHECK(entries[0].key == "a");
+  CHECK(entries[1].key == "b");
+  CHECK(entries[1].dtype == DType::kBFloat16);
+  CHECK(entries[1].global_shape == Shape{8});
+  CHECK(entries[2].key == "empty");
+  CHECK(entries[3].key == "scalar");
+  CHECK(entries[3].global_shape.empty());
+  CHECK(entries[4].key == "w");
+  CHECK(entries[4].dtype == DType::kFloat32);
+  CHECK(entries[4].global_shape == Shape{8, 8});
+  for (const auto& e : entries) CHECK(e.chunks.empty());
+
+  CHECK(ValueOrDie(ValidateGlobal({})).empty());
+}
+
+TEST_CASE("ValidateGlobal: ranks disagree on dtype or global shape", "[sharding][validation]") {
+  SECTION("dtype") {
+    std::vector<RankDecl> decls = Grid2x2();
+    decls[2].tensors[0].dtype = DType::kBFloat16;
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w': rank 0 declares float32 (8, 8) but rank 2 declares bfloat16 (8, 8)"));
+  }
+  SECTION("global shape") {
+    std::vector<RankDecl> decls = Grid2x2();
+    decls[3].tensors[0].global_shape = {8, 9};
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w': rank 0 declares float32 (8, 8) but rank 3 declares float32 (8, 9)"));
+  }
+  SECTION("a replica disagrees too") {
+    std::vector<RankDecl> decls = Grid2x2();
+    decls[1].tensors.push_back(Decl("w", {8}, B({0}, {8}), false));
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "but rank 1 declares float32 (8,)"));
+  }
+}
+
+TEST_CASE("ValidateGlobal: overlapping main replicas", "[sharding][validation]") {
+  SECTION("on two ranks") {
+    std::vector<RankDecl> decls = Grid2x2();
+    decls[3].tensors[0].box = B({2, 2}, {6, 6});  // reaches into every other block
+    const Status s = ValidateGlobal(decls).status();
+    INFO(s.ToString());
+    CHECK_THAT(s, StatusIs(StatusCode::kInvalidArgument, "key 'w': main replicas on ranks "));
+    CHECK_THAT(s, StatusIs(StatusCode::kInvalidArgument, " and 3 overlap at "));
+  }
+  SECTION("the exact region and offsets") {
+    std::vector<RankDecl> decls(2);
+    decls[0].tensors.push_back(Decl("w", {10}, B({0}, {6})));
+    decls[1].tensors.push_back(Decl("w", {10}, B({4}, {6})));
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w': main replicas on ranks 0 and 1 overlap at [4:6] (offsets (0,) and (4,))"));
+  }
+  SECTION("on one rank") {
+    std::vector<RankDecl> decls(2);
+    decls[0].tensors.push_back(Decl("w", {4, 4}, B({0, 0}, {4, 4})));
+    decls[1].tensors.push_back(Decl("w", {4, 4}, B({0, 0}, {2, 4})));
+    decls[1].tensors.push_back(Decl("w", {4, 4}, B({1, 0}, {2, 4})));
+    decls[0].tensors[0].main_replica = false;
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w': main replicas on rank 1 overlap at [1:2, 0:4] (offsets (0, 0) and (1, 0))"));
+  }
+  SECTION("two ranks both claim a whole 0-d tensor") {
+    std::vector<RankDecl> decls(3);
+    decls[1].tensors.push_back(Decl("step", {}, B({}, {})));
+    decls[2].tensors.push_back(Decl("step", {}, B({}, {})));
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "key 'step': main replicas on ranks 1 and 2 overlap at []"));
+  }
+}
+
+TEST_CASE("ValidateGlobal: holes in coverage", "[sharding][validation]") {
+  SECTION("a missing block") {
+    std::vector<RankDecl> decls = Grid2x2();
+    decls[3].tensors.clear();
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w': main replicas leave 16 of 64 elements uncovered (a hole in coverage at [4:8, 4:8])"));
+  }
+  SECTION("replicas do not fill holes") {
+    std::vector<RankDecl> decls = Grid2x2();
+    decls[3].tensors[0].main_replica = false;
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "main replicas leave 16 of 64 elements uncovered"));
+  }
+  SECTION("only replicas") {
+    std::vector<RankDecl> decls(2);
+    decls[0].tensors.push_back(Decl("w", {5}, B({0}, {5}), false));
+    decls[1].tensors.push_back(Decl("w", {5}, B({0}, {5}), false));
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w': main replicas leave 5 of 5 elements uncovered (a hole in coverage at [0:5])"));
+  }
+  SECTION("a 0-d tensor without a main replica") {
+    std::vector<RankDecl> decls(1);
+    decls[0].tensors.push_back(Decl("step", {}, B({}, {}), false));
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'step': main replicas leave 1 of 1 elements uncovered (a hole in coverage at [])"));
+  }
+  SECTION("an irregular layout too big for the cut grid: hole counted, not located") {
+    // Rows cut at staggered columns, one rank per row.
+    const int64_t rows = 1000, width = 2048;
+    std::vector<RankDecl> decls(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t c = 1 + (r * 613) % (width - 1);
+      decls[r].tensors.push_back(Decl("w", {rows, width}, B({r, 0}, {1, c})));
+      decls[r].tensors.push_back(Decl("w", {rows, width}, B({r, c}, {1, width - c})));
+    }
+    CHECK(ValueOrDie(ValidateGlobal(decls)).size() == 1);
+    decls[500].tensors[1].box.shape[1] -= 2;
+    const Status s = ValidateGlobal(decls).status();
+    CHECK_THAT(s, StatusIs(StatusCode::kInvalidArgument,
+                           "key 'w': main replicas leave 2 of 2048000 elements uncovered (a hole in coverage)"));
+    decls[500].tensors[1].box.shape[1] += 2;
+    // Rank 500's right box now starts one column early: an overlap the sweep finds.
+    const int64_t c = decls[500].tensors[1].box.origin[1];
+    decls[500].tensors[1].box.origin[1] -= 1;
+    decls[500].tensors[1].box.shape[1] += 1;
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "key 'w': main replicas on rank 500 overlap at [500:501, " +
+                                                          std::to_string(c - 1) + ":" + std::to_string(c) + "]"));
+  }
+}
+
+TEST_CASE("ValidateGlobal: replicas are checked for consistency but not coverage", "[sharding][validation]") {
+  std::vector<RankDecl> decls = Grid2x2();
+  // Data-parallel copies overlap the main replicas and each other: fine.
+  for (int r = 0; r < 4; ++r) decls[r].tensors.push_back(Decl("w", {8, 8}, B({0, 0}, {8, 8}), false));
+  CHECK(ValueOrDie(ValidateGlobal(decls)).size() == 1);
+  // But a replica outside the tensor is refused.
+  decls[2].tensors.push_back(Decl("w", {8, 8}, B({6, 6}, {4, 4}), false));
+  CHECK_THAT(ValidateGlobal(decls).status(),
+             StatusIs(StatusCode::kInvalidArgument, "key 'w': rank 2 declares region [6:10, 6:10] outside (8, 8)"));
+}
+
+TEST_CASE("ValidateGlobal: objects", "[sharding][validation]") {
+  auto grid = [] {
+    std::vector<RankDecl> decls(4);
+    for (int r = 0; r < 4; ++r) decls[r].objects.push_back(ObjectDecl{"rng", {2, 2}, {r / 2, r % 2}, true});
+    return decls;
+  };
+  SECTION("every cell once, plus replicas") {
+    std::vector<RankDecl> decls = grid();
+    decls[0].objects.push_back(ObjectDecl{"rng", {2, 2}, {1, 1}, false});
+    decls[1].objects.push_back(ObjectDecl{"sched", {}, {}, true});
+    decls[2].objects.push_back(ObjectDecl{"sched", {}, {}, false});
+    CHECK_OK(ValidateGlobal(decls).status());
+  }
+  SECTION("a missing cell") {
+    std::vector<RankDecl> decls = grid();
+    decls[2].objects.clear();
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "object 'rng': 1 of 4 cells of grid (2, 2) are missing"));
+  }
+  SECTION("a cell held only by replicas") {
+    std::vector<RankDecl> decls = grid();
+    decls[2].objects[0].main_replica = false;
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "object 'rng' cell (1, 0) has no main replica"));
+  }
+  SECTION("two main replicas of one cell") {
+    std::vector<RankDecl> decls = grid();
+    decls[3].objects.push_back(ObjectDecl{"rng", {2, 2}, {0, 1}, true});
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "object 'rng' cell (0, 1) has main replicas on ranks 1 and 3"));
+  }
+  SECTION("ranks disagree on the grid") {
+    std::vector<RankDecl> decls = grid();
+    decls[1].objects[0].global_shape = {4};
+    decls[1].objects[0].global_offset = {1};
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "object 'rng': rank 0 declares grid (2, 2) but rank 1 declares (4,)"));
+  }
+  SECTION("a 0-d object nobody saves as main") {
+    std::vector<RankDecl> decls(2);
+    decls[0].objects.push_back(ObjectDecl{"sched", {}, {}, false});
+    decls[1].objects.push_back(ObjectDecl{"sched", {}, {}, false});
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "object 'sched' cell () has no main replica"));
+  }
+}
+
+TEST_CASE("DeclareState describes the rank's leaves", "[sharding][validation]") {
+  StateDict sd;
+  ShardedTensor stacked = Shard("layers", {2, 4}, {6, 2, 8}, {3, 0, 4}, {0, 1});
+  stacked.prepend_axis_num = 1;
+  sd.Add("layers", stacked);
+  sd.Add("w", Shard("w", {4}, {8}, {4}));
+  sd.Add("rng", Obj("rng", {4}, {2}, {1}));
+  FlatState flat;
+  REQUIRE_OK(FlattenForSave(sd, &flat));
+  REQUIRE_OK(ValidateLocalSave(flat));
+  const codec::Hash128 hash{7, 9};
+  const RankDecl d = DeclareState(flat, hash);
+  CHECK(d.common_state_hash == hash);
+  REQUIRE(d.tensors.size() == 2);
+  CHECK(d.tensors[0].key == "layers");
+  CHECK(d.tensors[0].dtype == DType::kFloat32);
+  CHECK(d.tensors[0].global_shape == Shape{6, 2, 8});
+  CHECK(d.tensors[0].box == B({3, 0, 4}, {1, 2, 4}));
+  CHECK_FALSE(d.tensors[0].main_replica);
+  CHECK(d.tensors[1].box == B({4}, {4}));
+  CHECK(d.tensors[1].main_replica);
+  REQUIRE(d.objects.size() == 1);
+  CHECK(d.objects[0].key == "rng");
+  CHECK(d.objects[0].global_shape == Shape{4});
+  CHECK(d.objects[0].global_offset == Shape{2});
+  CHECK_FALSE(d.objects[0].main_replica);
+}
+
+}  // namespace
+}  // namespace dcp::sharding
