@@ -88,7 +88,7 @@ class BlockPool : public rocksdb::MemoryAllocator {
   static constexpr size_t kHeader = 64;  // keeps user memory 64-byte aligned
   static constexpr size_t kMinPooled = size_t{1} << 20;
   static constexpr size_t kGranule = size_t{1} << 20;
-  static constexpr size_t kPoolBytes = size_t{256} << 20;
+  static constexpr size_t kPoolBytes = size_t{32} << 20;
 
   const char* Name() const override { return "DcpBlockPool"; }
 
@@ -146,8 +146,12 @@ class BlockPool : public rocksdb::MemoryAllocator {
   size_t idle_ = 0;                            // guarded by mu_
 };
 
+// RocksDB pins a value in place (no copy) only when its block sits in the
+// block cache; a block read around the cache is copied out into a fresh
+// buffer. So chunk reads go through a small shared cache: the record is
+// pinned in its block, checked and copied once, straight into the
+// destination, and the block falls out of the cache soon after.
 std::shared_ptr<rocksdb::Cache> SharedBlockCache() {
-  // Index and filter blocks only: chunk reads never fill the cache.
   static const std::shared_ptr<rocksdb::Cache> cache = [] {
     rocksdb::LRUCacheOptions o;
     o.capacity = 32 << 20;
@@ -247,7 +251,7 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
 
 Status RankStore::Get(std::string_view key, PinnedValue* value) const {
   rocksdb::ReadOptions ro;
-  ro.fill_cache = false;
+  ro.fill_cache = true;  // see SharedBlockCache
   ro.verify_checksums = true;
   value->rep_->slice.Reset();
   const rocksdb::Status s = rep_->db->Get(ro, rep_->db->DefaultColumnFamily(), rocksdb::Slice(key.data(), key.size()),

@@ -16,8 +16,9 @@
 // file open (so files removed later by the writer stay readable) and catches
 // up with the writer on demand (CatchUp) when a newer step is requested.
 //
-// Values are read pinned (no copy out of the block) and never fill the block
-// cache: chunk records are read once.
+// Values are read pinned in their table block (no copy); blocks pass through
+// a small process-wide cache, whose buffers are recycled rather than
+// reallocated, so a chunk read costs one read of its block and no page faults.
 //
 // Thread safety: Get and CatchUp may be called concurrently; a BulkWriter is
 // used by one thread.
