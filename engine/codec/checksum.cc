@@ -21,6 +21,8 @@ Hash128 ContentHash128(const void* data, size_t size) {
   return Hash128{h.low64, h.high64};
 }
 
-uint64_t Checksum64(const void* data, size_t size) { return XXH3_64bits(data, size); }
+uint64_t Checksum64(const void* data, size_t size, uint64_t seed) {
+  return seed == 0 ? XXH3_64bits(data, size) : XXH3_64bits_withSeed(data, size, seed);
+}
 
 }  // namespace dcp::codec

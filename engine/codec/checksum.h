@@ -29,7 +29,7 @@ struct Hash128 {
 };
 
 Hash128 ContentHash128(const void* data, size_t size);
-uint64_t Checksum64(const void* data, size_t size);
+uint64_t Checksum64(const void* data, size_t size, uint64_t seed = 0);
 
 }  // namespace dcp::codec
 

@@ -156,7 +156,8 @@ Result<ChunkHeader> ParseChunkHeader(std::string_view record) {
   if (h.codec == ChunkCodec::kRaw && h.payload_size != h.raw_size) {
     return Status::DataLoss("raw chunk record payload size differs from its raw size");
   }
-  if (h.codec == ChunkCodec::kLz4BytePlane && (h.elem_size < 2 || h.raw_size % h.elem_size != 0)) {
+  if (h.codec == ChunkCodec::kLz4BytePlane &&
+      (h.elem_size < 2 || h.raw_size == 0 || h.raw_size % h.elem_size != 0)) {
     return Status::DataLoss("byte-plane chunk record has an invalid element size");
   }
   return h;

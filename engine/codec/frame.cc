@@ -24,6 +24,11 @@ T Get(const char* p) {
   return v;
 }
 
+// The checksum covers the payload and the header fields after the magic.
+uint64_t FrameChecksum(const char* header, std::string_view payload) {
+  return Checksum64(payload.data(), payload.size(), Checksum64(header + 8, 16) | 1);
+}
+
 }  // namespace
 
 std::string FrameBlob(std::string_view magic, uint32_t payload_version, std::string_view payload) {
@@ -34,7 +39,7 @@ std::string FrameBlob(std::string_view magic, uint32_t payload_version, std::str
   Append<uint32_t>(&out, kFrameVersion);
   Append<uint32_t>(&out, payload_version);
   Append<uint64_t>(&out, payload.size());
-  Append<uint64_t>(&out, Checksum64(payload.data(), payload.size()));
+  Append<uint64_t>(&out, FrameChecksum(out.data(), payload));
   out.append(payload);
   return out;
 }
@@ -60,7 +65,7 @@ Result<Unframed> UnframeBlob(std::string_view framed, std::string_view magic, st
   Unframed u;
   u.payload_version = Get<uint32_t>(p + 12);
   u.payload = framed.substr(kFrameHeaderSize);
-  if (Checksum64(u.payload.data(), u.payload.size()) != Get<uint64_t>(p + 24)) {
+  if (FrameChecksum(p, u.payload) != Get<uint64_t>(p + 24)) {
     return Status::DataLoss(w + " checksum mismatch");
   }
   return u;

@@ -8,7 +8,8 @@
 //        8    4 frame version (1)
 //       12    4 payload format version (set by the caller, e.g. manifest v1)
 //       16    8 payload size
-//       24    8 XXH3-64 of the payload
+//       24    8 XXH3-64 of the payload, seeded with XXH3-64 of bytes 8..24
+//                 (so the versions and the size are covered too)
 //       32      payload
 //
 // Thread safety: pure functions.

@@ -25,13 +25,17 @@ std::vector<Box> ChunkBox(const Box& shard, size_t elem_size, uint64_t max_bytes
   while (slab[k] > max_bytes) ++k;  // terminates: slab[rank-1] == elem_size
   const int64_t extent = shard.shape[k];
   const int64_t max_run = static_cast<int64_t>(std::max<uint64_t>(1, max_bytes / slab[k]));
+  // Balanced: runs differ by at most one index, the longer ones first.
   const int64_t pieces = (extent + max_run - 1) / max_run;
-  const int64_t run = (extent + pieces - 1) / pieces;  // balanced
+  const int64_t base = extent / pieces;
+  const int64_t longer = extent % pieces;
 
   // Odometer over axes [0, k) (single indices) and runs along axis k.
   std::vector<int64_t> idx(static_cast<size_t>(k), 0);
   for (;;) {
-    for (int64_t start = 0; start < extent; start += run) {
+    int64_t start = 0;
+    for (int64_t piece = 0; piece < pieces; ++piece) {
+      const int64_t run = base + (piece < longer ? 1 : 0);
       Box c;
       c.origin = shard.origin;
       c.shape = shard.shape;
@@ -40,8 +44,9 @@ std::vector<Box> ChunkBox(const Box& shard, size_t elem_size, uint64_t max_bytes
         c.shape[a] = 1;
       }
       c.origin[k] += start;
-      c.shape[k] = std::min(run, extent - start);
+      c.shape[k] = run;
       chunks.push_back(std::move(c));
+      start += run;
     }
     int a = k;
     for (;;) {

@@ -5,8 +5,9 @@
 // A shard's box is split along its outermost axes: find the outermost axis k
 // whose inner slab (the product of the extents after k, times the element
 // size) fits in `max_bytes`; every axis before k is cut into single indices,
-// axis k into balanced runs of at most max_bytes / slab indices, and the axes
-// after k are kept whole. Each chunk is therefore contiguous in the shard's
+// axis k into as few runs of at most max_bytes / slab indices as possible,
+// balanced so their lengths differ by at most one (longer runs first), and
+// the axes after k are kept whole. Each chunk is therefore contiguous in the shard's
 // row-major layout, no larger than max_bytes (and never smaller than one
 // element), and the cut depends only on the shard's box, so an unchanged
 // layout always yields the same chunks (incremental steps rely on it).

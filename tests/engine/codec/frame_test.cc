@@ -74,6 +74,14 @@ TEST_CASE("UnframeBlob refuses every corruption with DataLoss naming what", "[co
     CHECK_THAT(UnframeBlob(v2, kMagic, kWhat).status(),
                StatusIs(StatusCode::kDataLoss, std::string(kWhat) + " has unsupported frame version 2"));
   }
+  SECTION("payload version field") {
+    for (size_t i = 12; i < 16; ++i) {
+      std::string bad = framed;
+      bad[i] ^= 0x02;
+      CHECK_THAT(UnframeBlob(bad, kMagic, kWhat).status(),
+                 StatusIs(StatusCode::kDataLoss, std::string(kWhat) + " checksum mismatch"));
+    }
+  }
   SECTION("size field") {
     for (size_t i = 16; i < 24; ++i) {
       std::string bad = framed;

@@ -92,6 +92,9 @@ TEST_CASE("ChunkBox examples", "[sharding][chunking]") {
     CHECK(ChunkBox(B({10, 0}, {10, 2}), 1, 18) == std::vector<Box>{B({10, 0}, {5, 2}), B({15, 0}, {5, 2})});
     // 7 rows, at most 4 per chunk: 4 and 3.
     CHECK(ChunkBox(B({0, 0}, {7, 2}), 1, 8) == std::vector<Box>{B({0, 0}, {4, 2}), B({4, 0}, {3, 2})});
+    // 7 rows, at most 3 per chunk: 3, 2, 2 (not a greedy 3, 3, 1).
+    CHECK(ChunkBox(B({0, 0}, {7, 2}), 1, 6) ==
+          std::vector<Box>{B({0, 0}, {3, 2}), B({3, 0}, {2, 2}), B({5, 0}, {2, 2})});
   }
   SECTION("max_bytes smaller than a row") {
     // Rows of 100 float32 (400 bytes) with 40-byte chunks: 10 chunks per row.
