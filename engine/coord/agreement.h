@@ -18,10 +18,10 @@
 namespace dcp::coord {
 
 // Collective. OK if every rank passed OK. Otherwise the status of the lowest
-// failing rank; its message is prefixed with "rank <r>: " unless every failing
-// rank reported the identical status (a globally computed error), and says how
-// many ranks failed if more than one did. A communicator failure is returned
-// as is.
+// failing rank; its message is prefixed with "rank <r>: " and says how many
+// ranks failed if more than one did, unless every rank reported the identical
+// status (a globally computed error), which is returned as is. A communicator
+// failure is returned as is.
 Status AgreeOnStatus(Communicator* comm, const Status& local);
 
 // The agreed outcome of per-rank statuses (element r is rank r's), by the rule

@@ -50,8 +50,11 @@ Status MergeAndPublish(const CommitRequest& request, const std::vector<std::stri
   std::map<std::string, size_t> position;
   for (size_t i = 0; i < m.tensors.size(); ++i) position[m.tensors[i].key] = i;
   for (size_t r = 0; r < fragments.size(); ++r) {
+    // FlatBuffers reads its scalars in place, so the payload must start on an
+    // 8-byte boundary; inside the envelope it follows the status (4 + n bytes).
+    const std::string aligned(fragments[r]);
     DCP_ASSIGN_OR_RETURN(manifest::StepManifest f,
-                         manifest::DecodeManifestPayload(fragments[r], "fragment of rank " + std::to_string(r)));
+                         manifest::DecodeManifestPayload(aligned, "fragment of rank " + std::to_string(r)));
     for (manifest::TensorEntry& t : f.tensors) {
       auto it = position.find(t.key);
       if (it == position.end()) {

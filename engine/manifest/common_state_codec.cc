@@ -74,6 +74,19 @@ Status Build(const Value& v, flexbuffers::Builder* b, int depth) {
   return Status::Internal("unknown value kind");
 }
 
+// Calls f(element) for every element of an untyped, typed or fixed-size typed
+// vector (AsVector() alone reads the typed kinds as empty vectors).
+template <typename F>
+Status ForEachElement(const flexbuffers::Reference& r, F f) {
+  const auto each = [&](const auto& vec) {
+    for (size_t i = 0; i < vec.size(); ++i) DCP_RETURN_IF_ERROR(f(vec[i]));
+    return Status::OK();
+  };
+  if (r.IsTypedVector()) return each(r.AsTypedVector());
+  if (r.IsFixedTypedVector()) return each(r.AsFixedTypedVector());
+  return each(r.AsVector());
+}
+
 Result<Value> Parse(const flexbuffers::Reference& r, int depth) {
   if (depth > kMaxCommonStateDepth) return Status::DataLoss("common state is nested too deeply");
   if (r.IsNull()) return Value();
@@ -96,12 +109,12 @@ Result<Value> Parse(const flexbuffers::Reference& r, int depth) {
         return Status::DataLoss("common state holds a malformed tensor");
       }
       Shape shape;
-      const auto sv = shape_ref.AsVector();
-      for (size_t i = 0; i < sv.size(); ++i) {
-        const int64_t d = sv[i].AsInt64();
+      DCP_RETURN_IF_ERROR(ForEachElement(shape_ref, [&](const flexbuffers::Reference& e) {
+        const int64_t d = e.AsInt64();
         if (d < 0) return Status::DataLoss("common-state tensor has a negative extent");
         shape.push_back(d);
-      }
+        return Status::OK();
+      }));
       const auto blob = data_ref.AsBlob();
       // Bound the product before trusting it.
       uint64_t n = DTypeSize(*dtype);
@@ -123,12 +136,12 @@ Result<Value> Parse(const flexbuffers::Reference& r, int depth) {
     return out;
   }
   if (r.IsAnyVector()) {
-    const auto vec = r.AsVector();
     Value out = Value::List();
-    for (size_t i = 0; i < vec.size(); ++i) {
-      DCP_ASSIGN_OR_RETURN(Value child, Parse(vec[i], depth + 1));
+    DCP_RETURN_IF_ERROR(ForEachElement(r, [&](const flexbuffers::Reference& e) {
+      DCP_ASSIGN_OR_RETURN(Value child, Parse(e, depth + 1));
       out.Append(std::move(child));
-    }
+      return Status::OK();
+    }));
     return out;
   }
   return Status::DataLoss("common state holds an unsupported FlexBuffers type " + std::to_string(r.GetType()));

@@ -107,10 +107,12 @@ Result<StepManifest> DecodeManifestPayload(std::string_view payload, std::string
         return Status::DataLoss(tw + " has " + std::to_string(nbox) + " box coordinates for " + std::to_string(n) +
                                 " chunks of rank " + std::to_string(r));
       }
+      // chunk_boxes may be absent when it would be empty (0-d chunks).
+      const int64_t* coords = nbox ? t->chunk_boxes()->data() : nullptr;
       e.chunks.resize(n);
       for (size_t i = 0; i < n; ++i) {
         ChunkEntry& c = e.chunks[i];
-        const int64_t* p = t->chunk_boxes()->data() + 2 * r * i;
+        const int64_t* p = coords + 2 * r * i;
         c.box.origin.assign(p, p + r);
         c.box.shape.assign(p + r, p + 2 * r);
         DCP_ASSIGN_OR_RETURN(c.record, FromFb(t->chunks()->Get(static_cast<flatbuffers::uoffset_t>(i)), tw));

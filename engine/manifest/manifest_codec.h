@@ -29,6 +29,8 @@ Result<StepManifest> DecodeManifest(std::string_view bytes, std::string_view wha
 
 // The FlatBuffer payload only (no frame, no invariant checks): used to ship a
 // rank's partial manifest during a put, where the frame adds nothing.
+// REQUIRES (both encoders): every chunk box has the rank of its tensor's
+// global shape, which says how many box coordinates each chunk stores.
 std::string EncodeManifestPayload(const StepManifest& m);
 Result<StepManifest> DecodeManifestPayload(std::string_view payload, std::string_view what);
 

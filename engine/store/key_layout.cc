@@ -2,6 +2,7 @@
 
 #include "engine/store/key_layout.h"
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -27,13 +28,20 @@ std::string Dec20(uint64_t v) {
   return buf;
 }
 
+// Digits only (lowercase for base 16), as this file writes them: strtoull
+// alone would also take leading blanks, a sign or "0x", so that a name which
+// is not ours could parse to a step or key that names another file or record.
 bool ParseU64(std::string_view s, int base, uint64_t* out) {
   if (s.empty() || s.size() > 20) return false;
+  for (char c : s) {
+    const bool digit = (c >= '0' && c <= '9') || (base == 16 && c >= 'a' && c <= 'f');
+    if (!digit) return false;
+  }
   std::string tmp(s);
   char* end = nullptr;
   errno = 0;
   const unsigned long long v = std::strtoull(tmp.c_str(), &end, base);
-  if (errno != 0 || end != tmp.c_str() + tmp.size() || tmp[0] == '-' || tmp[0] == '+') return false;
+  if (errno != 0 || end != tmp.c_str() + tmp.size()) return false;
   *out = v;
   return true;
 }

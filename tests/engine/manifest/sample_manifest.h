@@ -8,7 +8,6 @@
 #define DCP_TESTS_ENGINE_MANIFEST_SAMPLE_MANIFEST_H_
 
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -96,8 +95,8 @@ inline StepManifest SampleManifest() {
   uint64_t salt = 0;
   int i = 0;
   for (DType dtype : AllDTypes()) {
-    m.tensors.push_back(MakeTensor("model/layer" + std::to_string(i) + "/" + std::string(DTypeName(dtype)), dtype,
-                                   i % 5, salt));
+    m.tensors.push_back(
+        MakeTensor("model/layer" + std::to_string(i) + "/" + std::string(DTypeName(dtype)), dtype, i % 5, salt));
     salt += 4;
     ++i;
   }

@@ -1,0 +1,147 @@
+// Copyright (c) dcp authors.
+// Tests of engine/coord/agreement.cc: agreeing on one Status across ranks.
+
+#include "engine/coord/agreement.h"
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tests/testing/rank_runner.h"
+#include "tests/testing/status_matchers.h"
+
+namespace dcp::coord {
+namespace {
+
+using dcp::testing::RunRanks;
+using dcp::testing::StatusIs;
+
+const std::vector<StatusCode> kAllCodes = {
+    StatusCode::kOk,
+    StatusCode::kInvalidArgument,
+    StatusCode::kNotFound,
+    StatusCode::kAlreadyExists,
+    StatusCode::kFailedPrecondition,
+    StatusCode::kDataLoss,
+    StatusCode::kIOError,
+    StatusCode::kInternal,
+    StatusCode::kUnimplemented,
+};
+
+TEST_CASE("CombineStatuses: all OK is OK", "[coord]") {
+  CHECK_OK(CombineStatuses({}));
+  CHECK_OK(CombineStatuses({Status::OK()}));
+  CHECK_OK(CombineStatuses(std::vector<Status>(8)));
+}
+
+TEST_CASE("CombineStatuses: one failing rank is named", "[coord]") {
+  std::vector<Status> s(4);
+  s[2] = Status::DataLoss("chunk 'w' at [0:4] is corrupt");
+  const Status c = CombineStatuses(s);
+  CHECK(c.code() == StatusCode::kDataLoss);
+  CHECK(c.message() == "rank 2: chunk 'w' at [0:4] is corrupt");
+  s[2] = Status::OK();
+  s[0] = Status::NotFound("x");
+  CHECK(CombineStatuses(s).message() == "rank 0: x");
+}
+
+TEST_CASE("CombineStatuses: an error every rank computed is returned as is", "[coord]") {
+  const Status err = Status::InvalidArgument("shards of 'w' overlap at [0:2]");
+  CHECK(CombineStatuses(std::vector<Status>(5, err)) == err);
+  CHECK(CombineStatuses({err}) == err);
+}
+
+TEST_CASE("CombineStatuses: several failures show the lowest rank and the count", "[coord]") {
+  std::vector<Status> s(6);
+  s[4] = Status::IOError("disk full on rank 4");
+  s[1] = Status::NotFound("missing on rank 1");
+  s[5] = Status::IOError("disk full on rank 5");
+  const Status c = CombineStatuses(s);
+  CHECK(c.code() == StatusCode::kNotFound);
+  CHECK(c.message() == "rank 1: missing on rank 1 (3 ranks failed; the lowest is shown)");
+
+  // Identical failures on some ranks only still name the lowest one.
+  std::vector<Status> some(4);
+  some[1] = some[3] = Status::IOError("same");
+  CHECK(CombineStatuses(some) == Status::IOError("rank 1: same (2 ranks failed; the lowest is shown)"));
+
+  // Every rank failed, but not identically.
+  std::vector<Status> all(3, Status::IOError("same"));
+  all[2] = Status::IOError("other");
+  CHECK(CombineStatuses(all) == Status::IOError("rank 0: same (3 ranks failed; the lowest is shown)"));
+  // Same message, different codes: not identical.
+  all[2] = Status::DataLoss("same");
+  CHECK(CombineStatuses(all) == Status::IOError("rank 0: same (3 ranks failed; the lowest is shown)"));
+}
+
+TEST_CASE("EncodeStatus / DecodeStatus round trip every code", "[coord]") {
+  for (StatusCode code : kAllCodes) {
+    for (const std::string& msg :
+         {std::string(""), std::string("a message"), std::string("nul\0inside", 10), std::string(100000, 'm')}) {
+      const Status s(code, msg);
+      INFO(s.ToString().substr(0, 80));
+      CHECK(DecodeStatus(EncodeStatus(s)) == s);
+    }
+  }
+  // OK never carries a message.
+  CHECK(DecodeStatus(EncodeStatus(Status::OK())).ok());
+  std::string ok_with_text(4, '\0');
+  ok_with_text += "ignored";
+  CHECK(DecodeStatus(ok_with_text) == Status::OK());
+}
+
+TEST_CASE("Malformed status encodings decode to Internal", "[coord]") {
+  CHECK_THAT(DecodeStatus(""), StatusIs(StatusCode::kInternal, "malformed status message from a peer rank"));
+  CHECK_THAT(DecodeStatus("abc"), StatusIs(StatusCode::kInternal, "malformed status message"));
+  for (int32_t code : {-1, 9, 1000, INT32_MIN, INT32_MAX}) {
+    std::string bytes(4, '\0');
+    std::memcpy(bytes.data(), &code, sizeof(code));
+    bytes += "text";
+    CHECK_THAT(DecodeStatus(bytes),
+               StatusIs(StatusCode::kInternal, "peer rank sent unknown status code " + std::to_string(code)));
+  }
+}
+
+TEST_CASE("AgreeOnStatus returns the same status on every rank", "[coord]") {
+  const int n = GENERATE(1, 2, 4, 8);
+  INFO(n << " ranks");
+  struct Round {
+    std::vector<Status> local;
+    Status expected;
+  };
+  std::vector<Round> rounds;
+  rounds.push_back({std::vector<Status>(static_cast<size_t>(n)), Status::OK()});
+  {
+    std::vector<Status> one(static_cast<size_t>(n));
+    one[static_cast<size_t>(n - 1)] = Status::IOError("cannot write");
+    rounds.push_back({one, n == 1 ? Status::IOError("cannot write")
+                                  : Status::IOError("rank " + std::to_string(n - 1) + ": cannot write")});
+  }
+  rounds.push_back({std::vector<Status>(static_cast<size_t>(n), Status::InvalidArgument("global error")),
+                    Status::InvalidArgument("global error")});
+  if (n >= 4) {
+    std::vector<Status> several(static_cast<size_t>(n));
+    for (int r = 1; r < n; r += 2)
+      several[static_cast<size_t>(r)] = Status::DataLoss("bad record " + std::to_string(r));
+    rounds.push_back({several, Status::DataLoss("rank 1: bad record 1 (" + std::to_string(n / 2) +
+                                                " ranks failed; the lowest is shown)")});
+  }
+
+  std::vector<std::vector<Status>> agreed(static_cast<size_t>(n));
+  RunRanks(n, [&](int rank, Communicator* comm) {
+    for (const Round& round : rounds) {
+      agreed[static_cast<size_t>(rank)].push_back(AgreeOnStatus(comm, round.local[static_cast<size_t>(rank)]));
+    }
+  });
+  for (int rank = 0; rank < n; ++rank) {
+    REQUIRE(agreed[static_cast<size_t>(rank)].size() == rounds.size());
+    for (size_t i = 0; i < rounds.size(); ++i) {
+      INFO("rank " << rank << ", round " << i);
+      CHECK(agreed[static_cast<size_t>(rank)][i] == rounds[i].expected);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dcp::coord
