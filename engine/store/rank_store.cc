@@ -13,11 +13,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdarg>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -178,11 +176,12 @@ rocksdb::Options BaseOptions() {
   return o;
 }
 
-std::string SecondaryScratchDir() {
-  static std::atomic<uint64_t> counter{0};
+// A secondary instance needs a directory of its own for its info log; with
+// the NullLogger it writes nothing there, so every reader shares one empty
+// directory (nothing to clean up, nothing left behind by a killed process).
+std::string SecondaryDir() {
   const char* tmp = std::getenv("TMPDIR");
-  return std::string(tmp && *tmp ? tmp : "/tmp") + "/dcp-secondary-" + std::to_string(::getpid()) + "-" +
-         std::to_string(counter++);
+  return std::string(tmp && *tmp ? tmp : "/tmp") + "/dcp-secondary";
 }
 
 }  // namespace
@@ -198,7 +197,6 @@ std::string_view PinnedValue::view() const { return {rep_->slice.data(), rep_->s
 struct RankStore::Rep {
   std::unique_ptr<rocksdb::DB> db;
   std::shared_ptr<rocksdb::Logger> logger;
-  std::string scratch;  // secondary's own directory, removed on close
   rocksdb::Options options;
 };
 
@@ -208,10 +206,6 @@ RankStore::RankStore(std::unique_ptr<Rep> rep, std::string path, uint32_t rank, 
 RankStore::~RankStore() {
   if (rep_->db) rep_->db->Close().PermitUncheckedError();
   rep_->db.reset();
-  if (!rep_->scratch.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(rep_->scratch, ec);
-  }
 }
 
 Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint32_t rank, Mode mode) {
@@ -235,12 +229,10 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
     rep->logger = std::make_shared<NullLogger>();
     rep->options.info_log = rep->logger;
     rep->options.create_if_missing = false;
-    rep->scratch = SecondaryScratchDir();
-    DCP_RETURN_IF_ERROR(base::CreateDirs(rep->scratch));
-    const rocksdb::Status s = rocksdb::DB::OpenAsSecondary(rep->options, path, rep->scratch, &db);
+    const std::string secondary = SecondaryDir();
+    DCP_RETURN_IF_ERROR(base::CreateDirs(secondary));
+    const rocksdb::Status s = rocksdb::DB::OpenAsSecondary(rep->options, path, secondary, &db);
     if (!s.ok()) {
-      std::error_code ec;
-      std::filesystem::remove_all(rep->scratch, ec);
       if (s.IsCorruption()) return Status::DataLoss("cannot open " + what + ": " + s.ToString());
       return Status::IOError("cannot open " + what + ": " + s.ToString());
     }
