@@ -72,7 +72,7 @@ Result<ShardedTensor> ShardedTensorFromRankOffsets(std::string key, TensorView d
   return t;
 }
 
-std::string ShardedObject::unique_key() const {
+std::string ObjectUniqueKey(const std::string& key, const Shape& global_offset, const Shape& global_shape) {
   std::string s = key + "/shard_";
   for (size_t i = 0; i < global_offset.size(); ++i) {
     if (i) s += ".";

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "dcp/sharded.h"
 #include "engine/array/box.h"
 #include "engine/array/box_index.h"
 
@@ -21,19 +22,7 @@ uint64_t TensorEntry::stored_bytes() const {
   return n;
 }
 
-std::string ObjectEntry::unique_key() const {
-  std::string s = key + "/shard_";
-  for (size_t i = 0; i < global_offset.size(); ++i) {
-    if (i) s += ".";
-    s += std::to_string(global_offset[i]);
-  }
-  s += "_";
-  for (size_t i = 0; i < global_shape.size(); ++i) {
-    if (i) s += ".";
-    s += std::to_string(global_shape[i]);
-  }
-  return s;
-}
+std::string ObjectEntry::unique_key() const { return ObjectUniqueKey(key, global_offset, global_shape); }
 
 const TensorEntry* StepManifest::FindTensor(std::string_view key) const {
   auto it = std::lower_bound(tensors.begin(), tensors.end(), key,

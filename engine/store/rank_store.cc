@@ -11,7 +11,6 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstdarg>
 #include <cstdlib>

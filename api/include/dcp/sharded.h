@@ -79,6 +79,9 @@ Result<ShardedTensor> ShardedTensorFromRankOffsets(std::string key, TensorView d
                                                    ReplicaId replica_id = {},
                                                    int prepend_axis_num = 0);
 
+// Megatron's unique key of an object cell: "<key>/shard_<o0>.<o1>_<s0>.<s1>".
+std::string ObjectUniqueKey(const std::string& key, const Shape& global_offset, const Shape& global_shape);
+
 struct ShardedObject {
   std::string key;
   // Save: the bytes to store. Load: filled with the saved bytes.
@@ -88,8 +91,7 @@ struct ShardedObject {
   ReplicaId replica_id;
 
   bool is_main_replica() const { return IsMainReplica(replica_id); }
-  // Megatron's unique key: "<key>/shard_<o0>.<o1>_<s0>.<s1>".
-  std::string unique_key() const;
+  std::string unique_key() const { return ObjectUniqueKey(key, global_offset, global_shape); }
 };
 
 }  // namespace dcp
