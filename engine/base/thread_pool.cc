@@ -3,12 +3,24 @@
 #include "engine/base/thread_pool.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace dcp::base {
 
 int ResolveThreadCount(int requested) {
   if (requested > 0) return requested;
-  return std::max(1u, std::thread::hardware_concurrency());
+  int local_ranks = 1;
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"}) {
+    if (const char* v = std::getenv(var)) {
+      const int n = std::atoi(v);
+      if (n > 0) {
+        local_ranks = n;
+        break;
+      }
+    }
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(2, cores / local_ranks);
 }
 
 ThreadPool::ThreadPool(int threads) {

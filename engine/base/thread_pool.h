@@ -22,7 +22,11 @@
 
 namespace dcp::base {
 
-// Threads to use for `requested` (0 = hardware concurrency, at least 1).
+// Threads to use for `requested`: itself if > 0; for 0, this process's share
+// of the machine's cores (hardware concurrency divided by the ranks on this
+// node, as mpirun/Slurm announce in OMPI_COMM_WORLD_LOCAL_SIZE,
+// MPI_LOCALNRANKS or SLURM_NTASKS_PER_NODE), at least 2 so that I/O and
+// encoding overlap.
 int ResolveThreadCount(int requested);
 
 class ThreadPool {

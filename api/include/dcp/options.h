@@ -49,14 +49,14 @@ struct SaveOptions {
   Compression compression = Compression::kLz4;
 
   // Threads that gather, checksum and compress chunks on each rank; 0 means
-  // std::thread::hardware_concurrency().
+  // this rank's share of the node's cores (at least 2).
   // Default: 0
   int encode_threads = 0;
 };
 
 struct LoadOptions {
   // Threads that fetch, verify, decode and copy chunks on each rank; 0 means
-  // std::thread::hardware_concurrency().
+  // this rank's share of the node's cores (at least 2).
   // Default: 0
   int read_threads = 0;
 
