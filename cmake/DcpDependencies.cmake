@@ -25,3 +25,25 @@ endif()
 # engine/inspect renders tables (fmt) and JSON (nlohmann-json).
 find_package(nlohmann_json 3 CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)
+
+# Optional features, auto-detected.
+set(DCP_CUDA_ENABLED OFF)
+if(DCP_WITH_CUDA)
+  find_package(CUDAToolkit QUIET)  # the image's CUDA 13 at /usr/local/cuda (nvcc on PATH)
+  if(CUDAToolkit_FOUND)
+    set(DCP_CUDA_ENABLED ON)
+  endif()
+endif()
+message(STATUS "dcp: CUDA device memory support: ${DCP_CUDA_ENABLED}")
+
+set(DCP_TORCH_ENABLED OFF)
+if(DCP_WITH_TORCH)
+  # RocksDB's config leaks GFLAGS_USE_TARGET_NAMESPACE=ON, which breaks
+  # Caffe2's gflags lookup ("IMPORTED_LOCATION not set for target gflags").
+  set(GFLAGS_USE_TARGET_NAMESPACE OFF)
+  find_package(Torch QUIET)
+  if(Torch_FOUND)
+    set(DCP_TORCH_ENABLED ON)
+  endif()
+endif()
+message(STATUS "dcp: LibTorch adapter: ${DCP_TORCH_ENABLED}")

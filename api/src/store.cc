@@ -49,8 +49,16 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& root, Communicator
 }
 
 Status Store::Put(uint64_t step, const StateDict& state, const SaveOptions& options, SaveReport* report) {
-  return impl_->Put(step, state, options, report);
+  return impl_->Put(impl_->comm, step, state, options, report);
 }
+
+Status Store::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options) {
+  return impl_->PutAsync(step, state, options);
+}
+
+Status Store::WaitForPut(SaveReport* report) { return impl_->WaitForPut(report); }
+
+std::optional<Status> Store::PollPut(SaveReport* report) { return impl_->PollPut(report); }
 
 Result<LoadResult> Store::Get(uint64_t step, StateDict* request, const LoadOptions& options) {
   return impl_->Get(step, request, options);

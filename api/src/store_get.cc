@@ -7,6 +7,7 @@
 
 #include "api/src/store_impl.h"
 #include "engine/coord/agreement.h"
+#include "engine/cuda/device.h"
 #include "engine/manifest/common_state_codec.h"
 #include "engine/query/assembler.h"
 #include "engine/query/planner.h"
@@ -59,10 +60,7 @@ Status Store::Impl::Read(uint64_t step, std::string_view key, const Box& region,
                          const LoadOptions& options) {
   const std::string what = "read of '" + std::string(key) + "' from step " + std::to_string(step);
   DCP_RETURN_IF_ERROR(dest.Validate().Annotate(what));
-  if (!dest.device().is_host()) {
-    return Status::InvalidArgument(what + ": destination is on " + dest.device().ToString() +
-                                   "; this build handles host memory only");
-  }
+  DCP_RETURN_IF_ERROR(cuda::CheckViewMemory(dest, what));
   DCP_ASSIGN_OR_RETURN(auto index, LoadStepLocal(step));
   const manifest::StepManifest& m = index->manifest();
   const manifest::TensorEntry* t = m.FindTensor(key);

@@ -12,12 +12,15 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "dcp/store.h"
 #include "engine/query/chunk_index.h"
 #include "engine/query/store_set.h"
 #include "engine/store/rank_store.h"
+#include "engine/write/snapshot.h"
 
 namespace dcp {
 
@@ -30,7 +33,15 @@ class Store::Impl {
   std::unique_ptr<storage::RankStore> own;  // this rank's writer instance (null if read-only)
   std::unique_ptr<query::StoreSet> stores;
 
-  Status Put(uint64_t step, const StateDict& state, const SaveOptions& options, SaveReport* report);
+  ~Impl();
+
+  // The put protocol over `c` (the store's communicator, or its duplicate on
+  // the background thread of an async put).
+  Status Put(Communicator* c, uint64_t step, const StateDict& state, const SaveOptions& options,
+             SaveReport* report);
+  Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options);
+  Status WaitForPut(SaveReport* report);
+  std::optional<Status> PollPut(SaveReport* report);
   Result<LoadResult> Get(uint64_t step, StateDict* request, const LoadOptions& options);
   Status Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,
               const LoadOptions& options);
@@ -42,6 +53,21 @@ class Store::Impl {
   Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(uint64_t step);
 
  private:
+  // An async put from PutAsync until its outcome is collected.
+  struct AsyncPut {
+    uint64_t step = 0;
+    std::thread thread;
+    std::mutex mu;
+    bool done = false;  // guarded by mu
+    Status outcome;     // guarded by mu
+    SaveReport report;  // guarded by mu
+  };
+  Status Collect(SaveReport* report);
+
+  std::unique_ptr<Communicator> async_comm_;  // duplicate of comm for background collectives
+  write::Snapshot snapshot_;                  // staging of the async put (reused)
+  std::unique_ptr<AsyncPut> async_;
+
   Result<std::shared_ptr<query::StepIndex>> FromBytes(uint64_t step, const std::string& bytes);
 
   std::mutex cache_mu_;

@@ -33,7 +33,8 @@ uint64_t NowNanos() {
 
 }  // namespace
 
-Status Store::Impl::Put(uint64_t step, const StateDict& state, const SaveOptions& options, SaveReport* report) {
+Status Store::Impl::Put(Communicator* comm, uint64_t step, const StateDict& state, const SaveOptions& options,
+                        SaveReport* report) {
   const int rank = comm->rank();
   const std::string what = "put of step " + std::to_string(step);
 
@@ -43,6 +44,10 @@ Status Store::Impl::Put(uint64_t step, const StateDict& state, const SaveOptions
   codec::Hash128 common_hash;
   Status local;
   if (own == nullptr) local = Status::FailedPrecondition("store '" + root + "' was opened read-only");
+  if (local.ok() && async_ != nullptr && comm == this->comm) {
+    local = Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
+                                       " has not been collected (call WaitForPut first)");
+  }
   if (local.ok()) local = sharding::FlattenForSave(state, &flat);
   if (local.ok()) local = sharding::ValidateLocalSave(flat);
   if (local.ok()) {
@@ -131,6 +136,77 @@ Status Store::Impl::Put(uint64_t step, const StateDict& state, const SaveOptions
     report->stored_bytes_written = stats.stored_bytes;
   }
   return Status::OK();
+}
+
+}  // namespace dcp
+
+namespace dcp {
+
+Store::Impl::~Impl() {
+  if (async_ != nullptr && async_->thread.joinable()) async_->thread.join();
+}
+
+Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options) {
+  const std::string what = "async put of step " + std::to_string(step);
+  Status local;
+  if (own == nullptr) local = Status::FailedPrecondition("store '" + root + "' was opened read-only");
+  if (local.ok() && async_ != nullptr) {
+    local = Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
+                                       " is still in flight (call WaitForPut first)");
+  }
+  if (local.ok() && !comm->SupportsConcurrentDuplicates()) {
+    local = Status::FailedPrecondition(
+        "the communicator cannot run collectives on a background thread (MPI needs MPI_THREAD_MULTIPLE)");
+  }
+  sharding::FlatState flat;
+  if (local.ok()) local = sharding::FlattenForSave(state, &flat);
+  if (local.ok()) local = sharding::ValidateLocalSave(flat);
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+
+  if (async_comm_ == nullptr) {
+    auto dup = comm->Duplicate();
+    Status s = dup.status();
+    if (dup.ok()) async_comm_ = std::move(dup).value();
+    DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s).Annotate(what));
+  }
+  // The snapshot: after it, the caller's tensors are no longer read.
+  DCP_RETURN_IF_ERROR(
+      coord::AgreeOnStatus(comm, snapshot_.Take(state, options.encode_threads)).Annotate(what));
+
+  async_ = std::make_unique<AsyncPut>();
+  async_->step = step;
+  AsyncPut* a = async_.get();
+  a->thread = std::thread([this, a, step, options] {
+    SaveReport report;
+    Status s = Put(async_comm_.get(), step, snapshot_.state(), options, &report);
+    std::lock_guard<std::mutex> lock(a->mu);
+    a->outcome = std::move(s);
+    a->report = report;
+    a->done = true;
+  });
+  return Status::OK();
+}
+
+Status Store::Impl::Collect(SaveReport* report) {
+  async_->thread.join();
+  Status outcome = async_->outcome;
+  if (report != nullptr) *report = async_->report;
+  async_.reset();
+  return outcome;
+}
+
+Status Store::Impl::WaitForPut(SaveReport* report) {
+  if (async_ == nullptr) return Status::FailedPrecondition("no async put to wait for");
+  return Collect(report);
+}
+
+std::optional<Status> Store::Impl::PollPut(SaveReport* report) {
+  if (async_ == nullptr) return Status::FailedPrecondition("no async put to poll");
+  {
+    std::lock_guard<std::mutex> lock(async_->mu);
+    if (!async_->done) return std::nullopt;
+  }
+  return Collect(report);
 }
 
 }  // namespace dcp

@@ -8,34 +8,6 @@
 namespace dcp::array {
 namespace {
 
-struct Dim {
-  int64_t extent;
-  int64_t src_stride;
-  int64_t dst_stride;
-};
-
-// Drops size-1 axes and merges neighbours that are contiguous in both buffers.
-std::vector<Dim> Coalesce(const int64_t* src_strides, const int64_t* dst_strides, const int64_t* shape,
-                          int rank) {
-  std::vector<Dim> dims;
-  dims.reserve(static_cast<size_t>(rank));
-  for (int i = 0; i < rank; ++i) {
-    if (shape[i] == 1) continue;
-    Dim d{shape[i], src_strides[i], dst_strides[i]};
-    if (!dims.empty()) {
-      Dim& outer = dims.back();
-      if (outer.src_stride == d.src_stride * d.extent && outer.dst_stride == d.dst_stride * d.extent) {
-        outer.extent *= d.extent;
-        outer.src_stride = d.src_stride;
-        outer.dst_stride = d.dst_stride;
-        continue;
-      }
-    }
-    dims.push_back(d);
-  }
-  return dims;
-}
-
 template <size_t N>
 void CopyElements(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n) {
   for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * ds, src + i * ss, N);
@@ -58,19 +30,40 @@ void CopyInner(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n, si
 
 }  // namespace
 
+std::vector<CopyDim> CoalesceDims(const int64_t* src_strides, const int64_t* dst_strides, const int64_t* shape,
+                                  int rank) {
+  std::vector<CopyDim> dims;
+  dims.reserve(static_cast<size_t>(rank));
+  for (int i = 0; i < rank; ++i) {
+    if (shape[i] == 1) continue;
+    CopyDim d{shape[i], src_strides[i], dst_strides[i]};
+    if (!dims.empty()) {
+      CopyDim& outer = dims.back();
+      if (outer.src_stride == d.src_stride * d.extent && outer.dst_stride == d.dst_stride * d.extent) {
+        outer.extent *= d.extent;
+        outer.src_stride = d.src_stride;
+        outer.dst_stride = d.dst_stride;
+        continue;
+      }
+    }
+    dims.push_back(d);
+  }
+  return dims;
+}
+
 void CopyStridedBytes(const void* src, const int64_t* src_strides, void* dst,
                       const int64_t* dst_strides, const int64_t* shape, int rank, size_t elem_size) {
   for (int i = 0; i < rank; ++i) {
     if (shape[i] == 0) return;
   }
-  const std::vector<Dim> dims = Coalesce(src_strides, dst_strides, shape, rank);
+  const std::vector<CopyDim> dims = CoalesceDims(src_strides, dst_strides, shape, rank);
   const char* s = static_cast<const char*>(src);
   char* d = static_cast<char*>(dst);
   if (dims.empty()) {  // a single element
     std::memcpy(d, s, elem_size);
     return;
   }
-  const Dim& inner = dims.back();
+  const CopyDim& inner = dims.back();
   const size_t outer_rank = dims.size() - 1;
   std::vector<int64_t> index(outer_rank, 0);
   for (;;) {
@@ -90,20 +83,17 @@ void CopyStridedBytes(const void* src, const int64_t* src_strides, void* dst,
   }
 }
 
-namespace {
-
-std::vector<int64_t> ByteStrides(const Shape& strides, size_t elem) {
-  std::vector<int64_t> b(strides.size());
-  for (size_t i = 0; i < strides.size(); ++i) b[i] = strides[i] * static_cast<int64_t>(elem);
+std::vector<int64_t> ByteStrides(const TensorView& view) {
+  const int64_t elem = static_cast<int64_t>(DTypeSize(view.dtype()));
+  std::vector<int64_t> b(view.strides().size());
+  for (size_t i = 0; i < b.size(); ++i) b[i] = view.strides()[i] * elem;
   return b;
 }
 
-}  // namespace
-
 void CopyView(const TensorView& src, const TensorView& dst) {
   const size_t elem = DTypeSize(src.dtype());
-  const auto ss = ByteStrides(src.strides(), elem);
-  const auto ds = ByteStrides(dst.strides(), elem);
+  const auto ss = ByteStrides(src);
+  const auto ds = ByteStrides(dst);
   CopyStridedBytes(src.data(), ss.data(), dst.data(), ds.data(), src.shape().data(), src.rank(), elem);
 }
 

@@ -14,11 +14,28 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "dcp/tensor_view.h"
 #include "dcp/types.h"
 
 namespace dcp::array {
+
+// One axis of a copy between two strided layouts (strides in bytes).
+struct CopyDim {
+  int64_t extent;
+  int64_t src_stride;
+  int64_t dst_stride;
+};
+
+// The axes of a copy of `shape` with size-1 axes dropped and neighbours that
+// are contiguous in both layouts merged, outermost first. Empty for a single
+// element. REQUIRES: no zero extent.
+std::vector<CopyDim> CoalesceDims(const int64_t* src_strides, const int64_t* dst_strides, const int64_t* shape,
+                                  int rank);
+
+// Strides in bytes of a view.
+std::vector<int64_t> ByteStrides(const TensorView& view);
 
 // Copies `shape` elements of `elem_size` bytes. Strides are in bytes, one per
 // axis. REQUIRES: destination elements do not overlap the source or each other.

@@ -189,6 +189,12 @@ class MpiCommunicator : public Communicator {
 
   Result<std::unique_ptr<Communicator>> Duplicate() override { return DupOf(comm_); }
 
+  bool SupportsConcurrentDuplicates() const override {
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&provided);
+    return provided == MPI_THREAD_MULTIPLE;
+  }
+
  private:
   Status ExchangeSizes(uint64_t mine, std::vector<uint64_t>* sizes) {
     sizes->assign(static_cast<size_t>(size_), 0);

@@ -9,6 +9,7 @@
 #include "engine/base/buffer.h"
 #include "engine/base/thread_pool.h"
 #include "engine/codec/chunk_codec.h"
+#include "engine/cuda/device.h"
 #include "engine/store/key_layout.h"
 #include "engine/store/rank_store.h"
 
@@ -59,7 +60,8 @@ Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read) {
     auto payload = codec::RawChunkPayload(value.view(), h);
     if (!payload.ok()) return payload.status().Annotate(RecordWhat(subject, c.record));
     bytes = payload->data();
-  } else if (read.copies.size() == 1 && read.copies[0].src == array::BoxOfShape(c.box.shape) && read.copies[0].dest.is_contiguous()) {
+  } else if (read.copies.size() == 1 && read.copies[0].src == array::BoxOfShape(c.box.shape) &&
+             read.copies[0].dest.is_contiguous() && read.copies[0].dest.device().is_host()) {
     // Decode straight into the destination.
     return codec::DecodeChunk(value.view(), h, read.copies[0].dest.data(), h.raw_size)
         .Annotate(RecordWhat(subject, c.record));
@@ -70,7 +72,19 @@ Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read) {
     bytes = scratch.data();
   }
   const TensorView whole = ChunkView(bytes, t, c);
-  for (const CopyOut& copy : read.copies) array::CopyView(whole.Slice(copy.src), copy.dest);
+  for (const CopyOut& copy : read.copies) {
+    if (copy.dest.device().is_host()) {
+      array::CopyView(whole.Slice(copy.src), copy.dest);
+      continue;
+    }
+    // Device destination: pack the region into pinned memory, then host -> device.
+    thread_local cuda::PinnedBuffer pinned;
+    thread_local cuda::Stream stream;
+    const TensorView region = whole.Slice(copy.src);
+    DCP_RETURN_IF_ERROR(pinned.Reserve(region.size_bytes()));
+    array::PackView(region, pinned.data());
+    DCP_RETURN_IF_ERROR(cuda::CopyToDevice(pinned.data(), copy.dest, &stream).Annotate(subject));
+  }
   return Status::OK();
 }
 

@@ -8,6 +8,7 @@
 
 #include "engine/array/box.h"
 #include "engine/array/box_index.h"
+#include "engine/cuda/device.h"
 
 namespace dcp::sharding {
 namespace {
@@ -23,9 +24,7 @@ Status ValidateTensorLeaf(const std::string& path, const ShardedTensor& t) {
   auto bad = [&](const std::string& what) { return Status::InvalidArgument(where + ": " + what); };
   if (Status s = manifest::CheckKeySyntax(t.key); !s.ok()) return bad(s.message());
   if (Status s = t.data.Validate(); !s.ok()) return bad(s.message());
-  if (!t.data.device().is_host()) {
-    return bad("view is on " + t.data.device().ToString() + "; this build handles host memory only");
-  }
+  if (Status s = cuda::CheckViewMemory(t.data, where); !s.ok()) return s;
   if (DTypeSize(t.dtype) == 0) return bad("invalid declared dtype");
   if (t.data.dtype() != t.dtype) {
     return bad("view dtype " + std::string(DTypeName(t.data.dtype())) + " differs from declared dtype " +

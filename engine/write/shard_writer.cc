@@ -14,6 +14,7 @@
 #include "engine/base/fault_injection.h"
 #include "engine/base/thread_pool.h"
 #include "engine/codec/chunk_codec.h"
+#include "engine/cuda/device.h"
 #include "engine/sharding/chunking.h"
 #include "engine/store/key_layout.h"
 
@@ -39,6 +40,8 @@ TensorView ChunkSource(const ShardedTensor& t, const Box& chunk) {
 
 struct Slot {
   base::Buffer staging;
+  cuda::PinnedBuffer pinned;  // device chunks land here first
+  cuda::Stream stream;
   base::Buffer record;
   codec::ChunkEncoder encoder;
   codec::ChunkHeader header;
@@ -46,15 +49,22 @@ struct Slot {
   bool ready = false;
 };
 
-void Encode(const Job& job, const SaveOptions& options, Slot* slot) {
+Status Encode(const Job& job, const SaveOptions& options, Slot* slot) {
   if (job.object != nullptr) {
     const std::string& d = job.object->data;
     slot->header = slot->encoder.Encode(d.data(), d.size(), 1, options.compression, &slot->record);
-    return;
+    return Status::OK();
   }
   const TensorView src = ChunkSource(*job.tensor, job.chunk);
   const void* raw = src.data();
-  if (!src.is_contiguous()) {
+  if (!src.device().is_host()) {
+    // Device -> pinned host on this slot's stream; other slots encode meanwhile.
+    DCP_RETURN_IF_ERROR(slot->pinned.Reserve(src.size_bytes()));
+    DCP_RETURN_IF_ERROR(cuda::CopyToHost(src, slot->pinned.data(), &slot->stream)
+                            .Annotate("tensor '" + job.tensor->key + "' chunk at offset " +
+                                      ShapeToString(job.chunk.origin)));
+    raw = slot->pinned.data();
+  } else if (!src.is_contiguous()) {
     slot->staging.Resize(src.size_bytes());
     array::PackView(src, slot->staging.data());
     raw = slot->staging.data();
@@ -63,6 +73,7 @@ void Encode(const Job& job, const SaveOptions& options, Slot* slot) {
   Compression compression = options.compression;
   if (compression == Compression::kLz4BytePlane && !IsFloatingPoint(src.dtype())) compression = Compression::kLz4;
   slot->header = slot->encoder.Encode(raw, src.size_bytes(), DTypeSize(src.dtype()), compression, &slot->record);
+  return Status::OK();
 }
 
 manifest::RecordRef RefOf(const codec::ChunkHeader& h, uint32_t rank, uint64_t generation) {
@@ -116,7 +127,7 @@ Status WriteShards(storage::RankStore* store, uint64_t generation, const std::ve
     Slot* s = &slots[i % ring];
     s->ready = false;
     pool.Schedule([&, i, s] {
-      Encode(jobs[i], options, s);
+      s->status = Encode(jobs[i], options, s);
       std::lock_guard<std::mutex> lock(mu);
       s->ready = true;
       cv.notify_all();
@@ -133,6 +144,7 @@ Status WriteShards(storage::RankStore* store, uint64_t generation, const std::ve
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [&] { return s.ready; });
     }
+    if (status.ok()) status = s.status;
     if (status.ok()) status = writer->Add(jobs[i].record_key, s.record.view());
     if (status.ok()) {
       const Job& j = jobs[i];

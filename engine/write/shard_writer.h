@@ -5,7 +5,10 @@
 //
 // Each shard is cut into chunks (sharding/chunking.h); the chunks are sorted
 // by record key and run through a bounded pipeline: worker threads gather a
-// chunk from the (possibly strided) source view, checksum and encode it into
+// chunk from the (possibly strided) source view — for a view in CUDA device
+// memory, copying it into the slot's pinned buffer on the slot's stream, so
+// device copies of some chunks overlap the encoding of others — checksum and
+// encode it into
 // one of a fixed ring of reused buffers, while the calling thread appends the
 // finished records in key order to a table file that is ingested, durably, at
 // the end. Memory stays at (ring size) x (chunk size), whatever the size of

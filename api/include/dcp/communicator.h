@@ -51,6 +51,11 @@ class Communicator {
   // Collective. A new communicator over the same ranks whose traffic never
   // mixes with this one's.
   virtual Result<std::unique_ptr<Communicator>> Duplicate() = 0;
+
+  // True if a duplicate may run collectives on another thread while this
+  // communicator (or the application's own use of the same library) runs
+  // collectives on the caller's thread. MPI: only under MPI_THREAD_MULTIPLE.
+  virtual bool SupportsConcurrentDuplicates() const { return true; }
 };
 
 // A group of one: rank 0 of size 1.

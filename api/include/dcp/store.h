@@ -20,7 +20,9 @@
 // commits nothing; earlier steps stay loadable.
 //
 // Ownership: the communicator passed to Open is not owned and must outlive the
-// Store. Thread safety: a Store is used by one thread at a time (per rank).
+// Store. Thread safety: a Store is used by one thread at a time (per rank);
+// PutAsync's background work is the store's own. Destroying a Store waits for
+// an async put in flight.
 
 #ifndef DCP_STORE_H_
 #define DCP_STORE_H_
@@ -89,6 +91,40 @@ class Store {
   //   IOError: a record store or the manifest could not be written.
   Status Put(uint64_t step, const StateDict& state, const SaveOptions& options = {},
              SaveReport* report = nullptr);
+
+  // Collective. Starts saving `state` as `step` in the background and returns
+  // as soon as this rank's snapshot is taken: its main-replica shards (host
+  // or CUDA device memory) and objects are copied into the store's staging
+  // memory, so the caller may change or free its tensors once PutAsync
+  // returns. Encoding, writing and the commit run on a background thread over
+  // a duplicate of the store's communicator, so they never interleave with
+  // the caller's own collectives; with MPI this needs MPI_THREAD_MULTIPLE
+  // (MpiRuntime asks for it). Collect the outcome with WaitForPut or PollPut
+  // on every rank; it is the same on every rank.
+  //
+  // Staging memory: about this rank's main-replica bytes, kept for the next
+  // PutAsync (no new allocation while the state does not grow) until the
+  // Store is destroyed.
+  //
+  // While an async put is in flight the store may serve Get, Read, Steps and
+  // Metadata, but not Put or PutAsync.
+  //
+  // Errors here (the same on every rank; nothing started): the local input
+  // errors of Put; FailedPrecondition if an async put has not been collected
+  // yet, or if the communicator cannot run collectives on a second thread;
+  // errors copying device memory. Errors found later (global validation,
+  // I/O, an existing step) come from WaitForPut / PollPut, and a failed async
+  // put commits nothing.
+  Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options = {});
+
+  // Not collective. Blocks until the async put finishes and returns its
+  // outcome. FailedPrecondition if no async put was started (or it was
+  // already collected).
+  Status WaitForPut(SaveReport* report = nullptr);
+
+  // Not collective. nullopt while the async put runs; once it has finished,
+  // its outcome, as WaitForPut.
+  std::optional<Status> PollPut(SaveReport* report = nullptr);
 
   // Collective. Loads `step` into `request`: every tensor leaf's view is filled
   // with the requested region, every object leaf's data with the saved bytes.
