@@ -17,3 +17,9 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/dcpConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/dcpConfig.cmake ${PROJECT_BINARY_DIR}/dcpConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/dcp)
+
+# dcp::torch ships in its own export set: find_package(dcp COMPONENTS torch).
+if(DCP_TORCH_ENABLED)
+  install(TARGETS dcp_torch EXPORT dcpTorchTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(EXPORT dcpTorchTargets NAMESPACE dcp:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/dcp)
+endif()

@@ -10,7 +10,8 @@ packages=(
   libopenmpi-dev openmpi-bin
   catch2 libcli11-dev nlohmann-json3-dev libfmt-dev
 )
-if [[ "${DCP_WITH_TORCH:-0}" == "1" ]]; then
+# LibTorch (CPU-only in Debian) for the dcp::torch adapter; DCP_WITH_TORCH=0 skips it.
+if [[ "${DCP_WITH_TORCH:-1}" != "0" ]]; then
   packages+=(libtorch-dev)
 fi
 

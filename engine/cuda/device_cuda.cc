@@ -100,7 +100,7 @@ Status CheckViewMemory(const TensorView& view, const std::string& what) {
       return Status::OK();  // not memory CUDA knows: ordinary host memory
     }
     if (attr.type == cudaMemoryTypeDevice) {
-      return Status::InvalidArgument(what + ": view says host but its pointer is CUDA device memory (cuda:" +
+      return Status::InvalidArgument(what + ": view is on host but its pointer is CUDA device memory (cuda:" +
                                      std::to_string(attr.device) + ")");
     }
     return Status::OK();
@@ -118,15 +118,15 @@ Status CheckViewMemory(const TensorView& view, const std::string& what) {
   cudaPointerAttributes attr;
   if (cudaPointerGetAttributes(&attr, view.data()) != cudaSuccess) {
     cudaGetLastError();
-    return Status::InvalidArgument(what + ": view says " + view.device().ToString() +
+    return Status::InvalidArgument(what + ": view is on " + view.device().ToString() +
                                    " but its pointer is not CUDA memory");
   }
   if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
-    return Status::InvalidArgument(what + ": view says " + view.device().ToString() +
+    return Status::InvalidArgument(what + ": view is on " + view.device().ToString() +
                                    " but its pointer is host memory");
   }
   if (attr.device != view.device().index) {
-    return Status::InvalidArgument(what + ": view says " + view.device().ToString() +
+    return Status::InvalidArgument(what + ": view is on " + view.device().ToString() +
                                    " but its pointer is memory of cuda:" + std::to_string(attr.device));
   }
   return Status::OK();

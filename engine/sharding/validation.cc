@@ -75,11 +75,14 @@ Status ValidateObjectLeaf(const std::string& path, const ShardedObject& o) {
 
 namespace {
 
+// `unique`: a (key, offset) or object cell may appear once (saves); loads may
+// ask for the same region into several destinations.
 template <typename Tensors, typename Objects>
-Status ValidateLeaves(const Tensors& tensors, const Objects& objects) {
+Status ValidateLeaves(const Tensors& tensors, const Objects& objects, bool unique) {
   std::map<std::pair<std::string, Shape>, std::string> seen;
   for (const auto& leaf : tensors) {
     DCP_RETURN_IF_ERROR(ValidateTensorLeaf(leaf.path, *leaf.item));
+    if (!unique) continue;
     auto [it, fresh] = seen.emplace(std::make_pair(leaf.item->key, leaf.item->global_offset), leaf.path);
     if (!fresh) {
       return Status::InvalidArgument("key '" + leaf.item->key + "' at offset " +
@@ -90,6 +93,7 @@ Status ValidateLeaves(const Tensors& tensors, const Objects& objects) {
   std::map<std::string, std::string> cells;
   for (const auto& leaf : objects) {
     DCP_RETURN_IF_ERROR(ValidateObjectLeaf(leaf.path, *leaf.item));
+    if (!unique) continue;
     auto [it, fresh] = cells.emplace(leaf.item->unique_key(), leaf.path);
     if (!fresh) {
       return Status::InvalidArgument("object '" + it->first + "' appears twice on this rank (entries '" + it->second +
@@ -101,8 +105,10 @@ Status ValidateLeaves(const Tensors& tensors, const Objects& objects) {
 
 }  // namespace
 
-Status ValidateLocalSave(const FlatState& state) { return ValidateLeaves(state.tensors, state.objects); }
-Status ValidateLocalLoad(const FlatRequest& request) { return ValidateLeaves(request.tensors, request.objects); }
+Status ValidateLocalSave(const FlatState& state) { return ValidateLeaves(state.tensors, state.objects, true); }
+Status ValidateLocalLoad(const FlatRequest& request) {
+  return ValidateLeaves(request.tensors, request.objects, false);
+}
 
 manifest::RankDecl DeclareState(const FlatState& state, const codec::Hash128& common_state_hash) {
   manifest::RankDecl d;

@@ -35,7 +35,8 @@ constexpr uint64_t kMaxObjectBytes = uint64_t{1} << 30;
 Status ValidateTensorLeaf(const std::string& path, const ShardedTensor& t);
 Status ValidateObjectLeaf(const std::string& path, const ShardedObject& o);
 
-// All leaves, plus duplicate (key, offset) / object cell checks.
+// All leaves; a save also refuses a (key, offset) or object cell that
+// appears twice (a load may fill the same region into several destinations).
 Status ValidateLocalSave(const FlatState& state);
 Status ValidateLocalLoad(const FlatRequest& request);
 
