@@ -326,3 +326,27 @@ TEST_CASE("a path that is not a dcp store is refused", "[api][errors]") {
 
 }  // namespace
 }  // namespace dcp
+
+namespace dcp {
+namespace {
+
+TEST_CASE("a view that claims CUDA memory it does not have is refused", "[api][errors]") {
+  // Host memory labelled cuda:0: refused whether the build has no CUDA, the
+  // machine has no device, or the pointer is simply not device memory.
+  testing::TempDir dir;
+  std::vector<float> host(32, 1.0f);
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
+  StateDict sd;
+  sd.Add("w", ShardedTensor::Whole("w", TensorView(host.data(), DType::kFloat32, {32}, {}, Device::Cuda(0))));
+  REQUIRE_THAT(store->Put(1, sd), testing::StatusIs(StatusCode::kInvalidArgument,
+                                                    "state dict entry 'w' (key 'w' at offset (0,)): view is on cuda:0 but"));
+  CHECK(ValueOrDie(store->Steps()).empty());
+  StateDict ok;
+  ok.Add("w", ShardedTensor::Whole("w", TensorView(host.data(), DType::kFloat32, {32})));
+  REQUIRE_OK(store->Put(1, ok));
+  REQUIRE_THAT(store->Read(1, "w", Box{{0}, {32}}, TensorView(host.data(), DType::kFloat32, {32}, {}, Device::Cuda(0))),
+               testing::StatusIs(StatusCode::kInvalidArgument, "view is on cuda:0 but"));
+}
+
+}  // namespace
+}  // namespace dcp
