@@ -37,22 +37,20 @@ Status ForEachSlab(const TensorView& view, bool to_host, char* host, Copy2D copy
   const int64_t* ds = to_host ? host_strides.data() : dev_strides.data();
   std::vector<array::CopyDim> dims = array::CoalesceDims(ss, ds, view.shape().data(), view.rank());
   // Rows: the innermost axis if it is contiguous on both sides, else single
-  // elements; the next axis (if any) becomes the 2-D height.
+  // elements; the next axis (if any) becomes the 2-D height when both of its
+  // pitches can hold a row (a stride-0 or overlapping source cannot: then it
+  // stays an outer loop).
   int64_t width = elem, height = 1, spitch = elem, dpitch = elem;
   size_t outer = dims.size();
   if (!dims.empty() && dims.back().src_stride == elem && dims.back().dst_stride == elem) {
     width = dims.back().extent * elem;
     --outer;
-    if (outer > 0) {
-      height = dims[outer - 1].extent;
-      spitch = dims[outer - 1].src_stride;
-      dpitch = dims[outer - 1].dst_stride;
-      --outer;
-    }
-  } else if (!dims.empty()) {
-    height = dims.back().extent;
-    spitch = dims.back().src_stride;
-    dpitch = dims.back().dst_stride;
+  }
+  spitch = dpitch = width;  // a single row: CUDA still wants pitches >= width
+  if (outer > 0 && dims[outer - 1].src_stride >= width && dims[outer - 1].dst_stride >= width) {
+    height = dims[outer - 1].extent;
+    spitch = dims[outer - 1].src_stride;
+    dpitch = dims[outer - 1].dst_stride;
     --outer;
   }
   char* src0 = to_host ? dev : host;
