@@ -34,6 +34,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& root, Communicator
   if (comm->rank() == 0) {
     if (options.read_only || !options.create_if_missing) s = storage::CheckStoreRoot(root);
     else s = storage::CreateOrCheckStoreRoot(root);
+    if (s.ok() && !options.read_only) {
+      auto lock = storage::WriterLock::Acquire(root);
+      if (lock.ok()) impl->lock = std::move(lock).value();
+      else s = lock.status();
+    }
   }
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s));
   s = storage::CheckStoreRoot(root);
@@ -51,6 +56,18 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& root, Communicator
 Status Store::Put(uint64_t step, const StateDict& state, const SaveOptions& options, SaveReport* report) {
   return impl_->Put(impl_->comm, step, state, options, report);
 }
+
+Status Store::BeginStep(uint64_t step, const SaveOptions& options) {
+  return impl_->BeginStep(impl_->comm, step, options);
+}
+Status Store::PutPart(const StateDict& part, SaveReport* report) { return impl_->PutPart(impl_->comm, part, report); }
+Status Store::CommitStep() { return impl_->CommitStep(impl_->comm, nullptr); }
+Status Store::AbortStep() { return impl_->AbortStep(impl_->comm); }
+Status Store::DeleteStep(uint64_t step) { return impl_->DeleteStep(step); }
+Result<std::vector<uint64_t>> Store::ApplyRetention(const RetentionPolicy& policy) {
+  return impl_->ApplyRetention(policy);
+}
+Status Store::CollectGarbage(GcReport* report) { return impl_->CollectGarbage(report); }
 
 Status Store::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options) {
   return impl_->PutAsync(step, state, options);

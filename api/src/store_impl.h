@@ -12,14 +12,18 @@
 
 #include <memory>
 #include <mutex>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "dcp/store.h"
+#include "engine/manifest/manifest.h"
 #include "engine/query/chunk_index.h"
 #include "engine/query/store_set.h"
 #include "engine/store/rank_store.h"
+#include "engine/store/store_lock.h"
 #include "engine/write/snapshot.h"
 
 namespace dcp {
@@ -30,15 +34,26 @@ class Store::Impl {
   Communicator* comm = nullptr;
   std::unique_ptr<Communicator> self_comm;  // when the caller passed none
   StoreOptions options;
+  std::unique_ptr<storage::WriterLock> lock;  // rank 0 of a writable store
   std::unique_ptr<storage::RankStore> own;  // this rank's writer instance (null if read-only)
   std::unique_ptr<query::StoreSet> stores;
 
+  Impl();
   ~Impl();
 
   // The put protocol over `c` (the store's communicator, or its duplicate on
-  // the background thread of an async put).
+  // the background thread of an async put), as a write session.
   Status Put(Communicator* c, uint64_t step, const StateDict& state, const SaveOptions& options,
              SaveReport* report);
+  Status BeginStep(Communicator* c, uint64_t step, const SaveOptions& options);
+  Status PutPart(Communicator* c, const StateDict& part, SaveReport* report);
+  Status CommitStep(Communicator* c, SaveReport* report);
+  Status AbortStep(Communicator* c);
+
+  // Maintenance (store_maintenance.cc).
+  Status DeleteStep(uint64_t step);
+  Result<std::vector<uint64_t>> ApplyRetention(const RetentionPolicy& policy);
+  Status CollectGarbage(GcReport* report);
   Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options);
   Status WaitForPut(SaveReport* report);
   std::optional<Status> PollPut(SaveReport* report);
@@ -53,6 +68,27 @@ class Store::Impl {
   Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(uint64_t step);
 
  private:
+  // An open write session (BeginStep .. CommitStep / AbortStep).
+  struct Session {
+    Communicator* comm = nullptr;
+    uint64_t step = 0;
+    uint64_t generation = 0;
+    SaveOptions options;
+    std::shared_ptr<const manifest::StepManifest> base;    // incremental base (may be null)
+    std::map<std::string, manifest::TensorEntry> tensors;  // keys written so far (every rank)
+    std::set<std::string> object_cells;
+    manifest::StepManifest fragment;  // this rank's chunks and objects
+    Value common = Value::Map();      // rank 0: the merged common state
+    uint32_t parts = 0;
+    Status broken;  // a failed write ends the session
+    SaveReport report;
+  };
+  // FailedPrecondition if `c` may not write now (read-only store, or an async
+  // put in flight on the caller's communicator).
+  Status Busy(Communicator* c) const;
+
+  std::unique_ptr<Session> session_;  // the open write session, if any
+
   // An async put from PutAsync until its outcome is collected.
   struct AsyncPut {
     uint64_t step = 0;

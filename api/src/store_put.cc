@@ -1,14 +1,21 @@
 // Copyright (c) dcp authors.
 //
-// The put protocol (collective), in four agreement points:
-//   A. local validation (view vs declaration, offsets, duplicates, step exists)
-//   B. exchange of shard declarations; global validation on every rank
-//   C. each rank writes its main-replica chunks into its own rank store
-//   D. commit: rank 0 merges the fragments and publishes the manifest
+// The put protocol (collective), as a write session:
+//   BeginStep  rank 0 checks the step, picks the generation and reads the
+//              base step (the latest committed one) for incremental writes;
+//              all ranks receive both
+//   PutPart    A. local validation (view vs declaration, offsets, duplicates)
+//              B. exchange of shard declarations; global validation on every
+//                 rank, including that the part's keys are new to the step
+//              C. each rank writes its main-replica chunks into its own rank
+//                 store (skipping chunks unchanged since the base step)
+//   CommitStep rank 0 merges the fragments and publishes the manifest
+// Put is one session with one part; PutAsync runs Put on a background thread.
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "api/src/store_impl.h"
 #include "engine/base/fault_injection.h"
@@ -17,9 +24,11 @@
 #include "engine/coord/commit.h"
 #include "engine/manifest/common_state_codec.h"
 #include "engine/manifest/exchange_codec.h"
+#include "engine/manifest/manifest_codec.h"
 #include "engine/sharding/flatten.h"
 #include "engine/sharding/validation.h"
 #include "engine/store/catalog.h"
+#include "engine/store/key_layout.h"
 #include "engine/write/shard_writer.h"
 
 namespace dcp {
@@ -31,70 +40,140 @@ uint64_t NowNanos() {
           .count());
 }
 
+// Merges map `from` into map `into` (nested maps merge, other values replace).
+void MergeCommon(const Value& from, Value* into) {
+  for (size_t i = 0; i < from.size(); ++i) {
+    const std::string& k = from.keys()[i];
+    Value* existing = into->Find(k);
+    if (existing != nullptr && existing->kind() == Value::Kind::kMap && from.at(i).kind() == Value::Kind::kMap) {
+      MergeCommon(from.at(i), existing);
+    } else {
+      into->Set(k, from.at(i));
+    }
+  }
+}
+
 }  // namespace
 
-Status Store::Impl::Put(Communicator* comm, uint64_t step, const StateDict& state, const SaveOptions& options,
-                        SaveReport* report) {
-  const int rank = comm->rank();
+
+Status Store::Impl::Busy(Communicator* c) const {
+  if (own == nullptr) return Status::FailedPrecondition("store '" + root + "' was opened read-only");
+  if (async_ != nullptr && c == comm) {
+    return Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
+                                      " has not been collected (call WaitForPut first)");
+  }
+  return Status::OK();
+}
+
+Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions& options) {
   const std::string what = "put of step " + std::to_string(step);
+  Status local = Busy(c);
+  if (local.ok() && session_ != nullptr) {
+    local = Status::FailedPrecondition("a write session for step " + std::to_string(session_->step) +
+                                       " is open (CommitStep or AbortStep first)");
+  }
+  if (local.ok() && (options.chunk_bytes < 1 || options.chunk_bytes > codec::kMaxChunkRawSize)) {
+    local = Status::InvalidArgument("chunk_bytes " + std::to_string(options.chunk_bytes) + " is outside [1, " +
+                                    std::to_string(codec::kMaxChunkRawSize) + "]");
+  }
+  if (local.ok() && c->rank() == 0 && !options.overwrite && storage::StepExists(root, step)) {
+    local = Status::AlreadyExists("step " + std::to_string(step) + " already exists in store '" + root +
+                                  "' (set SaveOptions::overwrite to replace it)");
+  }
+  if (local.ok()) local = base::CheckFaultPoint("put.validate", c->rank());
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate(what));
+
+  // Rank 0: the generation and the base step's manifest, in one broadcast.
+  std::string message(sizeof(uint64_t), '\0');
+  if (c->rank() == 0) {
+    const uint64_t generation = NowNanos();
+    std::memcpy(message.data(), &generation, sizeof(generation));
+    if (options.incremental) {
+      auto latest = storage::LatestStep(root);
+      if (latest.ok() && latest->has_value()) {
+        auto bytes = storage::ReadManifestFile(root, **latest);
+        if (bytes.ok()) message += *bytes;
+      }
+    }
+  }
+  DCP_RETURN_IF_ERROR(c->Broadcast(0, &message));
+  auto session = std::make_unique<Session>();
+  session->comm = c;
+  session->step = step;
+  session->options = options;
+  std::memcpy(&session->generation, message.data(), sizeof(uint64_t));
+  if (message.size() > sizeof(uint64_t)) {
+    // Every rank decodes the same bytes: the same verdict everywhere. A base
+    // that does not decode only costs deduplication.
+    auto base = manifest::DecodeManifest(std::string_view(message).substr(sizeof(uint64_t)), "base manifest");
+    if (base.ok()) session->base = std::make_shared<const manifest::StepManifest>(std::move(base).value());
+  }
+  session_ = std::move(session);
+  return Status::OK();
+}
+
+Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport* report) {
+  Status local = Busy(c);
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate("put"));
+  if (local.ok() && (session_ == nullptr || session_->comm != c)) {
+    local = Status::FailedPrecondition("no write session is open (BeginStep first)");
+  }
+  if (local.ok() && !session_->broken.ok()) {
+    local = Status::FailedPrecondition("the write session failed (" + session_->broken.message() +
+                                       "); AbortStep and start again");
+  }
+  const std::string what =
+      "put of step " + std::to_string(session_ != nullptr ? session_->step : 0) +
+      (session_ != nullptr && session_->parts > 0 ? " (part " + std::to_string(session_->parts) + ")" : "");
+  const int rank = c->rank();
 
   // A. Local validation.
   sharding::FlatState flat;
-  std::string common_bytes;
   codec::Hash128 common_hash;
-  Status local;
-  if (own == nullptr) local = Status::FailedPrecondition("store '" + root + "' was opened read-only");
-  if (local.ok() && async_ != nullptr && comm == this->comm) {
-    local = Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
-                                       " has not been collected (call WaitForPut first)");
-  }
   if (local.ok()) local = sharding::FlattenForSave(state, &flat);
   if (local.ok()) local = sharding::ValidateLocalSave(flat);
   if (local.ok()) {
     auto encoded = manifest::EncodeCommonState(flat.common);
-    if (encoded.ok()) {
-      common_bytes = std::move(encoded).value();
-      common_hash = codec::ContentHash128(common_bytes.data(), common_bytes.size());
-    } else {
-      local = encoded.status();
-    }
+    if (encoded.ok()) common_hash = codec::ContentHash128(encoded->data(), encoded->size());
+    else local = encoded.status();
   }
-  if (local.ok() && rank == 0 && !options.overwrite && storage::StepExists(root, step)) {
-    local = Status::AlreadyExists("step " + std::to_string(step) + " already exists in store '" + root +
-                                  "' (set SaveOptions::overwrite to replace it)");
-  }
-  if (local.ok()) local = base::CheckFaultPoint("put.validate", rank);
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate(what));
+  Session& s = *session_;
 
-  // B. Exchange declarations, validate the global picture everywhere. The
-  // generation rides along with rank 0's declaration.
+  // B. Exchange declarations; validate the global picture everywhere.
   std::vector<std::string> all;
-  const uint64_t proposed_generation = NowNanos();
-  std::string mine = manifest::EncodeRankDecl(sharding::DeclareState(flat, common_hash));
-  mine.append(reinterpret_cast<const char*>(&proposed_generation), sizeof(proposed_generation));
-  DCP_RETURN_IF_ERROR(comm->AllGather(mine, &all));
+  DCP_RETURN_IF_ERROR(c->AllGather(manifest::EncodeRankDecl(sharding::DeclareState(flat, common_hash)), &all));
   std::vector<manifest::RankDecl> decls;
   decls.reserve(all.size());
   Status global;
-  uint64_t generation = 0;
   for (int r = 0; r < static_cast<int>(all.size()) && global.ok(); ++r) {
-    std::string_view bytes = all[r];
-    if (bytes.size() < sizeof(uint64_t)) {
-      global = Status::Internal("truncated declaration from rank " + std::to_string(r));
-      break;
-    }
-    if (r == 0) std::memcpy(&generation, bytes.data() + bytes.size() - sizeof(uint64_t), sizeof(uint64_t));
-    auto d = manifest::DecodeRankDecl(bytes.substr(0, bytes.size() - sizeof(uint64_t)), r);
+    auto d = manifest::DecodeRankDecl(all[r], r);
     if (d.ok()) decls.push_back(std::move(d).value());
     else global = d.status();
   }
-  std::vector<manifest::TensorEntry> skeleton_tensors;
+  std::vector<manifest::TensorEntry> entries;
   if (global.ok()) {
     auto v = sharding::ValidateGlobal(decls);
-    if (v.ok()) skeleton_tensors = std::move(v).value();
+    if (v.ok()) entries = std::move(v).value();
     else global = v.status();
   }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, global).Annotate(what));
+  std::set<std::string> cells;
+  for (size_t r = 0; global.ok() && r < decls.size(); ++r) {
+    for (const auto& o : decls[r].objects) cells.insert(ObjectUniqueKey(o.key, o.global_offset, o.global_shape));
+  }
+  for (const auto& e : entries) {
+    if (global.ok() && s.tensors.count(e.key)) {
+      global = Status::InvalidArgument("key '" + e.key + "' was already written by an earlier part of step " +
+                                       std::to_string(s.step));
+    }
+  }
+  for (const auto& cell : cells) {
+    if (global.ok() && s.object_cells.count(cell)) {
+      global = Status::InvalidArgument("object '" + cell + "' was already written by an earlier part of step " +
+                                       std::to_string(s.step));
+    }
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, global).Annotate(what));
   if (rank == 0) {
     for (size_t r = 1; r < decls.size(); ++r) {
       if (decls[r].common_state_hash != decls[0].common_state_hash) {
@@ -106,41 +185,97 @@ Status Store::Impl::Put(Communicator* comm, uint64_t step, const StateDict& stat
   }
 
   // C. Write this rank's main replicas.
-  std::vector<const ShardedTensor*> tensors;
+  write::WriteRequest request;
+  request.generation = s.generation;
+  request.part = s.parts;
+  request.base = s.options.incremental ? s.base.get() : nullptr;
   for (const auto& leaf : flat.tensors) {
-    if (leaf.item->is_main_replica() && leaf.item->global_box().num_elements() > 0) tensors.push_back(leaf.item);
+    if (leaf.item->is_main_replica() && leaf.item->global_box().num_elements() > 0) {
+      request.tensors.push_back(leaf.item);
+    }
   }
-  std::vector<const ShardedObject*> objects;
   for (const auto& leaf : flat.objects) {
-    if (leaf.item->is_main_replica()) objects.push_back(leaf.item);
+    if (leaf.item->is_main_replica()) request.objects.push_back(leaf.item);
   }
-  manifest::StepManifest fragment;
   write::WriteStats stats;
-  Status written = write::WriteShards(own.get(), generation, tensors, objects, options, &fragment, &stats);
-
-  // D. Commit.
-  coord::CommitRequest request;
-  request.root = root;
-  if (rank == 0) {
-    request.skeleton.step = step;
-    request.skeleton.generation = generation;
-    request.skeleton.world_size = static_cast<uint32_t>(comm->size());
-    request.skeleton.tensors = std::move(skeleton_tensors);
-    request.skeleton.common_state = std::move(common_bytes);
+  Status written = write::WriteShards(own.get(), request, s.options, &s.fragment, &stats);
+  Status agreed = coord::AgreeOnStatus(c, written).Annotate(what);
+  ++s.parts;
+  if (!agreed.ok()) {
+    s.broken = agreed;
+    return agreed;
   }
-  DCP_RETURN_IF_ERROR(coord::CommitStep(comm, request, written, fragment).Annotate(what));
-  if (report != nullptr) {
-    report->chunks_written = stats.chunks;
-    report->objects_written = stats.objects;
-    report->raw_bytes_written = stats.raw_bytes;
-    report->stored_bytes_written = stats.stored_bytes;
-  }
+  for (auto& e : entries) s.tensors.emplace(e.key, std::move(e));
+  s.object_cells.insert(cells.begin(), cells.end());
+  if (rank == 0) MergeCommon(flat.common, &s.common);
+  SaveReport part_report;
+  part_report.chunks_written = stats.chunks;
+  part_report.objects_written = stats.objects;
+  part_report.raw_bytes_written = stats.raw_bytes;
+  part_report.stored_bytes_written = stats.stored_bytes;
+  part_report.chunks_referenced = stats.chunks_referenced;
+  part_report.raw_bytes_referenced = stats.raw_bytes_referenced;
+  s.report.chunks_written += stats.chunks;
+  s.report.objects_written += stats.objects;
+  s.report.raw_bytes_written += stats.raw_bytes;
+  s.report.stored_bytes_written += stats.stored_bytes;
+  s.report.chunks_referenced += stats.chunks_referenced;
+  s.report.raw_bytes_referenced += stats.raw_bytes_referenced;
+  if (report != nullptr) *report = part_report;
   return Status::OK();
 }
 
-}  // namespace dcp
+Status Store::Impl::CommitStep(Communicator* c, SaveReport* report) {
+  Status local = Busy(c);
+  if (local.ok() && (session_ == nullptr || session_->comm != c)) {
+    local = Status::FailedPrecondition("no write session is open (BeginStep first)");
+  }
+  if (local.ok() && !session_->broken.ok()) {
+    local = Status::FailedPrecondition("the write session failed (" + session_->broken.message() +
+                                       "); AbortStep and start again");
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate("commit"));
+  std::unique_ptr<Session> s = std::move(session_);
+  const std::string what = "put of step " + std::to_string(s->step);
+  coord::CommitRequest request;
+  request.root = root;
+  Status prepared;
+  if (c->rank() == 0) {
+    request.skeleton.step = s->step;
+    request.skeleton.generation = s->generation;
+    request.skeleton.world_size = static_cast<uint32_t>(c->size());
+    for (auto& [key, e] : s->tensors) request.skeleton.tensors.push_back(std::move(e));
+    auto common = manifest::EncodeCommonState(s->common);
+    if (common.ok()) request.skeleton.common_state = std::move(common).value();
+    else prepared = common.status();
+  }
+  DCP_RETURN_IF_ERROR(coord::CommitStep(c, request, prepared, s->fragment).Annotate(what));
+  if (report != nullptr) *report = s->report;
+  return Status::OK();
+}
 
-namespace dcp {
+Status Store::Impl::AbortStep(Communicator* c) {
+  Status local = Busy(c);
+  if (local.ok() && (session_ == nullptr || session_->comm != c)) {
+    local = Status::FailedPrecondition("no write session is open");
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate("abort"));
+  session_.reset();  // its records are garbage for CollectGarbage
+  return Status::OK();
+}
+
+Status Store::Impl::Put(Communicator* c, uint64_t step, const StateDict& state, const SaveOptions& options,
+                        SaveReport* report) {
+  DCP_RETURN_IF_ERROR(BeginStep(c, step, options));
+  Status s = PutPart(c, state, nullptr);
+  if (!s.ok()) {
+    AbortStep(c).IgnoreError();  // every rank failed the same way, so every rank aborts
+    return s;
+  }
+  return CommitStep(c, report);
+}
+
+Store::Impl::Impl() = default;
 
 Store::Impl::~Impl() {
   if (async_ != nullptr && async_->thread.joinable()) async_->thread.join();
@@ -148,11 +283,13 @@ Store::Impl::~Impl() {
 
 Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options) {
   const std::string what = "async put of step " + std::to_string(step);
-  Status local;
-  if (own == nullptr) local = Status::FailedPrecondition("store '" + root + "' was opened read-only");
+  Status local = Busy(comm);
   if (local.ok() && async_ != nullptr) {
     local = Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
                                        " is still in flight (call WaitForPut first)");
+  }
+  if (local.ok() && session_ != nullptr) {
+    local = Status::FailedPrecondition("a write session for step " + std::to_string(session_->step) + " is open");
   }
   if (local.ok() && !comm->SupportsConcurrentDuplicates()) {
     local = Status::FailedPrecondition(

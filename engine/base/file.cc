@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 namespace dcp::base {
 
@@ -162,6 +163,51 @@ Status WriteFileAtomic(const std::string& path, const std::string& tmp_path, std
 Status RemoveFile(const std::string& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "cannot remove", path);
   return Status::OK();
+}
+
+Result<std::unique_ptr<FileWriter>> FileWriter::Create(const std::string& path) {
+  if (path.empty()) return Status::InvalidArgument("empty output file path");
+  if (IsDirectory(path)) return Status::InvalidArgument("output path '" + path + "' is a directory");
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, "cannot create", tmp);
+  return std::unique_ptr<FileWriter>(new FileWriter(path, std::move(tmp), fd));
+}
+
+FileWriter::FileWriter(std::string path, std::string tmp_path, int fd)
+    : path_(std::move(path)), tmp_path_(std::move(tmp_path)), fd_(fd) {}
+
+FileWriter::~FileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_path_.c_str());
+}
+
+Status FileWriter::Append(std::string_view data) {
+  if (fd_ < 0) return Status::FailedPrecondition("file '" + path_ + "' is already closed");
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "cannot write", tmp_path_);
+    }
+    done += static_cast<size_t>(n);
+  }
+  size_ += data.size();
+  return Status::OK();
+}
+
+Status FileWriter::Commit() {
+  if (fd_ < 0) return Status::FailedPrecondition("file '" + path_ + "' is already closed");
+  if (::fsync(fd_) != 0) return ErrnoStatus(errno, "cannot fsync", tmp_path_);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) return ErrnoStatus(errno, "cannot close", tmp_path_);
+  if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    return ErrnoStatus(errno, "cannot rename to '" + path_ + "' from", tmp_path_);
+  }
+  committed_ = true;
+  return SyncDir(ParentDir(path_));
 }
 
 }  // namespace dcp::base

@@ -14,6 +14,7 @@
 #define DCP_ENGINE_BASE_FILE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,39 @@ Status SyncDir(const std::string& dir);
 
 // Removes a file; OK if it does not exist.
 Status RemoveFile(const std::string& path);
+
+// Writes a new file sequentially and publishes it whole: the bytes go to a
+// temporary file next to `path` ("<path>.tmp.<pid>"); Commit() fsyncs it and
+// renames it over `path`. A writer destroyed without a successful Commit()
+// removes the temporary, so a failed or interrupted export never leaves a
+// truncated file under the final name.
+//
+// Thread safety: one thread at a time.
+class FileWriter {
+ public:
+  // Creates the temporary file. IOError/NotFound naming the path on failure.
+  static Result<std::unique_ptr<FileWriter>> Create(const std::string& path);
+  ~FileWriter();
+  FileWriter(const FileWriter&) = delete;
+  FileWriter& operator=(const FileWriter&) = delete;
+
+  // Appends `data`. REQUIRES: not committed.
+  Status Append(std::string_view data);
+  // Bytes appended so far.
+  uint64_t size() const { return size_; }
+  // fsync, close, rename to the final path, fsync the directory.
+  Status Commit();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  FileWriter(std::string path, std::string tmp_path, int fd);
+  std::string path_;
+  std::string tmp_path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  bool committed_ = false;
+};
 
 }  // namespace dcp::base
 

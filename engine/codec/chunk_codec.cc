@@ -69,12 +69,12 @@ const char* ChunkCodecName(ChunkCodec codec) {
 }
 
 ChunkHeader ChunkEncoder::Encode(const void* raw_v, size_t size, size_t elem_size, Compression compression,
-                                 base::Buffer* out) {
+                                 base::Buffer* out, const Hash128* checksum) {
   const char* raw = static_cast<const char*>(raw_v);
   ChunkHeader h;
   h.elem_size = static_cast<uint8_t>(elem_size);
   h.raw_size = size;
-  h.checksum = ContentHash128(raw, size);
+  h.checksum = checksum != nullptr ? *checksum : ContentHash128(raw, size);
 
   // An empty chunk has no planes to split (and its scratch buffer may not exist yet).
   const bool planes =

@@ -70,9 +70,11 @@ class ChunkEncoder {
   // Encodes `size` raw bytes of elements of `elem_size` bytes into `*out`
   // (header + payload) and returns the header. `compression` is the wish; the
   // record says what was used.
+  // `checksum`, if given, is the caller's ContentHash128 of the raw bytes
+  // (saves a second pass over them).
   // REQUIRES: size <= kMaxChunkRawSize, elem_size in 1..255.
   ChunkHeader Encode(const void* raw, size_t size, size_t elem_size, Compression compression,
-                     base::Buffer* out);
+                     base::Buffer* out, const Hash128* checksum = nullptr);
 
  private:
   base::Buffer planes_;

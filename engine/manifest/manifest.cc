@@ -62,6 +62,9 @@ StepMetadata Describe(const StepManifest& m) {
     info.num_chunks += ti.num_chunks;
     info.raw_bytes += ti.raw_bytes;
     info.stored_bytes += ti.stored_bytes;
+    for (const ChunkEntry& c : t.chunks) {
+      if (c.record.generation == m.generation) info.unique_bytes += c.record.stored_size;
+    }
     md.tensors.push_back(std::move(ti));
   }
   for (const ObjectEntry& o : m.objects) {
@@ -73,6 +76,7 @@ StepMetadata Describe(const StepManifest& m) {
     oi.size = o.record.raw_size;
     info.raw_bytes += o.record.raw_size;
     info.stored_bytes += o.record.stored_size;
+    if (o.record.generation == m.generation) info.unique_bytes += o.record.stored_size;
     md.objects.push_back(std::move(oi));
   }
   return md;

@@ -72,6 +72,38 @@ Status PublishManifest(const std::string& root, uint64_t step, uint64_t generati
   return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, generation), std::to_string(step) + "\n");
 }
 
+Status DeleteManifest(const std::string& root, uint64_t step) {
+  if (!StepExists(root, step)) {
+    return Status::NotFound("step " + std::to_string(step) + " is not committed in store '" + root + "'");
+  }
+  auto latest = base::ReadFile(LatestPath(root), 64);
+  DCP_RETURN_IF_ERROR(base::RemoveFile(ManifestPath(root, step)));
+  DCP_RETURN_IF_ERROR(base::SyncDir(StepsDir(root)));
+  if (latest.ok() && std::strtoull(latest->c_str(), nullptr, 10) == step) {
+    DCP_ASSIGN_OR_RETURN(auto steps, ListSteps(root));
+    if (steps.empty()) {
+      DCP_RETURN_IF_ERROR(base::RemoveFile(LatestPath(root)));
+      return base::SyncDir(root);
+    }
+    return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, step), std::to_string(steps.back()) + "\n");
+  }
+  return Status::OK();
+}
+
+Result<uint64_t> RemoveTemporaries(const std::string& root) {
+  uint64_t removed = 0;
+  for (const std::string& dir : {StepsDir(root), root}) {
+    DCP_ASSIGN_OR_RETURN(auto names, base::ListDir(dir));
+    for (const std::string& n : names) {
+      if (n.rfind(".tmp.", 0) == 0 || n == "DCP_STORE.tmp") {
+        DCP_RETURN_IF_ERROR(base::RemoveFile(base::JoinPath(dir, n)));
+        ++removed;
+      }
+    }
+  }
+  return removed;
+}
+
 Result<std::optional<uint64_t>> LatestStep(const std::string& root) {
   auto latest = base::ReadFile(LatestPath(root), 64);
   if (latest.ok()) {

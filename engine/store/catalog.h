@@ -48,6 +48,15 @@ Result<std::string> ReadManifestFile(const std::string& root, uint64_t step);
 // atomically), then points LATEST at it.
 Status PublishManifest(const std::string& root, uint64_t step, uint64_t generation, std::string_view bytes);
 
+// Removes the manifest of `step` (unlink, then fsync of steps/); if LATEST
+// named it, LATEST is pointed at the largest remaining step (or removed).
+// NotFound naming the step if it is not committed.
+Status DeleteManifest(const std::string& root, uint64_t step);
+
+// Removes temporary files a killed writer may have left (steps/.tmp.*,
+// .tmp.LATEST.*, DCP_STORE.tmp). Returns how many. REQUIRES: the writer lock.
+Result<uint64_t> RemoveTemporaries(const std::string& root);
+
 // The step LATEST names if it is committed, else the largest committed step,
 // else nullopt.
 Result<std::optional<uint64_t>> LatestStep(const std::string& root);

@@ -62,6 +62,8 @@ Result<uint32_t> ParseMarker(std::string_view contents) {
   return static_cast<uint32_t>(v);
 }
 
+std::string LockPath(std::string_view root) { return base::JoinPath(root, "LOCK"); }
+
 std::string LatestPath(std::string_view root) { return base::JoinPath(root, "LATEST"); }
 
 std::string LatestTempPath(std::string_view root, uint64_t generation) {
@@ -97,7 +99,7 @@ std::string RankStorePath(std::string_view root, uint32_t rank) {
 std::string RankIngestDir(std::string_view rank_store_path) { return base::JoinPath(rank_store_path, "ingest"); }
 
 std::string ChunkRecordKey(uint64_t generation, std::string_view tensor_key, const Shape& origin) {
-  std::string k = "c/" + Hex16(generation) + "/";
+  std::string k = Hex16(generation) + "/c/";
   k.append(tensor_key);
   k.push_back('@');
   for (size_t i = 0; i < origin.size(); ++i) {
@@ -108,21 +110,33 @@ std::string ChunkRecordKey(uint64_t generation, std::string_view tensor_key, con
 }
 
 std::string ObjectRecordKey(uint64_t generation, std::string_view unique_key) {
-  std::string k = "o/" + Hex16(generation) + "/";
+  std::string k = Hex16(generation) + "/o/";
   k.append(unique_key);
   return k;
 }
 
+std::string GenerationIndexKey(uint64_t generation, uint32_t part) {
+  return Hex16(generation) + "/x/" + std::to_string(part);
+}
+
+std::pair<std::string, std::string> GenerationRange(uint64_t generation) {
+  std::string prefix = Hex16(generation) + "/";
+  std::string end = prefix;
+  end.back() = '/' + 1;  // the byte after '/': every key with the prefix sorts below
+  return {std::move(prefix), std::move(end)};
+}
+
 Result<ParsedRecordKey> ParseRecordKey(std::string_view rk) {
   auto bad = [&] { return Status::InvalidArgument("'" + std::string(rk) + "' is not a dcp record key"); };
-  if (rk.size() < 20 || rk[1] != '/' || rk[18] != '/') return bad();
+  if (rk.size() < 20 || rk[16] != '/' || rk[18] != '/') return bad();
   ParsedRecordKey p;
-  if (rk[0] == 'c') p.kind = ParsedRecordKey::Kind::kChunk;
-  else if (rk[0] == 'o') p.kind = ParsedRecordKey::Kind::kObject;
+  if (rk[17] == 'c') p.kind = ParsedRecordKey::Kind::kChunk;
+  else if (rk[17] == 'o') p.kind = ParsedRecordKey::Kind::kObject;
+  else if (rk[17] == 'x') p.kind = ParsedRecordKey::Kind::kGenerationIndex;
   else return bad();
-  if (!ParseU64(rk.substr(2, 16), 16, &p.generation)) return bad();
+  if (!ParseU64(rk.substr(0, 16), 16, &p.generation)) return bad();
   std::string_view rest = rk.substr(19);
-  if (p.kind == ParsedRecordKey::Kind::kObject) {
+  if (p.kind != ParsedRecordKey::Kind::kChunk) {
     p.key = std::string(rest);
     return p;
   }

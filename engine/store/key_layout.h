@@ -6,6 +6,7 @@
 // Directory layout of a store root:
 //
 //   DCP_STORE                              marker: "dcp-store <format>\n"
+//   LOCK                                   the writer's lock (flock), naming its holder
 //   LATEST                                 the most recently committed step
 //   steps/<step, 20 digits>.manifest       published step manifests
 //   steps/.tmp.<step>.<generation>         manifests being published
@@ -14,14 +15,20 @@
 //
 // Record keys inside a rank store (RocksDB, bytewise order):
 //
-//   c/<generation, 16 hex>/<tensor key>@<origin, decimal, comma separated>
-//   o/<generation, 16 hex>/<object unique key>
+//   <generation, 16 hex>/c/<tensor key>@<origin, decimal, comma separated>
+//   <generation, 16 hex>/o/<object unique key>
+//   <generation, 16 hex>/x/<part, decimal>     generation index: a framed blob
+//                                              (magic "DCPGENIX") listing, one
+//                                              per line, the record keys that
+//                                              part of the put wrote
 //
 // The generation is unique per Put, so a step that is rewritten (overwrite)
-// never touches the records of the step it replaces, and all records of one
-// Put sort together. Tensor keys may contain '@': the origin follows the last
-// one. Manifests do not store record keys; they store (generation, key,
-// origin) and the key is derived here.
+// never touches the records of the step it replaces. It comes first, so all
+// records of one put form one contiguous key range (and every table file
+// holds one generation): garbage collection drops or compacts a generation
+// without touching any other. Tensor keys may contain '@': the origin follows
+// the last one. Manifests do not store record keys; they store (generation,
+// key, origin) and the key is derived here.
 //
 // Thread safety: pure functions.
 
@@ -32,6 +39,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "dcp/status.h"
 #include "dcp/types.h"
@@ -45,6 +53,7 @@ std::string MarkerContents();
 // The format version in a marker file's contents; DataLoss if malformed.
 Result<uint32_t> ParseMarker(std::string_view contents);
 
+std::string LockPath(std::string_view root);
 std::string LatestPath(std::string_view root);
 std::string LatestTempPath(std::string_view root, uint64_t generation);
 
@@ -61,11 +70,17 @@ std::string RankIngestDir(std::string_view rank_store_path);
 
 std::string ChunkRecordKey(uint64_t generation, std::string_view tensor_key, const Shape& origin);
 std::string ObjectRecordKey(uint64_t generation, std::string_view unique_key);
+std::string GenerationIndexKey(uint64_t generation, uint32_t part);
+constexpr char kGenerationIndexMagic[] = "DCPGENIX";
+
+// The key range [begin, end) holding every record of `generation` (chunks
+// 'c', then objects 'o', then the index 'x', which a put writes last).
+std::pair<std::string, std::string> GenerationRange(uint64_t generation);
 
 struct ParsedRecordKey {
-  enum class Kind { kChunk, kObject } kind = Kind::kChunk;
+  enum class Kind { kChunk, kObject, kGenerationIndex } kind = Kind::kChunk;
   uint64_t generation = 0;
-  std::string key;  // tensor key or object unique key
+  std::string key;  // tensor key or object unique key (index: the part number)
   Shape origin;     // chunks only
 };
 // InvalidArgument if `record_key` is not a dcp record key.

@@ -9,7 +9,9 @@
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/sst_file_writer.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 #include <sys/mman.h>
 
 #include <cstdarg>
@@ -172,6 +174,9 @@ rocksdb::Options BaseOptions() {
   o.keep_log_file_num = 3;
   o.max_log_file_size = 4 << 20;
   o.max_open_files = -1;  // required by secondaries; keeps removed files readable
+  // Table files stay one generation each (see rank_store.h): only garbage
+  // collection compacts, one generation's range at a time.
+  o.disable_auto_compactions = true;
   return o;
 }
 
@@ -313,6 +318,57 @@ Result<std::unique_ptr<RankStore::BulkWriter>> RankStore::NewBulkWriter(std::str
   rep->file = base::JoinPath(RankIngestDir(path_), std::string(name) + ".sst");
   rep->what = "rank store " + std::to_string(rank_) + " at '" + path_ + "'";
   return std::unique_ptr<BulkWriter>(new BulkWriter(std::move(rep)));
+}
+
+Result<std::vector<RankStore::TableFile>> RankStore::TableFiles() const {
+  std::vector<rocksdb::LiveFileMetaData> meta;
+  rep_->db->GetLiveFilesMetaData(&meta);
+  std::vector<TableFile> files;
+  files.reserve(meta.size());
+  for (const auto& m : meta) files.push_back({m.name, m.size, m.smallestkey, m.largestkey});
+  return files;
+}
+
+Status RankStore::Scan(std::string_view begin, std::string_view end,
+                       const std::function<Status(std::string_view, std::string_view)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  const rocksdb::Slice upper(end.data(), end.size());
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro));
+  for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid(); it->Next()) {
+    DCP_RETURN_IF_ERROR(fn(std::string_view(it->key().data(), it->key().size()),
+                           std::string_view(it->value().data(), it->value().size())));
+  }
+  return FromRocks(it->status(), "cannot scan rank store " + std::to_string(rank_) + " at '" + path_ + "'");
+}
+
+Status RankStore::DropGeneration(uint64_t generation) {
+  if (mode_ != Mode::kWrite) return Status::FailedPrecondition("rank store " + std::to_string(rank_) + " is read-only");
+  const auto [b, e] = GenerationRange(generation);
+  const rocksdb::Slice begin(b), end(e);
+  return FromRocks(rocksdb::DeleteFilesInRange(rep_->db.get(), rep_->db->DefaultColumnFamily(), &begin, &end,
+                                               /*include_end=*/false),
+                   "cannot drop generation in rank store " + std::to_string(rank_) + " at '" + path_ + "'");
+}
+
+Status RankStore::RewriteGeneration(uint64_t generation, const std::vector<std::string>& keys,
+                                    const std::vector<std::pair<std::string, std::string>>& puts) {
+  if (mode_ != Mode::kWrite) return Status::FailedPrecondition("rank store " + std::to_string(rank_) + " is read-only");
+  const std::string what = "rank store " + std::to_string(rank_) + " at '" + path_ + "'";
+  rocksdb::WriteBatch batch;
+  for (const std::string& k : keys) DCP_RETURN_IF_ERROR(FromRocks(batch.Delete(k), "cannot delete in " + what));
+  for (const auto& [k, v] : puts) DCP_RETURN_IF_ERROR(FromRocks(batch.Put(k, v), "cannot write in " + what));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  DCP_RETURN_IF_ERROR(FromRocks(rep_->db->Write(wo, &batch), "cannot write to " + what));
+  DCP_RETURN_IF_ERROR(FromRocks(rep_->db->Flush(rocksdb::FlushOptions()), "cannot flush " + what));
+  const auto [b, e] = GenerationRange(generation);
+  const rocksdb::Slice begin(b), end(e);
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  co.exclusive_manual_compaction = true;
+  return FromRocks(rep_->db->CompactRange(co, &begin, &end), "cannot compact " + what);
 }
 
 }  // namespace dcp::storage

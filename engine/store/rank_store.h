@@ -27,6 +27,9 @@
 #define DCP_ENGINE_STORE_RANK_STORE_H_
 
 #include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -94,6 +97,31 @@ class RankStore {
   // A writer whose table file is named after `name` (unique per put, e.g.
   // the generation). REQUIRES: mode() == kWrite.
   Result<std::unique_ptr<BulkWriter>> NewBulkWriter(std::string_view name);
+
+  // Maintenance (garbage collection). Every table file of a rank store holds
+  // the records of one generation: ingestion writes one file per put part,
+  // automatic compactions are off, and DeleteRecords compacts one
+  // generation's range only.
+  struct TableFile {
+    std::string name;
+    uint64_t size = 0;
+    std::string smallest_key;
+    std::string largest_key;
+  };
+  Result<std::vector<TableFile>> TableFiles() const;
+
+  // Calls fn(key, value) for every record in [begin, end), in key order.
+  Status Scan(std::string_view begin, std::string_view end,
+              const std::function<Status(std::string_view key, std::string_view value)>& fn) const;
+
+  // Writer only: removes the table files of `generation` (all its records).
+  Status DropGeneration(uint64_t generation);
+
+  // Writer only: deletes `keys` of `generation` and writes `puts` (replacing
+  // records, e.g. its index) in one durable batch, then compacts the
+  // generation's range so that the space of the deleted records is freed.
+  Status RewriteGeneration(uint64_t generation, const std::vector<std::string>& keys,
+                           const std::vector<std::pair<std::string, std::string>>& puts);
 
  private:
   struct Rep;

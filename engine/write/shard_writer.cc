@@ -14,6 +14,7 @@
 #include "engine/base/fault_injection.h"
 #include "engine/base/thread_pool.h"
 #include "engine/codec/chunk_codec.h"
+#include "engine/codec/frame.h"
 #include "engine/cuda/device.h"
 #include "engine/sharding/chunking.h"
 #include "engine/store/key_layout.h"
@@ -26,6 +27,7 @@ struct Job {
   const ShardedTensor* tensor = nullptr;  // chunk job
   Box chunk;                              // global coordinates
   const ShardedObject* object = nullptr;  // object job
+  const manifest::RecordRef* base = nullptr;  // the base step's record of the same box, if any
 };
 
 // The local view of `chunk` (global coordinates) within shard `t`.
@@ -45,14 +47,24 @@ struct Slot {
   base::Buffer record;
   codec::ChunkEncoder encoder;
   codec::ChunkHeader header;
+  bool referenced = false;  // the bytes equal the base record: nothing to write
   Status status;
   bool ready = false;
 };
 
+// True (and the slot marked) if `raw` equals the base record by content hash.
+bool MatchesBase(const Job& job, const void* raw, size_t size, Slot* slot, codec::Hash128* hash) {
+  *hash = codec::ContentHash128(raw, size);
+  slot->referenced = job.base != nullptr && job.base->raw_size == size && job.base->checksum == *hash;
+  return slot->referenced;
+}
+
 Status Encode(const Job& job, const SaveOptions& options, Slot* slot) {
+  codec::Hash128 hash;
   if (job.object != nullptr) {
     const std::string& d = job.object->data;
-    slot->header = slot->encoder.Encode(d.data(), d.size(), 1, options.compression, &slot->record);
+    if (MatchesBase(job, d.data(), d.size(), slot, &hash)) return Status::OK();
+    slot->header = slot->encoder.Encode(d.data(), d.size(), 1, options.compression, &slot->record, &hash);
     return Status::OK();
   }
   const TensorView src = ChunkSource(*job.tensor, job.chunk);
@@ -69,10 +81,12 @@ Status Encode(const Job& job, const SaveOptions& options, Slot* slot) {
     array::PackView(src, slot->staging.data());
     raw = slot->staging.data();
   }
+  if (MatchesBase(job, raw, src.size_bytes(), slot, &hash)) return Status::OK();
   // Byte planes only pay for floating-point values (shared sign/exponent bytes).
   Compression compression = options.compression;
   if (compression == Compression::kLz4BytePlane && !IsFloatingPoint(src.dtype())) compression = Compression::kLz4;
-  slot->header = slot->encoder.Encode(raw, src.size_bytes(), DTypeSize(src.dtype()), compression, &slot->record);
+  slot->header =
+      slot->encoder.Encode(raw, src.size_bytes(), DTypeSize(src.dtype()), compression, &slot->record, &hash);
   return Status::OK();
 }
 
@@ -87,36 +101,71 @@ manifest::RecordRef RefOf(const codec::ChunkHeader& h, uint32_t rank, uint64_t g
   return r;
 }
 
+// The base step's chunks of each tensor, by origin.
+class BaseIndex {
+ public:
+  explicit BaseIndex(const manifest::StepManifest* base) : base_(base) {}
+
+  const manifest::RecordRef* Find(const ShardedTensor& t, const Box& chunk) {
+    if (base_ == nullptr) return nullptr;
+    auto it = by_key_.find(t.key);
+    if (it == by_key_.end()) {
+      std::map<Shape, const manifest::ChunkEntry*> origins;
+      const manifest::TensorEntry* e = base_->FindTensor(t.key);
+      if (e != nullptr && e->dtype == t.dtype && e->global_shape == t.global_shape) {
+        for (const auto& c : e->chunks) origins.emplace(c.box.origin, &c);
+      }
+      it = by_key_.emplace(t.key, std::move(origins)).first;
+    }
+    auto c = it->second.find(chunk.origin);
+    return c != it->second.end() && c->second->box.shape == chunk.shape ? &c->second->record : nullptr;
+  }
+
+  const manifest::RecordRef* Find(const ShardedObject& o) {
+    if (base_ == nullptr) return nullptr;
+    const manifest::ObjectEntry* e = base_->FindObject(o.unique_key());
+    return e != nullptr ? &e->record : nullptr;
+  }
+
+ private:
+  const manifest::StepManifest* base_;
+  std::map<std::string, std::map<Shape, const manifest::ChunkEntry*>> by_key_;
+};
+
 }  // namespace
 
-Status WriteShards(storage::RankStore* store, uint64_t generation, const std::vector<const ShardedTensor*>& tensors,
-                   const std::vector<const ShardedObject*>& objects, const SaveOptions& options,
+Status WriteShards(storage::RankStore* store, const WriteRequest& request, const SaveOptions& options,
                    manifest::StepManifest* fragment, WriteStats* stats) {
   const uint32_t rank = store->rank();
+  const uint64_t generation = request.generation;
   if (options.chunk_bytes < 1 || options.chunk_bytes > codec::kMaxChunkRawSize) {
     return Status::InvalidArgument("chunk_bytes " + std::to_string(options.chunk_bytes) + " is outside [1, " +
                                    std::to_string(codec::kMaxChunkRawSize) + "]");
   }
+  BaseIndex base(request.base);
   std::vector<Job> jobs;
-  for (const ShardedTensor* t : tensors) {
+  for (const ShardedTensor* t : request.tensors) {
     for (Box& c : sharding::ChunkBox(t->global_box(), DTypeSize(t->dtype),
                                      std::max<uint64_t>(options.chunk_bytes, DTypeSize(t->dtype)))) {
       Job j;
       j.record_key = storage::ChunkRecordKey(generation, t->key, c.origin);
       j.tensor = t;
+      j.base = base.Find(*t, c);
       j.chunk = std::move(c);
       jobs.push_back(std::move(j));
     }
   }
-  for (const ShardedObject* o : objects) {
+  for (const ShardedObject* o : request.objects) {
     Job j;
     j.record_key = storage::ObjectRecordKey(generation, o->unique_key());
     j.object = o;
+    j.base = base.Find(*o);
     jobs.push_back(std::move(j));
   }
   std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.record_key < b.record_key; });
 
-  DCP_ASSIGN_OR_RETURN(auto writer, store->NewBulkWriter("put-" + std::to_string(generation)));
+  DCP_ASSIGN_OR_RETURN(auto writer, store->NewBulkWriter("put-" + std::to_string(generation) + "-" +
+                                                         std::to_string(request.part)));
   const int threads = base::ResolveThreadCount(options.encode_threads);
   base::ThreadPool pool(threads);
   const size_t ring = std::min(jobs.size(), static_cast<size_t>(2 * threads + 1));
@@ -136,6 +185,7 @@ Status WriteShards(storage::RankStore* store, uint64_t generation, const std::ve
   for (size_t i = 0; i < ring; ++i) launch(i);
 
   std::map<std::string, manifest::TensorEntry> by_key;
+  std::string written_keys;  // the generation index: one record key per line
   Status status;
   size_t launched = ring;
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -145,13 +195,28 @@ Status WriteShards(storage::RankStore* store, uint64_t generation, const std::ve
       cv.wait(lock, [&] { return s.ready; });
     }
     if (status.ok()) status = s.status;
-    if (status.ok()) status = writer->Add(jobs[i].record_key, s.record.view());
+    if (status.ok() && !s.referenced) {
+      status = writer->Add(jobs[i].record_key, s.record.view());
+      written_keys += jobs[i].record_key;
+      written_keys += '\n';
+    }
     if (status.ok()) {
       const Job& j = jobs[i];
-      const manifest::RecordRef ref = RefOf(s.header, rank, generation);
+      const manifest::RecordRef ref = s.referenced ? *j.base : RefOf(s.header, rank, generation);
+      if (s.referenced) {
+        ++stats->chunks_referenced;
+        stats->raw_bytes_referenced += ref.raw_size;
+      } else if (j.object != nullptr) {
+        ++stats->objects;
+      } else {
+        ++stats->chunks;
+      }
+      if (!s.referenced) {
+        stats->raw_bytes += ref.raw_size;
+        stats->stored_bytes += ref.stored_size;
+      }
       if (j.object != nullptr) {
         fragment->objects.push_back({j.object->key, j.object->global_shape, j.object->global_offset, ref});
-        ++stats->objects;
       } else {
         manifest::TensorEntry& e = by_key[j.tensor->key];
         if (e.key.empty()) {
@@ -160,18 +225,31 @@ Status WriteShards(storage::RankStore* store, uint64_t generation, const std::ve
           e.global_shape = j.tensor->global_shape;
         }
         e.chunks.push_back({j.chunk, ref});
-        ++stats->chunks;
       }
-      stats->raw_bytes += ref.raw_size;
-      stats->stored_bytes += ref.stored_size;
     }
     if (status.ok() && launched < jobs.size()) launch(launched++);
   }
   // Every launched encode has been waited for above; the pool drains on exit.
   DCP_RETURN_IF_ERROR(status);
+  if (!written_keys.empty()) {
+    DCP_RETURN_IF_ERROR(writer->Add(storage::GenerationIndexKey(generation, request.part),
+                                    codec::FrameBlob(storage::kGenerationIndexMagic, 1, written_keys)));
+  }
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("put.before_ingest", static_cast<int>(rank)));
   DCP_RETURN_IF_ERROR(writer->Commit());
-  for (auto& [key, e] : by_key) fragment->tensors.push_back(std::move(e));
+  DCP_RETURN_IF_ERROR(base::CheckFaultPoint("put.after_ingest", static_cast<int>(rank)));
+  // Merge into the fragment (a streaming session calls this once per part).
+  for (auto& [key, e] : by_key) {
+    manifest::TensorEntry* existing = nullptr;
+    for (auto& t : fragment->tensors) {
+      if (t.key == key) existing = &t;
+    }
+    if (existing == nullptr) {
+      fragment->tensors.push_back(std::move(e));
+    } else {
+      existing->chunks.insert(existing->chunks.end(), e.chunks.begin(), e.chunks.end());
+    }
+  }
   fragment->Canonicalize();
   return Status::OK();
 }

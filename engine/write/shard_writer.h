@@ -8,11 +8,20 @@
 // chunk from the (possibly strided) source view — for a view in CUDA device
 // memory, copying it into the slot's pinned buffer on the slot's stream, so
 // device copies of some chunks overlap the encoding of others — checksum and
-// encode it into
-// one of a fixed ring of reused buffers, while the calling thread appends the
-// finished records in key order to a table file that is ingested, durably, at
-// the end. Memory stays at (ring size) x (chunk size), whatever the size of
-// the state.
+// encode it into one of a fixed ring of reused buffers, while the calling
+// thread appends the finished records in key order to a table file that is
+// ingested, durably, at the end. Memory stays at (ring size) x (chunk size),
+// whatever the size of the state.
+//
+// Incremental steps: given a base step (the latest committed one), a chunk
+// whose box matches a base chunk of the same tensor and whose bytes hash to
+// the base chunk's checksum (XXH3-128) is not written: the fragment
+// references the base's record instead. Chunk boundaries depend only on the
+// shard's box, so an unchanged layout finds its chunks again.
+//
+// Each call also writes a generation index record (x/<generation>/<part>)
+// listing the record keys it wrote, so that garbage collection can find the
+// records of a generation without reading their values.
 //
 // The result is this rank's fragment of the step manifest: its chunks and
 // objects with their record references.
@@ -34,19 +43,28 @@
 namespace dcp::write {
 
 struct WriteStats {
-  uint64_t chunks = 0;
-  uint64_t objects = 0;
-  uint64_t raw_bytes = 0;
-  uint64_t stored_bytes = 0;
+  uint64_t chunks = 0;             // chunk records written
+  uint64_t objects = 0;            // object records written
+  uint64_t raw_bytes = 0;          // raw bytes of the records written
+  uint64_t stored_bytes = 0;       // encoded bytes written
+  uint64_t chunks_referenced = 0;  // chunks and objects found in the base step instead
+  uint64_t raw_bytes_referenced = 0;
 };
 
-// Writes the chunks of `tensors` (main-replica shards of this rank) and
-// `objects` as records of `generation` into `store`, then makes them durable.
-// On success *fragment lists them (tensors sorted by key, with dtype and
-// global shape; objects sorted by unique key). On failure nothing is ingested.
+struct WriteRequest {
+  uint64_t generation = 0;
+  uint32_t part = 0;  // numbers the calls of one generation (streaming writes)
+  std::vector<const ShardedTensor*> tensors;  // this rank's main-replica shards
+  std::vector<const ShardedObject*> objects;  // this rank's main-replica objects
+  const manifest::StepManifest* base = nullptr;  // may be null: write everything
+};
+
+// Writes the chunks and objects of `request` into `store` and makes them
+// durable. On success appends them to *fragment (tensor entries sorted by
+// key, with dtype and global shape; objects) and adds to *stats. On failure
+// nothing is ingested.
 // REQUIRES: store opened for writing; shards validated.
-Status WriteShards(storage::RankStore* store, uint64_t generation, const std::vector<const ShardedTensor*>& tensors,
-                   const std::vector<const ShardedObject*>& objects, const SaveOptions& options,
+Status WriteShards(storage::RankStore* store, const WriteRequest& request, const SaveOptions& options,
                    manifest::StepManifest* fragment, WriteStats* stats);
 
 }  // namespace dcp::write

@@ -79,7 +79,7 @@ TEST_CASE("a second async put while one is in flight is refused on every rank", 
     third[rank] = store->WaitForPut();
   });
   for (int r = 0; r < 2; ++r) {
-    REQUIRE_THAT(second[r], StatusIs(StatusCode::kFailedPrecondition, "an async put of step 1 is still in flight"));
+    REQUIRE_THAT(second[r], StatusIs(StatusCode::kFailedPrecondition, "an async put of step 1 has not been collected"));
     REQUIRE_THAT(put[r], StatusIs(StatusCode::kFailedPrecondition, "an async put of step 1 has not been collected"));
     REQUIRE_OK(first[r]);
     REQUIRE_THAT(third[r], StatusIs(StatusCode::kFailedPrecondition, "no async put to wait for"));

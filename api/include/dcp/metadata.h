@@ -24,7 +24,9 @@ struct StepInfo {
   uint64_t num_objects = 0;
   uint64_t num_chunks = 0;
   uint64_t raw_bytes = 0;       // tensor and object bytes before encoding
-  uint64_t stored_bytes = 0;    // bytes of the encoded records
+  uint64_t stored_bytes = 0;    // bytes of the encoded records the step uses
+  uint64_t unique_bytes = 0;    // of those, the records this step wrote itself
+                                // (the rest it references from earlier steps)
 };
 
 struct TensorInfo {

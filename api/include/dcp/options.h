@@ -7,6 +7,7 @@
 #define DCP_OPTIONS_H_
 
 #include <cstdint>
+#include <vector>
 
 namespace dcp {
 
@@ -48,6 +49,12 @@ struct SaveOptions {
   // Default: kLz4
   Compression compression = Compression::kLz4;
 
+  // Incremental steps: a chunk whose bytes equal the same chunk (same tensor
+  // key and box) of the latest committed step is not written again; the new
+  // step references the stored record. Costs one hash of each chunk.
+  // Default: true
+  bool incremental = true;
+
   // Threads that gather, checksum and compress chunks on each rank; 0 means
   // this rank's share of the node's cores (at least 2).
   // Default: 0
@@ -64,6 +71,25 @@ struct LoadOptions {
   // each rank (at least one chunk is always allowed).
   // Default: 256 MiB
   uint64_t max_inflight_bytes = uint64_t{256} << 20;
+};
+
+}  // namespace dcp
+
+
+namespace dcp {
+
+// Which steps ApplyRetention keeps; every other committed step is deleted.
+// A step is kept if any rule keeps it.
+struct RetentionPolicy {
+  // The N most recent steps (by step number).
+  // Default: 0 (none by this rule)
+  uint64_t keep_last = 0;
+  // Steps that are multiples of K (e.g. 1000 keeps 1000, 2000, ...).
+  // Default: 0 (none by this rule)
+  uint64_t keep_every = 0;
+  // Steps kept by name (e.g. the ones a user pinned).
+  // Default: empty
+  std::vector<uint64_t> keep_steps;
 };
 
 }  // namespace dcp

@@ -14,6 +14,11 @@
 //   ...
 //   auto loaded = (*store)->Get(step, &request);
 //
+// One writer per store: a Store opened for writing holds the store's writer
+// lock (on rank 0) until it is destroyed; a second writer (another job)
+// gets FailedPrecondition. Readers (read_only) never take it and may read
+// while a writer writes.
+//
 // Collective calls (Open with a communicator, Put, Get) must be called by every
 // rank of the communicator, in the same order, and return the same status on
 // every rank: a rank that fails makes all fail, and none hangs. A failed Put
@@ -45,12 +50,23 @@
 
 namespace dcp {
 
-// What one rank did in a Put.
+// What one rank did in a Put (or a streaming session).
 struct SaveReport {
   uint64_t chunks_written = 0;
   uint64_t objects_written = 0;
   uint64_t raw_bytes_written = 0;     // before encoding
   uint64_t stored_bytes_written = 0;  // encoded record bytes
+  uint64_t chunks_referenced = 0;     // chunks and objects unchanged since the
+  uint64_t raw_bytes_referenced = 0;  // base step: referenced, not rewritten
+};
+
+// What one rank's part of CollectGarbage did.
+struct GcReport {
+  uint64_t generations_removed = 0;    // puts whose records were all unreferenced
+  uint64_t records_removed = 0;        // single records of partly referenced puts
+  uint64_t bytes_before = 0;           // table-file bytes of the stores handled
+  uint64_t bytes_after = 0;
+  uint64_t temporary_files_removed = 0;
 };
 
 struct LoadResult {
@@ -91,6 +107,24 @@ class Store {
   //   IOError: a record store or the manifest could not be written.
   Status Put(uint64_t step, const StateDict& state, const SaveOptions& options = {},
              SaveReport* report = nullptr);
+
+  // Streaming writes: one step from several parts (e.g. the model, then the
+  // optimizer), each written as it arrives, so memory is bounded by the chunk
+  // pipeline rather than by the state. Collective, each of them.
+  //
+  // BeginStep opens the step (AlreadyExists unless options.overwrite;
+  // FailedPrecondition if a session or async put is open). PutPart validates
+  // and writes one part: its tensor keys and object cells must be new to the
+  // step (a key's shards all arrive in one part); its common-state values
+  // join the step's (a later part's value wins). A part refused by
+  // validation leaves the session usable; a part whose write failed ends it
+  // (AbortStep). CommitStep publishes the step, as Put does; AbortStep ends
+  // the session and publishes nothing. Put is BeginStep + PutPart +
+  // CommitStep.
+  Status BeginStep(uint64_t step, const SaveOptions& options = {});
+  Status PutPart(const StateDict& part, SaveReport* report = nullptr);
+  Status CommitStep();
+  Status AbortStep();
 
   // Collective. Starts saving `state` as `step` in the background and returns
   // as soon as this rank's snapshot is taken: its main-replica shards (host
@@ -143,6 +177,25 @@ class Store {
   // the tensor's dtype and the region's shape.
   Status Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,
               const LoadOptions& options = {});
+
+  // Collective (the store must be writable). Deletes a committed step: its
+  // manifest is removed atomically; its records are reclaimed by
+  // CollectGarbage unless other steps reference them. NotFound if the step is
+  // not committed.
+  Status DeleteStep(uint64_t step);
+
+  // Collective. Deletes every committed step `policy` does not keep and
+  // returns the deleted steps. InvalidArgument (nothing deleted) if it would
+  // delete every step.
+  Result<std::vector<uint64_t>> ApplyRetention(const RetentionPolicy& policy);
+
+  // Collective. Reclaims the space of records no committed step references
+  // (deleted steps, failed or killed puts) and removes leftover temporary
+  // files: unreferenced puts are dropped whole (their table files deleted),
+  // partly referenced ones lose their dead records (then compacted). Each
+  // rank handles its own rank store and those of ranks beyond the world size.
+  // Never touches a record a committed step references.
+  Status CollectGarbage(GcReport* report = nullptr);
 
   // Not collective. Committed steps, ascending.
   Result<std::vector<uint64_t>> Steps() const;

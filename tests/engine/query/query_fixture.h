@@ -53,7 +53,10 @@ struct StepFixture {
       opts.chunk_bytes = 4 * 6 * 4;
       manifest::StepManifest frag;
       write::WriteStats stats;
-      REQUIRE_OK(write::WriteShards(store.get(), generation, tensors, {}, opts, &frag, &stats));
+      write::WriteRequest req;
+      req.generation = generation;
+      req.tensors = tensors;
+      REQUIRE_OK(write::WriteShards(store.get(), req, opts, &frag, &stats));
       for (auto& e : frag.tensors) {
         manifest::TensorEntry* dst = nullptr;
         for (auto& x : m->tensors) {

@@ -21,20 +21,20 @@ TEST_CASE("read instances catch up with records committed after they opened", "[
   testing::TempDir dir;
   auto writer = ValueOrDie(
       storage::RankStore::Open(storage::RankStorePath(dir.path(), 2), 2, storage::RankStore::Mode::kWrite));
-  Write(writer.get(), "c/0000000000000001/a@0", "one", "g1");
+  Write(writer.get(), "0000000000000001/c/a@0", "one", "g1");
   StoreSet stores(dir.path(), nullptr);
   storage::PinnedValue v;
-  REQUIRE_OK(stores.Get(2, 1, "c/0000000000000001/a@0", &v));
+  REQUIRE_OK(stores.Get(2, 1, "0000000000000001/c/a@0", &v));
   CHECK(v.view() == "one");
-  Write(writer.get(), "c/0000000000000002/a@0", "two", "g2");
+  Write(writer.get(), "0000000000000002/c/a@0", "two", "g2");
   // A newer generation triggers a catch-up...
-  REQUIRE_OK(stores.Get(2, 2, "c/0000000000000002/a@0", &v));
+  REQUIRE_OK(stores.Get(2, 2, "0000000000000002/c/a@0", &v));
   CHECK(v.view() == "two");
-  Write(writer.get(), "c/0000000000000003/a@0", "three", "g3");
+  Write(writer.get(), "0000000000000003/c/a@0", "three", "g3");
   // ...and so does an unexpectedly missing record, even for an older generation.
-  REQUIRE_OK(stores.Get(2, 1, "c/0000000000000003/a@0", &v));
+  REQUIRE_OK(stores.Get(2, 1, "0000000000000003/c/a@0", &v));
   CHECK(v.view() == "three");
-  REQUIRE_THAT(stores.Get(2, 3, "c/0000000000000009/zz@0", &v), testing::StatusIs(StatusCode::kNotFound));
+  REQUIRE_THAT(stores.Get(2, 3, "0000000000000009/c/zz@0", &v), testing::StatusIs(StatusCode::kNotFound));
   REQUIRE_THAT(stores.Get(5, 3, "x", &v), testing::StatusIs(StatusCode::kNotFound, "rank store 5"));
 }
 

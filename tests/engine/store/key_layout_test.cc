@@ -85,22 +85,22 @@ TEST_CASE("Chunk record keys round trip", "[store]") {
   for (const Case& c : cases) {
     const std::string rk = ChunkRecordKey(c.generation, c.key, c.origin);
     INFO(rk);
-    CHECK(rk.substr(0, 2) == "c/");
+    CHECK(rk.substr(16, 3) == "/c/");
     const ParsedRecordKey p = ValueOrDie(ParseRecordKey(rk));
     CHECK(p.kind == ParsedRecordKey::Kind::kChunk);
     CHECK(p.generation == c.generation);
     CHECK(p.key == c.key);
     CHECK(p.origin == c.origin);
   }
-  CHECK(ChunkRecordKey(0x2a, "t@x", {3, 0}) == "c/000000000000002a/t@x@3,0");
-  CHECK(ChunkRecordKey(0x2a, "s", {}) == "c/000000000000002a/s@");
+  CHECK(ChunkRecordKey(0x2a, "t@x", {3, 0}) == "000000000000002a/c/t@x@3,0");
+  CHECK(ChunkRecordKey(0x2a, "s", {}) == "000000000000002a/c/s@");
 }
 
 TEST_CASE("Object record keys round trip", "[store]") {
   for (const std::string& key : std::vector<std::string>{"opt/shard_0.1_2.2", "a@1,2", "x", "with/slash@and,comma"}) {
     const std::string rk = ObjectRecordKey(0x1234, key);
     INFO(rk);
-    CHECK(rk == "o/0000000000001234/" + key);
+    CHECK(rk == "0000000000001234/o/" + key);
     const ParsedRecordKey p = ValueOrDie(ParseRecordKey(rk));
     CHECK(p.kind == ParsedRecordKey::Kind::kObject);
     CHECK(p.generation == 0x1234);
@@ -117,61 +117,69 @@ TEST_CASE("Record keys sort by generation, then kind and key", "[store]") {
   for (uint64_t g : gens) {
     keys.emplace_back(ChunkRecordKey(g, "zzz", {99}), g);
     keys.emplace_back(ObjectRecordKey(g, "aaa"), g);
+    keys.emplace_back(GenerationIndexKey(g, 3), g);
   }
   std::sort(keys.begin(), keys.end());
-  // Within a kind, key order is generation order.
-  uint64_t prev_c = 0, prev_o = 0;
-  bool seen_object = false;
-  for (const auto& [k, g] : keys) {
-    if (k[0] == 'c') {
-      CHECK_FALSE(seen_object);  // all chunk records sort before object records
-      CHECK(g >= prev_c);
-      prev_c = g;
-    } else {
-      seen_object = true;
-      CHECK(g >= prev_o);
-      prev_o = g;
-    }
+  // Generation order, and within a generation chunks, objects, then the index.
+  for (size_t i = 1; i < keys.size(); ++i) CHECK(keys[i - 1].second <= keys[i].second);
+  for (size_t i = 0; i + 2 < keys.size(); i += 3) {
+    CHECK(keys[i].first.substr(16, 3) == "/c/");
+    CHECK(keys[i + 1].first.substr(16, 3) == "/o/");
+    CHECK(keys[i + 2].first.substr(16, 3) == "/x/");
   }
-  // Records of one put sort together, whatever their tensor keys.
+  // Records of one put sort together, whatever their tensor keys, and inside
+  // the generation's range.
   CHECK(ChunkRecordKey(5, "zzzz", {9}) < ChunkRecordKey(6, "a", {0}));
+  CHECK(ObjectRecordKey(5, "zzzz") < ChunkRecordKey(6, "a", {0}));
   CHECK(ChunkRecordKey(0xf, "zzzz", {9}) < ChunkRecordKey(0x10, "a", {0}));
+  for (uint64_t g : gens) {
+    const auto [begin, end] = GenerationRange(g);
+    for (const std::string& k : {ChunkRecordKey(g, "~~~", {1}), ObjectRecordKey(g, "\x7f"), GenerationIndexKey(g, 9)}) {
+      CHECK(begin <= k);
+      CHECK(k < end);
+    }
+    if (g != UINT64_MAX) CHECK(end <= ChunkRecordKey(g + 1, "", {}));
+  }
+  const ParsedRecordKey x = ValueOrDie(ParseRecordKey(GenerationIndexKey(7, 2)));
+  CHECK(x.kind == ParsedRecordKey::Kind::kGenerationIndex);
+  CHECK(x.generation == 7);
+  CHECK(x.key == "2");
 }
 
 TEST_CASE("Malformed record keys are invalid arguments", "[store]") {
   const std::string gen = "000000000000002a";
   for (const std::string& bad : std::vector<std::string>{
            "",
-           std::string("c/"),
-           "x/" + gen + "/key@1",
-           "c:" + gen + "/key@1",
-           "c/" + gen + ":key@1",
-           "c/" + gen + "/key",     // no origin separator
-           "c/" + gen + "/@1",      // empty tensor key
-           "c/" + gen + "/key@1,",  // trailing comma
-           "c/" + gen + "/key@,1",
-           "c/" + gen + "/key@1,,2",
-           "c/" + gen + "/key@-1",
-           "c/" + gen + "/key@+1",
-           "c/" + gen + "/key@ 1",
-           "c/" + gen + "/key@1 ",
-           "c/" + gen + "/key@x",
-           "c/" + gen + "/key@9223372036854775808",  // INT64_MAX + 1
-           "c/" + gen + "/key@99999999999999999999999",
-           "c/00000000000000zz/key@1",
-           "c/ 00000000000002a/key@1",
-           "c/-00000000000002a/key@1",
-           "c/0x0000000000002a/key@1",
-           "c/" + gen.substr(1) + "/key@1",
-           "o/" + gen,
-       }) {
+           gen + "/c",
+           gen + "/q/key@1",
+           gen + ":c/key@1",
+           gen + "/c:key@1",
+           gen + "/c/key",     // no origin separator
+           gen + "/c/@1",      // empty tensor key
+           gen + "/c/key@1,",  // trailing comma
+           gen + "/c/key@,1",
+           gen + "/c/key@1,,2",
+           gen + "/c/key@-1",
+           gen + "/c/key@+1",
+           gen + "/c/key@ 1",
+           gen + "/c/key@1 ",
+           gen + "/c/key@x",
+           gen + "/c/key@9223372036854775808",  // INT64_MAX + 1
+           gen + "/c/key@99999999999999999999999",
+           "00000000000000zz/c/key@1",
+           " 00000000000002a/c/key@1",
+           "-00000000000002a/c/key@1",
+           "0x0000000000002a/c/key@1",
+           gen.substr(1) + "/c/key@1",
+           gen + "/o",
+      }) {
     INFO("'" << bad << "'");
     CHECK_THAT(ParseRecordKey(bad).status(), StatusIs(StatusCode::kInvalidArgument, "is not a dcp record key"));
   }
   // The message quotes the key.
   CHECK_THAT(ParseRecordKey("nonsense-key-of-some-length").status(),
              StatusIs(StatusCode::kInvalidArgument, "'nonsense-key-of-some-length' is not a dcp record key"));
-  CHECK_THAT(ParseRecordKey("o/" + gen + "/").status(), StatusIs(StatusCode::kInvalidArgument));
+  CHECK_THAT(ParseRecordKey(gen + "/o/").status(), StatusIs(StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -106,8 +106,8 @@ TEST_CASE("Get of a missing key is NotFound naming the key, rank and path", "[st
   TempDir tmp;
   auto store = OpenStore(tmp.path(), 7, RankStore::Mode::kWrite);
   std::string got;
-  const Status s = Read(*store, "c/0000000000000001/missing@0", &got);
-  CHECK_THAT(s, StatusIs(StatusCode::kNotFound, "record 'c/0000000000000001/missing@0' not found in rank store 7"));
+  const Status s = Read(*store, "0000000000000001/c/missing@0", &got);
+  CHECK_THAT(s, StatusIs(StatusCode::kNotFound, "record '0000000000000001/c/missing@0' not found in rank store 7"));
   CHECK_THAT(s, StatusIs(StatusCode::kNotFound, tmp.path()));
   REQUIRE_OK(WriteRecords(store.get(), "g1", 1, {10, 10}));
   CHECK_THAT(Read(*store, Key(1, 2), &got), StatusIs(StatusCode::kNotFound));
@@ -268,14 +268,14 @@ TEST_CASE("Keys out of order are refused and nothing is committed", "[store]") {
   auto store = OpenStore(tmp.path(), 0, RankStore::Mode::kWrite);
   {
     auto w = ValueOrDie(store->NewBulkWriter("unordered"));
-    REQUIRE_OK(w->Add("c/0000000000000001/b@0", "b"));
-    CHECK_THAT(w->Add("c/0000000000000001/a@0", "a"),
-               StatusIs(StatusCode::kInvalidArgument, "cannot write record 'c/0000000000000001/a@0' to rank store 0"));
-    CHECK_FALSE(w->Add("c/0000000000000001/b@0", "dup").ok());
+    REQUIRE_OK(w->Add("0000000000000001/c/b@0", "b"));
+    CHECK_THAT(w->Add("0000000000000001/c/a@0", "a"),
+               StatusIs(StatusCode::kInvalidArgument, "cannot write record '0000000000000001/c/a@0' to rank store 0"));
+    CHECK_FALSE(w->Add("0000000000000001/c/b@0", "dup").ok());
   }
   CHECK(Entries(RankIngestDir(tmp.path())).empty());
   std::string got;
-  CHECK_THAT(Read(*store, "c/0000000000000001/b@0", &got), StatusIs(StatusCode::kNotFound));
+  CHECK_THAT(Read(*store, "0000000000000001/c/b@0", &got), StatusIs(StatusCode::kNotFound));
 }
 
 TEST_CASE("An empty BulkWriter commits as a no-op", "[store]") {

@@ -18,6 +18,15 @@ namespace {
 
 using testing::StatusIs;
 
+WriteRequest Req(uint64_t generation, std::vector<const ShardedTensor*> tensors,
+                 std::vector<const ShardedObject*> objects = {}) {
+  WriteRequest r;
+  r.generation = generation;
+  r.tensors = std::move(tensors);
+  r.objects = std::move(objects);
+  return r;
+}
+
 struct Fixture {
   testing::TempDir dir;
   std::unique_ptr<storage::RankStore> store =
@@ -55,7 +64,7 @@ TEST_CASE("a strided shard becomes chunks that tile it, each a readable record",
   opts.chunk_bytes = 40;  // 2 rows of 14 bytes per chunk
   manifest::StepManifest frag;
   WriteStats stats;
-  REQUIRE_OK(WriteShards(f.store.get(), 77, {&t}, {}, opts, &frag, &stats));
+  REQUIRE_OK(WriteShards(f.store.get(), Req(77, {&t}, {}), opts, &frag, &stats));
   REQUIRE(frag.tensors.size() == 1);
   const auto& e = frag.tensors[0];
   CHECK(e.key == "t");
@@ -85,7 +94,7 @@ TEST_CASE("objects are stored as records too", "[write]") {
   o.global_offset = {1, 0};
   manifest::StepManifest frag;
   WriteStats stats;
-  REQUIRE_OK(WriteShards(f.store.get(), 5, {}, {&o}, SaveOptions(), &frag, &stats));
+  REQUIRE_OK(WriteShards(f.store.get(), Req(5, {}, {&o}), SaveOptions(), &frag, &stats));
   REQUIRE(frag.objects.size() == 1);
   CHECK(frag.objects[0].unique_key() == "opt/shard_1.0_2.2");
   CHECK(frag.objects[0].record.codec == codec::ChunkCodec::kLz4);  // a run of one byte compresses
@@ -104,7 +113,7 @@ TEST_CASE("byte planes are used for floats only", "[write]") {
   opts.compression = Compression::kLz4BytePlane;
   manifest::StepManifest frag;
   WriteStats stats;
-  REQUIRE_OK(WriteShards(f.store.get(), 1, {&a, &b}, {}, opts, &frag, &stats));
+  REQUIRE_OK(WriteShards(f.store.get(), Req(1, {&a, &b}, {}), opts, &frag, &stats));
   REQUIRE(frag.tensors.size() == 2);
   CHECK(frag.tensors[0].key == "floats");
   CHECK(frag.tensors[0].chunks[0].record.codec == codec::ChunkCodec::kLz4BytePlane);
@@ -118,7 +127,7 @@ TEST_CASE("a failure before ingestion leaves nothing visible", "[write]") {
   base::ArmFaultPoint("put.before_ingest", 3);
   manifest::StepManifest frag;
   WriteStats stats;
-  REQUIRE_THAT(WriteShards(f.store.get(), 9, {&t}, {}, SaveOptions(), &frag, &stats),
+  REQUIRE_THAT(WriteShards(f.store.get(), Req(9, {&t}, {}), SaveOptions(), &frag, &stats),
                StatusIs(StatusCode::kIOError, "injected fault at 'put.before_ingest' on rank 3"));
   base::DisarmAllFaultPoints();
   storage::PinnedValue v;
@@ -131,10 +140,10 @@ TEST_CASE("chunk_bytes outside its range is refused", "[write]") {
   WriteStats stats;
   SaveOptions opts;
   opts.chunk_bytes = 0;
-  REQUIRE_THAT(WriteShards(f.store.get(), 1, {}, {}, opts, &frag, &stats),
+  REQUIRE_THAT(WriteShards(f.store.get(), Req(1, {}, {}), opts, &frag, &stats),
                StatusIs(StatusCode::kInvalidArgument, "chunk_bytes 0 is outside"));
   opts.chunk_bytes = uint64_t{2} << 30;
-  REQUIRE_THAT(WriteShards(f.store.get(), 1, {}, {}, opts, &frag, &stats),
+  REQUIRE_THAT(WriteShards(f.store.get(), Req(1, {}, {}), opts, &frag, &stats),
                StatusIs(StatusCode::kInvalidArgument, "chunk_bytes"));
 }
 

@@ -1,0 +1,186 @@
+// Copyright (c) dcp authors.
+//
+// Store lifecycle (collective): deleting steps, retention, garbage collection.
+// Rank 0 changes the catalog and broadcasts the outcome; for garbage
+// collection every rank cleans its own rank store (and those of ranks beyond
+// the world size), from the references of every committed step.
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "api/src/store_impl.h"
+#include "engine/base/fault_injection.h"
+#include "engine/base/file.h"
+#include "engine/coord/agreement.h"
+#include "engine/manifest/manifest_codec.h"
+#include "engine/store/catalog.h"
+#include "engine/store/gc.h"
+#include "engine/store/key_layout.h"
+
+namespace dcp {
+namespace {
+
+// Rank 0 runs `fn`; everyone gets its status (and rank 0's `payload`).
+Status OnRankZero(Communicator* comm, const std::function<Status(std::string* payload)>& fn, std::string* payload) {
+  std::string message;
+  if (comm->rank() == 0) {
+    std::string out;
+    const Status s = fn(&out);
+    message = coord::EncodeStatus(s);
+    const uint64_t n = message.size();
+    message.insert(0, reinterpret_cast<const char*>(&n), sizeof(n));
+    message += out;
+  }
+  DCP_RETURN_IF_ERROR(comm->Broadcast(0, &message));
+  uint64_t n = 0;
+  if (message.size() < sizeof(n)) return Status::Internal("malformed broadcast");
+  std::memcpy(&n, message.data(), sizeof(n));
+  if (n > message.size() - sizeof(n)) return Status::Internal("malformed broadcast");
+  if (payload != nullptr) *payload = message.substr(sizeof(n) + n);
+  return coord::DecodeStatus(std::string_view(message).substr(sizeof(n), n));
+}
+
+std::string EncodeSteps(const std::vector<uint64_t>& steps) {
+  return std::string(reinterpret_cast<const char*>(steps.data()), steps.size() * sizeof(uint64_t));
+}
+
+std::vector<uint64_t> DecodeSteps(const std::string& bytes) {
+  std::vector<uint64_t> steps(bytes.size() / sizeof(uint64_t));
+  std::memcpy(steps.data(), bytes.data(), steps.size() * sizeof(uint64_t));
+  return steps;
+}
+
+}  // namespace
+
+Status Store::Impl::DeleteStep(uint64_t step) {
+  const std::string what = "delete of step " + std::to_string(step);
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, Busy(comm)).Annotate(what));
+  return OnRankZero(comm, [&](std::string*) { return storage::DeleteManifest(root, step); }, nullptr)
+      .Annotate(what);
+}
+
+Result<std::vector<uint64_t>> Store::Impl::ApplyRetention(const RetentionPolicy& policy) {
+  const std::string what = "retention";
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, Busy(comm)).Annotate(what));
+  std::string deleted;
+  DCP_RETURN_IF_ERROR(OnRankZero(
+                          comm,
+                          [&](std::string* out) -> Status {
+                            DCP_ASSIGN_OR_RETURN(auto steps, storage::ListSteps(root));
+                            std::set<uint64_t> keep(policy.keep_steps.begin(), policy.keep_steps.end());
+                            const size_t n = static_cast<size_t>(std::min<uint64_t>(policy.keep_last, steps.size()));
+                            keep.insert(steps.end() - static_cast<std::ptrdiff_t>(n), steps.end());
+                            std::vector<uint64_t> drop;
+                            for (uint64_t s : steps) {
+                              const bool every = policy.keep_every > 0 && s % policy.keep_every == 0;
+                              if (!keep.count(s) && !every) drop.push_back(s);
+                            }
+                            if (!steps.empty() && drop.size() == steps.size()) {
+                              return Status::InvalidArgument("the retention policy would delete all " +
+                                                             std::to_string(steps.size()) +
+                                                             " committed steps; nothing was deleted");
+                            }
+                            for (uint64_t s : drop) {
+                              DCP_RETURN_IF_ERROR(storage::DeleteManifest(root, s));
+                              out->append(EncodeSteps({s}));
+                            }
+                            return Status::OK();
+                          },
+                          &deleted)
+                          .Annotate(what));
+  return DecodeSteps(deleted);
+}
+
+Status Store::Impl::CollectGarbage(GcReport* report) {
+  const std::string what = "garbage collection";
+  Status local = Busy(comm);
+  if (local.ok() && session_ != nullptr) {
+    local = Status::FailedPrecondition("a write session for step " + std::to_string(session_->step) +
+                                       " is open; its records are not committed yet");
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+
+  // Rank 0 fixes the set of committed steps (and sweeps temporary files).
+  GcReport mine;
+  std::string listed;
+  DCP_RETURN_IF_ERROR(OnRankZero(
+                          comm,
+                          [&](std::string* out) -> Status {
+                            DCP_ASSIGN_OR_RETURN(mine.temporary_files_removed, storage::RemoveTemporaries(root));
+                            DCP_ASSIGN_OR_RETURN(auto steps, storage::ListSteps(root));
+                            *out = EncodeSteps(steps);
+                            return Status::OK();
+                          },
+                          &listed)
+                          .Annotate(what));
+  const std::vector<uint64_t> steps = DecodeSteps(listed);
+
+  // The rank stores this rank cleans: its own, and those of ranks >= world size.
+  const uint32_t rank = static_cast<uint32_t>(comm->rank());
+  const uint32_t world = static_cast<uint32_t>(comm->size());
+  Status s;
+  std::vector<uint32_t> handled = {rank};
+  auto names = base::ListDir(storage::RanksDir(root));
+  if (names.ok()) {
+    for (const std::string& n : *names) {
+      unsigned r = 0;
+      if (std::sscanf(n.c_str(), "rank-%u", &r) == 1 && r >= world && r % world == rank) handled.push_back(r);
+    }
+  } else {
+    s = names.status();
+  }
+  // References of every committed step into those stores.
+  std::map<uint32_t, storage::LiveRecords> live;
+  for (uint64_t step : steps) {
+    if (!s.ok()) break;
+    auto bytes = storage::ReadManifestFile(root, step);
+    if (!bytes.ok()) {
+      s = bytes.status();
+      break;
+    }
+    auto m = manifest::DecodeManifest(*bytes, storage::ManifestPath(root, step));
+    if (!m.ok()) {
+      // A manifest we cannot read would hide references: collect nothing.
+      s = m.status().Annotate("refusing to collect garbage");
+      break;
+    }
+    for (const auto& t : m->tensors) {
+      for (const auto& c : t.chunks) {
+        if (std::find(handled.begin(), handled.end(), c.record.store_rank) == handled.end()) continue;
+        live[c.record.store_rank][c.record.generation].insert(
+            storage::ChunkRecordKey(c.record.generation, t.key, c.box.origin));
+      }
+    }
+    for (const auto& o : m->objects) {
+      if (std::find(handled.begin(), handled.end(), o.record.store_rank) == handled.end()) continue;
+      live[o.record.store_rank][o.record.generation].insert(
+          storage::ObjectRecordKey(o.record.generation, o.unique_key()));
+    }
+  }
+  for (uint32_t r : handled) {
+    if (!s.ok()) break;
+    storage::RankGcStats stats;
+    std::unique_ptr<storage::RankStore> other;
+    storage::RankStore* store = own.get();
+    if (r != rank) {
+      auto opened = storage::RankStore::Open(storage::RankStorePath(root, r), r, storage::RankStore::Mode::kWrite);
+      if (!opened.ok()) {
+        s = opened.status();
+        break;
+      }
+      other = std::move(opened).value();
+      store = other.get();
+    }
+    s = storage::CollectRankStore(store, live[r], &stats);
+    mine.generations_removed += stats.generations_removed;
+    mine.records_removed += stats.records_removed;
+    mine.bytes_before += stats.bytes_before;
+    mine.bytes_after += stats.bytes_after;
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s).Annotate(what));
+  if (report != nullptr) *report = mine;
+  return Status::OK();
+}
+
+}  // namespace dcp

@@ -1,0 +1,79 @@
+// Copyright (c) dcp authors.
+
+#include "engine/store/gc.h"
+
+#include <vector>
+
+#include "engine/base/fault_injection.h"
+#include "engine/codec/frame.h"
+#include "engine/store/key_layout.h"
+
+namespace dcp::storage {
+namespace {
+
+uint64_t TableBytes(const std::vector<RankStore::TableFile>& files) {
+  uint64_t n = 0;
+  for (const auto& f : files) n += f.size;
+  return n;
+}
+
+}  // namespace
+
+Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* stats) {
+  DCP_ASSIGN_OR_RETURN(auto files, store->TableFiles());
+  stats->bytes_before += TableBytes(files);
+  std::set<uint64_t> generations;
+  const std::string what = "rank store " + std::to_string(store->rank()) + " at '" + store->path() + "'";
+  for (const auto& f : files) {
+    auto first = ParseRecordKey(f.smallest_key);
+    auto last = ParseRecordKey(f.largest_key);
+    if (!first.ok() || !last.ok() || first->generation != last->generation) {
+      return Status::DataLoss(what + ": table file " + f.name + " does not hold exactly one generation");
+    }
+    generations.insert(first->generation);
+  }
+  for (uint64_t g : generations) {
+    auto it = live.find(g);
+    if (it == live.end()) {
+      DCP_RETURN_IF_ERROR(store->DropGeneration(g));
+      ++stats->generations_removed;
+      DCP_RETURN_IF_ERROR(base::CheckFaultPoint("gc.after_drop", static_cast<int>(store->rank())));
+      continue;
+    }
+    // Partly referenced: the put's index lists what it wrote.
+    const auto [begin, end] = GenerationRange(g);
+    const std::string index_begin = GenerationIndexKey(g, 0).substr(0, 19);  // "<gen>/x/"
+    std::vector<std::string> dead;
+    std::vector<std::pair<std::string, std::string>> rewritten;
+    DCP_RETURN_IF_ERROR(store->Scan(index_begin, end, [&](std::string_view key, std::string_view value) -> Status {
+      DCP_ASSIGN_OR_RETURN(codec::Unframed u,
+                           codec::UnframeBlob(value, kGenerationIndexMagic, what + ": index '" + std::string(key) + "'"));
+      std::string kept;
+      size_t pos = 0;
+      while (pos < u.payload.size()) {
+        size_t nl = u.payload.find('\n', pos);
+        if (nl == std::string_view::npos) nl = u.payload.size();
+        const std::string record(u.payload.substr(pos, nl - pos));
+        if (it->second.count(record)) {
+          kept += record;
+          kept += '\n';
+        } else {
+          dead.push_back(record);
+        }
+        pos = nl + 1;
+      }
+      if (kept.size() != u.payload.size()) {
+        rewritten.emplace_back(std::string(key), codec::FrameBlob(kGenerationIndexMagic, 1, kept));
+      }
+      return Status::OK();
+    }));
+    if (dead.empty()) continue;
+    DCP_RETURN_IF_ERROR(store->RewriteGeneration(g, dead, rewritten));
+    stats->records_removed += dead.size();
+  }
+  DCP_ASSIGN_OR_RETURN(files, store->TableFiles());
+  stats->bytes_after += TableBytes(files);
+  return Status::OK();
+}
+
+}  // namespace dcp::storage
