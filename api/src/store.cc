@@ -35,7 +35,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& root, Communicator
     if (options.read_only || !options.create_if_missing) s = storage::CheckStoreRoot(root);
     else s = storage::CreateOrCheckStoreRoot(root);
     if (s.ok() && !options.read_only) {
-      auto lock = storage::WriterLock::Acquire(root);
+      auto lock = storage::WriterLock::Acquire(root, options.lock_wait_ms);
       if (lock.ok()) impl->lock = std::move(lock).value();
       else s = lock.status();
     }

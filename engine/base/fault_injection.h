@@ -1,12 +1,21 @@
 // Copyright (c) dcp authors.
 //
-// Named fault points for failure-path tests.
+// Named fault points for failure-path and crash tests.
 //
-// Code on a failure-prone path calls CheckFaultPoint("put.write_records",
-// rank). When that name is armed (for that rank, or for every rank) the call
-// returns an injected IOError; otherwise OK. Points are armed in-process with
-// ArmFaultPoint, or across processes (mpirun) with the environment variable
-// DCP_FAULT_POINTS="name[@rank],name2,..." read at first use.
+// Code on a failure-prone path calls CheckFaultPoint("put.before_ingest",
+// rank). Two kinds of arming:
+//   - an error: the call returns an injected IOError;
+//   - a crash: the process kills itself with SIGKILL right there, exactly as
+//     `kill -9` would (no destructors, no flushing), on the given hit.
+// Points are armed in-process (ArmFaultPoint, ArmCrashPoint) or across
+// processes, for mpirun and crash tests, by environment variables read at
+// first use:
+//   DCP_FAULT_POINTS="name[@rank],..."        errors
+//   DCP_CRASH_POINTS="name[#hit][@rank],..."  crashes (hit counts from 1)
+//
+// Points in dcp (see docs/format.md): put.validate, put.before_ingest,
+// put.after_ingest, put.before_publish, publish.after_manifest,
+// delete.after_unlink, gc.after_drop, gc.after_rewrite.
 //
 // The check is one relaxed atomic load when nothing is armed.
 // Thread safety: all functions are thread-safe.
@@ -23,6 +32,8 @@ namespace dcp::base {
 
 // Every rank if rank < 0.
 void ArmFaultPoint(std::string name, int rank = -1);
+// Kill the process at the `hit`-th time the point is reached (by that rank).
+void ArmCrashPoint(std::string name, int hit = 1, int rank = -1);
 void DisarmAllFaultPoints();
 
 Status CheckFaultPoint(std::string_view name, int rank);

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "engine/base/fault_injection.h"
 #include "engine/base/file.h"
 #include "engine/store/key_layout.h"
 
@@ -69,7 +70,10 @@ Result<std::string> ReadManifestFile(const std::string& root, uint64_t step) {
 Status PublishManifest(const std::string& root, uint64_t step, uint64_t generation, std::string_view bytes) {
   DCP_RETURN_IF_ERROR(
       base::WriteFileAtomic(ManifestPath(root, step), ManifestTempPath(root, step, generation), bytes));
-  return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, generation), std::to_string(step) + "\n");
+  DCP_RETURN_IF_ERROR(base::CheckFaultPoint("publish.after_manifest", 0));
+  DCP_ASSIGN_OR_RETURN(auto latest, LatestStep(root));
+  return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, generation),
+                               std::to_string(latest.value_or(step)) + "\n");
 }
 
 Status DeleteManifest(const std::string& root, uint64_t step) {
@@ -79,6 +83,7 @@ Status DeleteManifest(const std::string& root, uint64_t step) {
   auto latest = base::ReadFile(LatestPath(root), 64);
   DCP_RETURN_IF_ERROR(base::RemoveFile(ManifestPath(root, step)));
   DCP_RETURN_IF_ERROR(base::SyncDir(StepsDir(root)));
+  DCP_RETURN_IF_ERROR(base::CheckFaultPoint("delete.after_unlink", 0));
   if (latest.ok() && std::strtoull(latest->c_str(), nullptr, 10) == step) {
     DCP_ASSIGN_OR_RETURN(auto steps, ListSteps(root));
     if (steps.empty()) {
@@ -105,12 +110,8 @@ Result<uint64_t> RemoveTemporaries(const std::string& root) {
 }
 
 Result<std::optional<uint64_t>> LatestStep(const std::string& root) {
-  auto latest = base::ReadFile(LatestPath(root), 64);
-  if (latest.ok()) {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(latest->c_str(), &end, 10);
-    if (end != latest->c_str() && StepExists(root, v)) return std::optional<uint64_t>(v);
-  }
+  // The manifests decide, not the LATEST hint (which a writer killed between
+  // the two renames leaves one step behind).
   DCP_ASSIGN_OR_RETURN(auto steps, ListSteps(root));
   if (steps.empty()) return std::optional<uint64_t>();
   return std::optional<uint64_t>(steps.back());

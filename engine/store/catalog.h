@@ -6,8 +6,9 @@
 // A step exists for readers iff its manifest file exists under steps/. A
 // manifest is published by writing a temporary file, fsyncing it, renaming it
 // into place and fsyncing the directory, so it appears whole or not at all.
-// LATEST is a hint (the most recently committed step), written the same way
-// after the manifest; readers fall back to the largest step if it is stale.
+// LATEST names the latest (largest) committed step for tools that read
+// files, written the same way after the manifest; dcp itself goes by the
+// manifests, so a writer killed between the two renames misleads nobody.
 //
 // Thread safety: stateless functions; concurrent readers are safe, and one
 // writer may publish while others read.
@@ -57,8 +58,8 @@ Status DeleteManifest(const std::string& root, uint64_t step);
 // .tmp.LATEST.*, DCP_STORE.tmp). Returns how many. REQUIRES: the writer lock.
 Result<uint64_t> RemoveTemporaries(const std::string& root);
 
-// The step LATEST names if it is committed, else the largest committed step,
-// else nullopt.
+// The largest committed step (the latest iteration of a training run), or
+// nullopt if none.
 Result<std::optional<uint64_t>> LatestStep(const std::string& root);
 
 }  // namespace dcp::storage

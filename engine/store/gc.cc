@@ -22,7 +22,7 @@ uint64_t TableBytes(const std::vector<RankStore::TableFile>& files) {
 Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* stats) {
   DCP_ASSIGN_OR_RETURN(auto files, store->TableFiles());
   stats->bytes_before += TableBytes(files);
-  std::set<uint64_t> generations;
+  std::set<uint64_t> generations, in_level0;
   const std::string what = "rank store " + std::to_string(store->rank()) + " at '" + store->path() + "'";
   for (const auto& f : files) {
     auto first = ParseRecordKey(f.smallest_key);
@@ -31,6 +31,9 @@ Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* 
       return Status::DataLoss(what + ": table file " + f.name + " does not hold exactly one generation");
     }
     generations.insert(first->generation);
+    // Level 0 holds what a collection killed before its compaction left
+    // behind (recovered from the log): finish that compaction.
+    if (f.level == 0) in_level0.insert(first->generation);
   }
   for (uint64_t g : generations) {
     auto it = live.find(g);
@@ -67,9 +70,13 @@ Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* 
       }
       return Status::OK();
     }));
-    if (dead.empty()) continue;
+    if (dead.empty()) {
+      if (in_level0.count(g)) DCP_RETURN_IF_ERROR(store->CompactGeneration(g));
+      continue;
+    }
     DCP_RETURN_IF_ERROR(store->RewriteGeneration(g, dead, rewritten));
     stats->records_removed += dead.size();
+    DCP_RETURN_IF_ERROR(base::CheckFaultPoint("gc.after_rewrite", static_cast<int>(store->rank())));
   }
   DCP_ASSIGN_OR_RETURN(files, store->TableFiles());
   stats->bytes_after += TableBytes(files);

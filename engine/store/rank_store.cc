@@ -228,6 +228,11 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
     }
     DCP_RETURN_IF_ERROR(base::CreateDirs(ingest).Annotate(what));
     DCP_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(rep->options, path, &db), "cannot open " + what));
+    rep->db.reset(db);
+    db = nullptr;
+    // Whatever the log replayed (a collection killed mid-way) goes into a
+    // table file now, where garbage collection can see and finish it.
+    DCP_RETURN_IF_ERROR(FromRocks(rep->db->Flush(rocksdb::FlushOptions()), "cannot flush " + what));
   } else {
     if (!base::IsDirectory(path)) return Status::NotFound(what + " does not exist");
     rep->logger = std::make_shared<NullLogger>();
@@ -241,7 +246,7 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
       return Status::IOError("cannot open " + what + ": " + s.ToString());
     }
   }
-  rep->db.reset(db);
+  if (db != nullptr) rep->db.reset(db);
   return std::unique_ptr<RankStore>(new RankStore(std::move(rep), path, rank, mode));
 }
 
@@ -325,7 +330,7 @@ Result<std::vector<RankStore::TableFile>> RankStore::TableFiles() const {
   rep_->db->GetLiveFilesMetaData(&meta);
   std::vector<TableFile> files;
   files.reserve(meta.size());
-  for (const auto& m : meta) files.push_back({m.name, m.size, m.smallestkey, m.largestkey});
+  for (const auto& m : meta) files.push_back({m.name, m.level, m.size, m.smallestkey, m.largestkey});
   return files;
 }
 
@@ -345,11 +350,33 @@ Status RankStore::Scan(std::string_view begin, std::string_view end,
 
 Status RankStore::DropGeneration(uint64_t generation) {
   if (mode_ != Mode::kWrite) return Status::FailedPrecondition("rank store " + std::to_string(rank_) + " is read-only");
+  const std::string what = "rank store " + std::to_string(rank_) + " at '" + path_ + "'";
   const auto [b, e] = GenerationRange(generation);
   const rocksdb::Slice begin(b), end(e);
-  return FromRocks(rocksdb::DeleteFilesInRange(rep_->db.get(), rep_->db->DefaultColumnFamily(), &begin, &end,
-                                               /*include_end=*/false),
-                   "cannot drop generation in rank store " + std::to_string(rank_) + " at '" + path_ + "'");
+  DCP_RETURN_IF_ERROR(FromRocks(rocksdb::DeleteFilesInRange(rep_->db.get(), rep_->db->DefaultColumnFamily(), &begin,
+                                                            &end, /*include_end=*/false),
+                                "cannot drop generation in " + what));
+  // Level-0 files (recovered after a crash) are not deleted that way.
+  DCP_ASSIGN_OR_RETURN(auto files, TableFiles());
+  bool left = false;
+  for (const auto& f : files) left = left || (f.smallest_key >= b && f.smallest_key < e);
+  if (!left) return Status::OK();
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  DCP_RETURN_IF_ERROR(FromRocks(rep_->db->DeleteRange(wo, rep_->db->DefaultColumnFamily(), begin, end),
+                                "cannot delete generation in " + what));
+  DCP_RETURN_IF_ERROR(FromRocks(rep_->db->Flush(rocksdb::FlushOptions()), "cannot flush " + what));
+  return CompactGeneration(generation);
+}
+
+Status RankStore::CompactGeneration(uint64_t generation) {
+  const auto [b, e] = GenerationRange(generation);
+  const rocksdb::Slice begin(b), end(e);
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  co.exclusive_manual_compaction = true;
+  return FromRocks(rep_->db->CompactRange(co, &begin, &end),
+                   "cannot compact rank store " + std::to_string(rank_) + " at '" + path_ + "'");
 }
 
 Status RankStore::RewriteGeneration(uint64_t generation, const std::vector<std::string>& keys,
@@ -363,12 +390,7 @@ Status RankStore::RewriteGeneration(uint64_t generation, const std::vector<std::
   wo.sync = true;
   DCP_RETURN_IF_ERROR(FromRocks(rep_->db->Write(wo, &batch), "cannot write to " + what));
   DCP_RETURN_IF_ERROR(FromRocks(rep_->db->Flush(rocksdb::FlushOptions()), "cannot flush " + what));
-  const auto [b, e] = GenerationRange(generation);
-  const rocksdb::Slice begin(b), end(e);
-  rocksdb::CompactRangeOptions co;
-  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  co.exclusive_manual_compaction = true;
-  return FromRocks(rep_->db->CompactRange(co, &begin, &end), "cannot compact " + what);
+  return CompactGeneration(generation);
 }
 
 }  // namespace dcp::storage

@@ -104,6 +104,7 @@ class RankStore {
   // generation's range only.
   struct TableFile {
     std::string name;
+    int level = 0;
     uint64_t size = 0;
     std::string smallest_key;
     std::string largest_key;
@@ -114,8 +115,14 @@ class RankStore {
   Status Scan(std::string_view begin, std::string_view end,
               const std::function<Status(std::string_view key, std::string_view value)>& fn) const;
 
-  // Writer only: removes the table files of `generation` (all its records).
+  // Writer only: removes every record of `generation`: its table files are
+  // deleted outright where RocksDB allows (not in level 0); anything left is
+  // deleted with a range tombstone and compacted away.
   Status DropGeneration(uint64_t generation);
+
+  // Writer only: compacts `generation`'s range (drops deleted records and
+  // pushes level-0 leftovers of an interrupted collection down).
+  Status CompactGeneration(uint64_t generation);
 
   // Writer only: deletes `keys` of `generation` and writes `puts` (replacing
   // records, e.g. its index) in one durable batch, then compacts the

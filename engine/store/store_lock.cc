@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <string>
 
 #include "engine/base/file.h"
@@ -14,10 +16,15 @@
 
 namespace dcp::storage {
 
-Result<std::unique_ptr<WriterLock>> WriterLock::Acquire(const std::string& root) {
+Result<std::unique_ptr<WriterLock>> WriterLock::Acquire(const std::string& root, int wait_ms) {
   const std::string path = LockPath(root);
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return base::ErrnoStatus(errno, "cannot open lock file", path);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     char holder[256] = {};

@@ -23,9 +23,10 @@ namespace dcp::storage {
 
 class WriterLock {
  public:
-  // FailedPrecondition naming the holder if another writer holds the lock;
-  // IOError if the lock file cannot be opened.
-  static Result<std::unique_ptr<WriterLock>> Acquire(const std::string& root);
+  // Waits up to `wait_ms` for the lock. FailedPrecondition naming the holder
+  // if another writer still holds it; IOError if the lock file cannot be
+  // opened.
+  static Result<std::unique_ptr<WriterLock>> Acquire(const std::string& root, int wait_ms = 0);
   ~WriterLock();
   WriterLock(const WriterLock&) = delete;
   WriterLock& operator=(const WriterLock&) = delete;

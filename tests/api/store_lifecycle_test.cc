@@ -252,7 +252,7 @@ TEST_CASE("leftovers of failed puts are reclaimed by the next garbage collection
 TEST_CASE("one writer per store; readers read while it writes", "[api][lifecycle]") {
   testing::TempDir dir;
   auto writer = ValueOrDie(Store::Open(dir.path(), nullptr));
-  REQUIRE_THAT(Store::Open(dir.path(), nullptr).status(),
+  REQUIRE_THAT(Store::Open(dir.path(), nullptr, StoreOptions{.lock_wait_ms = 50}).status(),
                StatusIs(StatusCode::kFailedPrecondition, "is locked by another writer (pid"));
   Weights w(8, 32);
   w.Fill(3.0f);

@@ -142,7 +142,7 @@ TEST_CASE("several steps live in one store; steps, latest and metadata", "[api]"
   REQUIRE(AllOk(SaveAll(dir.path(), 150, 2, a), &why));
   auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
   CHECK(ValueOrDie(store->Steps()) == std::vector<uint64_t>{100, 150, 200});
-  CHECK(ValueOrDie(store->LatestStep()) == std::optional<uint64_t>(150));  // most recently committed
+  CHECK(ValueOrDie(store->LatestStep()) == std::optional<uint64_t>(200));  // the latest iteration
   const StepMetadata md = ValueOrDie(store->Metadata(200));
   REQUIRE(md.tensors.size() == 2);
   CHECK(md.tensors[0].key == "w");

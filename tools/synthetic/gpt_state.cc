@@ -215,6 +215,15 @@ std::vector<std::pair<const char*, size_t>> GptState::MainReplicaBuffers() const
   return out;
 }
 
+std::vector<GptState::MainShard> GptState::MainShards() {
+  std::vector<MainShard> out;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    Shard& s = *shards_[i];
+    if (s.main && !s.data.empty()) out.push_back({s.key, s.box, dtypes_[i], s.data.data()});
+  }
+  return out;
+}
+
 std::string GptState::Verify() const {
   for (size_t i = 0; i < shards_.size(); ++i) {
     const Shard& s = *shards_[i];

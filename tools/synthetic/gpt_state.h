@@ -75,6 +75,16 @@ class GptState {
   // The buffers of this rank's main-replica shards (what its put writes).
   std::vector<std::pair<const char*, size_t>> MainReplicaBuffers() const;
 
+  // This rank's main-replica shards: key, region of the global tensor, dtype
+  // and contiguous data (for benchmarks that change chosen parts).
+  struct MainShard {
+    std::string key;
+    Box box;
+    DType dtype;
+    char* data;
+  };
+  std::vector<MainShard> MainShards();
+
   // Empty if every shard holds exactly its deterministic values (and the RNG
   // object has its cell's bytes); otherwise the first mismatch.
   std::string Verify() const;

@@ -31,6 +31,13 @@ struct StoreOptions {
   // nothing under the root is created or modified.
   // Default: false
   bool read_only = false;
+
+  // How long a writer waits for the store's writer lock before giving up
+  // with FailedPrecondition. A job restarted after a crash may find the old
+  // job's processes still exiting (a process killed in the middle of an
+  // fsync holds its files until the I/O completes).
+  // Default: 10000
+  int lock_wait_ms = 10000;
 };
 
 struct SaveOptions {

@@ -199,7 +199,7 @@ class Store {
 
   // Not collective. Committed steps, ascending.
   Result<std::vector<uint64_t>> Steps() const;
-  // Not collective. The most recently committed step, or nullopt if none.
+  // Not collective. The latest (largest) committed step, or nullopt if none.
   Result<std::optional<uint64_t>> LatestStep() const;
   // Not collective. What `step` holds. NotFound if it is not committed.
   Result<StepMetadata> Metadata(uint64_t step) const;

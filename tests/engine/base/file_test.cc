@@ -53,5 +53,29 @@ TEST_CASE("CreateDirs makes nested directories and is idempotent", "[base]") {
   REQUIRE_OK(RemoveFile(dir.Sub("not-there")));
 }
 
+TEST_CASE("FileWriter publishes the file only on Commit", "[base]") {
+  testing::TempDir dir;
+  const std::string path = dir.Sub("out.bin");
+  {
+    auto w = ValueOrDie(FileWriter::Create(path));
+    REQUIRE_OK(w->Append("abc"));
+    REQUIRE_OK(w->Append(std::string(10000, 'z')));
+    CHECK(w->size() == 10003);
+    CHECK_FALSE(PathExists(path));
+    REQUIRE_OK(w->Commit());
+    REQUIRE_THAT(w->Append("more"), StatusIs(StatusCode::kFailedPrecondition, "already closed"));
+  }
+  CHECK(ValueOrDie(ReadFile(path, 20000)) == "abc" + std::string(10000, 'z'));
+  {
+    // Abandoned: neither the final file changes nor a temporary stays behind.
+    auto w = ValueOrDie(FileWriter::Create(path));
+    REQUIRE_OK(w->Append("partial"));
+  }
+  CHECK(ValueOrDie(ReadFile(path, 20000)).size() == 10003);
+  CHECK(ValueOrDie(ListDir(dir.path())) == std::vector<std::string>{"out.bin"});
+  REQUIRE_THAT(FileWriter::Create(dir.Sub("no/such/dir/f")).status(), StatusIs(StatusCode::kNotFound, "cannot create"));
+  REQUIRE_THAT(FileWriter::Create(dir.path()).status(), StatusIs(StatusCode::kInvalidArgument, "is a directory"));
+}
+
 }  // namespace
 }  // namespace dcp::base
