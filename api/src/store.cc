@@ -67,7 +67,9 @@ Status Store::DeleteStep(uint64_t step) { return impl_->DeleteStep(step); }
 Result<std::vector<uint64_t>> Store::ApplyRetention(const RetentionPolicy& policy) {
   return impl_->ApplyRetention(policy);
 }
-Status Store::CollectGarbage(GcReport* report) { return impl_->CollectGarbage(report); }
+Status Store::CollectGarbage(GcReport* report, const GcOptions& options) {
+  return impl_->CollectGarbage(report, options);
+}
 
 Status Store::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options) {
   return impl_->PutAsync(step, state, options);

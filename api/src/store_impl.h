@@ -53,7 +53,7 @@ class Store::Impl {
   // Maintenance (store_maintenance.cc).
   Status DeleteStep(uint64_t step);
   Result<std::vector<uint64_t>> ApplyRetention(const RetentionPolicy& policy);
-  Status CollectGarbage(GcReport* report);
+  Status CollectGarbage(GcReport* report, const GcOptions& options);
   Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options);
   Status WaitForPut(SaveReport* report);
   std::optional<Status> PollPut(SaveReport* report);

@@ -92,7 +92,7 @@ Result<std::vector<uint64_t>> Store::Impl::ApplyRetention(const RetentionPolicy&
   return DecodeSteps(deleted);
 }
 
-Status Store::Impl::CollectGarbage(GcReport* report) {
+Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
   const std::string what = "garbage collection";
   Status local = Busy(comm);
   if (local.ok() && session_ != nullptr) {
@@ -148,14 +148,14 @@ Status Store::Impl::CollectGarbage(GcReport* report) {
     for (const auto& t : m->tensors) {
       for (const auto& c : t.chunks) {
         if (std::find(handled.begin(), handled.end(), c.record.store_rank) == handled.end()) continue;
-        live[c.record.store_rank][c.record.generation].insert(
-            storage::ChunkRecordKey(c.record.generation, t.key, c.box.origin));
+        live[c.record.store_rank][c.record.generation].emplace(
+            storage::ChunkRecordKey(c.record.generation, t.key, c.box.origin), c.record.stored_size);
       }
     }
     for (const auto& o : m->objects) {
       if (std::find(handled.begin(), handled.end(), o.record.store_rank) == handled.end()) continue;
-      live[o.record.store_rank][o.record.generation].insert(
-          storage::ObjectRecordKey(o.record.generation, o.unique_key()));
+      live[o.record.store_rank][o.record.generation].emplace(
+          storage::ObjectRecordKey(o.record.generation, o.unique_key()), o.record.stored_size);
     }
   }
   for (uint32_t r : handled) {
@@ -172,11 +172,12 @@ Status Store::Impl::CollectGarbage(GcReport* report) {
       other = std::move(opened).value();
       store = other.get();
     }
-    s = storage::CollectRankStore(store, live[r], &stats);
+    s = storage::CollectRankStore(store, live[r], options.compact_dead_fraction, &stats);
     mine.generations_removed += stats.generations_removed;
     mine.records_removed += stats.records_removed;
     mine.bytes_before += stats.bytes_before;
     mine.bytes_after += stats.bytes_after;
+    mine.bytes_pending += stats.bytes_pending;
   }
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s).Annotate(what));
   if (report != nullptr) *report = mine;

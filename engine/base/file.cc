@@ -132,7 +132,7 @@ Status SyncDir(const std::string& dir) {
   return Status::OK();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& tmp_path, std::string_view data) {
+Status WriteFileAtomic(const std::string& path, const std::string& tmp_path, std::string_view data, bool durable) {
   Status s;
   {
     Fd fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -147,7 +147,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& tmp_path, std
         done += static_cast<size_t>(n);
       }
     }
-    if (s.ok() && ::fsync(fd.get()) != 0) s = ErrnoStatus(errno, "cannot fsync", tmp_path);
+    if (s.ok() && durable && ::fsync(fd.get()) != 0) s = ErrnoStatus(errno, "cannot fsync", tmp_path);
     if (s.ok() && ::close(fd.release()) != 0) s = ErrnoStatus(errno, "cannot close", tmp_path);
   }
   if (s.ok() && ::rename(tmp_path.c_str(), path.c_str()) != 0) {
@@ -157,7 +157,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& tmp_path, std
     ::unlink(tmp_path.c_str());
     return s;
   }
-  return SyncDir(ParentDir(path));
+  return durable ? SyncDir(ParentDir(path)) : Status::OK();
 }
 
 Status RemoveFile(const std::string& path) {

@@ -43,9 +43,12 @@ Result<std::vector<std::string>> ListDir(const std::string& dir);
 Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes);
 
 // Writes `data` to `tmp_path`, fsyncs it, renames it to `path` and fsyncs the
-// parent directory. On failure the temporary file is removed.
+// parent directory. On failure the temporary file is removed. With `durable`
+// false the two fsyncs are skipped: still all-or-nothing for readers, but a
+// power loss may leave the old contents (for hints, not for commits).
 // REQUIRES: both paths in the same directory.
-Status WriteFileAtomic(const std::string& path, const std::string& tmp_path, std::string_view data);
+Status WriteFileAtomic(const std::string& path, const std::string& tmp_path, std::string_view data,
+                       bool durable = true);
 
 // fsync of a directory (makes renames and creations in it durable).
 Status SyncDir(const std::string& dir);

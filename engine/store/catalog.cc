@@ -72,8 +72,9 @@ Status PublishManifest(const std::string& root, uint64_t step, uint64_t generati
       base::WriteFileAtomic(ManifestPath(root, step), ManifestTempPath(root, step, generation), bytes));
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("publish.after_manifest", 0));
   DCP_ASSIGN_OR_RETURN(auto latest, LatestStep(root));
+  // A hint (see catalog.h): atomic, not synced.
   return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, generation),
-                               std::to_string(latest.value_or(step)) + "\n");
+                               std::to_string(latest.value_or(step)) + "\n", /*durable=*/false);
 }
 
 Status DeleteManifest(const std::string& root, uint64_t step) {
@@ -90,7 +91,8 @@ Status DeleteManifest(const std::string& root, uint64_t step) {
       DCP_RETURN_IF_ERROR(base::RemoveFile(LatestPath(root)));
       return base::SyncDir(root);
     }
-    return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, step), std::to_string(steps.back()) + "\n");
+    return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, step), std::to_string(steps.back()) + "\n",
+                                 /*durable=*/false);
   }
   return Status::OK();
 }

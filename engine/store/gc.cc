@@ -19,10 +19,12 @@ uint64_t TableBytes(const std::vector<RankStore::TableFile>& files) {
 
 }  // namespace
 
-Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* stats) {
+Status CollectRankStore(RankStore* store, const LiveRecords& live, double compact_dead_fraction,
+                        RankGcStats* stats) {
   DCP_ASSIGN_OR_RETURN(auto files, store->TableFiles());
   stats->bytes_before += TableBytes(files);
   std::set<uint64_t> generations, in_level0;
+  std::map<uint64_t, uint64_t> generation_bytes;
   const std::string what = "rank store " + std::to_string(store->rank()) + " at '" + store->path() + "'";
   for (const auto& f : files) {
     auto first = ParseRecordKey(f.smallest_key);
@@ -31,6 +33,7 @@ Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* 
       return Status::DataLoss(what + ": table file " + f.name + " does not hold exactly one generation");
     }
     generations.insert(first->generation);
+    generation_bytes[first->generation] += f.size;
     // Level 0 holds what a collection killed before its compaction left
     // behind (recovered from the log): finish that compaction.
     if (f.level == 0) in_level0.insert(first->generation);
@@ -57,7 +60,7 @@ Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* 
         size_t nl = u.payload.find('\n', pos);
         if (nl == std::string_view::npos) nl = u.payload.size();
         const std::string record(u.payload.substr(pos, nl - pos));
-        if (it->second.count(record)) {
+        if (it->second.count(record) != 0) {
           kept += record;
           kept += '\n';
         } else {
@@ -70,6 +73,17 @@ Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* 
       }
       return Status::OK();
     }));
+    // Worth compacting (rewriting the live bytes) only once enough is dead.
+    if (!dead.empty()) {
+      uint64_t live_bytes = 0;
+      for (const auto& [key, size] : it->second) live_bytes += size;
+      const uint64_t bytes = generation_bytes[g];
+      const uint64_t dead_bytes = bytes > live_bytes ? bytes - live_bytes : 0;
+      if (static_cast<double>(dead_bytes) < compact_dead_fraction * static_cast<double>(bytes)) {
+        stats->bytes_pending += dead_bytes;
+        dead.clear();
+      }
+    }
     if (dead.empty()) {
       if (in_level0.count(g)) DCP_RETURN_IF_ERROR(store->CompactGeneration(g));
       continue;

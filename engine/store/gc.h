@@ -1,14 +1,17 @@
 // Copyright (c) dcp authors.
 //
-// Garbage collection of one rank store: removes every record that no
-// committed step references.
+// Garbage collection of one rank store: removes records that no committed
+// step references.
 //
 // A generation (one put) with no referenced record loses its table files at
 // once (no data is read or rewritten). A generation some of whose records are
-// still referenced (by steps that deduplicated against it) loses the others:
-// its index records (written by the put, listing its record keys) say which
-// records exist; the dead ones are deleted, the index rewritten to the live
-// ones, and the generation's range compacted, rewriting only its live bytes.
+// still referenced (by steps that deduplicated against it) loses the others
+// once enough of it is dead to pay for rewriting the rest: its index records
+// (written by the put, listing its record keys) say which records exist; the
+// dead ones are deleted, the index rewritten to the live ones, and the
+// generation's range compacted. Below the threshold nothing is touched and
+// the dead bytes are reported as pending (a later collection, after more
+// steps are gone, reclaims them).
 //
 // REQUIRES: the caller holds the store's writer lock (no put is in progress
 // anywhere), so a generation without references is garbage, not a put that
@@ -29,17 +32,22 @@
 
 namespace dcp::storage {
 
-// The record keys committed steps reference in one rank store, by generation.
-using LiveRecords = std::map<uint64_t, std::set<std::string>>;
+// The records committed steps reference in one rank store, by generation:
+// record key -> stored size.
+using LiveRecords = std::map<uint64_t, std::map<std::string, uint64_t>>;
 
 struct RankGcStats {
   uint64_t generations_removed = 0;
   uint64_t records_removed = 0;
   uint64_t bytes_before = 0;
   uint64_t bytes_after = 0;
+  uint64_t bytes_pending = 0;  // dead bytes left in partly referenced generations
 };
 
-Status CollectRankStore(RankStore* store, const LiveRecords& live, RankGcStats* stats);
+// A partly referenced generation is compacted only when at least
+// `compact_dead_fraction` of its table bytes are dead.
+Status CollectRankStore(RankStore* store, const LiveRecords& live, double compact_dead_fraction,
+                        RankGcStats* stats);
 
 }  // namespace dcp::storage
 

@@ -85,6 +85,16 @@ struct LoadOptions {
 
 namespace dcp {
 
+struct GcOptions {
+  // A put whose records are partly still referenced (by later incremental
+  // steps) is compacted — its live records rewritten, its dead ones freed —
+  // only once at least this fraction of its bytes is dead; below it the dead
+  // bytes wait for a later collection (reported as pending). 0 compacts
+  // every time; 1 only ever frees whole puts.
+  // Default: 0.5
+  double compact_dead_fraction = 0.5;
+};
+
 // Which steps ApplyRetention keeps; every other committed step is deleted.
 // A step is kept if any rule keeps it.
 struct RetentionPolicy {

@@ -66,6 +66,8 @@ struct GcReport {
   uint64_t records_removed = 0;        // single records of partly referenced puts
   uint64_t bytes_before = 0;           // table-file bytes of the stores handled
   uint64_t bytes_after = 0;
+  uint64_t bytes_pending = 0;          // dead bytes left in partly referenced puts
+                                       // (below GcOptions::compact_dead_fraction)
   uint64_t temporary_files_removed = 0;
 };
 
@@ -192,10 +194,11 @@ class Store {
   // Collective. Reclaims the space of records no committed step references
   // (deleted steps, failed or killed puts) and removes leftover temporary
   // files: unreferenced puts are dropped whole (their table files deleted),
-  // partly referenced ones lose their dead records (then compacted). Each
-  // rank handles its own rank store and those of ranks beyond the world size.
-  // Never touches a record a committed step references.
-  Status CollectGarbage(GcReport* report = nullptr);
+  // partly referenced ones lose their dead records (compacted, once enough of
+  // them is dead: GcOptions). Each rank handles its own rank store and those
+  // of ranks beyond the world size. Never touches a record a committed step
+  // references.
+  Status CollectGarbage(GcReport* report = nullptr, const GcOptions& options = {});
 
   // Not collective. Committed steps, ascending.
   Result<std::vector<uint64_t>> Steps() const;
