@@ -9,6 +9,7 @@ packages=(
   librocksdb-dev libflatbuffers-dev flatbuffers-compiler liblz4-dev libxxhash-dev
   libopenmpi-dev openmpi-bin
   catch2 libcli11-dev nlohmann-json3-dev libfmt-dev
+  python3-numpy  # reads dcp-inspect's safetensors and .npy output in a test
 )
 # LibTorch (CPU-only in Debian) for the dcp::torch adapter; DCP_WITH_TORCH=0 skips it.
 if [[ "${DCP_WITH_TORCH:-1}" != "0" ]]; then

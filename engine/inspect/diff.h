@@ -54,9 +54,9 @@ struct TensorDiff {
   Change change = Change::kSame;
   DType dtype_a = DType::kFloat32, dtype_b = DType::kFloat32;  // where present
   Shape shape_a, shape_b;
-  uint64_t bytes = 0;          // the larger of the two steps' raw bytes
-  uint64_t changed_bytes = 0;  // bytes of changed elements (or chunks, see exact)
-  bool exact = true;           // false: changed_bytes counts whole chunks whose checksum differs
+  uint64_t bytes = 0;               // the larger of the two steps' raw bytes
+  uint64_t changed_bytes = 0;       // bytes of changed elements (or chunks, see exact)
+  bool exact = true;                // false: changed_bytes counts whole chunks whose checksum differs
   uint64_t chunks_by_checksum = 0;  // chunk pairs compared without decoding
   uint64_t bytes_decoded = 0;       // raw bytes decoded (both steps)
 

@@ -36,8 +36,8 @@ Result<const manifest::ObjectEntry*> FindObject(const LoadedStep& step, const st
   if (cells.size() > 1) {
     std::string names;
     for (const manifest::ObjectEntry* o : cells) names += (names.empty() ? "" : ", ") + o->unique_key();
-    return Status::InvalidArgument("object '" + key + "' of step " + std::to_string(step.manifest().step) +
-                                   " has " + std::to_string(cells.size()) + " cells; name one: " + names);
+    return Status::InvalidArgument("object '" + key + "' of step " + std::to_string(step.manifest().step) + " has " +
+                                   std::to_string(cells.size()) + " cells; name one: " + names);
   }
   return cells.empty() ? nullptr : cells[0];
 }
@@ -195,7 +195,8 @@ Result<DumpReport> Dump(StoreReader* reader, uint64_t step, const std::string& k
     if (npy) {
       if (ConvertsToFloat32(t->dtype)) {
         converted.resize(n);
-        for (uint64_t i = 0; i < n; ++i) converted[i] = static_cast<float>(ElementToDouble(t->dtype, buf.data() + i * elem));
+        for (uint64_t i = 0; i < n; ++i)
+          converted[i] = static_cast<float>(ElementToDouble(t->dtype, buf.data() + i * elem));
         DCP_RETURN_IF_ERROR(npy->Append(std::string_view(reinterpret_cast<const char*>(converted.data()), n * 4)));
       } else {
         DCP_RETURN_IF_ERROR(npy->Append(std::string_view(buf.data(), n * elem)));

@@ -83,7 +83,7 @@ struct DumpReport {
   std::string head;  // raw bytes of the first min(count, n) elements
   std::string tail;  // raw bytes of the last min(count, n - head) elements
   ElementStats stats;
-  std::string npy_path;   // written, if asked
+  std::string npy_path;  // written, if asked
   std::string npy_descr;
 
   // Objects.

@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -17,13 +18,24 @@ T Load(const void* p) {
   return v;
 }
 
-// Formats a finite-or-not float with the shortest digits that round-trip at
-// the precision `T` of its dtype.
+std::string NonFinite(double v) {
+  if (std::isnan(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
+
+// float32 and float64: the shortest digits that round-trip at the dtype's
+// own precision.
 template <typename T>
 std::string FormatFloat(T v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  if (!std::isfinite(v)) return NonFinite(v);
   return fmt::format("{}", v);
+}
+
+// Narrower formats: enough significant digits to tell any two values of the
+// format apart (ceil(mantissa bits * log10 2) + 1).
+std::string FormatNarrow(double v, int digits) {
+  if (!std::isfinite(v)) return NonFinite(v);
+  return fmt::format("{:.{}g}", v, digits);
 }
 
 }  // namespace
@@ -113,42 +125,73 @@ std::string FormatElement(DType dtype, const void* p) {
     case DType::kUInt32: return std::to_string(Load<uint32_t>(p));
     case DType::kUInt64: return std::to_string(Load<uint64_t>(p));
     case DType::kFloat64: return FormatFloat(Load<double>(p));
-    case DType::kFloat32:
-    case DType::kFloat16:
-    case DType::kBFloat16:
+    case DType::kFloat32: return FormatFloat(Load<float>(p));
+    case DType::kFloat16: return FormatNarrow(ElementToDouble(dtype, p), 5);
+    case DType::kBFloat16: return FormatNarrow(ElementToDouble(dtype, p), 4);
     case DType::kFloat8E4M3:
-    case DType::kFloat8E5M2:
-      // Every narrower format is exactly representable as a float.
-      return FormatFloat(static_cast<float>(ElementToDouble(dtype, p)));
+    case DType::kFloat8E5M2: return FormatNarrow(ElementToDouble(dtype, p), 3);
   }
   return "?";
 }
 
-void ElementStats::Add(DType dtype, const void* data, size_t count) {
-  const size_t size = DTypeSize(dtype);
-  const char* p = static_cast<const char*>(data);
-  for (size_t i = 0; i < count; ++i, p += size) {
-    const double v = ElementToDouble(dtype, p);
-    ++count_;
+namespace {
+
+// Statistics of one block, two passes over memory that is already there
+// (cheaper than Welford's division per element), merged with Chan's formula.
+template <typename Decode>
+void AddBlock(const char* p, size_t size, size_t count, Decode decode, uint64_t* nan, uint64_t* inf, uint64_t* zeros,
+              uint64_t* n, double* min, double* max, double* mean, double* m2) {
+  uint64_t bn = 0;
+  double bmin = std::numeric_limits<double>::infinity(), bmax = -bmin, sum = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const double v = decode(p + i * size);
     if (std::isnan(v)) {
-      ++nan_;
-      continue;
-    }
-    if (std::isinf(v)) {
-      ++inf_;
-      continue;
-    }
-    if (v == 0) ++zeros_;
-    if (n_ == 0) {
-      min_ = max_ = v;
+      ++*nan;
+    } else if (std::isinf(v)) {
+      ++*inf;
     } else {
-      min_ = std::min(min_, v);
-      max_ = std::max(max_, v);
+      ++bn;
+      sum += v;
+      bmin = std::min(bmin, v);
+      bmax = std::max(bmax, v);
+      *zeros += v == 0;
     }
-    ++n_;
-    const double delta = v - mean_;
-    mean_ += delta / static_cast<double>(n_);
-    m2_ += delta * (v - mean_);
+  }
+  if (bn == 0) return;
+  const double bmean = sum / static_cast<double>(bn);
+  double bm2 = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const double v = decode(p + i * size);
+    if (std::isfinite(v)) bm2 += (v - bmean) * (v - bmean);
+  }
+  if (*n == 0) {
+    *min = bmin;
+    *max = bmax;
+  } else {
+    *min = std::min(*min, bmin);
+    *max = std::max(*max, bmax);
+  }
+  const double total = static_cast<double>(*n + bn);
+  const double delta = bmean - *mean;
+  *mean += delta * static_cast<double>(bn) / total;
+  *m2 += bm2 + delta * delta * static_cast<double>(*n) * static_cast<double>(bn) / total;
+  *n += bn;
+}
+
+}  // namespace
+
+void ElementStats::Add(DType dtype, const void* data, size_t count) {
+  const char* p = static_cast<const char*>(data);
+  count_ += count;
+  auto add = [&](auto decode) {
+    AddBlock(p, DTypeSize(dtype), count, decode, &nan_, &inf_, &zeros_, &n_, &min_, &max_, &mean_, &m2_);
+  };
+  switch (dtype) {
+    case DType::kFloat32: return add([](const char* q) -> double { return Load<float>(q); });
+    case DType::kFloat64: return add([](const char* q) { return Load<double>(q); });
+    case DType::kBFloat16: return add([](const char* q) -> double { return BFloat16ToFloat(Load<uint16_t>(q)); });
+    case DType::kFloat16: return add([](const char* q) -> double { return HalfToFloat(Load<uint16_t>(q)); });
+    default: return add([dtype](const char* q) { return ElementToDouble(dtype, q); });
   }
 }
 

@@ -33,9 +33,10 @@ float Float8E5M2ToFloat(uint8_t bits);
 // are rounded). REQUIRES: `p` points at DTypeSize(dtype) bytes.
 double ElementToDouble(DType dtype, const void* p);
 
-// The element at `p` for display: integers exactly, floats with the
-// shortest round-trip digits of their own precision (float32 "0.1", not
-// "0.10000000149"), "nan", "inf", "-inf", bools "true"/"false".
+// The element at `p` for display: integers exactly; float32 and float64 with
+// the shortest digits that round-trip ("0.1", not "0.10000000149"); float16,
+// bfloat16 and fp8 with as many significant digits as tell any two of their
+// values apart (5, 4, 3); "nan", "inf", "-inf"; bools "true"/"false".
 std::string FormatElement(DType dtype, const void* p);
 
 // Count, NaN and infinity counts, min, max, mean and standard deviation
@@ -45,8 +46,8 @@ class ElementStats {
   // Adds `count` contiguous elements of `dtype` at `data`.
   void Add(DType dtype, const void* data, size_t count);
 
-  uint64_t count() const { return count_; }        // every element
-  uint64_t finite() const { return n_; }           // elements in min/max/mean/std
+  uint64_t count() const { return count_; }  // every element
+  uint64_t finite() const { return n_; }     // elements in min/max/mean/std
   uint64_t nan() const { return nan_; }
   uint64_t inf() const { return inf_; }
   uint64_t zeros() const { return zeros_; }
@@ -58,7 +59,7 @@ class ElementStats {
 
  private:
   uint64_t count_ = 0, n_ = 0, nan_ = 0, inf_ = 0, zeros_ = 0;
-  double min_ = 0, max_ = 0, mean_ = 0, m2_ = 0;  // Welford over finite elements
+  double min_ = 0, max_ = 0, mean_ = 0, m2_ = 0;  // of the finite elements (m2_: sum of squared deviations)
 };
 
 }  // namespace dcp::inspect

@@ -49,9 +49,9 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
     tensors.push_back(t);
   }
   if (tensors.empty()) {
-    return Status::NotFound("no tensor of step " + std::to_string(step) +
-                            (options.keys_glob.empty() ? std::string(" (it holds none)")
-                                                       : " matches '" + options.keys_glob + "'"));
+    return Status::NotFound(
+        "no tensor of step " + std::to_string(step) +
+        (options.keys_glob.empty() ? std::string(" (it holds none)") : " matches '" + options.keys_glob + "'"));
   }
 
   ExportReport r;
@@ -71,15 +71,21 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
                                      " holds a tensor named '__metadata__', which safetensors reserves");
     }
     const uint64_t bytes = t->raw_bytes();
-    header[t->key] = {{"dtype", SafetensorsDType(t->dtype)},
-                      {"shape", t->global_shape},
-                      {"data_offsets", {offset, offset + bytes}}};
+    header[t->key] = {
+        {"dtype", SafetensorsDType(t->dtype)}, {"shape", t->global_shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
-  header["__metadata__"] = {{"format", "pt"},
-                            {"dcp.step", std::to_string(step)},
-                            {"dcp.generation", std::to_string(m.generation)}};
-  std::string json = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  header["__metadata__"] = {
+      {"format", "pt"}, {"dcp.step", std::to_string(step)}, {"dcp.generation", std::to_string(m.generation)}};
+  std::string json;
+  try {
+    json = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+  } catch (const nlohmann::json::exception& e) {
+    // safetensors names are JSON strings; dcp keys are bytes.
+    return Status::InvalidArgument("step " + std::to_string(step) +
+                                   " holds a tensor key that is not valid UTF-8, which safetensors cannot name (" +
+                                   e.what() + "); --keys can leave it out");
+  }
   json.append((8 - json.size() % 8) % 8, ' ');
   std::string prefix(8, '\0');
   const uint64_t n = json.size();

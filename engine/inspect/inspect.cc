@@ -19,7 +19,6 @@ using i128 = __int128;
 StepSummary Summarize(const LoadedStep& step) {
   StepSummary s;
   s.info = manifest::Describe(step.manifest()).info;
-  s.unique_bytes = step.unique_bytes();
   const Status problem = step.FirstProblem();
   if (!problem.ok()) s.problem = problem.message();
   return s;
@@ -81,7 +80,8 @@ LayoutMap DrawMap(const manifest::TensorEntry& t) {
     std::string line;
     for (int j = 0; j < nc; ++j) {
       const CellState& cell = cells[static_cast<size_t>(i) * nc + j];
-      const i128 area = static_cast<i128>(map.row_cuts[i + 1] - map.row_cuts[i]) * (map.col_cuts[j + 1] - map.col_cuts[j]);
+      const i128 area =
+          static_cast<i128>(map.row_cuts[i + 1] - map.row_cuts[i]) * (map.col_cuts[j + 1] - map.col_cuts[j]);
       if (cell.covered < area) {
         line.push_back(kHoleCell);
       } else if (cell.covered > area) {
@@ -169,7 +169,8 @@ Result<StepDetail> ShowStep(StoreReader* reader, uint64_t step, const std::strin
   if (!common.ok()) {
     d.common.problem = common.status().message();
   } else if (common->kind() == Value::Kind::kMap) {
-    for (size_t i = 0; i < common->size(); ++i) d.common.entries.emplace_back(common->keys()[i], ShortValue(common->at(i)));
+    for (size_t i = 0; i < common->size(); ++i)
+      d.common.entries.emplace_back(common->keys()[i], ShortValue(common->at(i)));
   } else {
     d.common.entries.emplace_back("", ShortValue(*common));
   }
@@ -183,6 +184,7 @@ Result<TensorLayout> GetLayout(StoreReader* reader, uint64_t step, const std::st
   TensorLayout l;
   l.step = step;
   l.generation = loaded->manifest().generation;
+  l.loaded = loaded;
   l.tensor = t;
   l.coverage = loaded->tensor_status[static_cast<size_t>(t - loaded->manifest().tensors.data())];
   std::map<uint32_t, RankShare> ranks;

@@ -17,6 +17,7 @@
 #define DCP_ENGINE_INSPECT_INSPECT_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,9 +37,8 @@ bool KeyMatches(std::string_view glob, const std::string& key);
 
 // One committed step, as `ls` lists it.
 struct StepSummary {
-  StepInfo info;              // step, generation, commit time, world size, counts, raw and stored bytes
-  uint64_t unique_bytes = 0;  // stored bytes of records first written by this step
-  std::string problem;        // non-empty if the manifest is unreadable or inconsistent
+  StepInfo info;        // step, generation, commit time, world size, counts, raw / stored / unique bytes
+  std::string problem;  // non-empty if the manifest is unreadable or inconsistent
 };
 
 // Every committed step, ascending. A step whose manifest cannot be decoded is
@@ -46,10 +46,10 @@ struct StepSummary {
 Result<std::vector<StepSummary>> ListSteps(StoreReader* reader);
 
 struct TensorSummary {
-  TensorInfo info;              // key, dtype, global shape, chunks, raw and stored bytes
-  uint64_t unique_bytes = 0;    // stored bytes of this step's own records
-  uint32_t num_ranks = 0;       // distinct rank stores holding its chunks
-  std::string problem;          // the broken invariant, if any
+  TensorInfo info;            // key, dtype, global shape, chunks, raw and stored bytes
+  uint64_t unique_bytes = 0;  // stored bytes of this step's own records
+  uint32_t num_ranks = 0;     // distinct rank stores holding its chunks
+  std::string problem;        // the broken invariant, if any
 };
 
 struct ObjectSummary {
@@ -63,7 +63,7 @@ struct ObjectSummary {
 struct CommonSummary {
   uint64_t encoded_bytes = 0;
   std::vector<std::pair<std::string, std::string>> entries;  // key -> short value
-  std::string problem;                                      // undecodable
+  std::string problem;                                       // undecodable
 };
 
 struct StepDetail {
@@ -107,11 +107,12 @@ struct RankShare {
 
 struct TensorLayout {
   uint64_t step = 0;
-  uint64_t generation = 0;                  // the step's
-  const manifest::TensorEntry* tensor = nullptr;  // key, dtype, shape, chunks (valid with the reader)
-  std::vector<RankShare> ranks;             // ascending by rank
-  Status coverage;                          // OK: every element exactly once; else what is wrong
-  LayoutMap map;                            // 1-D and 2-D tensors with elements
+  uint64_t generation = 0;                        // the step's
+  std::shared_ptr<const LoadedStep> loaded;       // owns *tensor
+  const manifest::TensorEntry* tensor = nullptr;  // key, dtype, shape, chunks
+  std::vector<RankShare> ranks;                   // ascending by rank
+  Status coverage;                                // OK: every element exactly once; else what is wrong
+  LayoutMap map;                                  // 1-D and 2-D tensors with elements
 };
 
 // Which rank store holds which region of tensor `key`. NotFound naming the

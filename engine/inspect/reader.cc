@@ -2,6 +2,8 @@
 
 #include "engine/inspect/reader.h"
 
+#include <fmt/core.h>
+
 #include <charconv>
 
 #include "engine/codec/frame.h"
@@ -61,20 +63,6 @@ const manifest::TensorEntry* LoadedStep::FindTensor(std::string_view key) const 
   return nullptr;
 }
 
-uint64_t LoadedStep::unique_bytes() const {
-  const manifest::StepManifest& m = manifest();
-  uint64_t n = 0;
-  for (const manifest::TensorEntry& t : m.tensors) {
-    for (const manifest::ChunkEntry& c : t.chunks) {
-      if (c.record.generation == m.generation) n += c.record.stored_size;
-    }
-  }
-  for (const manifest::ObjectEntry& o : m.objects) {
-    if (o.record.generation == m.generation) n += o.record.stored_size;
-  }
-  return n;
-}
-
 Result<uint64_t> ResolveStep(const std::string& root, std::string_view text) {
   if (text == "latest") {
     DCP_RETURN_IF_ERROR(storage::CheckStoreRoot(root));
@@ -85,7 +73,7 @@ Result<uint64_t> ResolveStep(const std::string& root, std::string_view text) {
   uint64_t step = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), step);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-    return Status::InvalidArgument("'" + std::string(text) + "' is not a step number (or \"latest\")");
+    return Status::InvalidArgument(fmt::format("'{}' is not a step number (or \"latest\")", text));
   }
   return step;
 }
@@ -127,8 +115,8 @@ Result<std::shared_ptr<const LoadedStep>> StoreReader::Load(uint64_t step) {
   DCP_ASSIGN_OR_RETURN(std::string bytes, storage::ReadManifestFile(root_, step));
   DCP_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStep> loaded, DecodeStep(bytes, storage::ManifestPath(root_, step)));
   if (loaded->manifest().step != step) {
-    return Status::DataLoss(loaded->path + " holds step " + std::to_string(loaded->manifest().step) +
-                            ", not step " + std::to_string(step));
+    return Status::DataLoss(loaded->path + " holds step " + std::to_string(loaded->manifest().step) + ", not step " +
+                            std::to_string(step));
   }
   std::lock_guard<std::mutex> lock(mu_);
   return steps_.emplace(step, std::move(loaded)).first->second;

@@ -37,10 +37,10 @@ namespace dcp::inspect {
 // A decoded step manifest and what is wrong with it, if anything.
 struct LoadedStep {
   std::shared_ptr<query::StepIndex> index;
-  std::string path;                    // the manifest file
-  Status order;                        // tensors and objects sorted and unique
-  std::vector<Status> tensor_status;   // per manifest().tensors[i]: its invariants
-  std::vector<Status> object_status;   // per manifest().objects[i]
+  std::string path;                   // the manifest file
+  Status order;                       // tensors and objects sorted and unique
+  std::vector<Status> tensor_status;  // per manifest().tensors[i]: its invariants
+  std::vector<Status> object_status;  // per manifest().objects[i]
 
   const manifest::StepManifest& manifest() const { return index->manifest(); }
   // True if every invariant holds.
@@ -50,9 +50,6 @@ struct LoadedStep {
   // The tensor named `key` (a linear scan if the manifest is not sorted), or
   // nullptr.
   const manifest::TensorEntry* FindTensor(std::string_view key) const;
-  // Records of the step's own generation (first written by this step), in
-  // stored bytes: what deleting every other step would leave.
-  uint64_t unique_bytes() const;
 };
 
 // Resolves a user's step argument: a decimal step number, or "latest".

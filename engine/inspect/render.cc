@@ -26,7 +26,8 @@ std::string Elements(DType dtype, const std::string& bytes) {
   const size_t size = std::max<size_t>(DTypeSize(dtype), 1);
   std::string out;
   for (size_t i = 0; i + size <= bytes.size(); i += size) {
-    out += (i ? " " : "") + FormatElement(dtype, bytes.data() + i);
+    if (i) out += ' ';
+    out += FormatElement(dtype, bytes.data() + i);
   }
   return out;
 }
@@ -75,7 +76,7 @@ std::string RenderStepsTable(const std::vector<StepSummary>& steps) {
     }
     out += fmt::format("{:>10}  {:<20}  {:>5}  {:>7}  {:>7}  {:>7}  {:>11}  {:>11}  {:>11}\n", i.step,
                        TimeString(i.commit_time_ns), i.world_size, i.num_tensors, i.num_objects, i.num_chunks,
-                       HumanBytes(i.raw_bytes), HumanBytes(i.stored_bytes), HumanBytes(s.unique_bytes));
+                       HumanBytes(i.raw_bytes), HumanBytes(i.stored_bytes), HumanBytes(i.unique_bytes));
     if (!s.problem.empty()) out += fmt::format("{:>10}  problem: {}\n", "", s.problem);
   }
   return out;
@@ -88,10 +89,10 @@ std::string RenderStepTable(const StepDetail& d) {
       "  {} raw, {} stored (ratio {}), {} unique to this step\n",
       s.step, s.generation, TimeString(s.commit_time_ns), s.world_size, s.num_tensors, s.num_objects, s.num_chunks,
       HumanBytes(s.raw_bytes), HumanBytes(s.stored_bytes), Ratio(s.raw_bytes, s.stored_bytes),
-      HumanBytes(d.summary.unique_bytes));
+      HumanBytes(s.unique_bytes));
   if (!d.keys_glob.empty()) {
-    out += fmt::format("  keys matching '{}': {} tensors, {} objects\n", d.keys_glob, d.tensors.size(),
-                       d.objects.size());
+    out +=
+        fmt::format("  keys matching '{}': {} tensors, {} objects\n", d.keys_glob, d.tensors.size(), d.objects.size());
   }
   if (!d.tensors.empty()) {
     size_t width = 3;
@@ -140,9 +141,10 @@ std::string RenderLayoutTable(const TensorLayout& l) {
       out += one_d ? fmt::format("  |{}|\n", l.map.cells[i])
                    : fmt::format("  {:>{}} |{}|\n", l.map.row_cuts[i], label, l.map.cells[i]);
     }
-    out += fmt::format("legend: 0-9 a-z A-Z rank store, '{}' several ranks in a cell, '{}' not covered, '{}' covered "
-                       "more than once\n",
-                       kMixedCell, kHoleCell, kOverlapCell);
+    out += fmt::format(
+        "legend: 0-9 a-z A-Z rank store, '{}' several ranks in a cell, '{}' not covered, '{}' covered "
+        "more than once\n",
+        kMixedCell, kHoleCell, kOverlapCell);
   } else {
     out += fmt::format("\n{:>24}  {:<24}  {:>5}  {:>11}  {:>11}  {:<5}\n", "offset", "shape", "rank", "raw", "stored",
                        "codec");
@@ -181,10 +183,11 @@ std::string RenderVerifyText(const VerifyReport& r, size_t max_problems) {
 }
 
 std::string RenderDiffTable(const DiffReport& d) {
-  std::string out = fmt::format("step {} -> step {}{}: {} of {} changed ({}){}\n", d.step_a, d.step_b,
-                                d.keys_glob.empty() ? "" : " (keys matching '" + d.keys_glob + "')",
-                                HumanBytes(d.changed_bytes), HumanBytes(d.bytes), Percent(d.changed_fraction()),
-                                d.exact ? "" : ", counting whole chunks whose checksums differ (--exact counts elements)");
+  std::string out =
+      fmt::format("step {} -> step {}{}: {} of {} changed ({}){}\n", d.step_a, d.step_b,
+                  d.keys_glob.empty() ? "" : " (keys matching '" + d.keys_glob + "')", HumanBytes(d.changed_bytes),
+                  HumanBytes(d.bytes), Percent(d.changed_fraction()),
+                  d.exact ? "" : ", counting whole chunks whose checksums differ (--exact counts elements)");
   size_t same = 0, width = 3;
   for (const TensorDiff& t : d.tensors) {
     if (t.change == Change::kSame) ++same;
@@ -258,10 +261,10 @@ std::string RenderDumpText(const DumpReport& d) {
 }
 
 std::string RenderExportText(const ExportReport& r) {
-  std::string out = fmt::format("exported {} tensors of step {} to {}: {} ({} of header) in {:.2f} s ({}/s)\n",
-                                r.tensors, r.step, r.path, HumanBytes(r.header_bytes + r.data_bytes),
-                                HumanBytes(r.header_bytes), r.seconds,
-                                HumanBytes(r.seconds > 0 ? static_cast<uint64_t>(r.data_bytes / r.seconds) : 0));
+  std::string out =
+      fmt::format("exported {} tensors of step {} to {}: {} ({} of header) in {:.2f} s ({}/s)\n", r.tensors, r.step,
+                  r.path, HumanBytes(r.header_bytes + r.data_bytes), HumanBytes(r.header_bytes), r.seconds,
+                  HumanBytes(r.seconds > 0 ? static_cast<uint64_t>(r.data_bytes / r.seconds) : 0));
   if (r.skipped_objects) out += fmt::format("{} objects are not tensors and were not exported\n", r.skipped_objects);
   return out;
 }
@@ -276,7 +279,7 @@ std::string ProgressLine(uint64_t bytes_done, uint64_t bytes_total, uint64_t ite
   std::string line = fmt::format("[{}] {:>3}%", bar, static_cast<int>(fraction * 100));
   if (items_total) line += fmt::format("  {}/{} {}", items_done, items_total, items);
   line += fmt::format("  {}/{}", HumanBytes(bytes_done), HumanBytes(bytes_total));
-  if (seconds > 0) line += fmt::format("  {}/s", HumanBytes(static_cast<uint64_t>(bytes_done / seconds)));
+  if (seconds >= 0.1) line += fmt::format("  {}/s", HumanBytes(static_cast<uint64_t>(bytes_done / seconds)));
   return line;
 }
 

@@ -106,7 +106,7 @@ json StepJson(const StepSummary& s) {
           {"chunks", i.num_chunks},
           {"raw_bytes", i.raw_bytes},
           {"stored_bytes", i.stored_bytes},
-          {"unique_bytes", s.unique_bytes},
+          {"unique_bytes", i.unique_bytes},
           {"problem", ProblemOrNull(s.problem)}};
 }
 
@@ -120,9 +120,9 @@ json RecordJson(const manifest::RecordRef& r) {
 }
 
 json StatsJson(const ElementStats& s) {
-  return {{"count", s.count()}, {"finite", s.finite()}, {"nan", s.nan()},        {"inf", s.inf()},
-          {"zeros", s.zeros()}, {"min", Float(s.min())}, {"max", Float(s.max())}, {"mean", Float(s.mean())},
-          {"std", Float(s.std())}};
+  return {{"count", s.count()},    {"finite", s.finite()},    {"nan", s.nan()},
+          {"inf", s.inf()},        {"zeros", s.zeros()},      {"min", Float(s.min())},
+          {"max", Float(s.max())}, {"mean", Float(s.mean())}, {"std", Float(s.std())}};
 }
 
 }  // namespace
@@ -262,10 +262,8 @@ std::string RenderDiffJson(const DiffReport& d) {
 
 std::string RenderDumpJson(const DumpReport& d) {
   if (d.is_object) {
-    return Dump({{"step", d.step},
-                 {"object", d.key},
-                 {"size", d.object_size},
-                 {"head_base64", Base64(d.object_bytes)}});
+    return Dump(
+        {{"step", d.step}, {"object", d.key}, {"size", d.object_size}, {"head_base64", Base64(d.object_bytes)}});
   }
   json j = {{"step", d.step},
             {"key", d.key},

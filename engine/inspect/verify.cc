@@ -48,11 +48,12 @@ Status CheckRecord(query::StoreSet* stores, const RecordJob& job) {
     mismatch += " raw size " + std::to_string(h.raw_size) + " (manifest: " + std::to_string(ref.raw_size) + ")";
   }
   if (h.record_size() != ref.stored_size) {
-    mismatch += " stored size " + std::to_string(h.record_size()) + " (manifest: " + std::to_string(ref.stored_size) + ")";
+    mismatch +=
+        " stored size " + std::to_string(h.record_size()) + " (manifest: " + std::to_string(ref.stored_size) + ")";
   }
   if (h.codec != ref.codec) {
-    mismatch += std::string(" codec ") + codec::ChunkCodecName(h.codec) + " (manifest: " +
-                codec::ChunkCodecName(ref.codec) + ")";
+    mismatch += std::string(" codec ") + codec::ChunkCodecName(h.codec) +
+                " (manifest: " + codec::ChunkCodecName(ref.codec) + ")";
   }
   if (h.checksum != ref.checksum) {
     mismatch += " checksum " + h.checksum.ToHex() + " (manifest: " + ref.checksum.ToHex() + ")";
@@ -114,8 +115,7 @@ class Verifier {
     for (const RecordJob& j : jobs_) progress.bytes_total += j.ref.stored_size;
     if (options_.progress) options_.progress(progress);
     if (!jobs_.empty()) {
-      const int threads =
-          std::min<int>(base::ResolveThreadCount(options_.threads), static_cast<int>(jobs_.size()));
+      const int threads = std::min<int>(base::ResolveThreadCount(options_.threads), static_cast<int>(jobs_.size()));
       base::ThreadPool pool(threads);
       base::ByteBudget budget(std::max<uint64_t>(options_.max_inflight_bytes, 1));
       base::TaskGroup group(&pool);
@@ -136,8 +136,8 @@ class Verifier {
             report_.raw_bytes += job.ref.raw_size;
           } else {
             for (const Referent& r : job.referents) {
-              report_.problems.push_back({Problem::Kind::kRecord, r.step, r.key, r.offset, job.ref.store_rank,
-                                          s.message()});
+              report_.problems.push_back(
+                  {Problem::Kind::kRecord, r.step, r.key, r.offset, job.ref.store_rank, s.message()});
             }
           }
           ++report_.records_read;
@@ -164,8 +164,8 @@ class Verifier {
   bool CheckReference(const manifest::StepManifest& m, const manifest::RecordRef& ref, const Referent& who) {
     if (ref.generation > m.generation) {
       AddProblem(Problem::Kind::kReference, who.step, who.key, who.offset, ref.store_rank,
-                 fmt::format("refers to a record of generation {:016x}, newer than the step's {:016x}",
-                             ref.generation, m.generation));
+                 fmt::format("refers to a record of generation {:016x}, newer than the step's {:016x}", ref.generation,
+                             m.generation));
       return false;
     }
     if (ref.generation == m.generation && ref.store_rank >= m.world_size) {

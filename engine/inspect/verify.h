@@ -42,9 +42,9 @@ struct Problem {
   };
   Kind kind = Kind::kRecord;
   uint64_t step = 0;
-  std::string key;                 // tensor key or object unique key; empty for the step itself
-  std::optional<Shape> offset;     // the chunk's global offset
-  std::optional<uint32_t> rank;    // the rank store holding the record
+  std::string key;               // tensor key or object unique key; empty for the step itself
+  std::optional<Shape> offset;   // the chunk's global offset
+  std::optional<uint32_t> rank;  // the rank store holding the record
   std::string message;
 };
 
@@ -53,7 +53,7 @@ const char* ProblemKindName(Problem::Kind kind);
 struct VerifyProgress {
   uint64_t records_done = 0;
   uint64_t records_total = 0;
-  uint64_t bytes_done = 0;   // stored bytes read so far
+  uint64_t bytes_done = 0;  // stored bytes read so far
   uint64_t bytes_total = 0;
 };
 
@@ -79,11 +79,11 @@ struct VerifyOptions {
 struct VerifyReport {
   std::vector<uint64_t> steps;
   uint64_t tensors = 0;
-  uint64_t chunks = 0;           // chunk references, all steps
-  uint64_t objects = 0;          // object references, all steps
-  uint64_t records_read = 0;     // distinct records read
-  uint64_t stored_bytes = 0;     // of the distinct records read
-  uint64_t raw_bytes = 0;        // decoded and hashed
+  uint64_t chunks = 0;        // chunk references, all steps
+  uint64_t objects = 0;       // object references, all steps
+  uint64_t records_read = 0;  // distinct records read
+  uint64_t stored_bytes = 0;  // of the distinct records read
+  uint64_t raw_bytes = 0;     // decoded and hashed
   double seconds = 0;
   std::vector<Problem> problems;  // by step, then key, then offset
 

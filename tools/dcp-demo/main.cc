@@ -17,6 +17,7 @@
 
 #include "dcp/dcp.h"
 #include "engine/inspect/inspect.h"
+#include "engine/inspect/render.h"
 #include "tools/synthetic/gpt_state.h"
 
 namespace {
@@ -155,9 +156,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (rank == 0) {
-    auto steps = dcp::inspect::ListSteps(root);
-    auto md = dcp::inspect::ShowStep(root, step);
-    if (steps.ok() && md.ok()) {
+    auto reader = dcp::inspect::StoreReader::Open(root);
+    auto steps = reader.ok() ? dcp::inspect::ListSteps(reader->get()) : reader.status();
+    if (steps.ok()) {
       std::fputs(("\n$ dcp-inspect " + root + "\n").c_str(), stdout);
       std::fputs(dcp::inspect::RenderStepsTable(*steps).c_str(), stdout);
     }
