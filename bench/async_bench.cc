@@ -18,20 +18,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "bench/bench_util.h"
+#include "bench/bench_mpi.h"
 #include "dcp/dcp.h"
 #include "engine/base/buffer.h"
 #include "tools/synthetic/gpt_state.h"
 
-namespace {
-
-double MaxOver(double v) {
-  double m = 0;
-  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return m;
-}
-
-}  // namespace
+using dcp::bench::MaxOverRanks;
 
 int main(int argc, char** argv) {
   auto mpi = dcp::MpiRuntime::Init(&argc, &argv);
@@ -47,10 +39,7 @@ int main(int argc, char** argv) {
   int reps = 4;
   app.add_option("--root", root);
   app.add_option("--json", json_path);
-  app.add_option("--hidden", config.hidden);
-  app.add_option("--layers", config.layers);
-  app.add_option("--ffn", config.ffn);
-  app.add_option("--vocab", config.vocab);
+  dcp::bench::AddModelOptions(&app, &config);
   app.add_option("--tp", layout.tp);
   app.add_option("--pp", layout.pp);
   app.add_option("--reps", reps);
@@ -83,7 +72,7 @@ int main(int argc, char** argv) {
       std::memcpy(dst.data() + off, p, n);
       off += n;
     }
-    memcpy_s = std::min(memcpy_s, MaxOver(t.Seconds()));
+    memcpy_s = std::min(memcpy_s, MaxOverRanks(t.Seconds()));
   }
 
   std::vector<double> blocked, total;
@@ -92,24 +81,14 @@ int main(int argc, char** argv) {
     dcp::bench::Timer t;
     dcp::Status s = store->PutAsync(static_cast<uint64_t>(r + 1), state.state_dict());
     const double b = t.Seconds();
-    if (!s.ok()) {
-      std::fprintf(stderr, "rank %d: %s\n", rank, s.ToString().c_str());
-      MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    dcp::bench::CheckOrFail(s, "PutAsync");
     s = store->WaitForPut();
     const double all = t.Seconds();
-    if (!s.ok()) {
-      std::fprintf(stderr, "rank %d: %s\n", rank, s.ToString().c_str());
-      MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    blocked.push_back(MaxOver(b));
-    total.push_back(MaxOver(all));
+    dcp::bench::CheckOrFail(s, "WaitForPut");
+    blocked.push_back(MaxOverRanks(b));
+    total.push_back(MaxOverRanks(all));
   }
-  const uint64_t total_bytes = [&] {
-    uint64_t v = bytes, sum = 0;
-    MPI_Allreduce(&v, &sum, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
-    return sum;
-  }();
+  const uint64_t total_bytes = dcp::bench::SumOverRanks(bytes);
   if (rank == 0) {
     const double warm = *std::min_element(blocked.begin() + (reps > 1 ? 1 : 0), blocked.end());
     fmt::print("async_bench: {} ranks {}, {:.3f} GB of main replicas ({:.3f} GB per rank max)\n", world,

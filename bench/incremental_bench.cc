@@ -21,31 +21,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "bench/bench_util.h"
+#include "bench/bench_mpi.h"
 #include "dcp/dcp.h"
 #include "engine/sharding/chunking.h"
 #include "tools/synthetic/gpt_state.h"
 
 namespace {
 
-uint64_t Sum(uint64_t v) {
-  uint64_t out = 0;
-  MPI_Allreduce(&v, &out, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
-  return out;
-}
-
-double Max(double v) {
-  double out = 0;
-  MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return out;
-}
-
-void Check(const dcp::Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-}
+uint64_t Sum(uint64_t v) { return dcp::bench::SumOverRanks(v); }
+double Max(double v) { return dcp::bench::MaxOverRanks(v); }
+void Check(const dcp::Status& s, const char* what) { dcp::bench::CheckOrFail(s, what); }
 
 }  // namespace
 
@@ -64,10 +49,7 @@ int main(int argc, char** argv) {
   int reps = 3;
   app.add_option("--root", root);
   app.add_option("--json", json_path);
-  app.add_option("--hidden", config.hidden);
-  app.add_option("--layers", config.layers);
-  app.add_option("--vocab", config.vocab);
-  app.add_option("--ffn", config.ffn);
+  dcp::bench::AddModelOptions(&app, &config);
   app.add_option("--chunk-bytes", chunk_bytes);
   app.add_option("--reps", reps);
   int threads = 0;

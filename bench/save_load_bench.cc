@@ -24,7 +24,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "bench/bench_util.h"
+#include "bench/bench_mpi.h"
 #include "dcp/dcp.h"
 #include "engine/store/key_layout.h"
 #include "tools/synthetic/gpt_state.h"
@@ -33,34 +33,13 @@ namespace {
 
 using dcp::bench::Timer;
 
-// Wall time of `fn` across the ranks of `comm`: barrier, run, barrier.
 template <typename F>
 double Timed(MPI_Comm comm, F fn) {
-  MPI_Barrier(comm);
-  Timer t;
-  fn();
-  MPI_Barrier(comm);
-  double s = t.Seconds(), max = 0;
-  MPI_Allreduce(&s, &max, 1, MPI_DOUBLE, MPI_MAX, comm);
-  return max;
+  return dcp::bench::TimedOverRanks(comm, fn);
 }
-
-bool AllTrue(MPI_Comm comm, bool v) {
-  int in = v ? 1 : 0, out = 0;
-  MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MIN, comm);
-  return out == 1;
-}
-
-uint64_t SumU64(MPI_Comm comm, uint64_t v) {
-  uint64_t out = 0;
-  MPI_Allreduce(&v, &out, 1, MPI_UINT64_T, MPI_SUM, comm);
-  return out;
-}
-
-void Fail(int rank, const std::string& what) {
-  std::fprintf(stderr, "save_load_bench: rank %d: %s\n", rank, what.c_str());
-  MPI_Abort(MPI_COMM_WORLD, 1);
-}
+bool AllTrue(MPI_Comm comm, bool v) { return dcp::bench::AllRanks(v, comm); }
+uint64_t SumU64(MPI_Comm comm, uint64_t v) { return dcp::bench::SumOverRanks(v, comm); }
+void Fail(int, const std::string& what) { dcp::bench::FailJob(what); }
 
 }  // namespace
 
@@ -79,10 +58,7 @@ int main(int argc, char** argv) {
   int reps = 3;
   app.add_option("--root", root, "scratch directory (removed at the end)");
   app.add_option("--json", json_path, "write results as JSON here (rank 0)");
-  app.add_option("--hidden", config.hidden);
-  app.add_option("--layers", config.layers);
-  app.add_option("--ffn", config.ffn);
-  app.add_option("--vocab", config.vocab);
+  dcp::bench::AddModelOptions(&app, &config);
   app.add_option("--tp", save_layout.tp);
   app.add_option("--pp", save_layout.pp);
   app.add_option("--load-tp", load_layout.tp);
