@@ -103,6 +103,9 @@ class Store::Impl {
   std::unique_ptr<Communicator> async_comm_;  // duplicate of comm for background collectives
   write::Snapshot snapshot_;                  // staging of the async put (reused)
   std::unique_ptr<AsyncPut> async_;
+  // The outcome of the last async put once collected, so that WaitForPut on
+  // a rank that already collected it with PollPut returns it again.
+  std::optional<std::pair<Status, SaveReport>> last_outcome_;
 
   Result<std::shared_ptr<query::StepIndex>> FromBytes(uint64_t step, const std::string& bytes);
 

@@ -180,6 +180,10 @@ Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
     mine.bytes_pending += stats.bytes_pending;
   }
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s).Annotate(what));
+  // Read instances keep every table file they have seen open (so a reader is
+  // never cut off mid-step); drop them, or the files deleted now would keep
+  // their disk space until the store is closed.
+  stores = std::make_unique<query::StoreSet>(root, own.get());
   if (report != nullptr) *report = mine;
   return Status::OK();
 }

@@ -12,6 +12,7 @@
 //   CommitStep rank 0 merges the fragments and publishes the manifest
 // Put is one session with one part; PutAsync runs Put on a background thread.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -84,17 +85,27 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate(what));
 
   // Rank 0: the generation and the base step's manifest, in one broadcast.
+  // Parts get generation + part: the low bits start clear. The generation is
+  // rank 0's clock, but never below what this store already used (a clock
+  // that stepped back must not reuse an older put's record keys).
   std::string message(sizeof(uint64_t), '\0');
   if (c->rank() == 0) {
-    const uint64_t generation = NowNanos();
-    std::memcpy(message.data(), &generation, sizeof(generation));
-    if (options.incremental) {
-      auto latest = storage::LatestStep(root);
-      if (latest.ok() && latest->has_value()) {
-        auto bytes = storage::ReadManifestFile(root, **latest);
-        if (bytes.ok()) message += *bytes;
+    uint64_t seen = 0;
+    std::string base;
+    auto latest = storage::LatestStep(root);
+    if (latest.ok() && latest->has_value()) {
+      auto bytes = storage::ReadManifestFile(root, **latest);
+      if (bytes.ok()) {
+        auto m = manifest::DecodeManifest(*bytes, "latest manifest");
+        if (m.ok()) seen = m->generation;
+        if (options.incremental) base = std::move(bytes).value();
       }
     }
+    if (auto newest = own->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
+    const uint64_t generation = std::max(manifest::StepGenerationOf(NowNanos()),
+                                         manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
+    std::memcpy(message.data(), &generation, sizeof(generation));
+    message += base;
   }
   DCP_RETURN_IF_ERROR(c->Broadcast(0, &message));
   auto session = std::make_unique<Session>();
@@ -121,6 +132,10 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
   if (local.ok() && !session_->broken.ok()) {
     local = Status::FailedPrecondition("the write session failed (" + session_->broken.message() +
                                        "); AbortStep and start again");
+  }
+  if (local.ok() && session_->parts + 1 >= manifest::kGenerationParts) {
+    local = Status::FailedPrecondition("step " + std::to_string(session_->step) + " already has " +
+                                       std::to_string(session_->parts) + " parts, the most one step may have");
   }
   const std::string what =
       "put of step " + std::to_string(session_ != nullptr ? session_->step : 0) +
@@ -186,8 +201,8 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
 
   // C. Write this rank's main replicas.
   write::WriteRequest request;
-  request.generation = s.generation;
-  request.part = s.parts;
+  request.generation = s.generation + s.parts;  // each part its own key range
+  request.part = 0;
   request.base = s.options.incremental ? s.base.get() : nullptr;
   for (const auto& leaf : flat.tensors) {
     if (leaf.item->is_main_replica() && leaf.item->global_box().num_elements() > 0) {
@@ -304,41 +319,64 @@ Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOp
     auto dup = comm->Duplicate();
     Status s = dup.status();
     if (dup.ok()) async_comm_ = std::move(dup).value();
-    DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s).Annotate(what));
+    s = coord::AgreeOnStatus(comm, s);
+    if (!s.ok()) {
+      async_comm_.reset();  // every rank is back where it started
+      return s.Annotate(what);
+    }
   }
   // The snapshot: after it, the caller's tensors are no longer read.
   DCP_RETURN_IF_ERROR(
       coord::AgreeOnStatus(comm, snapshot_.Take(state, options.encode_threads)).Annotate(what));
 
-  async_ = std::make_unique<AsyncPut>();
-  async_->step = step;
-  AsyncPut* a = async_.get();
-  a->thread = std::thread([this, a, step, options] {
-    SaveReport report;
-    Status s = Put(async_comm_.get(), step, snapshot_.state(), options, &report);
-    std::lock_guard<std::mutex> lock(a->mu);
-    a->outcome = std::move(s);
-    a->report = report;
-    a->done = true;
-  });
+  auto a = std::make_unique<AsyncPut>();
+  a->step = step;
+  AsyncPut* raw = a.get();
+  try {
+    a->thread = std::thread([this, raw, step, options] {
+      SaveReport report;
+      Status s;
+      try {
+        s = Put(async_comm_.get(), step, snapshot_.state(), options, &report);
+      } catch (const std::exception& e) {
+        s = Status::Internal(std::string("async put failed: ") + e.what());
+      }
+      std::lock_guard<std::mutex> lock(raw->mu);
+      raw->outcome = std::move(s);
+      raw->report = report;
+      raw->done = true;
+    });
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("cannot start the async put's thread: ") + e.what());
+  }
+  async_ = std::move(a);
+  last_outcome_.reset();
   return Status::OK();
 }
 
 Status Store::Impl::Collect(SaveReport* report) {
   async_->thread.join();
-  Status outcome = async_->outcome;
-  if (report != nullptr) *report = async_->report;
+  last_outcome_ = std::make_pair(async_->outcome, async_->report);
   async_.reset();
-  return outcome;
+  if (report != nullptr) *report = last_outcome_->second;
+  return last_outcome_->first;
 }
 
 Status Store::Impl::WaitForPut(SaveReport* report) {
-  if (async_ == nullptr) return Status::FailedPrecondition("no async put to wait for");
+  if (async_ == nullptr) {
+    if (!last_outcome_) return Status::FailedPrecondition("no async put to wait for");
+    if (report != nullptr) *report = last_outcome_->second;  // collected already (PollPut)
+    return last_outcome_->first;
+  }
   return Collect(report);
 }
 
 std::optional<Status> Store::Impl::PollPut(SaveReport* report) {
-  if (async_ == nullptr) return Status::FailedPrecondition("no async put to poll");
+  if (async_ == nullptr) {
+    if (!last_outcome_) return Status::FailedPrecondition("no async put to poll");
+    if (report != nullptr) *report = last_outcome_->second;
+    return last_outcome_->first;
+  }
   {
     std::lock_guard<std::mutex> lock(async_->mu);
     if (!async_->done) return std::nullopt;

@@ -15,7 +15,7 @@
 //
 // Points in dcp (see docs/format.md): put.validate, put.before_ingest,
 // put.after_ingest, put.before_publish, publish.after_manifest,
-// delete.after_unlink, gc.after_drop, gc.after_rewrite.
+// delete.after_unlink, gc.after_drop, gc.after_rewrite, gc.after_range_delete.
 //
 // The check is one relaxed atomic load when nothing is armed.
 // Thread safety: all functions are thread-safe.

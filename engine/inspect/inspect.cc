@@ -143,7 +143,7 @@ Result<StepDetail> ShowStep(StoreReader* reader, uint64_t step, const std::strin
     std::set<uint32_t> ranks;
     for (const manifest::ChunkEntry& c : t.chunks) {
       ranks.insert(c.record.store_rank);
-      if (c.record.generation == m.generation) ts.unique_bytes += c.record.stored_size;
+      if (manifest::WrittenByStep(c.record, m)) ts.unique_bytes += c.record.stored_size;
     }
     ts.num_ranks = static_cast<uint32_t>(ranks.size());
     if (!loaded->tensor_status[i].ok()) ts.problem = loaded->tensor_status[i].message();

@@ -162,13 +162,13 @@ class Verifier {
 
   // False (after recording the problem) if the reference cannot be right.
   bool CheckReference(const manifest::StepManifest& m, const manifest::RecordRef& ref, const Referent& who) {
-    if (ref.generation > m.generation) {
+    if (manifest::StepGenerationOf(ref.generation) > m.generation) {
       AddProblem(Problem::Kind::kReference, who.step, who.key, who.offset, ref.store_rank,
                  fmt::format("refers to a record of generation {:016x}, newer than the step's {:016x}", ref.generation,
                              m.generation));
       return false;
     }
-    if (ref.generation == m.generation && ref.store_rank >= m.world_size) {
+    if (manifest::WrittenByStep(ref, m) && ref.store_rank >= m.world_size) {
       AddProblem(Problem::Kind::kReference, who.step, who.key, who.offset, ref.store_rank,
                  "refers to rank store " + std::to_string(ref.store_rank) + " for a record of this step, which " +
                      std::to_string(m.world_size) + " ranks saved");

@@ -63,7 +63,7 @@ StepMetadata Describe(const StepManifest& m) {
     info.raw_bytes += ti.raw_bytes;
     info.stored_bytes += ti.stored_bytes;
     for (const ChunkEntry& c : t.chunks) {
-      if (c.record.generation == m.generation) info.unique_bytes += c.record.stored_size;
+      if (WrittenByStep(c.record, m)) info.unique_bytes += c.record.stored_size;
     }
     md.tensors.push_back(std::move(ti));
   }
@@ -76,7 +76,7 @@ StepMetadata Describe(const StepManifest& m) {
     oi.size = o.record.raw_size;
     info.raw_bytes += o.record.raw_size;
     info.stored_bytes += o.record.stored_size;
-    if (o.record.generation == m.generation) info.unique_bytes += o.record.stored_size;
+    if (WrittenByStep(o.record, m)) info.unique_bytes += o.record.stored_size;
     md.objects.push_back(std::move(oi));
   }
   return md;

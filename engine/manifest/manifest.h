@@ -35,6 +35,15 @@ namespace dcp::manifest {
 
 constexpr uint32_t kManifestFormatVersion = 1;
 
+// A step's generation has its low kGenerationPartBits bits clear; the parts
+// of a streaming write (BeginStep .. CommitStep) store their records under
+// generation + part, so that each part is a key range of its own.
+constexpr int kGenerationPartBits = 16;
+constexpr uint64_t kGenerationParts = uint64_t{1} << kGenerationPartBits;
+inline uint64_t StepGenerationOf(uint64_t record_generation) {
+  return record_generation & ~(kGenerationParts - 1);
+}
+
 // Where a record lives and what it holds.
 struct RecordRef {
   uint32_t store_rank = 0;
@@ -89,6 +98,12 @@ struct StepManifest {
 
 // Checks the invariants above; DataLoss naming the tensor/object otherwise.
 Status CheckManifestInvariants(const StepManifest& m);
+
+// True if `r` is a record the step of `m` wrote itself (not a reference to an
+// earlier step's).
+inline bool WrittenByStep(const RecordRef& r, const StepManifest& m) {
+  return StepGenerationOf(r.generation) == m.generation;
+}
 
 // The public summary of a manifest (Store::Metadata, dcp-inspect).
 StepMetadata Describe(const StepManifest& m);

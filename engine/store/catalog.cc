@@ -71,10 +71,14 @@ Status PublishManifest(const std::string& root, uint64_t step, uint64_t generati
   DCP_RETURN_IF_ERROR(
       base::WriteFileAtomic(ManifestPath(root, step), ManifestTempPath(root, step, generation), bytes));
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("publish.after_manifest", 0));
-  DCP_ASSIGN_OR_RETURN(auto latest, LatestStep(root));
-  // A hint (see catalog.h): atomic, not synced.
-  return base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, generation),
-                               std::to_string(latest.value_or(step)) + "\n", /*durable=*/false);
+  // The step is committed now. LATEST is a hint (see catalog.h): atomic, not
+  // synced, and a failure to update it must not report the put as failed.
+  auto latest = LatestStep(root);
+  const uint64_t value = latest.ok() && latest->has_value() ? **latest : step;
+  base::WriteFileAtomic(LatestPath(root), LatestTempPath(root, generation), std::to_string(value) + "\n",
+                        /*durable=*/false)
+      .IgnoreError();
+  return Status::OK();
 }
 
 Status DeleteManifest(const std::string& root, uint64_t step) {

@@ -27,16 +27,16 @@ Status CollectRankStore(RankStore* store, const LiveRecords& live, double compac
   std::map<uint64_t, uint64_t> generation_bytes;
   const std::string what = "rank store " + std::to_string(store->rank()) + " at '" + store->path() + "'";
   for (const auto& f : files) {
-    auto first = ParseRecordKey(f.smallest_key);
-    auto last = ParseRecordKey(f.largest_key);
-    if (!first.ok() || !last.ok() || first->generation != last->generation) {
+    const auto first = GenerationOfKey(f.smallest_key);
+    const auto last = GenerationOfKey(f.largest_key);
+    if (!first || !last || *first != *last) {
       return Status::DataLoss(what + ": table file " + f.name + " does not hold exactly one generation");
     }
-    generations.insert(first->generation);
-    generation_bytes[first->generation] += f.size;
+    generations.insert(*first);
+    generation_bytes[*first] += f.size;
     // Level 0 holds what a collection killed before its compaction left
     // behind (recovered from the log): finish that compaction.
-    if (f.level == 0) in_level0.insert(first->generation);
+    if (f.level == 0) in_level0.insert(*first);
   }
   for (uint64_t g : generations) {
     auto it = live.find(g);

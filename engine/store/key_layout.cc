@@ -126,6 +126,14 @@ std::pair<std::string, std::string> GenerationRange(uint64_t generation) {
   return {std::move(prefix), std::move(end)};
 }
 
+std::optional<uint64_t> GenerationOfKey(std::string_view key) {
+  uint64_t g = 0;
+  if (key.size() < 17 || (key[16] != '/' && key[16] != '0') || !ParseU64(key.substr(0, 16), 16, &g)) {
+    return std::nullopt;
+  }
+  return g;
+}
+
 Result<ParsedRecordKey> ParseRecordKey(std::string_view rk) {
   auto bad = [&] { return Status::InvalidArgument("'" + std::string(rk) + "' is not a dcp record key"); };
   if (rk.size() < 20 || rk[16] != '/' || rk[18] != '/') return bad();

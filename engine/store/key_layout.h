@@ -77,6 +77,11 @@ constexpr char kGenerationIndexMagic[] = "DCPGENIX";
 // 'c', then objects 'o', then the index 'x', which a put writes last).
 std::pair<std::string, std::string> GenerationRange(uint64_t generation);
 
+// The generation a key belongs to: any key that starts with 16 hex digits
+// followed by '/' (a record) or '0' (the end of a generation's range, as a
+// range deletion's bound). nullopt otherwise.
+std::optional<uint64_t> GenerationOfKey(std::string_view key);
+
 struct ParsedRecordKey {
   enum class Kind { kChunk, kObject, kGenerationIndex } kind = Kind::kChunk;
   uint64_t generation = 0;

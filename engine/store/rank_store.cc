@@ -21,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "engine/base/fault_injection.h"
 #include "engine/base/file.h"
 #include "engine/store/key_layout.h"
 
@@ -227,6 +228,13 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
       for (const auto& f : stale) DCP_RETURN_IF_ERROR(base::RemoveFile(base::JoinPath(ingest, f)));
     }
     DCP_RETURN_IF_ERROR(base::CreateDirs(ingest).Annotate(what));
+    // A new rank store must survive a power loss along with the steps that
+    // will point into it: its entry in the parent directory is synced too.
+    const size_t slash = path.find_last_of('/');
+    if (slash != std::string::npos && slash > 0) {
+      DCP_RETURN_IF_ERROR(base::SyncDir(path.substr(0, slash)).Annotate(what));
+    }
+    DCP_RETURN_IF_ERROR(base::SyncDir(path).Annotate(what));
     DCP_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(rep->options, path, &db), "cannot open " + what));
     rep->db.reset(db);
     db = nullptr;
@@ -334,6 +342,15 @@ Result<std::vector<RankStore::TableFile>> RankStore::TableFiles() const {
   return files;
 }
 
+Result<uint64_t> RankStore::NewestGeneration() const {
+  DCP_ASSIGN_OR_RETURN(auto files, TableFiles());
+  uint64_t newest = 0;
+  for (const auto& f : files) {
+    if (auto g = GenerationOfKey(f.largest_key)) newest = std::max(newest, *g);
+  }
+  return newest;
+}
+
 Status RankStore::Scan(std::string_view begin, std::string_view end,
                        const std::function<Status(std::string_view, std::string_view)>& fn) const {
   rocksdb::ReadOptions ro;
@@ -365,6 +382,7 @@ Status RankStore::DropGeneration(uint64_t generation) {
   wo.sync = true;
   DCP_RETURN_IF_ERROR(FromRocks(rep_->db->DeleteRange(wo, rep_->db->DefaultColumnFamily(), begin, end),
                                 "cannot delete generation in " + what));
+  DCP_RETURN_IF_ERROR(base::CheckFaultPoint("gc.after_range_delete", static_cast<int>(rank_)));
   DCP_RETURN_IF_ERROR(FromRocks(rep_->db->Flush(rocksdb::FlushOptions()), "cannot flush " + what));
   return CompactGeneration(generation);
 }

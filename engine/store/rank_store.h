@@ -110,6 +110,8 @@ class RankStore {
     std::string largest_key;
   };
   Result<std::vector<TableFile>> TableFiles() const;
+  // The largest generation any table file holds (0 for an empty store).
+  Result<uint64_t> NewestGeneration() const;
 
   // Calls fn(key, value) for every record in [begin, end), in key order.
   Status Scan(std::string_view begin, std::string_view end,

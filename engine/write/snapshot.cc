@@ -43,7 +43,10 @@ Status Snapshot::Take(const StateDict& state, int threads) {
       t.data = TensorView(kPlaceholder, t.dtype, t.local_shape, Shape(t.local_shape.size(), 0));
       continue;
     }
-    if (t.data.num_elements() == 0) continue;
+    if (t.data.num_elements() == 0) {  // nothing to copy, and nothing of the caller's to keep
+      t.data = TensorView(kPlaceholder, t.dtype, t.local_shape, Shape(t.local_shape.size(), 0));
+      continue;
+    }
     if (t.data.device().is_host()) {
       host_items.push_back({&t, t.data, host_bytes});
       host_bytes += AlignUp(t.data.size_bytes());

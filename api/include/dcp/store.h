@@ -154,12 +154,15 @@ class Store {
   Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options = {});
 
   // Not collective. Blocks until the async put finishes and returns its
-  // outcome. FailedPrecondition if no async put was started (or it was
-  // already collected).
+  // outcome; after that (and until the next PutAsync) returns the same
+  // outcome again. FailedPrecondition if no async put was started.
   Status WaitForPut(SaveReport* report = nullptr);
 
-  // Not collective. nullopt while the async put runs; once it has finished,
-  // its outcome, as WaitForPut.
+  // Not collective, and local: nullopt while this rank's part of the async
+  // put runs; once it has finished, its outcome, as WaitForPut. Ranks finish
+  // at slightly different times, so before the next PutAsync (which refuses
+  // while this rank has not collected the previous one) call WaitForPut on
+  // every rank — it returns at once where PollPut already collected.
   std::optional<Status> PollPut(SaveReport* report = nullptr);
 
   // Collective. Loads `step` into `request`: every tensor leaf's view is filled
