@@ -120,7 +120,7 @@ TEST_CASE("Verify checks records against the manifest, invariants and references
   Republish(f, 5, [](manifest::StepManifest* m) {
     for (auto& t : m->tensors) {
       if (t.key == "emb") t.chunks[0].record.checksum.lo ^= 1;                   // content differs from the manifest
-      if (t.key == "counts") t.chunks[1].record.generation = m->generation + 1;  // a record from the future
+      if (t.key == "counts") t.chunks[1].record.generation = m->generation + manifest::kGenerationParts;  // a later step's
       if (t.key == "f8") t.chunks[0].record.store_rank = 3;                      // a rank that did not save the step
       if (t.key == "stats") {  // a hole, and a record that is larger than the manifest says
         t.chunks[0].box.shape[0] = 11;
