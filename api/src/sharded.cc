@@ -32,22 +32,22 @@ ShardedTensor ShardedTensor::Whole(std::string key, TensorView data) {
   return t;
 }
 
-Result<ShardedTensor> ShardedTensorFromRankOffsets(std::string key, TensorView data,
-                                                   std::vector<AxisFragmentation> fragmentation,
-                                                   ReplicaId replica_id, int prepend_axis_num) {
+namespace {
+
+// The geometry of from_rank_offsets for a local tensor of `local_shape`: sets
+// local_shape, global_shape, global_offset and prepend_axis_num of `t`.
+Status PlaceByRankOffsets(const std::string& key, const Shape& local_shape,
+                          const std::vector<AxisFragmentation>& fragmentation, int prepend_axis_num,
+                          ShardedTensor* t) {
   auto error = [&](const std::string& what) {
     return Status::InvalidArgument("sharded tensor '" + key + "': " + what);
   };
-  DCP_RETURN_IF_ERROR(data.Validate().Annotate("sharded tensor '" + key + "'"));
   if (prepend_axis_num < 0) return error("prepend_axis_num is negative");
-
-  ShardedTensor t;
-  t.dtype = data.dtype();
-  t.local_shape = data.shape();
-  const size_t rank = static_cast<size_t>(prepend_axis_num) + data.shape().size();
-  t.global_shape.assign(static_cast<size_t>(prepend_axis_num), 1);
-  t.global_shape.insert(t.global_shape.end(), data.shape().begin(), data.shape().end());
-  t.global_offset.assign(rank, 0);
+  t->local_shape = local_shape;
+  const size_t rank = static_cast<size_t>(prepend_axis_num) + local_shape.size();
+  t->global_shape.assign(static_cast<size_t>(prepend_axis_num), 1);
+  t->global_shape.insert(t->global_shape.end(), local_shape.begin(), local_shape.end());
+  t->global_offset.assign(rank, 0);
   std::vector<bool> seen(rank, false);
   for (const AxisFragmentation& f : fragmentation) {
     const std::string axis = "axis " + std::to_string(f.axis);
@@ -61,14 +61,58 @@ Result<ShardedTensor> ShardedTensorFromRankOffsets(std::string key, TensorView d
       return error(axis + " has rank offset " + std::to_string(f.rank_offset) + " outside [0, " +
                    std::to_string(f.fragments) + ")");
     }
-    const int64_t local_len = f.axis < prepend_axis_num ? 1 : data.shape()[f.axis - prepend_axis_num];
-    t.global_shape[f.axis] = f.fragments * local_len;
-    t.global_offset[f.axis] = f.rank_offset * local_len;
+    const int64_t local_len = f.axis < prepend_axis_num ? 1 : local_shape[f.axis - prepend_axis_num];
+    t->global_shape[f.axis] = f.fragments * local_len;
+    t->global_offset[f.axis] = f.rank_offset * local_len;
   }
+  t->prepend_axis_num = prepend_axis_num;
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<ShardedTensor> ShardedTensorFromRankOffsets(std::string key, TensorView data,
+                                                   std::vector<AxisFragmentation> fragmentation,
+                                                   ReplicaId replica_id, int prepend_axis_num) {
+  DCP_RETURN_IF_ERROR(data.Validate().Annotate("sharded tensor '" + key + "'"));
+  ShardedTensor t;
+  DCP_RETURN_IF_ERROR(PlaceByRankOffsets(key, data.shape(), fragmentation, prepend_axis_num, &t));
+  t.dtype = data.dtype();
   t.key = std::move(key);
   t.data = std::move(data);
-  t.prepend_axis_num = prepend_axis_num;
   t.replica_id = std::move(replica_id);
+  return t;
+}
+
+Result<ShardedTensor> ShardedTensorFromRankOffsetsFlat(std::string key, TensorView flat_data,
+                                                       Shape non_flat_local_shape,
+                                                       std::vector<AxisFragmentation> fragmentation,
+                                                       FlatRange range, ReplicaId replica_id,
+                                                       int prepend_axis_num) {
+  auto error = [&](const std::string& what) {
+    return Status::InvalidArgument("sharded tensor '" + key + "': " + what);
+  };
+  DCP_RETURN_IF_ERROR(flat_data.Validate().Annotate("sharded tensor '" + key + "'"));
+  for (int64_t d : non_flat_local_shape) {
+    if (d < 0) return error("local shape " + ShapeToString(non_flat_local_shape) + " has a negative extent");
+  }
+  const int64_t numel = NumElements(non_flat_local_shape);
+  const std::string range_text = "[" + std::to_string(range.begin) + ", " + std::to_string(range.end) + ")";
+  if (range.begin < 0 || range.begin > range.end || range.end > numel) {
+    return error("flattened range " + range_text + " is not within [0, " + std::to_string(numel) +
+                 "] of local shape " + ShapeToString(non_flat_local_shape));
+  }
+  if (flat_data.shape().size() != 1 || flat_data.shape()[0] != range.size()) {
+    return error("flat data of shape " + ShapeToString(flat_data.shape()) + " must be 1-D with " +
+                 std::to_string(range.size()) + " elements for flattened range " + range_text);
+  }
+  ShardedTensor t;
+  DCP_RETURN_IF_ERROR(PlaceByRankOffsets(key, non_flat_local_shape, fragmentation, prepend_axis_num, &t));
+  t.dtype = flat_data.dtype();
+  t.key = std::move(key);
+  t.data = std::move(flat_data);
+  t.replica_id = std::move(replica_id);
+  t.flattened_range = range;
   return t;
 }
 

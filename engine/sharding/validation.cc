@@ -30,6 +30,7 @@ Status ValidateTensorLeaf(const std::string& path, const ShardedTensor& t) {
     return bad("view dtype " + std::string(DTypeName(t.data.dtype())) + " differs from declared dtype " +
                std::string(DTypeName(t.dtype)));
   }
+  if (t.flattened_range) return bad("flattened ranges are not supported yet");
   if (t.data.shape() != t.local_shape) {
     return bad("view shape " + ShapeToString(t.data.shape()) + " differs from declared local shape " +
                ShapeToString(t.local_shape));

@@ -20,6 +20,7 @@
 #define DCP_SHARDED_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,15 @@ namespace dcp {
 // (the empty tuple counts as main). Megatron layers use (PP, TP, DP).
 using ReplicaId = std::vector<int64_t>;
 bool IsMainReplica(const ReplicaId& id);
+
+// A range [begin, end) of element indices, 0 <= begin <= end.
+struct FlatRange {
+  int64_t begin = 0;
+  int64_t end = 0;
+
+  int64_t size() const { return end - begin; }
+  friend bool operator==(const FlatRange&, const FlatRange&) = default;
+};
 
 struct ShardedTensor {
   std::string key;
@@ -49,6 +59,14 @@ struct ShardedTensor {
   // Load only: tolerate a saved global shape that differs from `global_shape`
   // (zero-pad or clip). Not yet supported; a mismatch is an error.
   bool allow_shape_mismatch = false;
+  // Distributed-optimizer slices (Megatron v0.15 `flattened_range`): when set,
+  // `local_shape` and `global_offset` describe the non-flat local box as usual,
+  // and `data` is a 1-D view of `end - begin` elements holding elements
+  // [begin, end) of the row-major flattening of that box. REQUIRES:
+  // 0 <= begin <= end <= prod(local_shape); an empty range holds nothing.
+  // All shards of one key are flat or none is; at save the main replicas'
+  // ranges at each offset tile the box exactly.
+  std::optional<FlatRange> flattened_range;
 
   bool is_main_replica() const { return IsMainReplica(replica_id); }
   // The region of the global tensor this shard covers: global_offset and
@@ -78,6 +96,21 @@ Result<ShardedTensor> ShardedTensorFromRankOffsets(std::string key, TensorView d
                                                    std::vector<AxisFragmentation> fragmentation,
                                                    ReplicaId replica_id = {},
                                                    int prepend_axis_num = 0);
+
+// Megatron's ShardedTensor.from_rank_offsets_flat: the geometry (global shape
+// and offset) is that of ShardedTensorFromRankOffsets for a local tensor of
+// `non_flat_local_shape`, and `flat_data` (1-D, range.size() elements) holds
+// elements [range.begin, range.end) of its row-major flattening.
+//
+// Returns InvalidArgument naming the key for the errors of
+// ShardedTensorFromRankOffsets, and if `flat_data` is not 1-D, its length
+// differs from range.size(), or the range is not within
+// [0, prod(non_flat_local_shape)].
+Result<ShardedTensor> ShardedTensorFromRankOffsetsFlat(std::string key, TensorView flat_data,
+                                                       Shape non_flat_local_shape,
+                                                       std::vector<AxisFragmentation> fragmentation,
+                                                       FlatRange range, ReplicaId replica_id = {},
+                                                       int prepend_axis_num = 0);
 
 // Megatron's unique key of an object cell: "<key>/shard_<o0>.<o1>_<s0>.<s1>".
 std::string ObjectUniqueKey(const std::string& key, const Shape& global_offset, const Shape& global_shape);

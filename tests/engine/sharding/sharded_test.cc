@@ -149,5 +149,46 @@ TEST_CASE("ShardedTensorFromRankOffsets errors name the key", "[sharding][sharde
              StatusIs(StatusCode::kInvalidArgument, "sharded tensor 'dec.w': view of shape (4, 6) has a null data pointer"));
 }
 
+TEST_CASE("ShardedTensorFromRankOffsetsFlat", "[sharding][sharded]") {
+  SECTION("geometry of the non-flat box, data and range of the slice") {
+    const ShardedTensor t = ValueOrDie(ShardedTensorFromRankOffsetsFlat(
+        "optimizer.state.exp_avg.w", View({7}), {4, 6}, {{0, 1, 2}}, FlatRange{5, 12}, {0, 0, 1}));
+    CHECK(t.key == "optimizer.state.exp_avg.w");
+    CHECK(t.local_shape == Shape{4, 6});
+    CHECK(t.global_shape == Shape{8, 6});
+    CHECK(t.global_offset == Shape{4, 0});
+    CHECK(t.global_box() == Box{{4, 0}, {4, 6}});
+    REQUIRE(t.flattened_range.has_value());
+    CHECK(*t.flattened_range == FlatRange{5, 12});
+    CHECK(t.flattened_range->size() == 7);
+    CHECK(t.data.shape() == Shape{7});
+    CHECK(t.replica_id == ReplicaId{0, 0, 1});
+  }
+  SECTION("empty and full ranges, prepended axes") {
+    const ShardedTensor e = ValueOrDie(ShardedTensorFromRankOffsetsFlat("w", View({0}), {4, 6}, {}, FlatRange{24, 24}));
+    CHECK(*e.flattened_range == FlatRange{24, 24});
+    const ShardedTensor f =
+        ValueOrDie(ShardedTensorFromRankOffsetsFlat("w", View({24}), {4, 6}, {{0, 2, 3}}, FlatRange{0, 24}, {}, 1));
+    CHECK(f.global_shape == Shape{3, 4, 6});
+    CHECK(f.global_box() == Box{{2, 0, 0}, {1, 4, 6}});
+  }
+  SECTION("errors name the key") {
+    auto err = [](TensorView v, Shape local, FlatRange r, std::vector<AxisFragmentation> f = {}) {
+      return ShardedTensorFromRankOffsetsFlat("dec.w", std::move(v), std::move(local), std::move(f), r).status();
+    };
+    CHECK_THAT(err(View({3}), {4, 6}, {-1, 2}),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "sharded tensor 'dec.w': flattened range [-1, 2) is not within [0, 24] of local shape (4, 6)"));
+    CHECK_THAT(err(View({0}), {4, 6}, {5, 4}), StatusIs(StatusCode::kInvalidArgument, "flattened range [5, 4)"));
+    CHECK_THAT(err(View({2}), {4, 6}, {23, 25}), StatusIs(StatusCode::kInvalidArgument, "flattened range [23, 25)"));
+    CHECK_THAT(err(View({3}), {4, 6}, {0, 4}),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "sharded tensor 'dec.w': flat data of shape (3,) must be 1-D with 4 elements for flattened range [0, 4)"));
+    CHECK_THAT(err(View({2, 2}), {4, 6}, {0, 4}), StatusIs(StatusCode::kInvalidArgument, "must be 1-D with 4 elements"));
+    CHECK_THAT(err(View({4}), {4, -6}, {0, 4}), StatusIs(StatusCode::kInvalidArgument, "has a negative extent"));
+    CHECK_THAT(err(View({4}), {4, 6}, {0, 4}, {{2, 0, 2}}), StatusIs(StatusCode::kInvalidArgument, "axis 2 is out of range"));
+  }
+}
+
 }  // namespace
 }  // namespace dcp
