@@ -6,6 +6,7 @@
 // Read (not collective) runs the same planning and assembly for one region.
 
 #include "api/src/store_impl.h"
+#include "api/src/strict_keys.h"
 #include "engine/coord/agreement.h"
 #include "engine/cuda/device.h"
 #include "engine/manifest/common_state_codec.h"
@@ -26,6 +27,9 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
   auto index = LoadStepCollective(step);
   LoadResult result;
   if (local.ok()) local = index.status();
+  // Strict key handling (strict_keys.h): drops unexpected entries, or fails.
+  local = ApplyStrictHandling(comm, options.strict, step, local.ok() ? &(*index)->manifest() : nullptr, local, &flat,
+                              &result);
   if (local.ok()) {
     const manifest::StepManifest& m = (*index)->manifest();
     query::ReadPlanner planner(index->get());

@@ -54,6 +54,8 @@ class Store::Impl {
   Status DeleteStep(uint64_t step);
   Result<std::vector<uint64_t>> ApplyRetention(const RetentionPolicy& policy);
   Status CollectGarbage(GcReport* report, const GcOptions& options);
+  Result<std::vector<std::string>> RemoveTensors(uint64_t step, std::string_view key_prefix,
+                                                 const RemoveTensorsOptions& options);
   Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options);
   Status WaitForPut(SaveReport* report);
   std::optional<Status> PollPut(SaveReport* report);

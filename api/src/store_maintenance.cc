@@ -1,11 +1,13 @@
 // Copyright (c) dcp authors.
 //
-// Store lifecycle (collective): deleting steps, retention, garbage collection.
-// Rank 0 changes the catalog and broadcasts the outcome; for garbage
-// collection every rank cleans its own rank store (and those of ranks beyond
-// the world size), from the references of every committed step.
+// Store lifecycle (collective): deleting steps, retention, removing tensors
+// from a step, garbage collection. Rank 0 changes the catalog and broadcasts
+// the outcome; for garbage collection every rank cleans its own rank store
+// (and those of ranks beyond the world size), from the references of every
+// committed step.
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <set>
 
@@ -51,6 +53,36 @@ std::vector<uint64_t> DecodeSteps(const std::string& bytes) {
   return steps;
 }
 
+// Keys as [u64 length][bytes]...
+std::string EncodeKeys(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const std::string& k : keys) {
+    const uint64_t n = k.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    out += k;
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> DecodeKeys(std::string_view bytes) {
+  std::vector<std::string> keys;
+  while (!bytes.empty()) {
+    uint64_t n = 0;
+    if (bytes.size() < sizeof(n)) return Status::Internal("malformed key list broadcast");
+    std::memcpy(&n, bytes.data(), sizeof(n));
+    bytes.remove_prefix(sizeof(n));
+    if (n > bytes.size()) return Status::Internal("malformed key list broadcast");
+    keys.emplace_back(bytes.substr(0, n));
+    bytes.remove_prefix(n);
+  }
+  return keys;
+}
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 Status Store::Impl::DeleteStep(uint64_t step) {
@@ -90,6 +122,78 @@ Result<std::vector<uint64_t>> Store::Impl::ApplyRetention(const RetentionPolicy&
                           &deleted)
                           .Annotate(what));
   return DecodeSteps(deleted);
+}
+
+Result<std::vector<std::string>> Store::Impl::RemoveTensors(uint64_t step, std::string_view key_prefix,
+                                                            const RemoveTensorsOptions& options) {
+  const uint64_t target = options.into_step.value_or(step);
+  const std::string what = "removal of tensors '" + std::string(key_prefix) + "*' from step " + std::to_string(step) +
+                           (target != step ? " into step " + std::to_string(target) : "");
+  Status local = Busy(comm);
+  if (local.ok() && session_ != nullptr) {
+    local = Status::FailedPrecondition("a write session for step " + std::to_string(session_->step) + " is open");
+  }
+  if (local.ok() && key_prefix.empty()) {
+    local = Status::InvalidArgument("the key prefix is empty: it would remove every tensor (DeleteStep deletes a step)");
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+
+  std::string removed;
+  DCP_RETURN_IF_ERROR(
+      OnRankZero(
+          comm,
+          [&](std::string* out) -> Status {
+            const std::string path = storage::ManifestPath(root, step);
+            DCP_ASSIGN_OR_RETURN(std::string bytes, storage::ReadManifestFile(root, step));
+            DCP_ASSIGN_OR_RETURN(manifest::StepManifest m, manifest::DecodeManifest(bytes, path));
+            if (m.step != step) {
+              return Status::DataLoss("manifest '" + path + "' describes step " + std::to_string(m.step));
+            }
+            if (target != step && !options.overwrite && storage::StepExists(root, target)) {
+              return Status::AlreadyExists("step " + std::to_string(target) + " already exists in store '" + root +
+                                           "' (set RemoveTensorsOptions::overwrite to replace it)");
+            }
+            std::vector<std::string> keys;
+            auto kept = std::remove_if(m.tensors.begin(), m.tensors.end(), [&](const manifest::TensorEntry& t) {
+              if (t.key.compare(0, key_prefix.size(), key_prefix) != 0) return false;
+              keys.push_back(t.key);
+              return true;
+            });
+            if (keys.empty()) {
+              return Status::NotFound("no tensor of step " + std::to_string(step) + " has a key starting with '" +
+                                      std::string(key_prefix) + "'");
+            }
+            m.tensors.erase(kept, m.tensors.end());
+            if (target != step) {
+              // A new step, of a generation of its own (it wrote no records,
+              // so none counts as its unique bytes); never below what the
+              // store already used, as BeginStep picks them.
+              uint64_t seen = m.generation;
+              auto latest = storage::LatestStep(root);
+              if (latest.ok() && latest->has_value()) {
+                auto latest_bytes = storage::ReadManifestFile(root, **latest);
+                if (latest_bytes.ok()) {
+                  auto lm = manifest::DecodeManifest(*latest_bytes, "latest manifest");
+                  if (lm.ok()) seen = std::max(seen, lm->generation);
+                }
+              }
+              if (auto newest = own->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
+              m.generation = std::max(manifest::StepGenerationOf(static_cast<uint64_t>(NowNanos())),
+                                      manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
+              m.step = target;
+            }
+            m.commit_time_ns = NowNanos();
+            if (Status s = manifest::CheckManifestInvariants(m); !s.ok()) {
+              return Status::Internal("refusing to publish an inconsistent manifest: " + s.message());
+            }
+            DCP_RETURN_IF_ERROR(base::CheckFaultPoint("remove.before_publish", 0));
+            DCP_RETURN_IF_ERROR(storage::PublishManifest(root, target, m.generation, manifest::EncodeManifest(m)));
+            *out = EncodeKeys(keys);
+            return Status::OK();
+          },
+          &removed)
+          .Annotate(what));
+  return DecodeKeys(removed);
 }
 
 Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
@@ -186,6 +290,11 @@ Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
   stores = std::make_unique<query::StoreSet>(root, own.get());
   if (report != nullptr) *report = mine;
   return Status::OK();
+}
+
+Result<std::vector<std::string>> Store::RemoveTensors(uint64_t step, std::string_view key_prefix,
+                                                      const RemoveTensorsOptions& options) {
+  return impl_->RemoveTensors(step, key_prefix, options);
 }
 
 }  // namespace dcp

@@ -7,6 +7,7 @@
 #define DCP_OPTIONS_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace dcp {
@@ -68,6 +69,33 @@ struct SaveOptions {
   int encode_threads = 0;
 };
 
+// What Get does about keys that the request and the step do not share, as in
+// Megatron-Core's StrictHandling. Keys are ShardedTensor::key and
+// ShardedObject::key (not the object's unique key):
+//   unexpected: requested by this rank, not in the step (per rank);
+//   missing: in the step (tensor or object), requested by no rank (the same
+//            on every rank).
+// In every mode but kAssumeOkUnexpected, unexpected entries are dropped from
+// the load before anything is read (their destinations are left untouched),
+// and the check costs one gather and one broadcast of a bitmap over the
+// step's keys. Raised errors are the same on every rank and name the keys
+// (and, for unexpected keys, the ranks that asked for them); nothing is read.
+// Logged keys go to stderr: each rank its own unexpected keys, rank 0 the
+// missing ones. The RETURN modes fill LoadResult::unexpected_keys and
+// missing_keys. DO NOT CHANGE THESE VALUES.
+enum class StrictHandling : uint8_t {
+  kAssumeOkUnexpected = 0,  // no check: an unknown key fails the load
+                            // (NotFound on every rank)
+  kLogUnexpected = 1,       // log unexpected keys
+  kLogAll = 2,              // log unexpected and missing keys
+  kRaiseUnexpected = 3,     // NotFound if any rank has unexpected keys
+  kRaiseAll = 4,            // NotFound on unexpected keys, InvalidArgument on
+                            // missing keys (only missing ones)
+  kReturnUnexpected = 5,    // return unexpected keys
+  kReturnAll = 6,           // return unexpected and missing keys
+  kIgnoreAll = 7,           // drop unexpected entries silently
+};
+
 struct LoadOptions {
   // Threads that fetch, verify, decode and copy chunks on each rank; 0 means
   // this rank's share of the node's cores (at least 2).
@@ -78,6 +106,11 @@ struct LoadOptions {
   // each rank (at least one chunk is always allowed).
   // Default: 256 MiB
   uint64_t max_inflight_bytes = uint64_t{256} << 20;
+
+  // Strict key handling (see StrictHandling). Get only; must be the same on
+  // every rank.
+  // Default: kAssumeOkUnexpected
+  StrictHandling strict = StrictHandling::kAssumeOkUnexpected;
 };
 
 }  // namespace dcp
@@ -107,6 +140,17 @@ struct RetentionPolicy {
   // Steps kept by name (e.g. the ones a user pinned).
   // Default: empty
   std::vector<uint64_t> keep_steps;
+};
+
+// Where Store::RemoveTensors puts the step without the removed tensors.
+struct RemoveTensorsOptions {
+  // A new step to publish (the source step is left as it is); nullopt, or the
+  // source step itself, replaces the source step in place, atomically.
+  // Default: nullopt (in place)
+  std::optional<uint64_t> into_step;
+  // Allow into_step to replace a step that is already committed.
+  // Default: false
+  bool overwrite = false;
 };
 
 }  // namespace dcp

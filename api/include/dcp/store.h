@@ -42,6 +42,7 @@
 #include "dcp/communicator.h"
 #include "dcp/metadata.h"
 #include "dcp/options.h"
+#include "dcp/plain.h"
 #include "dcp/state_dict.h"
 #include "dcp/status.h"
 #include "dcp/tensor_view.h"
@@ -75,6 +76,17 @@ struct LoadResult {
   // The common state saved with the step (rank 0's Value leaves, as a map
   // mirroring the state dict's nesting).
   Value common_state;
+
+  // Strict key handling (LoadOptions::strict), sorted and without repeats;
+  // keys are ShardedTensor / ShardedObject keys, not state dict paths (the
+  // request itself is filled in place, under its own dict keys).
+  // unexpected_keys: keys this rank requested that the step does not hold
+  //   (their entries were not loaded). Filled in kReturnUnexpected and
+  //   kReturnAll.
+  // missing_keys: keys the step holds that no rank requested; the same on
+  //   every rank. Filled in kReturnAll.
+  std::vector<std::string> unexpected_keys;
+  std::vector<std::string> missing_keys;
 };
 
 class Store {
@@ -169,8 +181,13 @@ class Store {
   // with the requested region, every object leaf's data with the saved bytes.
   // Returns the step's common state.
   //
+  // Keys the step does not hold, and keys no rank asks for, are handled as
+  // options.strict says (StrictHandling; by default an unknown key fails).
+  //
   // Errors (identical on every rank):
-  //   NotFound: unknown step, tensor key or object cell.
+  //   NotFound: unknown step, tensor key or object cell; unexpected keys in
+  //     the kRaise* modes.
+  //   InvalidArgument: missing keys in kRaiseAll.
   //   InvalidArgument: region outside the tensor, dtype or global-shape
   //     mismatch, malformed destination view.
   //   DataLoss: a corrupt or missing chunk record (naming key, offset, rank
@@ -182,6 +199,42 @@ class Store {
   // the tensor's dtype and the region's shape.
   Status Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,
               const LoadOptions& options = {});
+
+  // Not collective: a "plain" load on one process, for conversion and
+  // debugging. Reads whole tensors of `step` into buffers it allocates,
+  // the objects' bytes and the common state. `keys` names tensors or objects
+  // (ShardedTensor / ShardedObject keys; an object key brings every saved
+  // cell of it); empty means every tensor and object of the step. Memory:
+  // the requested tensors' bytes, plus the read pipeline's bound
+  // (options.max_inflight_bytes).
+  //
+  // Errors: NotFound (step not committed, or a key that names neither a
+  // tensor nor an object of the step); DataLoss as for Get;
+  // FailedPrecondition if a tensor's buffer cannot be allocated.
+  Result<PlainState> LoadPlain(uint64_t step, const std::vector<std::string>& keys = {},
+                               const LoadOptions& options = {});
+
+  // Collective (the store must be writable). Removes the tensors whose key
+  // starts with `key_prefix` from committed step `step` and returns their
+  // keys, sorted. Objects and the common state are kept. Either replaces
+  // `step` in place (options.into_step unset or equal to `step`) or
+  // publishes a new step options.into_step and leaves `step` as it is. No
+  // data is copied: the new manifest references the same records. The new
+  // manifest is published as Put publishes (temporary file, fsync, rename):
+  // readers and a crash see the old step or the new one, whole. Records no
+  // longer referenced are reclaimed by CollectGarbage.
+  //
+  // Errors (identical on every rank; nothing published):
+  //   NotFound: `step` is not committed, or no tensor key starts with
+  //     `key_prefix`.
+  //   InvalidArgument: `key_prefix` is empty.
+  //   AlreadyExists: into_step is another committed step and
+  //     options.overwrite is false.
+  //   FailedPrecondition: the store is read-only, or a write session or an
+  //     async put is open.
+  //   DataLoss: the manifest of `step` is corrupt.
+  Result<std::vector<std::string>> RemoveTensors(uint64_t step, std::string_view key_prefix,
+                                                 const RemoveTensorsOptions& options = {});
 
   // Collective (the store must be writable). Deletes a committed step: its
   // manifest is removed atomically; its records are reclaimed by
@@ -207,7 +260,9 @@ class Store {
   Result<std::vector<uint64_t>> Steps() const;
   // Not collective. The latest (largest) committed step, or nullopt if none.
   Result<std::optional<uint64_t>> LatestStep() const;
-  // Not collective. What `step` holds. NotFound if it is not committed.
+  // Not collective. What `step` holds: every tensor (key, dtype, global
+  // shape, chunks, bytes) and every object cell (key, unique key, grid
+  // place, size). NotFound if it is not committed.
   Result<StepMetadata> Metadata(uint64_t step) const;
 
   const std::string& root() const;
