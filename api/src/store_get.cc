@@ -12,6 +12,7 @@
 #include "engine/manifest/common_state_codec.h"
 #include "engine/query/assembler.h"
 #include "engine/query/planner.h"
+#include "engine/query/read_once.h"
 #include "engine/sharding/flatten.h"
 #include "engine/sharding/validation.h"
 
@@ -30,6 +31,11 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
   // Strict key handling (strict_keys.h): drops unexpected entries, or fails.
   local = ApplyStrictHandling(comm, options.strict, step, local.ok() ? &(*index)->manifest() : nullptr, local, &flat,
                               &result);
+  // A read-once load is collective: a rank that failed before planning still
+  // takes part (engine/query/read_once.h), and so stops every rank early.
+  if (options.read_once && !local.ok()) {
+    local = query::ExecuteReadOnce(comm, stores.get(), nullptr, query::ReadPlan(), local, options, &result.report);
+  }
   if (local.ok()) {
     const manifest::StepManifest& m = (*index)->manifest();
     query::ReadPlanner planner(index->get());
@@ -49,7 +55,14 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
       }
       local = query::ReadObject(stores.get(), m.generation, *e, &o.data);
     }
-    if (local.ok()) local = query::ExecuteReadPlan(stores.get(), m.generation, planner.Finish(), options);
+    if (options.read_once) {
+      // Collective: every rank that got here takes part, whatever its status.
+      local = query::ExecuteReadOnce(comm, stores.get(), &m, planner.Finish(), local, options, &result.report);
+    } else if (local.ok()) {
+      const query::ReadPlan plan = planner.Finish();
+      local = query::ExecuteReadPlan(stores.get(), m.generation, plan, options, comm->rank());
+      if (local.ok()) result.report = LoadReport{plan.reads.size(), plan.record_bytes};
+    }
     if (local.ok()) {
       auto common = manifest::DecodeCommonState(m.common_state);
       if (common.ok()) result.common_state = std::move(common).value();

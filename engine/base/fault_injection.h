@@ -17,6 +17,8 @@
 // put.after_ingest, put.before_publish, publish.after_manifest,
 // delete.after_unlink, gc.after_drop, gc.after_rewrite, gc.after_range_delete.
 //
+// Error points of loads: get.read_chunk (before each chunk record is fetched).
+//
 // The check is one relaxed atomic load when nothing is armed.
 // Thread safety: all functions are thread-safe.
 

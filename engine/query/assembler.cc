@@ -7,6 +7,7 @@
 #include "engine/array/box.h"
 #include "engine/array/strided_copy.h"
 #include "engine/base/buffer.h"
+#include "engine/base/fault_injection.h"
 #include "engine/base/thread_pool.h"
 #include "engine/codec/chunk_codec.h"
 #include "engine/cuda/device.h"
@@ -20,6 +21,19 @@ std::string RecordWhat(const std::string& subject, const manifest::RecordRef& r)
   return subject + " in rank store " + std::to_string(r.store_rank);
 }
 
+// Checks a record's header against what the manifest expects.
+Result<codec::ChunkHeader> CheckHeader(std::string_view record, const manifest::RecordRef& ref,
+                                       const std::string& where) {
+  auto h = codec::ParseChunkHeader(record);
+  if (!h.ok()) return h.status().Annotate(where);
+  if (h->raw_size != ref.raw_size || h->checksum != ref.checksum) {
+    return Status::DataLoss(where + " does not match the manifest (raw size " + std::to_string(h->raw_size) +
+                            " vs " + std::to_string(ref.raw_size) + ", checksum " + h->checksum.ToHex() + " vs " +
+                            ref.checksum.ToHex() + ")");
+  }
+  return h;
+}
+
 // Fetches a record and checks its header against what the manifest expects.
 Status Fetch(StoreSet* stores, uint64_t generation, const std::string& record_key, const manifest::RecordRef& ref,
              const std::string& subject, storage::PinnedValue* value, codec::ChunkHeader* header) {
@@ -28,14 +42,7 @@ Status Fetch(StoreSet* stores, uint64_t generation, const std::string& record_ke
     return Status::DataLoss(RecordWhat(subject, ref) + " is missing: " + s.message());
   }
   DCP_RETURN_IF_ERROR(s.Annotate(RecordWhat(subject, ref)));
-  auto h = codec::ParseChunkHeader(value->view());
-  if (!h.ok()) return h.status().Annotate(RecordWhat(subject, ref));
-  if (h->raw_size != ref.raw_size || h->checksum != ref.checksum) {
-    return Status::DataLoss(RecordWhat(subject, ref) + " does not match the manifest (raw size " +
-                            std::to_string(h->raw_size) + " vs " + std::to_string(ref.raw_size) + ", checksum " +
-                            h->checksum.ToHex() + " vs " + ref.checksum.ToHex() + ")");
-  }
-  *header = *h;
+  DCP_ASSIGN_OR_RETURN(*header, CheckHeader(value->view(), ref, RecordWhat(subject, ref)));
   return Status::OK();
 }
 
@@ -44,31 +51,47 @@ TensorView ChunkView(const void* data, const manifest::TensorEntry& t, const man
   return TensorView(data, t.dtype, c.box.shape);
 }
 
-Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read) {
+}  // namespace
+
+std::string ChunkSubject(const ChunkRead& read) {
+  return "tensor '" + read.tensor->key + "' chunk at offset " + ShapeToString(read.chunk->box.origin);
+}
+
+Status FetchChunkRecord(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank,
+                        storage::PinnedValue* value, codec::ChunkHeader* header) {
   const manifest::TensorEntry& t = *read.tensor;
   const manifest::ChunkEntry& c = *read.chunk;
-  const std::string subject = "tensor '" + t.key + "' chunk at offset " + ShapeToString(c.box.origin);
-  storage::PinnedValue value;
-  codec::ChunkHeader h;
-  DCP_RETURN_IF_ERROR(
-      Fetch(stores, generation, storage::ChunkRecordKey(c.record.generation, t.key, c.box.origin), c.record, subject,
-            &value, &h));
+  const std::string subject = ChunkSubject(read);
+  DCP_RETURN_IF_ERROR(base::CheckFaultPoint("get.read_chunk", rank).Annotate(RecordWhat(subject, c.record)));
+  return Fetch(stores, generation, storage::ChunkRecordKey(c.record.generation, t.key, c.box.origin), c.record,
+               subject, value, header);
+}
 
+Result<codec::ChunkHeader> CheckChunkRecord(std::string_view record, const ChunkRead& read,
+                                            const std::string& source) {
+  return CheckHeader(record, read.chunk->record, RecordWhat(ChunkSubject(read), read.chunk->record) + source);
+}
+
+Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& h, const ChunkRead& read,
+                         const std::string& source) {
+  const manifest::TensorEntry& t = *read.tensor;
+  const manifest::ChunkEntry& c = *read.chunk;
+  auto where = [&] { return RecordWhat(ChunkSubject(read), c.record) + source; };
   const void* bytes = nullptr;
   thread_local base::Buffer scratch;
   if (h.codec == codec::ChunkCodec::kRaw) {
-    auto payload = codec::RawChunkPayload(value.view(), h);
-    if (!payload.ok()) return payload.status().Annotate(RecordWhat(subject, c.record));
+    auto payload = codec::RawChunkPayload(record, h);
+    if (!payload.ok()) return payload.status().Annotate(where());
     bytes = payload->data();
   } else if (read.copies.size() == 1 && read.copies[0].src == array::BoxOfShape(c.box.shape) &&
              read.copies[0].dest.is_contiguous() && read.copies[0].dest.device().is_host()) {
     // Decode straight into the destination.
-    return codec::DecodeChunk(value.view(), h, read.copies[0].dest.data(), h.raw_size)
-        .Annotate(RecordWhat(subject, c.record));
+    Status s = codec::DecodeChunk(record, h, read.copies[0].dest.data(), h.raw_size);
+    return s.ok() ? s : s.Annotate(where());
   } else {
     scratch.Resize(h.raw_size);
-    DCP_RETURN_IF_ERROR(
-        codec::DecodeChunk(value.view(), h, scratch.data(), h.raw_size).Annotate(RecordWhat(subject, c.record)));
+    Status s = codec::DecodeChunk(record, h, scratch.data(), h.raw_size);
+    if (!s.ok()) return s.Annotate(where());
     bytes = scratch.data();
   }
   const TensorView whole = ChunkView(bytes, t, c);
@@ -83,14 +106,20 @@ Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read) {
     const TensorView region = whole.Slice(copy.src);
     DCP_RETURN_IF_ERROR(pinned.Reserve(region.size_bytes()));
     array::PackView(region, pinned.data());
-    DCP_RETURN_IF_ERROR(cuda::CopyToDevice(pinned.data(), copy.dest, &stream).Annotate(subject));
+    DCP_RETURN_IF_ERROR(cuda::CopyToDevice(pinned.data(), copy.dest, &stream).Annotate(ChunkSubject(read)));
   }
   return Status::OK();
 }
 
-}  // namespace
+Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank) {
+  storage::PinnedValue value;
+  codec::ChunkHeader h;
+  DCP_RETURN_IF_ERROR(FetchChunkRecord(stores, generation, read, rank, &value, &h));
+  return DecodeChunkRecord(value.view(), h, read);
+}
 
-Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options) {
+Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options,
+                       int rank) {
   if (plan.reads.empty()) return Status::OK();
   const int threads = std::min<int>(base::ResolveThreadCount(options.read_threads),
                                     static_cast<int>(plan.reads.size()));
@@ -105,7 +134,7 @@ Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& pl
       break;
     }
     group.Run([&, cost] {
-      Status s = ReadChunk(stores, generation, read);
+      Status s = ReadChunk(stores, generation, read, rank);
       budget.Release(cost);
       return s;
     });

@@ -10,25 +10,68 @@
 // Every failure names the tensor key, the chunk's offset, the rank store and
 // its path; corrupt or missing records are DataLoss.
 //
+// The per-chunk steps are public so that executors which move records
+// between ranks (read_once.h) verify and decode exactly as ExecuteReadPlan
+// does: FetchChunkRecord (read + header check), CheckChunkRecord (header check
+// of a record obtained elsewhere), DecodeChunkRecord (decode, content
+// checksum, copies into the destinations).
+//
+// Fault point: "get.read_chunk" (fault_injection.h) is checked before every
+// chunk record is fetched, with the `rank` given (-1: unknown, so only points
+// armed for every rank fire).
+//
 // Thread safety: one call at a time per StoreSet is not required; each call
-// owns its pool.
+// owns its pool. The per-chunk functions may run concurrently on different
+// reads (destinations of one plan do not overlap).
 
 #ifndef DCP_ENGINE_QUERY_ASSEMBLER_H_
 #define DCP_ENGINE_QUERY_ASSEMBLER_H_
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "dcp/options.h"
 #include "dcp/status.h"
+#include "engine/codec/chunk_codec.h"
 #include "engine/manifest/manifest.h"
 #include "engine/query/planner.h"
 #include "engine/query/store_set.h"
+#include "engine/store/rank_store.h"
 
 namespace dcp::query {
 
-// `generation` is the manifest's (for catching up read instances).
-Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options);
+// `generation` is the manifest's (for catching up read instances). `rank`
+// is this process's rank, for fault points (-1 if unknown).
+Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options,
+                       int rank = -1);
+
+// "tensor '<key>' chunk at offset (<origin>)": how errors name a chunk.
+std::string ChunkSubject(const ChunkRead& read);
+
+// Fetches the record of read.chunk from the rank store that holds it and
+// checks its header against the manifest (raw size, checksum). *value pins
+// the record until it is destroyed. Errors: DataLoss naming the chunk and
+// rank store (missing, malformed or mismatching record); IOError.
+Status FetchChunkRecord(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank,
+                        storage::PinnedValue* value, codec::ChunkHeader* header);
+
+// Checks a record of read.chunk obtained elsewhere (e.g. received from
+// another rank) against the manifest, as FetchChunkRecord does. `source` is
+// appended to the chunk's description in errors (e.g. " (received from rank
+// 2)"). DataLoss on any mismatch.
+Result<codec::ChunkHeader> CheckChunkRecord(std::string_view record, const ChunkRead& read,
+                                            const std::string& source);
+
+// Decodes a checked record of read.chunk (verifying the checksum of the
+// decoded bytes) and copies every planned region into its destination.
+// REQUIRES: `header` was returned for `record` by FetchChunkRecord or
+// CheckChunkRecord.
+Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& header, const ChunkRead& read,
+                         const std::string& source = "");
+
+// FetchChunkRecord, then DecodeChunkRecord.
+Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank);
 
 // Reads object `object` of a step into *out.
 Status ReadObject(StoreSet* stores, uint64_t generation, const manifest::ObjectEntry& object, std::string* out);

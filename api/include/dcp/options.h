@@ -111,6 +111,22 @@ struct LoadOptions {
   // every rank.
   // Default: kAssumeOkUnexpected
   StrictHandling strict = StrictHandling::kAssumeOkUnexpected;
+
+  // Read-once load (Get only; must be the same on every rank): every chunk
+  // that several ranks need (data-parallel replicas, overlapping requests)
+  // is read from its rank store by one of them — the one with the least to
+  // read — and its stored record is sent over the communicator to the
+  // others, which check it against the manifest again before decoding it.
+  // Chunks one rank needs alone are read by it directly. Pays when reading
+  // the shared filesystem costs more than moving the bytes between ranks
+  // (many replicas, a slow or contended filesystem); costs one all-gather of
+  // every rank's needed chunks and one all-to-all per exchange round. The
+  // exchange holds at most half of max_inflight_bytes per rank (rounds of a
+  // quarter of the smallest max_inflight_bytes of any rank, two at a time),
+  // direct reads the other half. LoadResult::report shows what each rank
+  // read, sent and received.
+  // Default: false
+  bool read_once = false;
 };
 
 }  // namespace dcp

@@ -72,10 +72,27 @@ struct GcReport {
   uint64_t temporary_files_removed = 0;
 };
 
+// What one rank did in a Get: the per-rank byte balance of a load. Bytes are
+// stored (encoded record) bytes.
+struct LoadReport {
+  uint64_t chunks_read = 0;  // chunk records this rank read from rank stores
+  uint64_t bytes_read = 0;
+  // LoadOptions::read_once: records this rank read for others and sent them
+  // (counted once per receiving rank), and records it received instead of
+  // reading them.
+  uint64_t chunks_sent = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t chunks_received = 0;
+  uint64_t bytes_received = 0;
+};
+
 struct LoadResult {
   // The common state saved with the step (rank 0's Value leaves, as a map
   // mirroring the state dict's nesting).
   Value common_state;
+
+  // What this rank read, sent and received.
+  LoadReport report;
 
   // Strict key handling (LoadOptions::strict), sorted and without repeats;
   // keys are ShardedTensor / ShardedObject keys, not state dict paths (the

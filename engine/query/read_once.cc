@@ -1,0 +1,438 @@
+// Copyright (c) dcp authors.
+
+#include "engine/query/read_once.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/base/thread_pool.h"
+#include "engine/query/assembler.h"
+#include "engine/query/read_once_schedule.h"
+#include "engine/store/rank_store.h"
+
+namespace dcp::query {
+namespace {
+
+constexpr uint32_t kNeedsMagic = 0x31524344;  // "DCR1"
+constexpr uint8_t kFailed = 1;                // flag: the sender has failed
+constexpr uint8_t kRecord = 0;                // entry: a stored record follows
+constexpr uint8_t kUnavailable = 1;           // entry: the reader could not read it
+
+void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), sizeof(v)); }
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A cursor over a peer's message; every read is bounds-checked.
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : data_(data) {}
+  bool U8(uint8_t* v) {
+    if (data_.empty()) return false;
+    *v = static_cast<uint8_t>(data_[0]);
+    data_.remove_prefix(1);
+    return true;
+  }
+  bool U32(uint32_t* v) { return Fixed(v); }
+  bool U64(uint64_t* v) { return Fixed(v); }
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      uint8_t b = 0;
+      if (!U8(&b)) return false;
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  bool Bytes(uint64_t n, std::string_view* out) {
+    if (n > data_.size()) return false;
+    *out = data_.substr(0, n);
+    data_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return data_.empty(); }
+
+ private:
+  template <typename T>
+  bool Fixed(T* v) {
+    if (data_.size() < sizeof(T)) return false;
+    std::memcpy(v, data_.data(), sizeof(T));
+    data_.remove_prefix(sizeof(T));
+    return true;
+  }
+  std::string_view data_;
+};
+
+struct Needs {
+  bool failed = false;
+  uint64_t budget = 0;
+  std::vector<ChunkOrdinal> chunks;
+};
+
+std::string EncodeNeeds(bool failed, uint64_t budget, uint64_t total_chunks, const std::vector<ChunkOrdinal>& chunks) {
+  std::string out;
+  out.append(reinterpret_cast<const char*>(&kNeedsMagic), sizeof(kNeedsMagic));
+  out.push_back(static_cast<char>(failed ? kFailed : 0));
+  PutU64(&out, budget);
+  PutU64(&out, total_chunks);
+  PutVarint(&out, chunks.size());
+  ChunkOrdinal prev = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    PutVarint(&out, i == 0 ? chunks[i] : chunks[i] - prev - 1);
+    prev = chunks[i];
+  }
+  return out;
+}
+
+Status DecodeNeeds(std::string_view bytes, int from, uint64_t total_chunks, Needs* out) {
+  auto bad = [&](const std::string& why) {
+    return Status::Internal("malformed read-once needs from rank " + std::to_string(from) + ": " + why);
+  };
+  Reader r(bytes);
+  uint32_t magic = 0;
+  uint8_t flags = 0;
+  uint64_t total = 0, count = 0;
+  if (!r.U32(&magic) || magic != kNeedsMagic) return bad("bad magic (is LoadOptions::read_once set on every rank?)");
+  if (!r.U8(&flags) || !r.U64(&out->budget) || !r.U64(&total) || !r.Varint(&count)) return bad("truncated");
+  out->failed = (flags & kFailed) != 0;
+  if (out->failed) return Status::OK();  // sends no needs
+  if (total != total_chunks) {
+    return bad("its manifest has " + std::to_string(total) + " chunks, this rank's " + std::to_string(total_chunks));
+  }
+  if (count > total_chunks) return bad("more needs than chunks");
+  out->chunks.reserve(count);
+  ChunkOrdinal prev = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t delta = 0;
+    if (!r.Varint(&delta)) return bad("truncated");
+    const ChunkOrdinal c = i == 0 ? delta : prev + 1 + delta;
+    if (c >= total_chunks || (i > 0 && c <= prev)) return bad("chunk ordinal out of range");
+    out->chunks.push_back(c);
+    prev = c;
+  }
+  if (!r.done()) return bad("trailing bytes");
+  return Status::OK();
+}
+
+// Ordinals of the manifest's chunks: tensor i's chunk j is base[i] + j.
+class Ordinals {
+ public:
+  explicit Ordinals(const manifest::StepManifest& m) : m_(m) {
+    base_.reserve(m.tensors.size() + 1);
+    uint64_t n = 0;
+    for (const auto& t : m.tensors) {
+      base_.push_back(n);
+      n += t.chunks.size();
+    }
+    base_.push_back(n);
+  }
+  uint64_t total() const { return base_.back(); }
+  ChunkOrdinal Of(const ChunkRead& r) const {
+    const size_t t = static_cast<size_t>(r.tensor - m_.tensors.data());
+    return base_[t] + static_cast<uint64_t>(r.chunk - r.tensor->chunks.data());
+  }
+  const manifest::ChunkEntry& Chunk(ChunkOrdinal c) const {
+    const size_t t = static_cast<size_t>(std::upper_bound(base_.begin(), base_.end(), c) - base_.begin()) - 1;
+    return m_.tensors[t].chunks[c - base_[t]];
+  }
+
+ private:
+  const manifest::StepManifest& m_;
+  std::vector<uint64_t> base_;
+};
+
+// This rank's error state and counters, shared by its tasks.
+class Progress {
+ public:
+  void Fail(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status_.ok()) status_ = std::move(s);
+    failed_.store(true, std::memory_order_relaxed);
+  }
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  Status status() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+
+  std::atomic<uint64_t> chunks_read{0}, bytes_read{0};
+  std::atomic<uint64_t> chunks_sent{0}, bytes_sent{0};
+  std::atomic<uint64_t> chunks_received{0}, bytes_received{0};
+
+ private:
+  mutable std::mutex mu_;
+  Status status_;
+  std::atomic<bool> failed_{false};
+};
+
+// Direct reads under a byte budget, launched as earlier ones finish (from
+// the finishing task itself), so that the calling thread never blocks on
+// them while it runs the exchange rounds.
+class DirectReads {
+ public:
+  DirectReads(std::vector<const ChunkRead*> reads, uint64_t limit, StoreSet* stores, uint64_t generation, int rank,
+              base::ThreadPool* pool, Progress* progress)
+      : reads_(std::move(reads)), limit_(std::max<uint64_t>(limit, 1)), stores_(stores), generation_(generation),
+        rank_(rank), group_(pool), progress_(progress) {}
+
+  void Pump() {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (next_ < reads_.size() && !progress_->failed()) {
+      const ChunkRead* read = reads_[next_];
+      const uint64_t cost = read->chunk->record.stored_size + read->chunk->record.raw_size;
+      if (inflight_ > 0 && inflight_ + cost > limit_) break;
+      inflight_ += cost;
+      ++next_;
+      group_.Run([this, read, cost] {
+        if (!progress_->failed()) {
+          Status s = ReadChunk(stores_, generation_, *read, rank_);
+          if (s.ok()) {
+            progress_->chunks_read.fetch_add(1, std::memory_order_relaxed);
+            progress_->bytes_read.fetch_add(read->chunk->record.stored_size, std::memory_order_relaxed);
+          } else {
+            progress_->Fail(std::move(s));
+          }
+        }
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          inflight_ -= cost;
+        }
+        Pump();
+        return Status::OK();
+      });
+    }
+  }
+
+  void Wait() { group_.Wait().IgnoreError(); }
+
+ private:
+  const std::vector<const ChunkRead*> reads_;
+  const uint64_t limit_;
+  StoreSet* const stores_;
+  const uint64_t generation_;
+  const int rank_;
+  base::TaskGroup group_;
+  Progress* const progress_;
+  std::mutex mu_;
+  size_t next_ = 0;        // guarded by mu_
+  uint64_t inflight_ = 0;  // guarded by mu_
+};
+
+// A record this rank reads as the reader of a shared chunk.
+struct Fetched {
+  const SharedChunk* shared = nullptr;
+  const ChunkRead* read = nullptr;  // this rank's own use of the chunk
+  storage::PinnedValue value;
+  bool ok = false;
+};
+
+}  // namespace
+
+Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::StepManifest* m, const ReadPlan& plan,
+                       const Status& local, const LoadOptions& options, LoadReport* report) {
+  const int me = comm->rank();
+  const int n = comm->size();
+  const bool can = local.ok() && m != nullptr;
+
+  // 1. Needs.
+  std::unique_ptr<Ordinals> ordinals;
+  std::vector<std::pair<ChunkOrdinal, const ChunkRead*>> mine;  // by ordinal
+  if (can) {
+    ordinals = std::make_unique<Ordinals>(*m);
+    mine.reserve(plan.reads.size());
+    for (const ChunkRead& r : plan.reads) mine.emplace_back(ordinals->Of(r), &r);
+    std::sort(mine.begin(), mine.end());
+  }
+  std::vector<ChunkOrdinal> my_needs;
+  my_needs.reserve(mine.size());
+  for (const auto& [c, r] : mine) my_needs.push_back(c);
+  const uint64_t my_budget = std::max<uint64_t>(options.max_inflight_bytes / 4, 1);
+  std::vector<std::string> gathered;
+  DCP_RETURN_IF_ERROR(
+      comm->AllGather(EncodeNeeds(!can, my_budget, can ? ordinals->total() : 0, my_needs), &gathered));
+  if (!can) return local;  // every rank sees the flag and skips the rest
+  std::vector<std::vector<ChunkOrdinal>> needs(static_cast<size_t>(n));
+  uint64_t budget = my_budget;
+  for (int r = 0; r < n; ++r) {
+    // Every rank decodes the same bytes (its own included): a malformed
+    // message fails all alike, and a failed rank stops all alike.
+    Needs d;
+    DCP_RETURN_IF_ERROR(DecodeNeeds(gathered[static_cast<size_t>(r)], r, ordinals->total(), &d));
+    if (d.failed) return Status::OK();  // that rank reports its own error
+    budget = std::min(budget, std::max<uint64_t>(d.budget, 1));
+    needs[static_cast<size_t>(r)] = std::move(d.chunks);
+  }
+  gathered.clear();
+
+  // 2. The schedule, the same on every rank.
+  const ReadOnceSchedule schedule =
+      PlanReadOnce(needs, [&](ChunkOrdinal c) { return ordinals->Chunk(c).record.stored_size; }, budget);
+  needs.clear();
+  auto my_read = [&](ChunkOrdinal c) -> const ChunkRead* {
+    auto it = std::lower_bound(mine.begin(), mine.end(), std::make_pair(c, static_cast<const ChunkRead*>(nullptr)));
+    return it != mine.end() && it->first == c ? it->second : nullptr;
+  };
+
+  // 3. Direct reads in the background, in plan order (store by store).
+  Progress progress;
+  const int threads = base::ResolveThreadCount(options.read_threads);
+  base::ThreadPool pool(threads);
+  std::vector<const ChunkRead*> direct;
+  {
+    const auto& d = schedule.direct[static_cast<size_t>(me)];
+    for (const ChunkRead& r : plan.reads) {
+      if (std::binary_search(d.begin(), d.end(), ordinals->Of(r))) direct.push_back(&r);
+    }
+  }
+  DirectReads direct_reads(std::move(direct), options.max_inflight_bytes / 2, stores, m->generation, me, &pool,
+                           &progress);
+  direct_reads.Pump();
+
+  // Rounds: fetch(k + 1) overlaps exchange and decode of round k.
+  auto fetch = [&](size_t k, std::vector<std::unique_ptr<Fetched>>* out, base::TaskGroup* group) {
+    out->clear();
+    for (size_t i = schedule.round_begin(k); i < schedule.round_end[k]; ++i) {
+      const SharedChunk& sc = schedule.shared[i];
+      if (sc.reader != me) continue;
+      auto f = std::make_unique<Fetched>();
+      f->shared = &sc;
+      f->read = my_read(sc.chunk);  // a reader is always one of the chunk's needers
+      out->push_back(std::move(f));
+    }
+    for (auto& f : *out) {
+      Fetched* p = f.get();
+      group->Run([&, p] {
+        if (progress.failed()) return Status::OK();  // sends "unavailable"
+        codec::ChunkHeader h;
+        Status s = FetchChunkRecord(stores, m->generation, *p->read, me, &p->value, &h);
+        if (s.ok()) s = DecodeChunkRecord(p->value.view(), h, *p->read);
+        if (!s.ok()) {
+          progress.Fail(std::move(s));
+          return Status::OK();
+        }
+        progress.chunks_read.fetch_add(1, std::memory_order_relaxed);
+        progress.bytes_read.fetch_add(p->read->chunk->record.stored_size, std::memory_order_relaxed);
+        p->ok = true;
+        return Status::OK();
+      });
+    }
+  };
+
+  Status comm_status;
+  const size_t rounds = schedule.rounds();
+  std::vector<std::unique_ptr<Fetched>> fetched[2];
+  std::unique_ptr<base::TaskGroup> fetching[2];
+  if (rounds > 0) {
+    fetching[0] = std::make_unique<base::TaskGroup>(&pool);
+    fetch(0, &fetched[0], fetching[0].get());
+  }
+  for (size_t k = 0; k < rounds; ++k) {
+    const size_t cur = k % 2, nxt = (k + 1) % 2;
+    fetching[cur]->Wait().IgnoreError();
+
+    // Messages of round k: the flag, then this rank's records for each peer
+    // in schedule order.
+    std::vector<std::string> send(static_cast<size_t>(n),
+                                  std::string(1, static_cast<char>(progress.failed() ? kFailed : 0)));
+    for (const auto& f : fetched[cur]) {
+      for (int r : f->shared->receivers) {
+        std::string& msg = send[static_cast<size_t>(r)];
+        PutU64(&msg, f->shared->chunk);
+        if (f->ok) {
+          const std::string_view rec = f->value.view();
+          msg.push_back(static_cast<char>(kRecord));
+          PutU64(&msg, rec.size());
+          msg.append(rec.data(), rec.size());
+          progress.chunks_sent.fetch_add(1, std::memory_order_relaxed);
+          progress.bytes_sent.fetch_add(rec.size(), std::memory_order_relaxed);
+        } else {
+          msg.push_back(static_cast<char>(kUnavailable));
+        }
+      }
+    }
+    fetched[cur].clear();  // unpins the records
+    if (k + 1 < rounds) {
+      fetching[nxt] = std::make_unique<base::TaskGroup>(&pool);
+      fetch(k + 1, &fetched[nxt], fetching[nxt].get());
+    }
+
+    std::vector<std::string> recv;
+    comm_status = comm->AllToAll(send, &recv);
+    send.clear();
+    if (!comm_status.ok()) break;
+
+    bool any_failed = false;
+    std::vector<Reader> from;
+    from.reserve(recv.size());
+    for (size_t p = 0; p < recv.size(); ++p) {
+      from.emplace_back(recv[p]);
+      uint8_t flag = 0;
+      if (!from.back().U8(&flag)) {
+        progress.Fail(Status::Internal("empty read-once message from rank " + std::to_string(p)));
+        flag = kFailed;
+      }
+      any_failed = any_failed || (flag & kFailed) != 0;
+    }
+    {
+      base::TaskGroup decoding(&pool);
+      for (size_t i = schedule.round_begin(k); i < schedule.round_end[k]; ++i) {
+        const SharedChunk& sc = schedule.shared[i];
+        if (!std::binary_search(sc.receivers.begin(), sc.receivers.end(), me)) continue;
+        Reader& in = from[static_cast<size_t>(sc.reader)];
+        const std::string source = " (received from rank " + std::to_string(sc.reader) + ")";
+        uint64_t ordinal = 0, size = 0;
+        uint8_t kind = 0;
+        std::string_view rec;
+        if (!in.U64(&ordinal) || ordinal != sc.chunk || !in.U8(&kind) ||
+            (kind == kRecord && (!in.U64(&size) || !in.Bytes(size, &rec))) || (kind != kRecord && kind != kUnavailable)) {
+          progress.Fail(Status::Internal("malformed read-once message from rank " + std::to_string(sc.reader) +
+                                         " in round " + std::to_string(k)));
+          break;
+        }
+        if (kind == kUnavailable) continue;  // its reader failed and says so in its flag
+        const ChunkRead* read = my_read(sc.chunk);
+        progress.chunks_received.fetch_add(1, std::memory_order_relaxed);
+        progress.bytes_received.fetch_add(rec.size(), std::memory_order_relaxed);
+        decoding.Run([&, read, rec, source] {
+          if (progress.failed()) return Status::OK();
+          auto h = CheckChunkRecord(rec, *read, source);
+          Status s = h.ok() ? DecodeChunkRecord(rec, *h, *read, source) : h.status();
+          if (!s.ok()) progress.Fail(std::move(s));
+          return Status::OK();
+        });
+      }
+      decoding.Wait().IgnoreError();
+    }
+    // Every rank saw the same flags: all stop after the same round.
+    if (any_failed) break;
+  }
+  for (auto& g : fetching) {
+    if (g) g->Wait().IgnoreError();
+  }
+  direct_reads.Wait();
+  if (report != nullptr) {
+    report->chunks_read += progress.chunks_read;
+    report->bytes_read += progress.bytes_read;
+    report->chunks_sent += progress.chunks_sent;
+    report->bytes_sent += progress.bytes_sent;
+    report->chunks_received += progress.chunks_received;
+    report->bytes_received += progress.bytes_received;
+  }
+  if (!comm_status.ok()) return comm_status;
+  return progress.status();
+}
+
+}  // namespace dcp::query
