@@ -1,0 +1,82 @@
+// Copyright (c) dcp authors.
+//
+// Fully parallel save (SaveOptions::fully_parallel): who writes the chunks of
+// replicated boxes, so that their bytes are spread over the ranks that hold a
+// replica instead of all landing on the main replica's rank.
+//
+// Every rank computes the same assignment from the same inputs — every
+// rank's held boxes, known to all after the put's exchange of declarations —
+// so no further communication is needed. A box is the unit: a (tensor key,
+// box) that several ranks declare, one of them as (part of) a main replica;
+// for flat (distributed-optimizer) shards, each of the boxes the flat range
+// is made of (sharding/pieces.h). Its chunks are the deterministic cut of the
+// box (sharding::ChunkBox with the put's chunk_bytes), exactly the chunks the
+// main replica would write, so records, manifests and incremental dedup (a
+// chunk found by key and box in the base step) do not change; only the rank
+// store that holds each record does.
+//
+// The greedy is the reference's distribute_shards_to_ranks, per chunk:
+// boxes held by one rank count as that rank's load first; then the chunks of
+// replicated boxes, in order of (number of holders, -raw bytes, key, box,
+// chunk index), each go to the holder with the fewest bytes assigned so far
+// (ties to the lower rank).
+//
+// Thread safety: Compute is pure; a WriteAssignment is immutable afterwards.
+
+#ifndef DCP_ENGINE_WRITE_ASSIGNMENT_H_
+#define DCP_ENGINE_WRITE_ASSIGNMENT_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "dcp/types.h"
+
+namespace dcp::write {
+
+// A box of a tensor that a rank holds.
+struct HeldBox {
+  std::string_view key;  // viewed, not owned: must outlive Compute
+  Box box;               // global coordinates, prepended axes included
+  uint32_t elem_size = 1;
+  bool main = false;  // part of a main replica
+};
+
+class WriteAssignment {
+ public:
+  // `held[r]` lists rank r's boxes (main replicas and others). A (key, box)
+  // that no rank holds as a main replica is not written by anyone; one that
+  // only one rank holds is written whole by it. REQUIRES: chunk_bytes >= 1;
+  // the main replicas passed global validation (at most one per element).
+  static WriteAssignment Compute(const std::vector<std::vector<HeldBox>>& held, uint64_t chunk_bytes);
+
+  // For a box held by several ranks, one of them as a main replica: element
+  // i is the rank that writes chunk i of
+  // sharding::ChunkBox(box, elem_size, max(chunk_bytes, elem_size)).
+  // nullptr for any other box (its main replica writes it whole).
+  const std::vector<int>* Writers(std::string_view key, const Box& box) const;
+
+  // Raw bytes each rank writes under this assignment, unshared boxes
+  // included: the per-rank byte balance of the put.
+  const std::vector<uint64_t>& bytes_per_rank() const { return bytes_; }
+
+ private:
+  struct BoxKey {
+    std::string key;
+    Box box;
+    friend bool operator<(const BoxKey& a, const BoxKey& b) {
+      if (a.key != b.key) return a.key < b.key;
+      if (a.box.origin != b.box.origin) return a.box.origin < b.box.origin;
+      return a.box.shape < b.box.shape;
+    }
+  };
+  std::map<BoxKey, std::vector<int>> writers_;
+  std::vector<uint64_t> bytes_;
+};
+
+}  // namespace dcp::write
+
+#endif  // DCP_ENGINE_WRITE_ASSIGNMENT_H_
