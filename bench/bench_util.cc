@@ -85,4 +85,21 @@ std::vector<char> NormalFloats(size_t n, bool bf16, uint64_t seed) {
   return out;
 }
 
+nlohmann::json GoalMet(const Figure& f) {
+  if (f.goal.size() < 3) return nullptr;
+  const std::string op = f.goal.substr(0, 2);
+  const double target = std::stod(f.goal.substr(2));
+  if (op == "<=") return f.value <= target;
+  if (op == ">=") return f.value >= target;
+  return nullptr;
+}
+
+nlohmann::json FiguresJson(const std::vector<Figure>& figures) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Figure& f : figures) {
+    out.push_back({{"name", f.name}, {"value", f.value}, {"goal", f.goal}, {"met", GoalMet(f)}});
+  }
+  return out;
+}
+
 }  // namespace dcp::bench

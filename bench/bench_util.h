@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,19 @@ void DropPageCache(const std::string& path);
 double RawWrite(const std::string& path, const std::vector<std::pair<const char*, size_t>>& pieces);
 // Reads `path` whole into `buffer` in 8 MiB preads; returns seconds.
 double RawRead(const std::string& path, std::vector<char>* buffer);
+
+// A headline figure for the results table that scripts/bench.sh prints: a
+// value (usually a ratio against a limit measured in the same run) and the
+// goal it is held to: "" for none, else "<= X" or ">= X".
+struct Figure {
+  std::string name;
+  double value = 0;
+  std::string goal;
+};
+// true/false: whether the figure meets its goal; null if it has none.
+nlohmann::json GoalMet(const Figure& f);
+// [{"name", "value", "goal", "met"}, ...] for a bench's JSON "figures".
+nlohmann::json FiguresJson(const std::vector<Figure>& figures);
 
 // n values drawn from about N(0, 0.02), as float32 or bfloat16 bytes.
 std::vector<char> NormalFloats(size_t n, bool bf16, uint64_t seed);

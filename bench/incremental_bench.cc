@@ -149,7 +149,14 @@ int main(int argc, char** argv) {
     fmt::print("  gc compacting them now (compact_dead_fraction 0): {:.3f} s; table bytes {} -> {} ({} reclaimed)\n",
                eager_s, eager_before, eager_after, eager_before - eager_after);
     if (!json_path.empty()) {
+      const std::vector<dcp::bench::Figure> figures = {
+          {"10%-changed step: bytes / full step", static_cast<double>(inc_bytes) / full_bytes, "<= 0.12"},
+          {"10%-changed step: time / full step", best_inc / best_full, "<= 0.20"},
+          {"gc after deleting the full step (s)", gc_s, ""},
+          {"eager gc: MB reclaimed", (eager_before - eager_after) / 1e6, ""},
+          {"eager gc (s)", eager_s, ""}};
       std::ofstream(json_path) << nlohmann::json({{"bench", "incremental"},
+                                                  {"figures", dcp::bench::FiguresJson(figures)},
                                                   {"chunks", chunks},
                                                   {"changed", changed},
                                                   {"full_bytes", full_bytes},

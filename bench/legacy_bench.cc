@@ -161,7 +161,11 @@ int main(int argc, char** argv) {
     fmt::print("  load: torch::load + copy {:.3f} s, dcp get {:.3f} s: dcp {:.2f}x faster (goal >= 2)\n",
                legacy_load, dcp_load, legacy_load / dcp_load);
     if (!json_path.empty()) {
+      const std::vector<dcp::bench::Figure> figures = {
+          {"save: torch::save+fsync time / dcp put time", legacy_save / dcp_save, ">= 2"},
+          {"load: torch::load+copy time / dcp get time", legacy_load / dcp_load, ">= 2"}};
       std::ofstream(json_path) << nlohmann::json({{"bench", "legacy"},
+                                                  {"figures", dcp::bench::FiguresJson(figures)},
                                                   {"local_bytes", local},
                                                   {"archive_bytes", archive_bytes},
                                                   {"verified", verified},

@@ -152,7 +152,13 @@ int main(int argc, char** argv) {
                          {"allowance", budget},
                          {"ratio", static_cast<double>(r.above) / budget}});
       }
+      std::vector<dcp::bench::Figure> figures;
+      for (const Row& r : rows) {
+        figures.push_back({"load " + r.layout + ": memory above the state / (2 chunks + 64 MiB)",
+                           static_cast<double>(r.above) / budget, "<= 1"});
+      }
       std::ofstream(json_path) << nlohmann::json({{"bench", "memory"},
+                                                  {"figures", dcp::bench::FiguresJson(figures)},
                                                   {"chunk_bytes", save_options.chunk_bytes},
                                                   {"verified", all_ok},
                                                   {"loads", loads}})

@@ -85,10 +85,13 @@ int main(int argc, char** argv) {
   fmt::print("{:<22} {:>12} {:>12} {:>8}\n", "phase", "raw views s", "adapter s", "ratio");
   const char* names[] = {"build state dict", "put", "get"};
   nlohmann::json j = {{"bench", "torch_adapter"}, {"tensors", tensors.size()}, {"bytes", bytes}};
+  std::vector<dcp::bench::Figure> figures;
   for (int p = 0; p < 3; ++p) {
     fmt::print("{:<22} {:>12.5f} {:>12.5f} {:>8.3f}\n", names[p], best[0][p], best[1][p], best[1][p] / best[0][p]);
     j[std::string(names[p]) + " ratio"] = best[1][p] / best[0][p];
+    figures.push_back({std::string(names[p]) + ": LibTorch adapter / raw views", best[1][p] / best[0][p], ""});
   }
+  j["figures"] = dcp::bench::FiguresJson(figures);
   if (!json_path.empty()) std::ofstream(json_path) << j.dump(2) << "\n";
   std::filesystem::remove_all(root);
   return 0;

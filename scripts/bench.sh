@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the benchmark suite and prints one results table (Markdown) plus a
+# machine-readable file. Installs missing packages and builds first, like the
+# other scripts. Every figure is a ratio against a limit measured in the same
+# run (these machines are shared and noisy); see README "Measured".
+#   scripts/bench.sh                   results in ${DCP_BENCH_OUT:-build/bench-results}
+#   DCP_BENCH_ROOT=/fast/disk scripts/bench.sh   where the benchmarks write
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+build_dir=${DCP_BUILD_DIR:-build}
+out=${DCP_BENCH_OUT:-$build_dir/bench-results}
+scratch=${DCP_BENCH_ROOT:-/tmp/dcp-bench}
+bin=$build_dir/bench
+mpirun=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+# 2.19 GiB of GPT-like state (bf16 weights, fp32 Adam moments and master weights).
+big=(--hidden 1024 --layers 8 --ffn 4096 --vocab 32768)
+rm -rf "$out" && mkdir -p "$out"
+
+results=()
+run() {  # run NAME COMMAND...: the command writes $out/NAME.json; a failure is reported, not fatal
+  local name=$1
+  shift
+  results+=("$out/$name.json")
+  echo "== $name: $*"
+  if ! "$@" --json "$out/$name.json"; then
+    echo "!! $name failed" >&2
+    rm -f "$out/$name.json"
+  fi
+}
+
+run save_load "${mpirun[@]}" -np 4 "$bin/save_load_bench" --root "$scratch/save_load" "${big[@]}"
+run legacy "${mpirun[@]}" -np 4 "$bin/legacy_bench" --root "$scratch/legacy" "${big[@]}"
+run incremental "${mpirun[@]}" -np 4 "$bin/incremental_bench" --root "$scratch/incremental"
+run memory "${mpirun[@]}" -np 4 "$bin/memory_bench" --root "$scratch/memory"
+run async "${mpirun[@]}" -np 4 "$bin/async_bench" --root "$scratch/async"
+run codec "$bin/codec_bench"
+[[ -x $bin/torch_bench ]] && run torch_adapter "$bin/torch_bench" --root "$scratch/torch"
+if [[ -x $bin/cuda_bench ]] && nvidia-smi -L >/dev/null 2>&1; then
+  run cuda "$bin/cuda_bench" --root "$scratch/cuda"
+fi
+rm -rf "$scratch"
+
+machine="$(nproc) cores $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(free -g | awk '/^Mem:/ {print $2}') GiB"
+"$bin/bench_report" --out "$out/results.json" --date "$(date -u +%Y-%m-%d)" --machine "$machine" \
+  --command "scripts/bench.sh" "${results[@]}"
