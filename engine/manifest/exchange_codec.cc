@@ -18,9 +18,12 @@ std::string EncodeRankDecl(const RankDecl& d) {
   std::vector<flatbuffers::Offset<fb::ShardDecl>> tensors;
   tensors.reserve(d.tensors.size());
   for (const ShardDecl& s : d.tensors) {
+    std::optional<fb::FlatRange> range;
+    if (s.flattened_range) range.emplace(s.flattened_range->begin, s.flattened_range->end);
     tensors.push_back(fb::CreateShardDecl(b, b.CreateString(s.key), static_cast<uint8_t>(s.dtype),
                                           b.CreateVector(s.global_shape), b.CreateVector(s.box.origin),
-                                          b.CreateVector(s.box.shape), s.main_replica));
+                                          b.CreateVector(s.box.shape), s.main_replica,
+                                          range ? &*range : nullptr));
   }
   std::vector<flatbuffers::Offset<fb::ObjectDecl>> objects;
   for (const ObjectDecl& o : d.objects) {
@@ -50,6 +53,7 @@ Result<RankDecl> DecodeRankDecl(std::string_view bytes, int from_rank) {
       t.box.origin = ToShape(s->origin());
       t.box.shape = ToShape(s->shape());
       t.main_replica = s->main_replica();
+      if (const fb::FlatRange* r = s->flattened_range()) t.flattened_range = FlatRange{r->begin(), r->end()};
       d.tensors.push_back(std::move(t));
     }
   }

@@ -13,10 +13,12 @@
 #ifndef DCP_ENGINE_MANIFEST_EXCHANGE_CODEC_H_
 #define DCP_ENGINE_MANIFEST_EXCHANGE_CODEC_H_
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "dcp/sharded.h"
 #include "dcp/status.h"
 #include "dcp/types.h"
 #include "engine/codec/checksum.h"
@@ -29,6 +31,9 @@ struct ShardDecl {
   Shape global_shape;
   Box box;  // global coordinates, prepended axes included
   bool main_replica = true;
+  // Set for a flat shard: the slice [begin, end) of the row-major flattening
+  // of `box` it holds (box is the non-flat local box).
+  std::optional<FlatRange> flattened_range;
 };
 
 struct ObjectDecl {

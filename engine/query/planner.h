@@ -8,6 +8,13 @@
 // dtype and global shape match, the region lies inside the tensor, the
 // destination has the region's shape.
 //
+// A load request (AddShard) is planned piece by piece (sharding/pieces.h): a
+// flat request (a distributed-optimizer slice) becomes the boxes of its range,
+// each filling a stretch of the flat destination, so any saved layout can
+// serve any requested one. With allow_shape_mismatch, a request whose global
+// shape differs from the saved one (same number of axes) is clipped to the
+// saved tensor, and the destination elements outside it are zero-filled.
+//
 // Thread safety: a ReadPlanner is used by one thread.
 
 #ifndef DCP_ENGINE_QUERY_PLANNER_H_
@@ -18,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "dcp/sharded.h"
 #include "dcp/status.h"
 #include "dcp/tensor_view.h"
 #include "engine/manifest/manifest.h"
@@ -56,9 +64,27 @@ class ReadPlanner {
   Status Add(std::string_view key, DType dtype, const Shape& global_shape, const Box& region, const TensorView& dest,
              const std::string& what);
 
+  // Plans filling load request `t` (its box, or for a flat request its range,
+  // into t.data). If t.allow_shape_mismatch and the step holds the tensor with
+  // another global shape of the same number of axes, only the part inside the
+  // saved tensor is read, and the destination elements outside it are set to
+  // zero here and now (they need no read; for device memory, copied from a
+  // host buffer of zeros).
+  // REQUIRES: t passes sharding::ValidateTensorLeaf.
+  //
+  // Errors: those of Add (a differing global shape without the flag says so);
+  // InvalidArgument if the flag is set but the number of axes differs; errors
+  // of writing zeros to device memory.
+  Status AddShard(const ShardedTensor& t, const std::string& what);
+
   ReadPlan Finish();
 
  private:
+  // The step's tensor `key`, checked to have `dtype`.
+  Result<const manifest::TensorEntry*> Find(std::string_view key, DType dtype, const std::string& what) const;
+  // Plans copying `region` (inside the tensor) into `dest` (region's shape, full rank).
+  void AddRegion(const manifest::TensorEntry& t, const Box& region, const TensorView& dest);
+
   StepIndex* index_;
   ReadPlan plan_;
   std::map<const manifest::ChunkEntry*, size_t> position_;

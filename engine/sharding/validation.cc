@@ -2,8 +2,10 @@
 
 #include "engine/sharding/validation.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "engine/array/box.h"
@@ -15,6 +17,10 @@ namespace {
 
 std::string Where(const std::string& path, const std::string& key, const Shape& offset) {
   return "state dict entry '" + path + "' (key '" + key + "' at offset " + ShapeToString(offset) + ")";
+}
+
+std::string RangeText(const FlatRange& r) {
+  return "[" + std::to_string(r.begin) + ", " + std::to_string(r.end) + ")";
 }
 
 }  // namespace
@@ -30,8 +36,22 @@ Status ValidateTensorLeaf(const std::string& path, const ShardedTensor& t) {
     return bad("view dtype " + std::string(DTypeName(t.data.dtype())) + " differs from declared dtype " +
                std::string(DTypeName(t.dtype)));
   }
-  if (t.flattened_range) return bad("flattened ranges are not supported yet");
-  if (t.data.shape() != t.local_shape) {
+  if (t.flattened_range) {
+    // The view holds a slice of the flattened local box, not the box.
+    for (int64_t d : t.local_shape) {
+      if (d < 0) return bad("local shape " + ShapeToString(t.local_shape) + " has a negative extent");
+    }
+    const FlatRange r = *t.flattened_range;
+    const int64_t numel = NumElements(t.local_shape);
+    if (r.begin < 0 || r.begin > r.end || r.end > numel) {
+      return bad("flattened range " + RangeText(r) + " is not within [0, " + std::to_string(numel) +
+                 "] of local shape " + ShapeToString(t.local_shape));
+    }
+    if (t.data.rank() != 1 || t.data.shape()[0] != r.size()) {
+      return bad("view shape " + ShapeToString(t.data.shape()) + " must be 1-D with " + std::to_string(r.size()) +
+                 " elements for flattened range " + RangeText(r));
+    }
+  } else if (t.data.shape() != t.local_shape) {
     return bad("view shape " + ShapeToString(t.data.shape()) + " differs from declared local shape " +
                ShapeToString(t.local_shape));
   }
@@ -80,15 +100,24 @@ namespace {
 // ask for the same region into several destinations.
 template <typename Tensors, typename Objects>
 Status ValidateLeaves(const Tensors& tensors, const Objects& objects, bool unique) {
-  std::map<std::pair<std::string, Shape>, std::string> seen;
+  // A shard is (key, offset), and for a flat shard its range (Megatron's _ShardId).
+  using ShardId = std::tuple<std::string, Shape, bool, int64_t, int64_t>;
+  std::map<ShardId, std::string> seen;
   for (const auto& leaf : tensors) {
-    DCP_RETURN_IF_ERROR(ValidateTensorLeaf(leaf.path, *leaf.item));
+    const ShardedTensor& t = *leaf.item;
+    DCP_RETURN_IF_ERROR(ValidateTensorLeaf(leaf.path, t));
     if (!unique) continue;
-    auto [it, fresh] = seen.emplace(std::make_pair(leaf.item->key, leaf.item->global_offset), leaf.path);
+    // A shard without elements writes nothing and may share its offset (an
+    // empty piece of an irregular split sits where the next one starts).
+    if (t.flattened_range ? t.flattened_range->size() == 0 : t.global_box().num_elements() == 0) continue;
+    const FlatRange r = t.flattened_range.value_or(FlatRange{});
+    auto [it, fresh] = seen.emplace(ShardId{t.key, t.global_offset, t.flattened_range.has_value(), r.begin, r.end},
+                                    leaf.path);
     if (!fresh) {
-      return Status::InvalidArgument("key '" + leaf.item->key + "' at offset " +
-                                     ShapeToString(leaf.item->global_offset) + " appears twice on this rank (entries '" +
-                                     it->second + "' and '" + leaf.path + "')");
+      return Status::InvalidArgument("key '" + t.key + "' at offset " + ShapeToString(t.global_offset) +
+                                     (t.flattened_range ? " with flattened range " + RangeText(r) : "") +
+                                     " appears twice on this rank (entries '" + it->second + "' and '" + leaf.path +
+                                     "')");
     }
   }
   std::map<std::string, std::string> cells;
@@ -116,7 +145,7 @@ manifest::RankDecl DeclareState(const FlatState& state, const codec::Hash128& co
   d.common_state_hash = common_state_hash;
   for (const auto& leaf : state.tensors) {
     const ShardedTensor& t = *leaf.item;
-    d.tensors.push_back({t.key, t.dtype, t.global_shape, t.global_box(), t.is_main_replica()});
+    d.tensors.push_back({t.key, t.dtype, t.global_shape, t.global_box(), t.is_main_replica(), t.flattened_range});
   }
   for (const auto& leaf : state.objects) {
     const ShardedObject& o = *leaf.item;
@@ -136,11 +165,49 @@ std::string Describe(const manifest::ShardDecl& s) {
   return std::string(DTypeName(s.dtype)) + " " + ShapeToString(s.global_shape);
 }
 
+// The main replicas' flattened ranges at one offset must tile the box's
+// flattening [0, numel) exactly. `ranges` (range, rank) are sorted here.
+Status CheckTiling(const std::string& key, const Shape& offset, int64_t numel,
+                   std::vector<std::pair<FlatRange, int>>* ranges) {
+  std::sort(ranges->begin(), ranges->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.begin, a.first.end, a.second) < std::tie(b.first.begin, b.first.end, b.second);
+  });
+  const std::string where = "key '" + key + "' at offset " + ShapeToString(offset) + ": flattened ranges ";
+  auto hole = [&](int64_t from, int64_t to) {
+    return Status::InvalidArgument(where + "leave [" + std::to_string(from) + ", " + std::to_string(to) + ") of [0, " +
+                                   std::to_string(numel) + ") uncovered");
+  };
+  int64_t covered = 0;           // [0, covered) is tiled so far
+  const std::pair<FlatRange, int>* last = nullptr;  // the range that reaches `covered`
+  for (const auto& entry : *ranges) {
+    const FlatRange& r = entry.first;
+    if (r.size() == 0) continue;  // holds nothing
+    if (r.begin < covered) {
+      return Status::InvalidArgument(where + RangeText(last->first) + " (rank " + std::to_string(last->second) +
+                                     ") and " + RangeText(r) + " (rank " + std::to_string(entry.second) +
+                                     ") overlap");
+    }
+    if (r.begin > covered) return hole(covered, r.begin);
+    covered = r.end;
+    last = &entry;
+  }
+  if (covered < numel) return hole(covered, numel);
+  return Status::OK();
+}
+
 Status CheckTensorKey(const std::string& key, const std::vector<Ref>& refs,
                       const std::vector<manifest::RankDecl>& decls, manifest::TensorEntry* entry) {
   const manifest::ShardDecl& first = decls[refs[0].rank].tensors[refs[0].index];
+  const bool flat = first.flattened_range.has_value();
   std::vector<Box> boxes;
   std::vector<int> owners;
+  // Flat shards by offset: the box, who declared it first, the main replicas' ranges.
+  struct FlatGroup {
+    Shape shape;
+    int rank = -1;
+    std::vector<std::pair<FlatRange, int>> ranges;
+  };
+  std::map<Shape, FlatGroup> groups;
   for (const Ref& r : refs) {
     const manifest::ShardDecl& s = decls[r.rank].tensors[r.index];
     if (s.dtype != first.dtype || s.global_shape != first.global_shape) {
@@ -148,14 +215,45 @@ Status CheckTensorKey(const std::string& key, const std::vector<Ref>& refs,
                                      Describe(first) + " but rank " + std::to_string(r.rank) + " declares " +
                                      Describe(s));
     }
+    if (s.flattened_range.has_value() != flat) {
+      return Status::InvalidArgument("key '" + key + "' mixes flattened and non-flattened shards (ranks " +
+                                     std::to_string(refs[0].rank) + " and " + std::to_string(r.rank) + ")");
+    }
     if (!array::IsWithin(s.box, s.global_shape)) {  // local validation already refused this
       return Status::InvalidArgument("key '" + key + "': rank " + std::to_string(r.rank) + " declares region " +
                                      s.box.ToString() + " outside " + ShapeToString(s.global_shape));
     }
-    if (s.main_replica) {
-      boxes.push_back(s.box);
-      owners.push_back(r.rank);
+    if (!flat) {
+      if (s.main_replica) {
+        boxes.push_back(s.box);
+        owners.push_back(r.rank);
+      }
+      continue;
     }
+    const FlatRange& range = *s.flattened_range;
+    if (range.begin < 0 || range.begin > range.end || range.end > s.box.num_elements()) {  // as above
+      return Status::InvalidArgument("key '" + key + "': rank " + std::to_string(r.rank) + " declares flattened range " +
+                                     RangeText(range) + " outside region " + s.box.ToString());
+    }
+    auto [g, fresh] = groups.try_emplace(s.box.origin);
+    if (fresh) {
+      g->second.shape = s.box.shape;
+      g->second.rank = r.rank;
+    } else if (g->second.shape != s.box.shape) {
+      return Status::InvalidArgument("key '" + key + "': flattened shards at offset " + ShapeToString(s.box.origin) +
+                                     " declare regions of shape " + ShapeToString(g->second.shape) + " (rank " +
+                                     std::to_string(g->second.rank) + ") and " + ShapeToString(s.box.shape) +
+                                     " (rank " + std::to_string(r.rank) + ")");
+    }
+    if (s.main_replica) g->second.ranges.emplace_back(range, r.rank);
+  }
+  // Each flat box whose main replicas tile it counts once in the cover below;
+  // a box with no main replica is a hole there.
+  for (auto& [origin, g] : groups) {
+    if (g.ranges.empty()) continue;
+    DCP_RETURN_IF_ERROR(CheckTiling(key, origin, NumElements(g.shape), &g.ranges));
+    boxes.push_back(Box{origin, g.shape});
+    owners.push_back(g.ranges.front().second);
   }
   const array::CoverProblem p = array::CheckExactCover(first.global_shape, boxes);
   if (p.kind == array::CoverProblem::Kind::kOverlap) {

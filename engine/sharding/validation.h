@@ -3,14 +3,22 @@
 // Validation of sharded state, local and global.
 //
 // Local (each rank, before any exchange): every leaf is well formed — view
-// agrees with the declared dtype and local shape, ranks of shapes and offsets
-// agree, the shard lies inside the global shape — and no (key, offset) repeats
-// on the rank. Errors name the state-dict path, the key and the offset.
+// agrees with the declared dtype and local shape (for a flat shard: the view
+// is 1-D with end - begin elements and 0 <= begin <= end <= prod(local
+// shape)), ranks of shapes and offsets agree, the shard lies inside the
+// global shape — and no (key, offset[, flat range]) of a shard holding
+// elements repeats on the rank.
+// Errors name the state-dict path, the key and the offset.
 //
 // Global (every rank, on every rank's declarations, deterministically, so all
 // ranks reach the same verdict): all shards of a key agree on dtype and global
-// shape; the main replicas cover every element exactly once (regular or not);
-// every object grid cell has exactly one main replica and no cell is missing.
+// shape, and are all flat or all not; flat shards at one offset agree on the
+// box, and the main replicas' ranges there tile its flattening exactly (the
+// first overlap or hole is named); the main replicas' boxes (one per offset
+// for flat shards) cover every element exactly once (regular or not); every
+// object grid cell has exactly one main replica and no cell is missing.
+// Cost: O(n log n) in the number of shards (ranges are sorted, never compared
+// pairwise; cover checks go through array::CheckExactCover).
 //
 // Thread safety: pure functions.
 

@@ -26,19 +26,10 @@ struct Job {
   std::string record_key;
   const ShardedTensor* tensor = nullptr;  // chunk job
   Box chunk;                              // global coordinates
+  TensorView source;                      // the chunk's elements
   const ShardedObject* object = nullptr;  // object job
   const manifest::RecordRef* base = nullptr;  // the base step's record of the same box, if any
 };
-
-// The local view of `chunk` (global coordinates) within shard `t`.
-TensorView ChunkSource(const ShardedTensor& t, const Box& chunk) {
-  const size_t p = static_cast<size_t>(t.prepend_axis_num);
-  Box local;
-  local.origin.assign(chunk.origin.begin() + static_cast<std::ptrdiff_t>(p), chunk.origin.end());
-  local.shape.assign(chunk.shape.begin() + static_cast<std::ptrdiff_t>(p), chunk.shape.end());
-  for (size_t i = 0; i < local.origin.size(); ++i) local.origin[i] -= t.global_offset[p + i];
-  return t.data.Slice(local);
-}
 
 struct Slot {
   base::Buffer staging;
@@ -67,7 +58,7 @@ Status Encode(const Job& job, const SaveOptions& options, Slot* slot) {
     slot->header = slot->encoder.Encode(d.data(), d.size(), 1, options.compression, &slot->record, &hash);
     return Status::OK();
   }
-  const TensorView src = ChunkSource(*job.tensor, job.chunk);
+  const TensorView& src = job.source;
   const void* raw = src.data();
   if (!src.device().is_host()) {
     // Device -> pinned host on this slot's stream; other slots encode meanwhile.
@@ -134,6 +125,10 @@ class BaseIndex {
 
 }  // namespace
 
+void WriteRequest::AddTensor(const ShardedTensor& t) {
+  for (sharding::Piece& p : sharding::PiecesOf(t)) tensors.push_back({&t, std::move(p)});
+}
+
 Status WriteShards(storage::RankStore* store, const WriteRequest& request, const SaveOptions& options,
                    manifest::StepManifest* fragment, WriteStats* stats) {
   const uint32_t rank = store->rank();
@@ -144,13 +139,15 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
   }
   BaseIndex base(request.base);
   std::vector<Job> jobs;
-  for (const ShardedTensor* t : request.tensors) {
-    for (Box& c : sharding::ChunkBox(t->global_box(), DTypeSize(t->dtype),
+  for (const TensorPiece& p : request.tensors) {
+    const ShardedTensor* t = p.tensor;
+    for (Box& c : sharding::ChunkBox(p.piece.box, DTypeSize(t->dtype),
                                      std::max<uint64_t>(options.chunk_bytes, DTypeSize(t->dtype)))) {
       Job j;
       j.record_key = storage::ChunkRecordKey(generation, t->key, c.origin);
       j.tensor = t;
       j.base = base.Find(*t, c);
+      j.source = p.piece.data.Slice(array::RelativeTo(c, p.piece.box.origin));
       j.chunk = std::move(c);
       jobs.push_back(std::move(j));
     }

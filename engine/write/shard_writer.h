@@ -3,7 +3,11 @@
 // The write path of one rank: its main-replica shards become chunk records in
 // its own rank store.
 //
-// Each shard is cut into chunks (sharding/chunking.h); the chunks are sorted
+// Each shard arrives as pieces (sharding/pieces.h: a non-flat shard is one
+// piece, its box; a flat distributed-optimizer slice is up to 2*rank-1 boxes,
+// each contiguous in its flat data). Each piece is cut into chunks
+// (sharding/chunking.h), so a chunk is always an ordinary box of the global
+// tensor and the manifest needs nothing else; the chunks are sorted
 // by record key and run through a bounded pipeline: worker threads gather a
 // chunk from the (possibly strided) source view — for a view in CUDA device
 // memory, copying it into the slot's pinned buffer on the slot's stream, so
@@ -38,6 +42,7 @@
 #include "dcp/sharded.h"
 #include "dcp/status.h"
 #include "engine/manifest/manifest.h"
+#include "engine/sharding/pieces.h"
 #include "engine/store/rank_store.h"
 
 namespace dcp::write {
@@ -51,12 +56,24 @@ struct WriteStats {
   uint64_t raw_bytes_referenced = 0;
 };
 
+// A box of a shard to write: the shard names the tensor (key, dtype, global
+// shape); the piece is the box and the view of exactly its elements.
+struct TensorPiece {
+  const ShardedTensor* tensor = nullptr;
+  sharding::Piece piece;
+};
+
 struct WriteRequest {
   uint64_t generation = 0;
   uint32_t part = 0;  // numbers the calls of one generation (streaming writes)
-  std::vector<const ShardedTensor*> tensors;  // this rank's main-replica shards
+  // This rank's main-replica pieces; pieces of one tensor must be disjoint.
+  std::vector<TensorPiece> tensors;
   std::vector<const ShardedObject*> objects;  // this rank's main-replica objects
   const manifest::StepManifest* base = nullptr;  // may be null: write everything
+
+  // Appends the pieces of shard `t` (none if it is empty). `t` must outlive
+  // the request and pass sharding::ValidateTensorLeaf.
+  void AddTensor(const ShardedTensor& t);
 };
 
 // Writes the chunks and objects of `request` into `store` and makes them

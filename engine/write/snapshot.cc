@@ -39,12 +39,13 @@ Status Snapshot::Take(const StateDict& state, int threads) {
   size_t host_bytes = 0, device_bytes = 0;
   for (auto& leaf : flat.tensors) {
     ShardedTensor& t = *leaf.item;
+    // Views keep the caller's shape (a flat shard's is 1-D, not local_shape).
     if (!t.is_main_replica()) {
-      t.data = TensorView(kPlaceholder, t.dtype, t.local_shape, Shape(t.local_shape.size(), 0));
+      t.data = TensorView(kPlaceholder, t.dtype, t.data.shape(), Shape(t.data.shape().size(), 0));
       continue;
     }
     if (t.data.num_elements() == 0) {  // nothing to copy, and nothing of the caller's to keep
-      t.data = TensorView(kPlaceholder, t.dtype, t.local_shape, Shape(t.local_shape.size(), 0));
+      t.data = TensorView(kPlaceholder, t.dtype, t.data.shape(), Shape(t.data.shape().size(), 0));
       continue;
     }
     if (t.data.device().is_host()) {
@@ -64,7 +65,7 @@ Status Snapshot::Take(const StateDict& state, int threads) {
   for (Item& it : device_items) {
     DCP_RETURN_IF_ERROR(cuda::CopyToHost(it.source, pinned_.data() + it.offset, &stream)
                             .Annotate("snapshot of tensor '" + it.tensor->key + "'"));
-    it.tensor->data = TensorView(pinned_.data() + it.offset, it.tensor->dtype, it.tensor->local_shape);
+    it.tensor->data = TensorView(pinned_.data() + it.offset, it.tensor->dtype, it.source.shape());
     copied_ += it.source.size_bytes();
   }
 

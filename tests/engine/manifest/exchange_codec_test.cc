@@ -23,6 +23,10 @@ RankDecl SampleDecl() {
   d.tensors.push_back({"empty", DType::kUInt32, {0}, Box{{0}, {0}}, true});
   d.tensors.push_back(
       {"big", DType::kFloat64, {int64_t{1} << 40, 3, 2, 1}, Box{{int64_t{1} << 39, 0, 0, 0}, {7, 3, 2, 1}}, false});
+  d.tensors.push_back(
+      {"optimizer.state.exp_avg.w", DType::kFloat32, {8, 6}, Box{{4, 0}, {4, 6}}, true, FlatRange{5, 17}});
+  d.tensors.push_back({"optimizer.state.exp_avg.v", DType::kFloat32, {8, 6}, Box{{4, 0}, {4, 6}}, false,
+                       FlatRange{int64_t{1} << 41, int64_t{1} << 41}});
   d.objects.push_back({"optimizer/param_groups", {}, {}, true});
   d.objects.push_back({"rng", {8}, {5}, false});
   d.common_state_hash = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
@@ -40,6 +44,8 @@ TEST_CASE("RankDecl round trips field by field", "[manifest]") {
     CHECK(back.tensors[i].global_shape == d.tensors[i].global_shape);
     CHECK(back.tensors[i].box == d.tensors[i].box);
     CHECK(back.tensors[i].main_replica == d.tensors[i].main_replica);
+    CHECK(back.tensors[i].flattened_range.has_value() == d.tensors[i].flattened_range.has_value());
+    if (d.tensors[i].flattened_range) CHECK(*back.tensors[i].flattened_range == *d.tensors[i].flattened_range);
   }
   REQUIRE(back.objects.size() == d.objects.size());
   for (size_t i = 0; i < d.objects.size(); ++i) {

@@ -55,7 +55,7 @@ struct StepFixture {
       write::WriteStats stats;
       write::WriteRequest req;
       req.generation = generation;
-      req.tensors = tensors;
+      for (const ShardedTensor* x : tensors) req.AddTensor(*x);
       REQUIRE_OK(write::WriteShards(store.get(), req, opts, &frag, &stats));
       for (auto& e : frag.tensors) {
         manifest::TensorEntry* dst = nullptr;

@@ -177,6 +177,19 @@ TEST_CASE("Duplicates on one rank", "[sharding][validation]") {
     // A load may fill the same region into two destinations.
     CHECK_OK(LoadCheck(sd));
   }
+  SECTION("empty shards may share an offset") {
+    StateDict sd;
+    sd.Add("a", Shard("v", {0}, {9}, {3}));
+    sd.Add("b", Shard("v", {4}, {9}, {3}));
+    sd.Add("c", Shard("v", {0}, {9}, {3}));
+    ShardedTensor f = Shard("f", {2, 3}, {2, 3}, {0, 0});
+    f.data = TensorView(g_data, DType::kFloat32, {0});
+    f.flattened_range = FlatRange{2, 2};
+    sd.Add("d", f);
+    f.flattened_range = FlatRange{4, 4};
+    sd.Add("e", f);
+    CHECK_OK(SaveCheck(sd));
+  }
   SECTION("the same state dict key twice") {
     StateDict sd;
     sd.Child("model").Add("w", Shard("w1", {2}, {2}, {0})).Add("w", Shard("w2", {2}, {2}, {0}));
@@ -443,6 +456,203 @@ TEST_CASE("DeclareState describes the rank's leaves", "[sharding][validation]") 
   CHECK(d.objects[0].global_shape == Shape{4});
   CHECK(d.objects[0].global_offset == Shape{2});
   CHECK_FALSE(d.objects[0].main_replica);
+}
+
+// --- Flattened ranges ------------------------------------------------------
+
+// A flat float32 shard: elements [begin, end) of the flattening of `local`.
+ShardedTensor FlatShard(std::string key, Shape local, Shape global, Shape offset, FlatRange r, ReplicaId replica = {}) {
+  ShardedTensor t = Shard(std::move(key), std::move(local), std::move(global), std::move(offset), std::move(replica));
+  t.data = TensorView(g_data, DType::kFloat32, {r.size()});
+  t.flattened_range = r;
+  return t;
+}
+
+TEST_CASE("Flat shards: local validation", "[sharding][validation][flat]") {
+  SECTION("well formed, including empty and full ranges and a strided view") {
+    StateDict sd;
+    sd.Add("a", FlatShard("w", {4, 6}, {8, 6}, {4, 0}, {0, 11}));
+    sd.Add("b", FlatShard("w", {4, 6}, {8, 6}, {4, 0}, {11, 24}));  // same offset, another range
+    sd.Add("c", FlatShard("w", {4, 6}, {8, 6}, {0, 0}, {24, 24}));
+    ShardedTensor strided = FlatShard("v", {3}, {3}, {0}, {0, 3});
+    strided.data = TensorView(g_data, DType::kFloat32, {3}, {2});
+    sd.Add("d", strided);
+    CHECK_OK(SaveCheck(sd));
+    CHECK_OK(LoadCheck(sd));
+  }
+  SECTION("range outside the box") {
+    RequireInvalid(One(FlatShard("dec.w", {4, 6}, {8, 6}, {4, 0}, {20, 25})),
+                   {"state dict entry 'model.w' (key 'dec.w' at offset (4, 0)): flattened range [20, 25) is not "
+                    "within [0, 24] of local shape (4, 6)"});
+    ShardedTensor t = FlatShard("dec.w", {4, 6}, {8, 6}, {4, 0}, {0, 0});
+    t.flattened_range = FlatRange{-1, 2};
+    t.data = TensorView(g_data, DType::kFloat32, {3});
+    RequireInvalid(One(t), {"flattened range [-1, 2) is not within [0, 24]"});
+    t.flattened_range = FlatRange{5, 4};
+    RequireInvalid(One(t), {"flattened range [5, 4) is not within [0, 24]"});
+  }
+  SECTION("view not 1-D of the range's length") {
+    ShardedTensor t = FlatShard("dec.w", {4, 6}, {8, 6}, {4, 0}, {3, 9});
+    t.data = TensorView(g_data, DType::kFloat32, {5});
+    RequireInvalid(One(t), {"key 'dec.w'", "view shape (5,) must be 1-D with 6 elements for flattened range [3, 9)"});
+    t.data = TensorView(g_data, DType::kFloat32, {2, 3});
+    RequireInvalid(One(t), {"view shape (2, 3) must be 1-D with 6 elements"});
+    t.data = TensorView(g_data, DType::kFloat32, {4, 6});  // the non-flat box is not the slice
+    RequireInvalid(One(t), {"view shape (4, 6) must be 1-D"});
+  }
+  SECTION("negative local extent") {
+    ShardedTensor t = FlatShard("dec.w", {4, -6}, {8, 6}, {4, 0}, {0, 0});
+    RequireInvalid(One(t), {"key 'dec.w'", "local shape (4, -6) has a negative extent"});
+  }
+  SECTION("the same range twice on one rank") {
+    StateDict sd;
+    sd.Add("a", FlatShard("w", {4, 6}, {8, 6}, {4, 0}, {0, 11}));
+    sd.Add("b", FlatShard("w", {4, 6}, {8, 6}, {4, 0}, {0, 11}));
+    CHECK_THAT(SaveCheck(sd),
+               StatusIs(StatusCode::kInvalidArgument, "key 'w' at offset (4, 0) with flattened range [0, 11) appears "
+                                                      "twice on this rank (entries 'a' and 'b')"));
+    CHECK_OK(LoadCheck(sd));
+  }
+}
+
+ShardDecl FlatDecl(std::string key, Shape global, Box box, FlatRange r, bool main = true) {
+  ShardDecl d = Decl(std::move(key), std::move(global), std::move(box), main);
+  d.flattened_range = r;
+  return d;
+}
+
+// TP=2 along axis 0 of an (8, 6) tensor (boxes of 24 elements), each box
+// sliced over DP=3 unevenly: [0, 7), [7, 16), [16, 24). Rank = tp * 3 + dp.
+std::vector<RankDecl> FlatGrid() {
+  const FlatRange dp[3] = {{0, 7}, {7, 16}, {16, 24}};
+  std::vector<RankDecl> decls(6);
+  for (int r = 0; r < 6; ++r) decls[r].tensors.push_back(FlatDecl("w", {8, 6}, B({(r / 3) * 4, 0}, {4, 6}), dp[r % 3]));
+  return decls;
+}
+
+TEST_CASE("ValidateGlobal: flat ranges tiling each box are accepted", "[sharding][validation][flat]") {
+  std::vector<RankDecl> decls = FlatGrid();
+  CHECK(ValueOrDie(ValidateGlobal(decls)).size() == 1);
+  // Empty ranges anywhere, and non-main replicas with any range, change nothing.
+  decls[1].tensors.push_back(FlatDecl("w", {8, 6}, B({0, 0}, {4, 6}), {24, 24}));
+  decls[5].tensors.push_back(FlatDecl("w", {8, 6}, B({4, 0}, {4, 6}), {3, 20}, false));
+  CHECK(ValueOrDie(ValidateGlobal(decls)).size() == 1);
+  // One box held whole by one rank, the other split: fine too.
+  std::vector<RankDecl> mixed(3);
+  mixed[0].tensors.push_back(FlatDecl("w", {8, 6}, B({0, 0}, {4, 6}), {0, 24}));
+  mixed[1].tensors.push_back(FlatDecl("w", {8, 6}, B({4, 0}, {4, 6}), {0, 1}));
+  mixed[2].tensors.push_back(FlatDecl("w", {8, 6}, B({4, 0}, {4, 6}), {1, 24}));
+  CHECK(ValueOrDie(ValidateGlobal(mixed)).size() == 1);
+}
+
+TEST_CASE("ValidateGlobal: bad flat ranges", "[sharding][validation][flat]") {
+  SECTION("overlapping ranges name both ranges and ranks") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls[4].tensors[0].flattened_range = FlatRange{6, 16};
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w' at offset (4, 0): flattened ranges [0, 7) (rank 3) and [6, 16) (rank 4) overlap"));
+  }
+  SECTION("a range inside another") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls[0].tensors.push_back(FlatDecl("w", {8, 6}, B({0, 0}, {4, 6}), {20, 22}));
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w' at offset (0, 0): flattened ranges [16, 24) (rank 2) and [20, 22) (rank 0) overlap"));
+  }
+  SECTION("a hole between ranges") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls[1].tensors[0].flattened_range = FlatRange{8, 16};
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w' at offset (0, 0): flattened ranges leave [7, 8) of [0, 24) uncovered"));
+  }
+  SECTION("a hole at the start and at the end") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls[3].tensors[0].flattened_range = FlatRange{2, 7};
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "at offset (4, 0): flattened ranges leave [0, 2) of [0, 24)"));
+    decls = FlatGrid();
+    decls[2].tensors[0].flattened_range = FlatRange{16, 23};
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "at offset (0, 0): flattened ranges leave [23, 24) of [0, 24)"));
+  }
+  SECTION("a range held only by a non-main replica") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls[5].tensors[0].main_replica = false;
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "at offset (4, 0): flattened ranges leave [16, 24) of [0, 24)"));
+  }
+  SECTION("a box with no main replica is a hole in coverage") {
+    std::vector<RankDecl> decls = FlatGrid();
+    for (int r = 3; r < 6; ++r) decls[r].tensors[0].main_replica = false;
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "key 'w': main replicas leave 24 of 48 elements uncovered"));
+  }
+  SECTION("mixing flat and non-flat shards of one key") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls[4].tensors[0].flattened_range.reset();
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w' mixes flattened and non-flattened shards (ranks 0 and 4)"));
+    decls = FlatGrid();
+    decls[2].tensors.push_back(Decl("w", {8, 6}, B({0, 0}, {8, 6}), false));  // even a replica
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w' mixes flattened and non-flattened shards (ranks 0 and 2)"));
+  }
+  SECTION("flat shards at one offset disagree on the box") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls[5].tensors[0].box.shape = {4, 5};
+    decls[5].tensors[0].flattened_range = FlatRange{16, 20};
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w': flattened shards at offset (4, 0) declare regions of shape (4, 6) (rank 3) and "
+                        "(4, 5) (rank 5)"));
+  }
+  SECTION("boxes of different offsets overlap") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls.resize(9);
+    for (int r = 6; r < 9; ++r) decls[r].tensors.push_back(FlatDecl("w", {8, 6}, B({2, 0}, {4, 6}), FlatGrid()[r - 6].tensors[0].flattened_range.value()));
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument, "key 'w': main replicas on ranks 0 and 6 overlap at [2:4, 0:6]"));
+  }
+  SECTION("a declared range outside its box (a peer's bug)") {
+    std::vector<RankDecl> decls = FlatGrid();
+    decls[2].tensors[0].flattened_range = FlatRange{16, 25};
+    CHECK_THAT(ValidateGlobal(decls).status(),
+               StatusIs(StatusCode::kInvalidArgument,
+                        "key 'w': rank 2 declares flattened range [16, 25) outside region [0:4, 0:6]"));
+  }
+}
+
+TEST_CASE("ValidateGlobal: many flat ranges stay fast", "[sharding][validation][flat]") {
+  // 4096 DP ranks slicing one box of 10^6 elements: sorted, not compared in pairs.
+  const int ranks = 4096;
+  const int64_t numel = 1000000;
+  std::vector<RankDecl> decls(ranks);
+  for (int r = 0; r < ranks; ++r) {
+    const FlatRange range{numel * r / ranks, numel * (r + 1) / ranks};
+    decls[static_cast<size_t>((r * 7) % ranks)].tensors.push_back(FlatDecl("w", {1000, 1000}, B({0, 0}, {1000, 1000}), range));
+  }
+  CHECK(ValueOrDie(ValidateGlobal(decls)).size() == 1);
+  decls[9].tensors[0].flattened_range->end += 1;
+  CHECK_THAT(ValidateGlobal(decls).status(), StatusIs(StatusCode::kInvalidArgument, "overlap"));
+}
+
+TEST_CASE("DeclareState carries the flattened range", "[sharding][validation][flat]") {
+  StateDict sd;
+  sd.Add("a", FlatShard("w", {4, 6}, {8, 6}, {4, 0}, {5, 12}, {0, 0, 2}));
+  sd.Add("b", Shard("v", {4}, {8}, {4}));
+  FlatState flat;
+  REQUIRE_OK(FlattenForSave(sd, &flat));
+  const RankDecl d = DeclareState(flat, {});
+  REQUIRE(d.tensors.size() == 2);
+  CHECK(d.tensors[0].box == B({4, 0}, {4, 6}));
+  REQUIRE(d.tensors[0].flattened_range.has_value());
+  CHECK(*d.tensors[0].flattened_range == FlatRange{5, 12});
+  CHECK_FALSE(d.tensors[0].main_replica);
+  CHECK_FALSE(d.tensors[1].flattened_range.has_value());
 }
 
 }  // namespace

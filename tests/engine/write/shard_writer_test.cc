@@ -22,7 +22,7 @@ WriteRequest Req(uint64_t generation, std::vector<const ShardedTensor*> tensors,
                  std::vector<const ShardedObject*> objects = {}) {
   WriteRequest r;
   r.generation = generation;
-  r.tensors = std::move(tensors);
+  for (const ShardedTensor* t : tensors) r.AddTensor(*t);
   r.objects = std::move(objects);
   return r;
 }
@@ -145,6 +145,67 @@ TEST_CASE("chunk_bytes outside its range is refused", "[write]") {
   opts.chunk_bytes = uint64_t{2} << 30;
   REQUIRE_THAT(WriteShards(f.store.get(), Req(1, {}, {}), opts, &frag, &stats),
                StatusIs(StatusCode::kInvalidArgument, "chunk_bytes"));
+}
+
+TEST_CASE("a flat shard is written as the boxes of its range, each a readable record", "[write][flat]") {
+  Fixture f;
+  // Elements [7, 53) of the flattening of a (3, 4, 5) box at offset (3, 0, 5)
+  // of a (6, 4, 10) tensor, held in a 1-D view with stride 2.
+  const Shape global = {6, 4, 10};
+  const Box box{{3, 0, 5}, {3, 4, 5}};
+  testing::HostTensor whole(DType::kFloat32, box.shape);
+  testing::FillRegion("f", global, box, whole.view());
+  const FlatRange range{7, 53};
+  std::vector<float> flat(static_cast<size_t>(2 * range.size()));
+  const auto* src = static_cast<const float*>(whole.view().data());
+  for (int64_t i = 0; i < range.size(); ++i) flat[static_cast<size_t>(2 * i)] = src[range.begin + i];
+  ShardedTensor t;
+  t.key = "f";
+  t.dtype = DType::kFloat32;
+  t.local_shape = box.shape;
+  t.global_shape = global;
+  t.global_offset = box.origin;
+  t.data = TensorView(flat.data(), DType::kFloat32, {range.size()}, {2});
+  t.flattened_range = range;
+
+  SaveOptions opts;
+  opts.chunk_bytes = 32;  // 8 floats: the whole plane and slabs are cut further
+  manifest::StepManifest frag;
+  WriteStats stats;
+  REQUIRE_OK(WriteShards(f.store.get(), Req(12, {&t}), opts, &frag, &stats));
+  REQUIRE(frag.tensors.size() == 1);
+  const auto& e = frag.tensors[0];
+  CHECK(stats.raw_bytes == static_cast<uint64_t>(range.size()) * 4);
+  // Together the chunks are exactly the range's boxes.
+  std::vector<Box> expected = sharding::FlatRangeBoxes(box.shape, range.begin, range.end);
+  std::vector<Box> rel;
+  int64_t elements = 0;
+  for (const auto& c : e.chunks) {
+    REQUIRE(array::Contains(box, c.box));
+    rel.push_back(array::RelativeTo(c.box, box.origin));
+    elements += c.box.num_elements();
+    const std::string raw = ReadChunk(f.store.get(), 12, "f", c);
+    CHECK(testing::CheckRegion("f", global, c.box, TensorView(raw.data(), DType::kFloat32, c.box.shape)) == "");
+  }
+  CHECK(elements == range.size());
+  for (const Box& x : expected) {
+    int64_t covered = 0;
+    Box common;
+    for (const Box& c : rel) {
+      if (array::Intersect(c, x, &common)) covered += common.num_elements();
+    }
+    CHECK(covered == x.num_elements());
+  }
+
+  // An empty range writes nothing.
+  ShardedTensor empty = t;
+  empty.flattened_range = FlatRange{24, 24};
+  empty.data = TensorView(flat.data(), DType::kFloat32, {0});
+  manifest::StepManifest frag2;
+  WriteStats stats2;
+  REQUIRE_OK(WriteShards(f.store.get(), Req(13, {&empty}), opts, &frag2, &stats2));
+  CHECK(frag2.tensors.empty());
+  CHECK(stats2.chunks == 0);
 }
 
 }  // namespace
