@@ -10,7 +10,8 @@ StateDict::StateDict(const StateDict& other)
       index_(other.index_),
       tensors_(other.tensors_),
       objects_(other.objects_),
-      values_(other.values_) {
+      values_(other.values_),
+      factories_(other.factories_) {
   dicts_.reserve(other.dicts_.size());
   for (const auto& d : other.dicts_) dicts_.push_back(std::make_unique<StateDict>(*d));
 }
@@ -49,6 +50,14 @@ StateDict& StateDict::Add(std::string key, StateDict child) {
   kinds_.push_back(Kind::kDict);
   index_.push_back(dicts_.size());
   dicts_.push_back(std::make_unique<StateDict>(std::move(child)));
+  return *this;
+}
+
+StateDict& StateDict::Add(std::string key, ShardedTensorFactory factory) {
+  keys_.push_back(std::move(key));
+  kinds_.push_back(Kind::kFactory);
+  index_.push_back(factories_.size());
+  factories_.push_back(std::move(factory));
   return *this;
 }
 

@@ -41,8 +41,7 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
     query::ReadPlanner planner(index->get());
     for (const auto& leaf : flat.tensors) {
       const ShardedTensor& t = *leaf.item;
-      local = planner.Add(t.key, t.dtype, t.global_shape, t.global_box(), t.data,
-                          "state dict entry '" + leaf.path + "'");
+      local = planner.AddShard(t, "state dict entry '" + leaf.path + "'");  // flat ranges, shape mismatch
       if (!local.ok()) break;
     }
     for (size_t i = 0; local.ok() && i < flat.objects.size(); ++i) {
@@ -63,6 +62,8 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
       local = query::ExecuteReadPlan(stores.get(), m.generation, plan, options, comm->rank());
       if (local.ok()) result.report = LoadReport{plan.reads.size(), plan.record_bytes};
     }
+    // Factories' pieces are loaded: merge them into the factories' views.
+    if (local.ok()) local = sharding::ApplyFactoryMerges(flat);
     if (local.ok()) {
       auto common = manifest::DecodeCommonState(m.common_state);
       if (common.ok()) result.common_state = std::move(common).value();

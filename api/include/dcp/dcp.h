@@ -6,8 +6,10 @@
 #define DCP_DCP_H_
 
 #include "dcp/communicator.h"
+#include "dcp/factory.h"
 #include "dcp/metadata.h"
 #include "dcp/mpi.h"
+#include "dcp/optimizer.h"
 #include "dcp/options.h"
 #include "dcp/sharded.h"
 #include "dcp/state_dict.h"

@@ -1,15 +1,19 @@
 // Copyright (c) dcp authors.
 //
 // StateDict: a nested, string-keyed, insertion-ordered tree whose leaves are
-// ShardedTensors, ShardedObjects and common-state Values.
+// ShardedTensors, ShardedObjects, ShardedTensorFactories and common-state
+// Values.
 //
 // At save, every rank passes its state dict: tensors and objects are its
 // shards; Value leaves form the common state (rank 0's copy is stored, as in
 // Megatron). At load, every rank passes a request of the same shape: tensor
 // leaves name destination views (filled in place), object leaves receive their
 // bytes, and Value leaves are ignored (the saved common state is returned
-// instead). Paths ("model.decoder.weight") are the dotted chain of keys; they
-// name entries in error messages and key-handling reports.
+// instead). Factory leaves (dcp/factory.h) stand for the pieces their build
+// makes, at the factory's path plus the piece's path, at save and at load
+// (where their merge runs after the pieces are loaded). Paths
+// ("model.decoder.weight") are the dotted chain of keys; they name entries in
+// error messages and key-handling reports.
 //
 // Keys must be unique within one dict; put/get report a duplicate by path.
 // Ownership: a StateDict owns its entries (the tensor data it views is the
@@ -24,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dcp/factory.h"
 #include "dcp/sharded.h"
 #include "dcp/value.h"
 
@@ -31,7 +36,7 @@ namespace dcp {
 
 class StateDict {
  public:
-  enum class Kind : uint8_t { kTensor, kObject, kValue, kDict };
+  enum class Kind : uint8_t { kTensor, kObject, kValue, kDict, kFactory };
   static constexpr size_t npos = static_cast<size_t>(-1);
 
   StateDict() = default;
@@ -45,6 +50,7 @@ class StateDict {
   StateDict& Add(std::string key, ShardedObject object);
   StateDict& Add(std::string key, Value value);
   StateDict& Add(std::string key, StateDict child);
+  StateDict& Add(std::string key, ShardedTensorFactory factory);
   // The child dict under `key`, appended empty if absent. References to child
   // dicts stay valid as entries are added (references to other entries do
   // not, as with std::vector).
@@ -67,6 +73,8 @@ class StateDict {
   const Value& value(size_t i) const { return values_[index_[i]]; }
   StateDict& dict(size_t i) { return *dicts_[index_[i]]; }
   const StateDict& dict(size_t i) const { return *dicts_[index_[i]]; }
+  ShardedTensorFactory& factory(size_t i) { return factories_[index_[i]]; }
+  const ShardedTensorFactory& factory(size_t i) const { return factories_[index_[i]]; }
 
  private:
   std::vector<std::string> keys_;
@@ -76,6 +84,7 @@ class StateDict {
   std::vector<ShardedObject> objects_;
   std::vector<Value> values_;
   std::vector<std::unique_ptr<StateDict>> dicts_;  // stable addresses
+  std::vector<ShardedTensorFactory> factories_;
 };
 
 }  // namespace dcp
