@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "api/src/store_impl.h"
@@ -30,6 +31,7 @@
 #include "engine/sharding/validation.h"
 #include "engine/store/catalog.h"
 #include "engine/store/key_layout.h"
+#include "engine/write/assignment.h"
 #include "engine/write/shard_writer.h"
 
 namespace dcp {
@@ -204,9 +206,17 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
   request.generation = s.generation + s.parts;  // each part its own key range
   request.part = 0;
   request.base = s.options.incremental ? s.base.get() : nullptr;
+  // Fully parallel: replicated boxes' chunks spread over their holders, the
+  // same assignment on every rank (engine/write/assignment.h).
+  std::optional<write::WriteAssignment> assignment;
+  if (s.options.fully_parallel) {
+    assignment = write::WriteAssignment::Compute(write::HeldBoxes(decls), s.options.chunk_bytes);
+  }
   for (const auto& leaf : flat.tensors) {
-    if (leaf.item->is_main_replica() && leaf.item->global_box().num_elements() > 0) {
-      request.tensors.push_back(leaf.item);
+    if (assignment) {
+      assignment->AddTensor(*leaf.item, rank, &request);
+    } else if (leaf.item->is_main_replica()) {
+      request.AddTensor(*leaf.item);  // its pieces (flat ranges: boxes)
     }
   }
   for (const auto& leaf : flat.objects) {
@@ -310,8 +320,13 @@ Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOp
     local = Status::FailedPrecondition(
         "the communicator cannot run collectives on a background thread (MPI needs MPI_THREAD_MULTIPLE)");
   }
+  // Factories are built now, while the caller's tensors may still be read;
+  // the snapshot copies their pieces like any other tensor.
+  StateDict expanded;
+  std::vector<std::unique_ptr<FactoryArena>> factory_buffers;
+  if (local.ok()) local = sharding::ExpandFactoriesForSave(state, &expanded, &factory_buffers);
   sharding::FlatState flat;
-  if (local.ok()) local = sharding::FlattenForSave(state, &flat);
+  if (local.ok()) local = sharding::FlattenForSave(expanded, &flat);
   if (local.ok()) local = sharding::ValidateLocalSave(flat);
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
 
@@ -327,7 +342,7 @@ Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOp
   }
   // The snapshot: after it, the caller's tensors are no longer read.
   DCP_RETURN_IF_ERROR(
-      coord::AgreeOnStatus(comm, snapshot_.Take(state, options.encode_threads)).Annotate(what));
+      coord::AgreeOnStatus(comm, snapshot_.Take(expanded, options.encode_threads)).Annotate(what));
 
   auto a = std::make_unique<AsyncPut>();
   a->step = step;
@@ -337,7 +352,9 @@ Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOp
       SaveReport report;
       Status s;
       try {
-        s = Put(async_comm_.get(), step, snapshot_.state(), options, &report);
+        SaveOptions main_only = options;
+        main_only.fully_parallel = false;  // the snapshot stages main replicas only
+        s = Put(async_comm_.get(), step, snapshot_.state(), main_only, &report);
       } catch (const std::exception& e) {
         s = Status::Internal(std::string("async put failed: ") + e.what());
       }

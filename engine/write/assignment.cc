@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <tuple>
 
+#include "engine/array/box.h"
 #include "engine/sharding/chunking.h"
+#include "engine/sharding/pieces.h"
 
 namespace dcp::write {
 namespace {
@@ -19,8 +21,27 @@ bool SameBox(const HeldBox& a, const HeldBox& b) { return a.key == b.key && a.bo
 
 }  // namespace
 
+std::vector<std::vector<HeldBox>> HeldBoxes(const std::vector<manifest::RankDecl>& decls) {
+  std::vector<std::vector<HeldBox>> held(decls.size());
+  for (size_t r = 0; r < decls.size(); ++r) {
+    for (const manifest::ShardDecl& d : decls[r].tensors) {
+      const uint32_t elem = static_cast<uint32_t>(DTypeSize(d.dtype));
+      if (!d.flattened_range) {
+        held[r].push_back({d.key, d.box, elem, d.main_replica});
+        continue;
+      }
+      for (Box& b : sharding::FlatRangeBoxes(d.box.shape, d.flattened_range->begin, d.flattened_range->end)) {
+        for (size_t a = 0; a < b.origin.size(); ++a) b.origin[a] += d.box.origin[a];
+        held[r].push_back({d.key, std::move(b), elem, d.main_replica});
+      }
+    }
+  }
+  return held;
+}
+
 WriteAssignment WriteAssignment::Compute(const std::vector<std::vector<HeldBox>>& held, uint64_t chunk_bytes) {
   WriteAssignment a;
+  a.chunk_bytes_ = chunk_bytes;
   a.bytes_.assign(held.size(), 0);
 
   // Every held box, grouped by (key, box); holders ascending within a group.
@@ -100,6 +121,23 @@ WriteAssignment WriteAssignment::Compute(const std::vector<std::vector<HeldBox>>
 const std::vector<int>* WriteAssignment::Writers(std::string_view key, const Box& box) const {
   auto it = writers_.find(BoxKey{std::string(key), box});
   return it != writers_.end() ? &it->second : nullptr;
+}
+
+void WriteAssignment::AddTensor(const ShardedTensor& t, int rank, WriteRequest* request) const {
+  const size_t elem = DTypeSize(t.dtype);
+  for (sharding::Piece& p : sharding::PiecesOf(t)) {
+    const std::vector<int>* writers = Writers(t.key, p.box);
+    if (writers == nullptr) {
+      if (t.is_main_replica()) request->tensors.push_back({&t, std::move(p)});
+      continue;
+    }
+    const std::vector<Box> chunks = sharding::ChunkBox(p.box, elem, std::max<uint64_t>(chunk_bytes_, elem));
+    for (size_t i = 0; i < chunks.size() && i < writers->size(); ++i) {
+      if ((*writers)[i] != rank) continue;
+      const TensorView data = p.data.Slice(array::RelativeTo(chunks[i], p.box.origin));
+      request->tensors.push_back({&t, sharding::Piece{chunks[i], data}});
+    }
+  }
 }
 
 }  // namespace dcp::write

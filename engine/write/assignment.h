@@ -33,7 +33,10 @@
 #include <utility>
 #include <vector>
 
+#include "dcp/sharded.h"
 #include "dcp/types.h"
+#include "engine/manifest/exchange_codec.h"
+#include "engine/write/shard_writer.h"
 
 namespace dcp::write {
 
@@ -44,6 +47,11 @@ struct HeldBox {
   uint32_t elem_size = 1;
   bool main = false;  // part of a main replica
 };
+
+// Every rank's held boxes from the put's declarations: a shard's box, or for
+// a flat shard the boxes its range is made of (as sharding::PiecesOf cuts
+// them). Keys view into `decls`.
+std::vector<std::vector<HeldBox>> HeldBoxes(const std::vector<manifest::RankDecl>& decls);
 
 class WriteAssignment {
  public:
@@ -63,6 +71,15 @@ class WriteAssignment {
   // included: the per-rank byte balance of the put.
   const std::vector<uint64_t>& bytes_per_rank() const { return bytes_; }
 
+  // Appends to request->tensors what rank `rank` writes of its shard `t`
+  // (main replica or not): of each piece of `t` in a shared box, the chunks
+  // assigned to `rank`, each as a piece of its own (the chunk's box and the
+  // view of exactly its elements, so the writer cuts it into that one chunk);
+  // any other piece whole if `t` is a main replica. `t` must outlive the
+  // request. REQUIRES: `t` is one of the shards the assignment was computed
+  // from, declared by `rank`.
+  void AddTensor(const ShardedTensor& t, int rank, WriteRequest* request) const;
+
  private:
   struct BoxKey {
     std::string key;
@@ -73,6 +90,7 @@ class WriteAssignment {
       return a.box.shape < b.box.shape;
     }
   };
+  uint64_t chunk_bytes_ = 1;
   std::map<BoxKey, std::vector<int>> writers_;
   std::vector<uint64_t> bytes_;
 };

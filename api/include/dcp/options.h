@@ -67,6 +67,23 @@ struct SaveOptions {
   // this rank's share of the node's cores (at least 2).
   // Default: 0
   int encode_threads = 0;
+
+  // Fully parallel save: the chunks of a shard that several ranks hold
+  // (data-parallel replicas: the same key and box) are written by all of
+  // them, each from its own replica, spread evenly by bytes, instead of all
+  // by the main replica's rank (a deterministic greedy every rank computes
+  // alike, as the reference's distribute_shards_to_ranks; no extra
+  // communication). The chunks, the manifest and incremental dedup are the
+  // same either way; only which rank store holds each record changes.
+  // SaveReport shows each rank's share. On by default because replicated
+  // state is the common case (data parallelism) and without it the ranks of
+  // data-parallel rank 0 write everything while the others wait, and because
+  // it is bit-identical as long as replicas hold equal values, which is the
+  // meaning of a replica id (the reference's users get it by default too).
+  // Turn it off if replicas may differ. PutAsync always writes from main
+  // replicas only (its snapshot stages nothing else).
+  // Default: true
+  bool fully_parallel = true;
 };
 
 // What Get does about keys that the request and the step do not share, as in
