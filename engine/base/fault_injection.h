@@ -15,7 +15,8 @@
 //
 // Points in dcp (see docs/format.md): put.validate, put.before_ingest,
 // put.after_ingest, put.before_publish, publish.after_manifest,
-// delete.after_unlink, gc.after_drop, gc.after_rewrite, gc.after_range_delete.
+// delete.after_unlink, gc.after_drop, gc.after_rewrite, gc.after_range_delete,
+// remove.before_publish.
 //
 // Error points of loads: get.read_chunk (before each chunk record is fetched).
 //
