@@ -26,9 +26,14 @@
 
 #include "dcp/dcp.h"
 #include "engine/base/fault_injection.h"
+#include "tests/mpi/mpi_checks.h"
 #include "tools/synthetic/gpt_state.h"
 
 namespace {
+
+using dcp::testing::Check;
+using dcp::testing::SameErrorEverywhere;
+using dcp::testing::Verdict;
 
 dcp::synthetic::GptConfig Config() {
   dcp::synthetic::GptConfig c;
@@ -39,24 +44,6 @@ dcp::synthetic::GptConfig Config() {
   return c;
 }
 
-// 0 on every rank iff `ok` on every rank.
-int Verdict(dcp::Communicator* comm, bool ok, const std::string& what) {
-  std::vector<std::string> all;
-  if (!comm->AllGather(ok ? "1" : "0", &all).ok()) return 1;
-  for (size_t r = 0; r < all.size(); ++r) {
-    if (all[r] != "1") {
-      if (comm->rank() == 0) std::fprintf(stderr, "FAILED on rank %zu: %s\n", r, what.c_str());
-      return 1;
-    }
-  }
-  return 0;
-}
-
-bool Check(bool ok, const std::string& what) {
-  if (!ok) std::fprintf(stderr, "check failed: %s\n", what.c_str());
-  return ok;
-}
-
 // Every rank's value of v.
 std::vector<uint64_t> AllValues(dcp::Communicator* comm, uint64_t v) {
   std::vector<std::string> all;
@@ -64,26 +51,6 @@ std::vector<uint64_t> AllValues(dcp::Communicator* comm, uint64_t v) {
   if (!comm->AllGather(std::to_string(v), &all).ok()) return out;
   for (const auto& a : all) out.push_back(std::stoull(a));
   return out;
-}
-
-// True if every rank holds the same status text, an error containing all fragments.
-bool SameErrorEverywhere(dcp::Communicator* comm, const dcp::Status& s, const std::vector<std::string>& fragments) {
-  std::vector<std::string> all;
-  if (!comm->AllGather(s.ToString(), &all).ok()) return false;
-  for (const std::string& a : all) {
-    if (a != all[0]) {
-      std::fprintf(stderr, "rank %d: statuses differ: '%s' vs '%s'\n", comm->rank(), a.c_str(), all[0].c_str());
-      return false;
-    }
-  }
-  for (const std::string& f : fragments) {
-    if (s.ok() || s.ToString().find(f) == std::string::npos) {
-      std::fprintf(stderr, "rank %d: unexpected status '%s' (wanted '%s')\n", comm->rank(), s.ToString().c_str(),
-                   f.c_str());
-      return false;
-    }
-  }
-  return true;
 }
 
 // Loads step `step` in `layout` (read-once or not) and checks every byte.

@@ -23,9 +23,13 @@
 
 #include "dcp/dcp.h"
 #include "engine/base/fault_injection.h"
+#include "tests/mpi/mpi_checks.h"
 #include "tools/synthetic/gpt_state.h"
 
 namespace {
+
+using dcp::testing::SameErrorEverywhere;
+using dcp::testing::Verdict;
 
 dcp::synthetic::GptConfig Config() {
   dcp::synthetic::GptConfig c;
@@ -34,37 +38,6 @@ dcp::synthetic::GptConfig Config() {
   c.layers = 4;
   c.ffn = 256;
   return c;
-}
-
-// 0 on every rank iff `ok` on every rank.
-int Verdict(dcp::Communicator* comm, bool ok, const std::string& what) {
-  std::vector<std::string> all;
-  if (!comm->AllGather(ok ? "1" : "0", &all).ok()) return 1;
-  for (size_t r = 0; r < all.size(); ++r) {
-    if (all[r] != "1") {
-      if (comm->rank() == 0) std::fprintf(stderr, "FAILED on rank %zu: %s\n", r, what.c_str());
-      return 1;
-    }
-  }
-  return 0;
-}
-
-// True if every rank holds the same status text (and it is an error).
-bool SameErrorEverywhere(dcp::Communicator* comm, const dcp::Status& s, const std::string& fragment) {
-  std::vector<std::string> all;
-  if (!comm->AllGather(s.ToString(), &all).ok()) return false;
-  for (const std::string& a : all) {
-    if (a != all[0]) {
-      std::fprintf(stderr, "rank %d: statuses differ: '%s' vs '%s'\n", comm->rank(), a.c_str(), all[0].c_str());
-      return false;
-    }
-  }
-  if (s.ok() || s.ToString().find(fragment) == std::string::npos) {
-    std::fprintf(stderr, "rank %d: unexpected status '%s' (wanted '%s')\n", comm->rank(), s.ToString().c_str(),
-                 fragment.c_str());
-    return false;
-  }
-  return true;
 }
 
 int SaveOrLoad(dcp::Communicator* comm, const std::string& root, bool save, const dcp::synthetic::Layout& layout) {
@@ -107,17 +80,17 @@ int Errors(dcp::Communicator* comm, const std::string& root) {
       dcp::StateDict& model = bad.state_dict().dict(bad.state_dict().Find("model"));
       model.tensor(0).global_shape[1] += 1;
     }
-    ok = ok && SameErrorEverywhere(comm, (*store)->Put(2, bad.state_dict()), "declares");
+    ok = ok && SameErrorEverywhere(comm, (*store)->Put(2, bad.state_dict()), {"declares"});
 
     // An injected I/O failure on rank 1 just before its records are ingested.
     dcp::base::ArmFaultPoint("put.before_ingest", 1);
     ok = ok && SameErrorEverywhere(comm, (*store)->Put(3, state.state_dict()),
-                                   "put of step 3: rank 1: injected fault at 'put.before_ingest'");
+                                   {"put of step 3: rank 1: injected fault at 'put.before_ingest'"});
     dcp::base::DisarmAllFaultPoints();
 
     // A failure while rank 0 publishes: nothing becomes visible.
     dcp::base::ArmFaultPoint("put.before_publish", 0);
-    ok = ok && SameErrorEverywhere(comm, (*store)->Put(4, state.state_dict()), "injected fault at 'put.before_publish'");
+    ok = ok && SameErrorEverywhere(comm, (*store)->Put(4, state.state_dict()), {"injected fault at 'put.before_publish'"});
     dcp::base::DisarmAllFaultPoints();
 
     // A request for a tensor that does not exist, on one rank.
@@ -127,7 +100,7 @@ int Errors(dcp::Communicator* comm, const std::string& root) {
       model.tensor(0).key = "no.such.tensor";
     }
     ok = ok && SameErrorEverywhere(comm, (*store)->Get(1, &req.state_dict()).status(),
-                                   "tensor 'no.such.tensor' is not in step 1");
+                                   {"tensor 'no.such.tensor' is not in step 1"});
     auto steps = (*store)->Steps();
     ok = ok && steps.ok() && *steps == std::vector<uint64_t>{1};
   }

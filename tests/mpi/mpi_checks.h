@@ -1,0 +1,66 @@
+// Copyright (c) dcp authors.
+//
+// Checks shared by the multi-process tests (tests/mpi): every rank runs the
+// same checks and the program's exit code is agreed, so a failure on one rank
+// fails all of them and mpirun reports it once.
+
+#ifndef DCP_TESTS_MPI_MPI_CHECKS_H_
+#define DCP_TESTS_MPI_MPI_CHECKS_H_
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "dcp/communicator.h"
+#include "dcp/status.h"
+
+namespace dcp::testing {
+
+// 0 on every rank iff `ok` on every rank; rank 0 names the first failing
+// rank and `what`.
+inline int Verdict(Communicator* comm, bool ok, const std::string& what) {
+  std::vector<std::string> all;
+  if (!comm->AllGather(ok ? "1" : "0", &all).ok()) return 1;
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (all[r] != "1") {
+      if (comm->rank() == 0) std::fprintf(stderr, "FAILED on rank %zu: %s\n", r, what.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// `ok`, printing `what` on this rank when it is false.
+inline bool Check(bool ok, const std::string& what) {
+  if (!ok) std::fprintf(stderr, "check failed: %s\n", what.c_str());
+  return ok;
+}
+
+// True if every rank holds the same status text and it is an error that
+// contains every fragment.
+inline bool SameErrorEverywhere(Communicator* comm, const Status& s, const std::vector<std::string>& fragments) {
+  std::vector<std::string> all;
+  if (!comm->AllGather(s.ToString(), &all).ok()) return false;
+  for (const std::string& a : all) {
+    if (a != all[0]) {
+      std::fprintf(stderr, "rank %d: statuses differ: '%s' vs '%s'\n", comm->rank(), a.c_str(), all[0].c_str());
+      return false;
+    }
+  }
+  if (s.ok()) {
+    std::fprintf(stderr, "rank %d: succeeded where an error was expected\n", comm->rank());
+    return false;
+  }
+  for (const std::string& f : fragments) {
+    if (s.ToString().find(f) == std::string::npos) {
+      std::fprintf(stderr, "rank %d: unexpected status '%s' (wanted '%s')\n", comm->rank(), s.ToString().c_str(),
+                   f.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace dcp::testing
+
+#endif  // DCP_TESTS_MPI_MPI_CHECKS_H_
