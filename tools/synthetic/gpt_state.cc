@@ -2,6 +2,7 @@
 
 #include "tools/synthetic/gpt_state.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -215,6 +216,14 @@ std::vector<std::pair<const char*, size_t>> GptState::MainReplicaBuffers() const
   return out;
 }
 
+std::vector<std::pair<const char*, size_t>> GptState::LocalBuffers() const {
+  std::vector<std::pair<const char*, size_t>> out;
+  for (const auto& s : shards_) {
+    if (!s->data.empty()) out.emplace_back(s->data.data(), s->data.size());
+  }
+  return out;
+}
+
 std::vector<GptState::MainShard> GptState::MainShards() {
   std::vector<MainShard> out;
   for (size_t i = 0; i < shards_.size(); ++i) {
@@ -248,6 +257,10 @@ void GptState::Perturb(uint64_t seed) {
     Shard& s = *shards_[i];
     Generate<false>(s.key, seed_, dtypes_[i], s.global, s.box, s.data.data());
   }
+}
+
+void GptState::Clear() {
+  for (auto& s : shards_) std::fill(s->data.begin(), s->data.end(), 0);
 }
 
 }  // namespace dcp::synthetic

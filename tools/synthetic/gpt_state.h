@@ -74,6 +74,8 @@ class GptState {
 
   // The buffers of this rank's main-replica shards (what its put writes).
   std::vector<std::pair<const char*, size_t>> MainReplicaBuffers() const;
+  // The buffers of all this rank's shards, replicas included.
+  std::vector<std::pair<const char*, size_t>> LocalBuffers() const;
 
   // This rank's main-replica shards: key, region of the global tensor, dtype
   // and contiguous data (for benchmarks that change chosen parts).
@@ -90,6 +92,9 @@ class GptState {
   std::string Verify() const;
   // Refills every shard with values from a different seed (a "later step").
   void Perturb(uint64_t seed);
+  // Zeroes every shard (a load destination again); Verify still expects the
+  // current values.
+  void Clear();
 
  private:
   struct Shard {
