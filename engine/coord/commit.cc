@@ -46,13 +46,22 @@ Status MergeAndPublish(const CommitRequest& request, const std::vector<std::stri
   }
   DCP_RETURN_IF_ERROR(CombineStatuses(statuses));
 
-  manifest::StepManifest m = request.skeleton;
+  DCP_ASSIGN_OR_RETURN(manifest::StepManifest m, MergeFragments(request.skeleton, fragments));
+  DCP_RETURN_IF_ERROR(base::CheckFaultPoint("put.before_publish", 0));
+  return storage::PublishManifest(request.root, m.step, m.generation, manifest::EncodeManifest(m));
+}
+
+}  // namespace
+
+Result<manifest::StepManifest> MergeFragments(const manifest::StepManifest& skeleton,
+                                              const std::vector<std::string_view>& payloads) {
+  manifest::StepManifest m = skeleton;
   std::map<std::string, size_t> position;
   for (size_t i = 0; i < m.tensors.size(); ++i) position[m.tensors[i].key] = i;
-  for (size_t r = 0; r < fragments.size(); ++r) {
+  for (size_t r = 0; r < payloads.size(); ++r) {
     // FlatBuffers reads its scalars in place, so the payload must start on an
-    // 8-byte boundary; inside the envelope it follows the status (4 + n bytes).
-    const std::string aligned(fragments[r]);
+    // 8-byte boundary; inside the commit envelope it follows the status.
+    const std::string aligned(payloads[r]);
     DCP_ASSIGN_OR_RETURN(manifest::StepManifest f,
                          manifest::DecodeManifestPayload(aligned, "fragment of rank " + std::to_string(r)));
     for (manifest::TensorEntry& t : f.tensors) {
@@ -73,11 +82,8 @@ Status MergeAndPublish(const CommitRequest& request, const std::vector<std::stri
   if (Status s = manifest::CheckManifestInvariants(m); !s.ok()) {
     return Status::Internal("refusing to publish an inconsistent manifest: " + s.message());
   }
-  DCP_RETURN_IF_ERROR(base::CheckFaultPoint("put.before_publish", 0));
-  return storage::PublishManifest(request.root, m.step, m.generation, manifest::EncodeManifest(m));
+  return m;
 }
-
-}  // namespace
 
 Status CommitStep(Communicator* comm, const CommitRequest& request, const Status& local_status,
                   const manifest::StepManifest& fragment) {

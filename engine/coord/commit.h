@@ -20,6 +20,7 @@
 #define DCP_ENGINE_COORD_COMMIT_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dcp/communicator.h"
@@ -34,6 +35,15 @@ struct CommitRequest {
   // world size, tensor entries with dtype and global shape, common state).
   manifest::StepManifest skeleton;
 };
+
+// Rank 0's merge (step 2 without publishing): the skeleton plus every rank's
+// fragment (`payloads[r]`: manifest::EncodeManifestPayload of rank r's
+// fragment, any alignment), canonicalized and checked. Internal if a fragment
+// does not decode, names a tensor the skeleton lacks, or the result breaks a
+// manifest invariant (a bug in dcp: such a manifest is never written).
+// Pure; exposed for the planning benchmark (bench/planner_bench.cc).
+Result<manifest::StepManifest> MergeFragments(const manifest::StepManifest& skeleton,
+                                              const std::vector<std::string_view>& payloads);
 
 // Collective. Returns the same status on every rank: OK once the step is
 // published; the lowest failing rank's error otherwise.
