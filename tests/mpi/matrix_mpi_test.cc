@@ -1,0 +1,493 @@
+// Copyright (c) dcp authors.
+//
+// The model reconfiguration matrix and the resharding cases of issue 3 under
+// real mpirun (driven by ctest, see CMakeLists.txt):
+//
+//   matrix_mpi_test matrix ROOT TP PP DP TP PP DP [name=value ...]
+//       the synthetic transformer (tools/synthetic/transformer_state.h) saved
+//       by the first TP*PP*DP ranks in the first layout, loaded by the first
+//       ranks of the second one; every loaded byte is checked, zero padding of
+//       the vocabulary rows included. Settings (default in brackets):
+//         save_div, load_div   make_vocab_size_divisible_by of each side [128]
+//         save_dist, load_dist distributed-optimizer flat slices [1]
+//         fully_parallel       SaveOptions::fully_parallel [1]
+//         read_once            LoadOptions::read_once [0]
+//         chunk_bytes          SaveOptions::chunk_bytes [8 MiB]
+//   matrix_mpi_test irregular ROOT   (8 ranks) the 1-D tensor split
+//       [1,5,7,3,6,2,5,4] loaded split [14,3,6,3,1,1,2,3]; several shards per
+//       rank and empty ones; irregular 2-D boxes; loaded directly and read-once
+//   matrix_mpi_test errors ROOT      (4 ranks) bad input on one rank: each case
+//       fails with the same code and message on every rank, commits nothing,
+//       and step 1 still loads
+//
+// Exit code 0 iff every check passed on every rank (the world's verdict).
+
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dcp/dcp.h"
+#include "tests/api/shard_layouts.h"
+#include "tools/synthetic/transformer_state.h"
+
+namespace {
+
+using dcp::Box;
+using dcp::Communicator;
+using dcp::DType;
+using dcp::Shape;
+using dcp::StateDict;
+using dcp::Status;
+using dcp::StatusCode;
+using dcp::testing::Placement;
+using dcp::testing::RankShards;
+
+// Collects this rank's failed checks.
+class Checks {
+ public:
+  explicit Checks(int rank) : rank_(rank) {}
+  bool operator()(bool ok, const std::string& what) {
+    if (!ok) failures_ += "rank " + std::to_string(rank_) + ": " + what + "\n";
+    return ok;
+  }
+  const std::string& failures() const { return failures_; }
+
+ private:
+  int rank_;
+  std::string failures_;
+};
+
+// The world's verdict: 0 on every rank iff no rank failed a check; rank 0
+// prints every rank's failures.
+int Verdict(Communicator* world, const Checks& checks, const std::string& passed) {
+  std::vector<std::string> all;
+  if (!world->AllGather(checks.failures(), &all).ok()) return 1;
+  std::string failures;
+  for (const std::string& f : all) failures += f;
+  if (world->rank() == 0) {
+    if (failures.empty()) {
+      std::printf("PASSED: %s\n", passed.c_str());
+    } else {
+      std::fprintf(stderr, "FAILED: %s\n%s", passed.c_str(), failures.c_str());
+    }
+  }
+  return failures.empty() ? 0 : 1;
+}
+
+// A communicator over ranks [0, n) of MPI_COMM_WORLD; nullptr on the others.
+// Collective over the world.
+std::unique_ptr<Communicator> FirstRanks(int n) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm sub = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, rank < n ? 0 : MPI_UNDEFINED, rank, &sub);
+  if (sub == MPI_COMM_NULL) return nullptr;
+  auto comm = dcp::NewMpiCommunicatorFromFortranHandle(MPI_Comm_c2f(sub));
+  MPI_Comm_free(&sub);  // dcp holds its own duplicate
+  if (!comm.ok()) {
+    std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().ToString().c_str());
+    std::abort();
+  }
+  return std::move(*comm);
+}
+
+// Checks that every rank of `comm` got the same error: `code`, a message
+// containing `fragment`.
+void SameErrorEverywhere(Communicator* comm, Checks& check, const std::string& what, const Status& s,
+                         StatusCode code, const std::string& fragment) {
+  std::vector<std::string> all;
+  if (!check(comm->AllGather(s.ToString(), &all).ok(), what + ": allgather failed")) return;
+  for (size_t r = 0; r < all.size(); ++r) {
+    check(all[r] == all[0], what + ": rank " + std::to_string(r) + " got '" + all[r] + "', rank 0 '" + all[0] + "'");
+  }
+  check(s.code() == code && s.message().find(fragment) != std::string::npos,
+        what + ": got '" + s.ToString() + "', wanted code " + std::to_string(static_cast<int>(code)) + " and '" +
+            fragment + "'");
+}
+
+// Sum over the ranks of `comm`.
+uint64_t Sum(Communicator* comm, uint64_t v) {
+  std::vector<std::string> all;
+  uint64_t sum = 0;
+  if (!comm->AllGather(std::to_string(v), &all).ok()) return 0;
+  for (const std::string& a : all) sum += std::stoull(a);
+  return sum;
+}
+
+// --- The reconfiguration matrix --------------------------------------------
+
+int Matrix(Communicator* world, const std::string& root, const dcp::synthetic::Layout& from,
+           const dcp::synthetic::Layout& to, const std::map<std::string, int64_t>& settings) {
+  Checks check(world->rank());
+  auto setting = [&](const std::string& name, int64_t def) {
+    auto it = settings.find(name);
+    return it == settings.end() ? def : it->second;
+  };
+  dcp::synthetic::TransformerConfig save_config, load_config;
+  save_config.vocab_divisible_by = setting("save_div", 128);
+  load_config.vocab_divisible_by = setting("load_div", 128);
+  save_config.distributed_optimizer = setting("save_dist", 1) != 0;
+  load_config.distributed_optimizer = setting("load_dist", 1) != 0;
+  dcp::SaveOptions save_options;
+  save_options.fully_parallel = setting("fully_parallel", 1) != 0;
+  save_options.chunk_bytes = static_cast<uint64_t>(setting("chunk_bytes", int64_t{8} << 20));
+  save_options.overwrite = true;  // a rerun without the fixture's cleanup
+  dcp::LoadOptions load_options;
+  load_options.read_once = setting("read_once", 0) != 0;
+  load_options.strict = dcp::StrictHandling::kRaiseAll;  // the key sets must match exactly
+  const std::string name = from.ToString() + " (Vp " +
+                           std::to_string(dcp::synthetic::PaddedVocab(save_config, from.tp)) + ") -> " + to.ToString() +
+                           " (Vp " + std::to_string(dcp::synthetic::PaddedVocab(load_config, to.tp)) + ")";
+  if (world->size() < std::max(from.world(), to.world())) {
+    if (world->rank() == 0) std::fprintf(stderr, "%s needs %d ranks\n", name.c_str(), std::max(from.world(), to.world()));
+    return 2;
+  }
+
+  std::unique_ptr<Communicator> saver = FirstRanks(from.world());
+  if (saver != nullptr) {
+    auto state = dcp::synthetic::TransformerState::Make(save_config, from, saver->rank(), true);
+    auto store = dcp::Store::Open(root, saver.get());
+    if (check(state.ok() && store.ok(), "save setup: " + state.status().ToString() + " " + store.status().ToString())) {
+      dcp::SaveReport report;
+      const Status s = (*store)->Put(1, (*state)->state_dict(), save_options, &report);
+      check(s.ok(), "put: " + s.ToString());
+      // Fully parallel: data-parallel replicas share the writing, so every
+      // rank writes (or references) something; otherwise only dp 0 does.
+      const bool dp0 = saver->rank() / from.tp % from.dp == 0;
+      const uint64_t mine = report.raw_bytes_written + report.raw_bytes_referenced;
+      if (save_options.fully_parallel || dp0) check(mine > 0, "rank wrote nothing");
+      if (!save_options.fully_parallel && !dp0 && !save_config.distributed_optimizer) {
+        check(mine == 0, "a data-parallel replica wrote without fully_parallel");
+      }
+    }
+  }
+  if (Verdict(world, check, "save " + name) != 0) return 1;
+
+  std::unique_ptr<Communicator> loader = FirstRanks(to.world());
+  if (loader != nullptr) {
+    auto state = dcp::synthetic::TransformerState::Make(load_config, to, loader->rank(), false);
+    dcp::StoreOptions ro;
+    ro.read_only = true;
+    ro.create_if_missing = false;
+    auto store = dcp::Store::Open(root, loader.get(), ro);
+    if (check(state.ok() && store.ok(), "load setup: " + state.status().ToString() + " " + store.status().ToString())) {
+      auto loaded = (*store)->Get(1, &(*state)->state_dict(), load_options);
+      if (check(loaded.ok(), "get: " + loaded.status().ToString())) {
+        const dcp::Value* iteration = loaded->common_state.Find("iteration");
+        const dcp::Value* args = loaded->common_state.Find("args");
+        const dcp::Value* vp = args != nullptr ? args->Find("padded_vocab_size") : nullptr;
+        const int64_t saved_vp = dcp::synthetic::PaddedVocab(save_config, from.tp);
+        check(iteration != nullptr && iteration->as_int() == 1000, "common state 'iteration'");
+        check(vp != nullptr && vp->as_int() == saved_vp, "common state 'args.padded_vocab_size'");
+        const std::string bad = (*state)->Verify(vp != nullptr ? vp->as_int() : saved_vp);
+        check(bad.empty(), bad);
+        // Read-once: replicated chunks travel between ranks, and only then.
+        const uint64_t received = Sum(loader.get(), loaded->report.chunks_received);
+        if (load_options.read_once && to.dp > 1) check(received > 0, "read-once load exchanged no chunk");
+        if (!load_options.read_once) check(received == 0, "a direct load exchanged chunks");
+      }
+    }
+  }
+  return Verdict(world, check, "load " + name);
+}
+
+// --- Irregular shards -------------------------------------------------------
+
+// Rank `rank`'s shards of the irregular tensors: "split" (1-D, one shard per
+// rank), "several" (1-D, several per rank, empty ones) and "boxes" (2-D
+// irregular boxes), per `sizes_*` / `boxes`.
+RankShards Irregular(int rank, const std::vector<std::vector<int64_t>>& split,
+                     const std::vector<std::vector<int64_t>>& several, const std::vector<std::vector<Box>>& boxes,
+                     bool fill) {
+  RankShards s;
+  int i = 0;
+  for (const Placement& p : dcp::testing::SplitPlacements(split, rank)) {
+    s.Add("split." + std::to_string(i++), "irregular.split", DType::kFloat32, {33}, 0, p, fill);
+  }
+  i = 0;
+  for (const Placement& p : dcp::testing::SplitPlacements(several, rank)) {
+    s.Add("several." + std::to_string(i++), "irregular.several", DType::kBFloat16, {40}, 0, p, fill);
+  }
+  i = 0;
+  for (const Box& b : boxes[static_cast<size_t>(rank)]) {
+    s.Add("boxes." + std::to_string(i++), "irregular.boxes", DType::kInt16, {6, 8}, 0, Placement{b, {}, {}}, fill);
+  }
+  return s;
+}
+
+int IrregularCases(Communicator* world, const std::string& root) {
+  Checks check(world->rank());
+  if (world->size() != 8) {
+    if (world->rank() == 0) std::fprintf(stderr, "irregular needs 8 ranks\n");
+    return 2;
+  }
+  const int rank = world->rank();
+  // Save: every element of each tensor exactly once.
+  const std::vector<std::vector<int64_t>> split_save = {{1}, {5}, {7}, {3}, {6}, {2}, {5}, {4}};
+  const std::vector<std::vector<int64_t>> several_save = {{1, 0, 4}, {7}, {}, {3, 6, 2}, {0}, {5, 4}, {2, 2}, {1, 3}};
+  const std::vector<std::vector<Box>> boxes_save = {
+      {Box{{0, 0}, {2, 3}}},
+      {Box{{0, 3}, {2, 5}}},
+      {Box{{2, 0}, {3, 1}}},
+      {Box{{2, 1}, {3, 5}}},
+      {Box{{2, 6}, {3, 2}}, Box{{5, 0}, {1, 2}}},  // two boxes
+      {Box{{5, 2}, {1, 3}}},
+      {Box{{3, 0}, {0, 8}}},  // empty
+      {Box{{5, 5}, {1, 3}}}};
+  // Load: another irregular cover, plus requests that overlap (allowed at
+  // load): rank 7 asks for the whole 2-D tensor.
+  const std::vector<std::vector<int64_t>> split_load = {{14}, {3}, {6}, {3}, {1}, {1}, {2}, {3}};
+  const std::vector<std::vector<int64_t>> several_load = {{14, 3}, {6, 0}, {3, 1, 1, 2, 2}, {}, {1}, {0, 2}, {5}, {}};
+  const std::vector<std::vector<Box>> boxes_load = {
+      {Box{{0, 0}, {4, 2}}},
+      {Box{{0, 2}, {1, 6}}},
+      {Box{{1, 2}, {3, 3}}, Box{{1, 5}, {3, 3}}},
+      {Box{{4, 0}, {2, 7}}},
+      {Box{{4, 7}, {2, 1}}},
+      {},
+      {Box{{4, 0}, {0, 3}}},
+      {Box{{0, 0}, {6, 8}}}};
+  {
+    RankShards save = Irregular(rank, split_save, several_save, boxes_save, true);
+    auto store = dcp::Store::Open(root, world);
+    if (check(store.ok(), store.status().ToString())) {
+      dcp::SaveOptions so;
+      so.overwrite = true;
+      so.chunk_bytes = 8;  // several chunks per shard
+      const Status s = (*store)->Put(1, save.dict(), so);
+      check(s.ok(), "put: " + s.ToString());
+    }
+  }
+  if (Verdict(world, check, "irregular save") != 0) return 1;
+  for (bool read_once : {false, true}) {
+    RankShards load = Irregular(rank, split_load, several_load, boxes_load, false);
+    dcp::StoreOptions ro;
+    ro.read_only = true;
+    auto store = dcp::Store::Open(root, world, ro);
+    if (!check(store.ok(), store.status().ToString())) break;
+    dcp::LoadOptions lo;
+    lo.read_once = read_once;
+    auto loaded = (*store)->Get(1, &load.dict(), lo);
+    if (check(loaded.ok(), "get: " + loaded.status().ToString())) {
+      const std::string bad = load.Verify();
+      check(bad.empty(), std::string(read_once ? "read-once: " : "") + bad);
+      if (read_once) check(Sum(world, loaded->report.chunks_received) > 0, "read-once load exchanged no chunk");
+    }
+  }
+  // The whole 1-D tensor on every rank, read-once (every chunk is shared).
+  {
+    RankShards whole;
+    whole.Add("split", "irregular.split", DType::kFloat32, {33}, 0, Placement{Box{{0}, {33}}, {}, {}}, false);
+    dcp::StoreOptions ro;
+    ro.read_only = true;
+    auto store = dcp::Store::Open(root, world, ro);
+    dcp::LoadOptions lo;
+    lo.read_once = true;
+    auto loaded = store.ok() ? (*store)->Get(1, &whole.dict(), lo) : store.status();
+    if (check(loaded.ok(), "whole get: " + loaded.status().ToString())) check(whole.Verify().empty(), whole.Verify());
+  }
+  return Verdict(world, check, "irregular loads (direct, read-once, whole)");
+}
+
+// --- Bad input --------------------------------------------------------------
+
+// What one bad-input case changes on rank 1 (the others stay right).
+enum class Bad {
+  kNone,
+  kOverlap,           // rank 2 adds a shard of "v" inside rank 1's
+  kGap,               // rank 1's second shard of "v" is one element short
+  kFlatOverlap,       // rank 1's range of "f" starts one element early
+  kFlatHole,          // rank 1's range of "f" starts one element late
+  kMixedFlat,         // rank 1 saves its box of "f" whole, not flattened
+  kObjectCell,        // rank 1 asks for an object cell never saved
+  kFactoryPieces,     // rank 1's fc1 merge receives only the v piece
+  kDtype,             // rank 1 asks for "v" as int32 (saved int16)
+};
+
+// The error test's state on 4 ranks: the synthetic transformer (TP2 x DP2,
+// whose fc1 weights are SwiGLU factories), an irregular 1-D tensor "v"
+// (16 int16: [0,3) | [3,8) [8,10) | - | [10,14) [14,16)), a flat tensor "f"
+// ((8, 6) float32: TP 2 row boxes, each sliced over DP 2: [0, 13) [13, 24))
+// and an object "obj" with one cell per rank.
+struct ErrorsState {
+  std::unique_ptr<dcp::synthetic::TransformerState> model;
+  RankShards shards;
+  StateDict sd;
+};
+
+constexpr int kBadRank = 1;
+
+std::unique_ptr<ErrorsState> MakeErrorsState(const dcp::synthetic::Layout& layout, int rank, bool fill, Bad bad) {
+  auto e = std::make_unique<ErrorsState>();
+  auto model = dcp::synthetic::TransformerState::Make(dcp::synthetic::TransformerConfig{}, layout, rank, fill);
+  if (!model.ok()) return nullptr;
+  e->model = std::move(*model);
+  const bool me = rank == kBadRank;
+
+  std::vector<Placement> v = dcp::testing::SplitPlacements({{3}, {5, 2}, {}, {4, 2}}, rank);
+  if (bad == Bad::kOverlap && rank == 2) v.push_back(Placement{Box{{5}, {2}}, {}, {}});
+  if (bad == Bad::kGap && me) v[1].box.shape = {1};
+  int i = 0;
+  for (const Placement& p : v) {
+    e->shards.Add("v" + std::to_string(i++), "v", bad == Bad::kDtype && me ? DType::kInt32 : DType::kInt16, {16}, 0,
+                  p, fill);
+  }
+  std::vector<Placement> f = dcp::testing::GridPlacements({8, 6}, {2, 1}, 2, rank, 4);
+  if (me) {
+    if (bad == Bad::kFlatOverlap) f[0].range->begin -= 1;
+    if (bad == Bad::kFlatHole) f[0].range->begin += 1;
+    if (bad == Bad::kMixedFlat) f[0].range.reset();
+  }
+  i = 0;
+  for (const Placement& p : f) e->shards.Add("f" + std::to_string(i++), "f", DType::kFloat32, {8, 6}, 0, p, fill);
+
+  e->sd = e->model->state_dict();
+  e->sd.Add("extra", e->shards.dict());
+  dcp::ShardedObject obj;
+  obj.key = "obj";
+  obj.global_shape = {4};
+  obj.global_offset = {rank};
+  if (bad == Bad::kObjectCell && me) {
+    obj.global_offset = {5};
+    obj.global_shape = {6};
+  }
+  if (fill) obj.data = "object cell " + std::to_string(rank);
+  e->sd.Add("obj", std::move(obj));
+
+  if (bad == Bad::kFactoryPieces && me) {
+    StateDict& layer = e->sd.Child("model").Child("decoder").Child("layers").Child("0");
+    dcp::ShardedTensorFactory& fc1 = layer.factory(layer.Find("fc1_weight"));
+    dcp::FactoryBuildFn right = fc1.build;
+    fc1.build = [right](const dcp::ShardedTensorFactory& f, dcp::FactoryPhase phase, dcp::FactoryArena* arena,
+                        StateDict* pieces) -> Status {
+      StateDict all;
+      DCP_RETURN_IF_ERROR(right(f, phase, arena, &all));
+      if (phase == dcp::FactoryPhase::kLoad) {
+        pieces->Add("v", all.tensor(all.Find("v")));  // the w piece is lost
+      } else {
+        *pieces = std::move(all);
+      }
+      return Status::OK();
+    };
+  }
+  return e;
+}
+
+std::string VerifyErrorsState(const ErrorsState& e, int rank) {
+  std::string bad = e.model->Verify(e.model->padded_vocab());
+  if (bad.empty()) bad = e.shards.Verify();
+  const dcp::ShardedObject& obj = e.sd.object(e.sd.Find("obj"));
+  if (bad.empty() && obj.data != "object cell " + std::to_string(rank)) bad = "object 'obj' holds '" + obj.data + "'";
+  return bad;
+}
+
+int Errors(Communicator* world, const std::string& root) {
+  Checks check(world->rank());
+  if (world->size() != 4) {
+    if (world->rank() == 0) std::fprintf(stderr, "errors needs 4 ranks\n");
+    return 2;
+  }
+  const int rank = world->rank();
+  const dcp::synthetic::Layout layout{2, 1, 2};
+  auto store = dcp::Store::Open(root, world);
+  if (!check(store.ok(), store.status().ToString())) return Verdict(world, check, "errors: open");
+  dcp::SaveOptions overwrite;
+  overwrite.overwrite = true;
+  {
+    auto good = MakeErrorsState(layout, rank, true, Bad::kNone);
+    const Status s = (*store)->Put(1, good->sd, overwrite);
+    check(s.ok(), "put of step 1: " + s.ToString());
+  }
+  if (Verdict(world, check, "errors: step 1 saved") != 0) return 1;
+
+  struct Case {
+    const char* name;
+    Bad bad;
+    bool put;  // a bad put of step 2, else a bad get of step 1
+    StatusCode code;
+    std::string fragment;
+  };
+  const std::vector<Case> cases = {
+      {"overlapping irregular shards", Bad::kOverlap, true, StatusCode::kInvalidArgument,
+       "key 'v': main replicas on ranks 1 and 2 overlap at [5:7] (offsets (3,) and (5,))"},
+      {"gapped irregular shards", Bad::kGap, true, StatusCode::kInvalidArgument,
+       "key 'v': main replicas leave 1 of 16 elements uncovered (a hole in coverage at [9:10])"},
+      {"overlapping flat ranges", Bad::kFlatOverlap, true, StatusCode::kInvalidArgument,
+       "key 'f' at offset (0, 0): flattened ranges [0, 13) (rank 0) and [12, 24) (rank 1) overlap"},
+      {"flat ranges with a hole", Bad::kFlatHole, true, StatusCode::kInvalidArgument,
+       "key 'f' at offset (0, 0): flattened ranges leave [13, 14) of [0, 24) uncovered"},
+      {"flattened and non-flattened shards of one key", Bad::kMixedFlat, true, StatusCode::kInvalidArgument,
+       "key 'f' mixes flattened and non-flattened shards (ranks 0 and 1)"},
+      {"an object cell never saved", Bad::kObjectCell, false, StatusCode::kNotFound,
+       "rank 1: state dict entry 'obj': object 'obj/shard_5_6' is not in step 1"},
+      {"a factory merge with the wrong pieces", Bad::kFactoryPieces, false, StatusCode::kInvalidArgument,
+       "rank 1: state dict entry 'model.decoder.layers.0.fc1_weight' (factory "
+       "'decoder.layers.mlp.linear_fc1.weight'): SwiGLU factory 'decoder.layers.mlp.linear_fc1.weight': merge "
+       "expected pieces 'w' and 'v'"},
+      {"a request with another dtype", Bad::kDtype, false, StatusCode::kInvalidArgument,
+       "rank 1: state dict entry 'extra.v0': requests dtype int32 but step 1 holds tensor 'v' as int16"},
+  };
+  for (const Case& c : cases) {
+    auto state = MakeErrorsState(layout, rank, c.put, c.bad);
+    Status s;
+    if (c.put) {
+      s = (*store)->Put(2, state->sd);
+    } else {
+      s = (*store)->Get(1, &state->sd).status();
+    }
+    SameErrorEverywhere(world, check, c.name, s, c.code, c.fragment);
+    auto steps = (*store)->Steps();
+    check(steps.ok() && *steps == std::vector<uint64_t>{1}, std::string(c.name) + ": a step was committed");
+    if (world->rank() == 0) std::printf("%s: %s\n", c.name, s.ToString().c_str());
+  }
+  if (Verdict(world, check, "errors: every bad input refused alike") != 0) return 1;
+
+  // Step 1 still loads, read-once, and the store still takes a good step.
+  {
+    auto state = MakeErrorsState(layout, rank, false, Bad::kNone);
+    dcp::LoadOptions lo;
+    lo.read_once = true;
+    auto loaded = (*store)->Get(1, &state->sd, lo);
+    if (check(loaded.ok(), "get of step 1: " + loaded.status().ToString())) {
+      const std::string bad = VerifyErrorsState(*state, rank);
+      check(bad.empty(), bad);
+    }
+    auto good = MakeErrorsState(layout, rank, true, Bad::kNone);
+    const Status s = (*store)->Put(2, good->sd, overwrite);
+    check(s.ok(), "put of step 2 after the refused ones: " + s.ToString());
+  }
+  return Verdict(world, check, "errors: step 1 intact, step 2 saved");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto mpi = dcp::MpiRuntime::Init(&argc, &argv);
+  if (!mpi.ok() || argc < 3) {
+    std::fprintf(stderr, "usage: matrix_mpi_test matrix|irregular|errors ROOT [TP PP DP TP PP DP [name=value ...]]\n");
+    return 2;
+  }
+  auto world = dcp::NewMpiWorldCommunicator();
+  if (!world.ok()) return 1;
+  const std::string mode = argv[1], root = argv[2];
+  if (mode == "irregular") return IrregularCases(world->get(), root);
+  if (mode == "errors") return Errors(world->get(), root);
+  if (mode != "matrix" || argc < 9) return 2;
+  const dcp::synthetic::Layout from{std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5])};
+  const dcp::synthetic::Layout to{std::atoi(argv[6]), std::atoi(argv[7]), std::atoi(argv[8])};
+  std::map<std::string, int64_t> settings;
+  for (int i = 9; i < argc; ++i) {
+    const std::string a = argv[i];
+    const size_t eq = a.find('=');
+    if (eq == std::string::npos) return 2;
+    settings[a.substr(0, eq)] = std::atoll(a.c_str() + eq + 1);
+  }
+  return Matrix(world->get(), root, from, to, settings);
+}
