@@ -3,23 +3,16 @@
 #include "engine/write/assignment.h"
 
 #include <algorithm>
+#include <numeric>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "engine/array/box.h"
 #include "engine/sharding/chunking.h"
 #include "engine/sharding/pieces.h"
 
 namespace dcp::write {
-namespace {
-
-struct Ref {
-  const HeldBox* held;
-  int rank;
-};
-
-bool SameBox(const HeldBox& a, const HeldBox& b) { return a.key == b.key && a.box == b.box; }
-
-}  // namespace
 
 std::vector<std::vector<HeldBox>> HeldBoxes(const std::vector<manifest::RankDecl>& decls) {
   std::vector<std::vector<HeldBox>> held(decls.size());
@@ -44,16 +37,73 @@ WriteAssignment WriteAssignment::Compute(const std::vector<std::vector<HeldBox>>
   a.chunk_bytes_ = chunk_bytes;
   a.bytes_.assign(held.size(), 0);
 
-  // Every held box, grouped by (key, box); holders ascending within a group.
-  std::vector<Ref> refs;
+  // Every held box, grouped by (key, box) in one hashed pass (the boxes of
+  // all ranks are the largest input: with data parallelism most are
+  // replicas); ranks are visited in order, so each group's holders come out
+  // ascending and its main replica is the lowest rank's. Only the distinct
+  // boxes are then sorted, by (key, origin, shape).
+  std::unordered_map<std::string_view, uint32_t> key_ids;
+  for (const auto& boxes : held) {
+    for (const HeldBox& h : boxes) key_ids.emplace(h.key, 0);
+  }
+  {
+    std::vector<std::string_view> keys;
+    keys.reserve(key_ids.size());
+    for (const auto& [k, id] : key_ids) keys.push_back(k);
+    std::sort(keys.begin(), keys.end());
+    for (size_t i = 0; i < keys.size(); ++i) key_ids[keys[i]] = static_cast<uint32_t>(i);
+  }
+  struct Group {
+    uint32_t key_id;
+    const HeldBox* box;   // the first holder's
+    const HeldBox* main;  // the lowest main replica's, or null
+    int main_rank;
+    std::vector<int> holders;
+  };
+  std::vector<Group> groups;
+  struct GroupHash {
+    const std::vector<Group>* groups;
+    size_t operator()(size_t g) const {
+      const Group& x = (*groups)[g];
+      uint64_t h = x.key_id * 0x9e3779b97f4a7c15ull;
+      for (int64_t v : x.box->box.origin) h = (h ^ static_cast<uint64_t>(v)) * 0xff51afd7ed558ccdull;
+      for (int64_t v : x.box->box.shape) h = (h ^ static_cast<uint64_t>(v)) * 0xc4ceb9fe1a85ec53ull;
+      return static_cast<size_t>(h ^ (h >> 29));
+    }
+  };
+  struct GroupEq {
+    const std::vector<Group>* groups;
+    bool operator()(size_t x, size_t y) const {
+      const Group& gx = (*groups)[x];
+      const Group& gy = (*groups)[y];
+      return gx.key_id == gy.key_id && gx.box->box == gy.box->box;
+    }
+  };
+  std::unordered_set<size_t, GroupHash, GroupEq> index(64, GroupHash{&groups}, GroupEq{&groups});
   for (size_t r = 0; r < held.size(); ++r) {
+    const int rank = static_cast<int>(r);
     for (const HeldBox& h : held[r]) {
-      if (h.box.num_elements() > 0) refs.push_back({&h, static_cast<int>(r)});
+      if (h.box.num_elements() <= 0) continue;
+      // A probe: the candidate group sits at the end until it is known new.
+      groups.push_back({key_ids[h.key], &h, nullptr, -1, {}});
+      auto [it, fresh] = index.insert(groups.size() - 1);
+      if (!fresh) groups.pop_back();
+      Group& g = groups[*it];
+      if (g.holders.empty() || g.holders.back() != rank) g.holders.push_back(rank);
+      if (h.main && g.main == nullptr) {
+        g.main = &h;
+        g.main_rank = rank;
+      }
     }
   }
-  std::sort(refs.begin(), refs.end(), [](const Ref& x, const Ref& y) {
-    return std::tie(x.held->key, x.held->box.origin, x.held->box.shape, x.rank) <
-           std::tie(y.held->key, y.held->box.origin, y.held->box.shape, y.rank);
+  index.clear();
+  std::vector<size_t> order(groups.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    const Group& gx = groups[x];
+    const Group& gy = groups[y];
+    return std::tie(gx.key_id, gx.box->box.origin, gx.box->box.shape) <
+           std::tie(gy.key_id, gy.box->box.origin, gy.box->box.shape);
   });
 
   struct Shared {
@@ -62,28 +112,16 @@ WriteAssignment WriteAssignment::Compute(const std::vector<std::vector<HeldBox>>
     std::vector<int>* writers;
   };
   std::vector<Shared> shared;
-  for (size_t i = 0; i < refs.size();) {
-    size_t j = i + 1;
-    while (j < refs.size() && SameBox(*refs[j].held, *refs[i].held)) ++j;
-    const HeldBox* main = nullptr;
-    int main_rank = -1;
-    std::vector<int> holders;
-    for (size_t k = i; k < j; ++k) {
-      if (refs[k].held->main && main == nullptr) {
-        main = refs[k].held;
-        main_rank = refs[k].rank;
-      }
-      if (holders.empty() || holders.back() != refs[k].rank) holders.push_back(refs[k].rank);
-    }
-    i = j;
-    if (main == nullptr) continue;  // nobody writes a box without a main replica
-    if (holders.size() == 1) {
-      a.bytes_[static_cast<size_t>(main_rank)] +=
-          static_cast<uint64_t>(main->box.num_elements()) * main->elem_size;
+  for (size_t gi : order) {
+    Group& g = groups[gi];
+    if (g.main == nullptr) continue;  // nobody writes a box without a main replica
+    if (g.holders.size() == 1) {
+      a.bytes_[static_cast<size_t>(g.main_rank)] +=
+          static_cast<uint64_t>(g.main->box.num_elements()) * g.main->elem_size;
       continue;
     }
-    std::vector<int>& writers = a.writers_[BoxKey{std::string(main->key), main->box}];
-    shared.push_back({main, std::move(holders), &writers});
+    std::vector<int>& writers = a.writers_[BoxKey{std::string(g.main->key), g.main->box}];
+    shared.push_back({g.main, std::move(g.holders), &writers});
   }
 
   // The chunks of shared boxes, fewest holders first, then largest.
