@@ -106,6 +106,12 @@ std::vector<int64_t> UnevenSliceBounds(int64_t n, int parts) {
   return b;
 }
 
+std::string TransformerTensorBytes(const std::string& key, DType dtype, const Shape& global, const Box& box) {
+  std::string out;
+  AppendBox(key, dtype, global, box, std::numeric_limits<int64_t>::max(), &out);
+  return out;
+}
+
 TransformerState::TransformerState(const TransformerConfig& config, const Layout& layout, int rank)
     : config_(config), layout_(layout), rank_(rank), padded_vocab_(PaddedVocab(config, layout.tp)) {}
 

@@ -76,6 +76,11 @@ int64_t PaddedVocab(const TransformerConfig& config, int tp);
 // down (clamped), as a distributed optimizer's bucket padding does.
 std::vector<int64_t> UnevenSliceBounds(int64_t n, int parts);
 
+// The saved bytes of `box` of tensor `key` (global shape `global`), as any
+// TransformerState that holds it fills them (row-major, contiguous): for
+// checking whole tensors of a plain load.
+std::string TransformerTensorBytes(const std::string& key, DType dtype, const Shape& global, const Box& box);
+
 class TransformerState {
  public:
   // This rank's state. With `fill`, buffers hold the deterministic values;
