@@ -13,6 +13,7 @@
 //         fully_parallel       SaveOptions::fully_parallel [1]
 //         read_once            LoadOptions::read_once [0]
 //         chunk_bytes          SaveOptions::chunk_bytes [8 MiB]
+//         save_mode            0 Put, 1 PutAsync, 2 two streaming parts [0]
 //   matrix_mpi_test irregular ROOT   (8 ranks) the 1-D tensor split
 //       [1,5,7,3,6,2,5,4] loaded split [14,3,6,3,1,1,2,3]; several shards per
 //       rank and empty ones; irregular 2-D boxes; loaded directly and read-once
@@ -134,6 +135,71 @@ std::string Indexed(const char* prefix, int i) {
 
 // --- The reconfiguration matrix --------------------------------------------
 
+// Saves `sd` as step 1: save_mode 0 with Put, 1 with PutAsync (the buffers
+// are scribbled on before the put is collected), 2 as a streaming step of two
+// parts (the model and the common state, then the optimizer).
+Status Save(dcp::Store* store, StateDict& sd, const dcp::SaveOptions& options, int64_t save_mode,
+            dcp::SaveReport* report) {
+  if (save_mode == 1) {
+    DCP_RETURN_IF_ERROR(store->PutAsync(1, sd, options));
+    // The snapshot is taken: the training may change its tensors.
+    std::vector<std::vector<char>> saved;
+    std::function<void(StateDict&)> scribble = [&](StateDict& d) {
+      for (size_t i = 0; i < d.size(); ++i) {
+        if (d.kind(i) == StateDict::Kind::kDict) scribble(d.dict(i));
+        dcp::TensorView v;
+        if (d.kind(i) == StateDict::Kind::kTensor) v = d.tensor(i).data;
+        if (d.kind(i) == StateDict::Kind::kFactory) v = d.factory(i).data;
+        if (v.data() == nullptr || v.size_bytes() == 0) continue;
+        char* p = static_cast<char*>(v.data());
+        saved.emplace_back(p, p + v.size_bytes());
+        std::memset(p, 0x5A, v.size_bytes());
+      }
+    };
+    scribble(sd);
+    const Status s = store->WaitForPut(report);
+    // Put the values back (the caller's state is checked later as "saved").
+    size_t k = 0;
+    std::function<void(StateDict&)> restore = [&](StateDict& d) {
+      for (size_t i = 0; i < d.size(); ++i) {
+        if (d.kind(i) == StateDict::Kind::kDict) restore(d.dict(i));
+        dcp::TensorView v;
+        if (d.kind(i) == StateDict::Kind::kTensor) v = d.tensor(i).data;
+        if (d.kind(i) == StateDict::Kind::kFactory) v = d.factory(i).data;
+        if (v.data() == nullptr || v.size_bytes() == 0) continue;
+        std::memcpy(v.data(), saved[k].data(), saved[k].size());
+        ++k;
+      }
+    };
+    restore(sd);
+    return s;
+  }
+  if (save_mode == 2) {
+    StateDict model_part, optimizer_part;
+    for (size_t i = 0; i < sd.size(); ++i) {
+      if (sd.key(i) == "optimizer") {
+        optimizer_part.Add(sd.key(i), sd.dict(i));
+      } else if (sd.kind(i) == StateDict::Kind::kDict) {
+        model_part.Add(sd.key(i), sd.dict(i));
+      } else if (sd.kind(i) == StateDict::Kind::kValue) {
+        model_part.Add(sd.key(i), sd.value(i));
+      }
+    }
+    DCP_RETURN_IF_ERROR(store->BeginStep(1, options));
+    dcp::SaveReport second;
+    Status s = store->PutPart(model_part, report);
+    if (s.ok()) s = store->PutPart(optimizer_part, &second);
+    if (!s.ok()) {
+      (void)store->AbortStep();
+      return s;
+    }
+    report->raw_bytes_written += second.raw_bytes_written;
+    report->raw_bytes_referenced += second.raw_bytes_referenced;
+    return store->CommitStep();
+  }
+  return store->Put(1, sd, options, report);
+}
+
 int Matrix(Communicator* world, const std::string& root, const dcp::synthetic::Layout& from,
            const dcp::synthetic::Layout& to, const std::map<std::string, int64_t>& settings) {
   Checks check(world->rank());
@@ -167,14 +233,17 @@ int Matrix(Communicator* world, const std::string& root, const dcp::synthetic::L
     auto store = dcp::Store::Open(root, saver.get());
     if (check(state.ok() && store.ok(), "save setup: " + state.status().ToString() + " " + store.status().ToString())) {
       dcp::SaveReport report;
-      const Status s = (*store)->Put(1, (*state)->state_dict(), save_options, &report);
+      const Status s = Save(store->get(), (*state)->state_dict(), save_options, setting("save_mode", 0), &report);
       check(s.ok(), "put: " + s.ToString());
       // Fully parallel: data-parallel replicas share the writing, so every
-      // rank writes (or references) something; otherwise only dp 0 does.
+      // rank writes (or references) something; otherwise (and in PutAsync,
+      // which writes from main replicas only) the replicas of data-parallel
+      // rank 0 write everything but the flat slices.
       const bool dp0 = saver->rank() / from.tp % from.dp == 0;
+      const bool shared = save_options.fully_parallel && setting("save_mode", 0) != 1;
       const uint64_t mine = report.raw_bytes_written + report.raw_bytes_referenced;
-      if (save_options.fully_parallel || dp0) check(mine > 0, "rank wrote nothing");
-      if (!save_options.fully_parallel && !dp0 && !save_config.distributed_optimizer) {
+      if (shared || dp0) check(mine > 0, "rank wrote nothing");
+      if (!shared && !dp0 && !save_config.distributed_optimizer) {
         check(mine == 0, "a data-parallel replica wrote without fully_parallel");
       }
     }
