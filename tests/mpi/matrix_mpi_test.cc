@@ -105,8 +105,8 @@ std::unique_ptr<Communicator> FirstRanks(int n) {
 
 // Checks that every rank of `comm` got the same error: `code`, a message
 // containing `fragment`.
-void SameErrorEverywhere(Communicator* comm, Checks& check, const std::string& what, const Status& s,
-                         StatusCode code, const std::string& fragment) {
+void SameErrorEverywhere(Communicator* comm, Checks& check, const std::string& what, const Status& s, StatusCode code,
+                         const std::string& fragment) {
   std::vector<std::string> all;
   if (!check(comm->AllGather(s.ToString(), &all).ok(), what + ": allgather failed")) return;
   for (size_t r = 0; r < all.size(); ++r) {
@@ -223,7 +223,8 @@ int Matrix(Communicator* world, const std::string& root, const dcp::synthetic::L
                            std::to_string(dcp::synthetic::PaddedVocab(save_config, from.tp)) + ") -> " + to.ToString() +
                            " (Vp " + std::to_string(dcp::synthetic::PaddedVocab(load_config, to.tp)) + ")";
   if (world->size() < std::max(from.world(), to.world())) {
-    if (world->rank() == 0) std::fprintf(stderr, "%s needs %d ranks\n", name.c_str(), std::max(from.world(), to.world()));
+    if (world->rank() == 0)
+      std::fprintf(stderr, "%s needs %d ranks\n", name.c_str(), std::max(from.world(), to.world()));
     return 2;
   }
 
@@ -312,28 +313,22 @@ int IrregularCases(Communicator* world, const std::string& root) {
   // Save: every element of each tensor exactly once.
   const std::vector<std::vector<int64_t>> split_save = {{1}, {5}, {7}, {3}, {6}, {2}, {5}, {4}};
   const std::vector<std::vector<int64_t>> several_save = {{1, 0, 4}, {7}, {}, {3, 6, 2}, {0}, {5, 4}, {2, 2}, {1, 3}};
-  const std::vector<std::vector<Box>> boxes_save = {
-      {Box{{0, 0}, {2, 3}}},
-      {Box{{0, 3}, {2, 5}}},
-      {Box{{2, 0}, {3, 1}}},
-      {Box{{2, 1}, {3, 5}}},
-      {Box{{2, 6}, {3, 2}}, Box{{5, 0}, {1, 2}}},  // two boxes
-      {Box{{5, 2}, {1, 3}}},
-      {Box{{3, 0}, {0, 8}}},  // empty
-      {Box{{5, 5}, {1, 3}}}};
+  const std::vector<std::vector<Box>> boxes_save = {{Box{{0, 0}, {2, 3}}},
+                                                    {Box{{0, 3}, {2, 5}}},
+                                                    {Box{{2, 0}, {3, 1}}},
+                                                    {Box{{2, 1}, {3, 5}}},
+                                                    {Box{{2, 6}, {3, 2}}, Box{{5, 0}, {1, 2}}},  // two boxes
+                                                    {Box{{5, 2}, {1, 3}}},
+                                                    {Box{{3, 0}, {0, 8}}},  // empty
+                                                    {Box{{5, 5}, {1, 3}}}};
   // Load: another irregular cover, plus requests that overlap (allowed at
   // load): rank 7 asks for the whole 2-D tensor.
   const std::vector<std::vector<int64_t>> split_load = {{14}, {3}, {6}, {3}, {1}, {1}, {2}, {3}};
   const std::vector<std::vector<int64_t>> several_load = {{14, 3}, {6, 0}, {3, 1, 1, 2, 2}, {}, {1}, {0, 2}, {5}, {}};
   const std::vector<std::vector<Box>> boxes_load = {
-      {Box{{0, 0}, {4, 2}}},
-      {Box{{0, 2}, {1, 6}}},
-      {Box{{1, 2}, {3, 3}}, Box{{1, 5}, {3, 3}}},
-      {Box{{4, 0}, {2, 7}}},
-      {Box{{4, 7}, {2, 1}}},
-      {},
-      {Box{{4, 0}, {0, 3}}},
-      {Box{{0, 0}, {6, 8}}}};
+      {Box{{0, 0}, {4, 2}}}, {Box{{0, 2}, {1, 6}}}, {Box{{1, 2}, {3, 3}}, Box{{1, 5}, {3, 3}}},
+      {Box{{4, 0}, {2, 7}}}, {Box{{4, 7}, {2, 1}}}, {},
+      {Box{{4, 0}, {0, 3}}}, {Box{{0, 0}, {6, 8}}}};
   {
     RankShards save = Irregular(rank, split_save, several_save, boxes_save, true);
     auto store = dcp::Store::Open(root, world);
@@ -381,16 +376,16 @@ int IrregularCases(Communicator* world, const std::string& root) {
 // What one bad-input case changes on rank 1 (the others stay right).
 enum class Bad {
   kNone,
-  kOverlap,           // rank 2 adds a shard of "v" inside rank 1's
-  kGap,               // rank 1's second shard of "v" is one element short
-  kFlatOverlap,       // rank 1's range of "f" starts one element early
-  kFlatHole,          // rank 1's range of "f" starts one element late
-  kMixedFlat,         // rank 1 saves its box of "f" whole, not flattened
-  kObjectCell,        // rank 1 asks for an object cell never saved
-  kFactoryPieces,     // rank 1's fc1 merge receives only the v piece
-  kDtype,             // rank 1 asks for "v" as int32 (saved int16)
-  kShapeNoFlag,       // every rank asks for another padded vocabulary; rank 1
-                      // without allow_shape_mismatch on its embedding shard
+  kOverlap,        // rank 2 adds a shard of "v" inside rank 1's
+  kGap,            // rank 1's second shard of "v" is one element short
+  kFlatOverlap,    // rank 1's range of "f" starts one element early
+  kFlatHole,       // rank 1's range of "f" starts one element late
+  kMixedFlat,      // rank 1 saves its box of "f" whole, not flattened
+  kObjectCell,     // rank 1 asks for an object cell never saved
+  kFactoryPieces,  // rank 1's fc1 merge receives only the v piece
+  kDtype,          // rank 1 asks for "v" as int32 (saved int16)
+  kShapeNoFlag,    // every rank asks for another padded vocabulary; rank 1
+                   // without allow_shape_mismatch on its embedding shard
 };
 
 // The error test's state on 4 ranks: the synthetic transformer (TP2 x DP2,
@@ -424,8 +419,7 @@ std::unique_ptr<ErrorsState> MakeErrorsState(const dcp::synthetic::Layout& layou
   if (bad == Bad::kGap && me) v[1].box.shape = {1};
   int i = 0;
   for (const Placement& p : v) {
-    e->shards.Add(Indexed("v", i++), "v", bad == Bad::kDtype && me ? DType::kInt32 : DType::kInt16, {16}, 0,
-                  p, fill);
+    e->shards.Add(Indexed("v", i++), "v", bad == Bad::kDtype && me ? DType::kInt32 : DType::kInt16, {16}, 0, p, fill);
   }
   std::vector<Placement> f = dcp::testing::GridPlacements({8, 6}, {2, 1}, 2, rank, 4);
   if (me) {
@@ -539,6 +533,25 @@ int Errors(Communicator* world, const std::string& root) {
     check(steps.ok() && *steps == std::vector<uint64_t>{1}, std::string(c.name) + ": a step was committed");
     if (world->rank() == 0) std::printf("%s: %s\n", c.name, s.ToString().c_str());
   }
+  // The same bad input through PutAsync (found in the background: the
+  // outcome agrees) and through a streaming step (the refused part leaves
+  // the session usable; it is then aborted).
+  {
+    auto state = MakeErrorsState(layout, rank, true, Bad::kFlatHole);
+    Status s = (*store)->PutAsync(2, state->sd);
+    if (s.ok()) s = (*store)->WaitForPut();
+    SameErrorEverywhere(world, check, "async: flat ranges with a hole", s, StatusCode::kInvalidArgument,
+                        "key 'f' at offset (0, 0): flattened ranges leave [13, 14) of [0, 24) uncovered");
+    s = (*store)->BeginStep(2);
+    check(s.ok(), "begin step 2: " + s.ToString());
+    SameErrorEverywhere(world, check, "streaming: overlapping irregular shards",
+                        (*store)->PutPart(MakeErrorsState(layout, rank, true, Bad::kOverlap)->sd),
+                        StatusCode::kInvalidArgument, "key 'v': main replicas on ranks 1 and 2 overlap at [5:7]");
+    s = (*store)->AbortStep();
+    check(s.ok(), "abort step 2: " + s.ToString());
+    auto steps = (*store)->Steps();
+    check(steps.ok() && *steps == std::vector<uint64_t>{1}, "async / streaming: a step was committed");
+  }
   if (Verdict(world, check, "errors: every bad input refused alike") != 0) return 1;
 
   // Step 1 still loads, read-once, and the store still takes a good step.
@@ -557,7 +570,6 @@ int Errors(Communicator* world, const std::string& root) {
   }
   return Verdict(world, check, "errors: step 1 intact, step 2 saved");
 }
-
 
 // --- Strict key handling, metadata, plain load, tensor removal ------------
 
@@ -584,8 +596,8 @@ std::unique_ptr<KeysRequest> MakeKeysRequest(const dcp::synthetic::Layout& layou
   rng.global_offset = {rank};
   r->sd.Add("rng_state", std::move(rng));
   if (extra && rank == 2) {
-    r->sd.Child("extra").Add("t", dcp::ShardedTensor::Whole("no.such.key",
-                                                            dcp::TensorView(r->extra_buffer.data(), DType::kFloat32, {4})));
+    r->sd.Child("extra").Add(
+        "t", dcp::ShardedTensor::Whole("no.such.key", dcp::TensorView(r->extra_buffer.data(), DType::kFloat32, {4})));
   }
   return r;
 }
@@ -644,8 +656,8 @@ int Keys(Communicator* world, const std::string& root) {
     if (check(plain.ok(), "plain load: " + plain.status().ToString()) && md.ok()) {
       check(plain->tensors.size() == md->tensors.size(), "plain load tensor count");
       for (const dcp::PlainTensor& t : plain->tensors) {
-        const std::string want =
-            dcp::synthetic::TransformerTensorBytes(t.key(), t.dtype(), t.shape(), Box{Shape(t.shape().size(), 0), t.shape()});
+        const std::string want = dcp::synthetic::TransformerTensorBytes(t.key(), t.dtype(), t.shape(),
+                                                                        Box{Shape(t.shape().size(), 0), t.shape()});
         check(want.size() == t.size_bytes() && std::memcmp(want.data(), t.data(), want.size()) == 0,
               "plain tensor '" + t.key() + "' differs");
       }
@@ -698,8 +710,9 @@ int Keys(Communicator* world, const std::string& root) {
     check(rng.data == "rng of rank " + std::to_string(rank), what + ": object cell holds '" + rng.data + "'");
     const bool returns_unexpected =
         m.strict == dcp::StrictHandling::kReturnUnexpected || m.strict == dcp::StrictHandling::kReturnAll;
-    const std::vector<std::string> want_unexpected =
-        returns_unexpected && m.extra && rank == 2 ? std::vector<std::string>{"no.such.key"} : std::vector<std::string>{};
+    const std::vector<std::string> want_unexpected = returns_unexpected && m.extra && rank == 2
+                                                         ? std::vector<std::string>{"no.such.key"}
+                                                         : std::vector<std::string>{};
     check(loaded->unexpected_keys == want_unexpected, what + ": unexpected keys");
     const bool returns_missing = m.strict == dcp::StrictHandling::kReturnAll;
     check(loaded->missing_keys == (returns_missing && !m.optimizer ? optimizer_keys : std::vector<std::string>{}),
@@ -730,10 +743,10 @@ int Keys(Communicator* world, const std::string& root) {
     auto loaded = st->Get(2, &request->sd, lo);
     if (check(loaded.ok(), "get of step 2: " + loaded.status().ToString())) {
       check(loaded->missing_keys.empty(), "step 2: missing keys");
-      check(loaded->unexpected_keys ==
-                (ln != StateDict::npos ? std::vector<std::string>{"decoder.final_layernorm.weight"}
-                                       : std::vector<std::string>{}),
-            "step 2: unexpected keys");
+      check(
+          loaded->unexpected_keys == (ln != StateDict::npos ? std::vector<std::string>{"decoder.final_layernorm.weight"}
+                                                            : std::vector<std::string>{}),
+          "step 2: unexpected keys");
       const std::string bad = request->model->Verify(vp);
       // The layernorm's destination was left as it was: only it may differ.
       check(bad.empty() || bad.find("'decoder.final_layernorm.weight'") != std::string::npos, bad);
@@ -747,7 +760,8 @@ int Keys(Communicator* world, const std::string& root) {
 int main(int argc, char** argv) {
   auto mpi = dcp::MpiRuntime::Init(&argc, &argv);
   if (!mpi.ok() || argc < 3) {
-    std::fprintf(stderr, "usage: matrix_mpi_test matrix|irregular|errors|keys ROOT [TP PP DP TP PP DP [name=value ...]]\n");
+    std::fprintf(stderr,
+                 "usage: matrix_mpi_test matrix|irregular|errors|keys ROOT [TP PP DP TP PP DP [name=value ...]]\n");
     return 2;
   }
   auto world = dcp::NewMpiWorldCommunicator();

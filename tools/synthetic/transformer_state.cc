@@ -115,24 +115,22 @@ std::string TransformerTensorBytes(const std::string& key, DType dtype, const Sh
 TransformerState::TransformerState(const TransformerConfig& config, const Layout& layout, int rank)
     : config_(config), layout_(layout), rank_(rank), padded_vocab_(PaddedVocab(config, layout.tp)) {}
 
-Result<std::unique_ptr<TransformerState>> TransformerState::Make(const TransformerConfig& config,
-                                                                 const Layout& layout, int rank, bool fill) {
+Result<std::unique_ptr<TransformerState>> TransformerState::Make(const TransformerConfig& config, const Layout& layout,
+                                                                 int rank, bool fill) {
   if (layout.tp < 1 || layout.pp < 1 || layout.dp < 1 || rank < 0 || rank >= layout.world() ||
       config.hidden % layout.tp != 0 || config.ffn % layout.tp != 0 || config.layers % layout.pp != 0 ||
       config.vocab < 1 || config.vocab_divisible_by < 1) {
     return Status::InvalidArgument("synthetic transformer: layout " + layout.ToString() + " (rank " +
                                    std::to_string(rank) + ") does not fit hidden " + std::to_string(config.hidden) +
-                                   ", ffn " + std::to_string(config.ffn) + ", layers " +
-                                   std::to_string(config.layers));
+                                   ", ffn " + std::to_string(config.ffn) + ", layers " + std::to_string(config.layers));
   }
   std::unique_ptr<TransformerState> s(new TransformerState(config, layout, rank));
   DCP_RETURN_IF_ERROR(s->Build(fill));
   return s;
 }
 
-TransformerState::Shard* TransformerState::NewShard(std::string key, DType dtype, Shape global,
-                                                    std::vector<Box> boxes, std::optional<FlatRange> range,
-                                                    bool vocab_padded, bool fill) {
+TransformerState::Shard* TransformerState::NewShard(std::string key, DType dtype, Shape global, std::vector<Box> boxes,
+                                                    std::optional<FlatRange> range, bool vocab_padded, bool fill) {
   auto s = std::make_unique<Shard>();
   s->key = std::move(key);
   s->dtype = dtype;
@@ -172,8 +170,7 @@ Status TransformerState::Build(bool fill) {
 
   // A plain parameter: its box of the global tensor, and its states.
   auto param = [&](const std::vector<std::string>& dirs, const std::string& leaf, const std::string& key,
-                   const Shape& global, const Box& box, int prepend, bool tp_replicated,
-                   bool vocab_padded) -> Status {
+                   const Shape& global, const Box& box, int prepend, bool tp_replicated, bool vocab_padded) -> Status {
     const ReplicaId replica = {0, tp_replicated ? tp : 0, dp};
     Shard* w = NewShard(key, wdt, global, {box}, std::nullopt, vocab_padded, fill);
     ShardedTensor t;
@@ -193,10 +190,9 @@ Status TransformerState::Build(bool fill) {
         for (const char* s : kStates) {
           const std::string skey = OptimizerStateKey(s, key);
           Shard* o = NewShard(skey, DType::kFloat32, global, {box}, range, vocab_padded, fill);
-          DCP_ASSIGN_OR_RETURN(ShardedTensor st,
-                               FlatOptimizerStateTensor(t, s, range,
-                                                        TensorView(o->data.data(),
-                                                                   DType::kFloat32, {range.size()})));
+          DCP_ASSIGN_OR_RETURN(
+              ShardedTensor st,
+              FlatOptimizerStateTensor(t, s, range, TensorView(o->data.data(), DType::kFloat32, {range.size()})));
           At(*optim, dirs).Child(leaf).Add(s, std::move(st));
         }
       } else {
@@ -228,8 +224,8 @@ Status TransformerState::Build(bool fill) {
                               Box{{layer, 0, tp * c}, {1, H, c}}, 1, false, false));
     DCP_RETURN_IF_ERROR(param(dirs, "fc2_weight", l + "mlp.linear_fc2.weight", {L, H, F},
                               Box{{layer, 0, tp * f}, {1, H, f}}, 1, false, false));
-    DCP_RETURN_IF_ERROR(param(dirs, "input_layernorm", l + "input_layernorm.weight", {L, H},
-                              Box{{layer, 0}, {1, H}}, 1, true, false));
+    DCP_RETURN_IF_ERROR(
+        param(dirs, "input_layernorm", l + "input_layernorm.weight", {L, H}, Box{{layer, 0}, {1, H}}, 1, true, false));
     DCP_RETURN_IF_ERROR(param(dirs, "pre_mlp_layernorm", l + "pre_mlp_layernorm.weight", {L, H},
                               Box{{layer, 0}, {1, H}}, 1, true, false));
 
@@ -238,9 +234,8 @@ Status TransformerState::Build(bool fill) {
     const Shape global = {L, 2 * F, H};
     const std::vector<Box> halves = {Box{{layer, tp * f, 0}, {1, f, H}}, Box{{layer, F + tp * f, 0}, {1, f, H}}};
     Shard* w = NewShard(key, wdt, global, halves, std::nullopt, false, fill);
-    DCP_ASSIGN_OR_RETURN(ShardedTensorFactory fc1,
-                         SwiGluFactory(key, TensorView(w->data.data(), wdt, {2 * f, H}), tp, T,
-                                       {0, 0, dp}, 1, {{0, layer, L}}));
+    DCP_ASSIGN_OR_RETURN(ShardedTensorFactory fc1, SwiGluFactory(key, TensorView(w->data.data(), wdt, {2 * f, H}), tp,
+                                                                 T, {0, 0, dp}, 1, {{0, layer, L}}));
     if (optim != nullptr) {
       for (const char* s : kStates) {
         Shard* o = NewShard(OptimizerStateKey(s, key), DType::kFloat32, global, halves, std::nullopt, false, fill);
@@ -258,8 +253,7 @@ Status TransformerState::Build(bool fill) {
   if (pp == P - 1) {
     DCP_RETURN_IF_ERROR(param({"decoder", "final_layernorm"}, "weight", "decoder.final_layernorm.weight", {H},
                               Box{{0}, {H}}, 0, true, false));
-    DCP_RETURN_IF_ERROR(
-        param({"output_layer"}, "weight", "output_layer.weight", {V, H}, vocab_box, 0, false, true));
+    DCP_RETURN_IF_ERROR(param({"output_layer"}, "weight", "output_layer.weight", {V, H}, vocab_box, 0, false, true));
   }
   if (optim != nullptr && !dist) {
     DCP_ASSIGN_OR_RETURN(StateDict states, OptimizerStateDict(model, views));
@@ -280,11 +274,13 @@ std::string TransformerState::Verify(int64_t saved_padded_vocab) const {
     const Shard& s = *sp;
     std::string expected;
     for (const Box& b : s.boxes) {
-      AppendBox(s.key, s.dtype, s.global, b,
-                s.vocab_padded ? saved_padded_vocab : std::numeric_limits<int64_t>::max(), &expected);
+      AppendBox(s.key, s.dtype, s.global, b, s.vocab_padded ? saved_padded_vocab : std::numeric_limits<int64_t>::max(),
+                &expected);
     }
     const size_t elem = DTypeSize(s.dtype);
-    if (s.range) expected = expected.substr(static_cast<size_t>(s.range->begin) * elem, static_cast<size_t>(s.range->size()) * elem);
+    if (s.range)
+      expected =
+          expected.substr(static_cast<size_t>(s.range->begin) * elem, static_cast<size_t>(s.range->size()) * elem);
     if (std::memcmp(expected.data(), s.data.data(), expected.size()) != 0) {
       size_t at = 0;
       while (at < expected.size() && expected[at] == s.data[at]) ++at;

@@ -57,13 +57,13 @@
 namespace dcp::synthetic {
 
 struct TransformerConfig {
-  int64_t vocab = 300;               // the true vocabulary
-  int64_t vocab_divisible_by = 128;  // Megatron's make_vocab_size_divisible_by
-  int64_t hidden = 16;               // H
-  int64_t layers = 8;                // L
-  int64_t ffn = 32;                  // F: rows of each SwiGLU projection
-  bool optimizer = true;             // include the Adam states
-  bool distributed_optimizer = true; // optimizer states as flat DP slices
+  int64_t vocab = 300;                // the true vocabulary
+  int64_t vocab_divisible_by = 128;   // Megatron's make_vocab_size_divisible_by
+  int64_t hidden = 16;                // H
+  int64_t layers = 8;                 // L
+  int64_t ffn = 32;                   // F: rows of each SwiGLU projection
+  bool optimizer = true;              // include the Adam states
+  bool distributed_optimizer = true;  // optimizer states as flat DP slices
   DType weight_dtype = DType::kBFloat16;
 };
 
@@ -87,8 +87,8 @@ class TransformerState {
   // otherwise a 0xA5 byte pattern that a load must overwrite (padding rows
   // included). Returns InvalidArgument if the layout does not fit: tp must
   // divide hidden and ffn, pp must divide layers, rank must be in [0, world).
-  static Result<std::unique_ptr<TransformerState>> Make(const TransformerConfig& config, const Layout& layout,
-                                                        int rank, bool fill);
+  static Result<std::unique_ptr<TransformerState>> Make(const TransformerConfig& config, const Layout& layout, int rank,
+                                                        bool fill);
 
   StateDict& state_dict() { return sd_; }
   int64_t padded_vocab() const { return padded_vocab_; }
@@ -114,8 +114,8 @@ class TransformerState {
   };
   TransformerState(const TransformerConfig& config, const Layout& layout, int rank);
   Status Build(bool fill);
-  Shard* NewShard(std::string key, DType dtype, Shape global, std::vector<Box> boxes,
-                  std::optional<FlatRange> range, bool vocab_padded, bool fill);
+  Shard* NewShard(std::string key, DType dtype, Shape global, std::vector<Box> boxes, std::optional<FlatRange> range,
+                  bool vocab_padded, bool fill);
 
   TransformerConfig config_;
   Layout layout_;

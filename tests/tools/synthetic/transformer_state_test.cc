@@ -5,8 +5,9 @@
 // not fit, an in-process save and load in another layout, and a Verify that
 // notices a wrong byte and a zero-padding boundary.
 
-#include <catch2/catch.hpp>
+#include "tools/synthetic/transformer_state.h"
 
+#include <catch2/catch.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,7 +16,6 @@
 #include "tests/testing/rank_runner.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
-#include "tools/synthetic/transformer_state.h"
 
 namespace dcp::synthetic {
 namespace {
@@ -94,8 +94,7 @@ TEST_CASE("Verify names the first wrong element and checks the zero padding", "[
   StateDict& emb = state->state_dict().Child("model").Child("embedding").Child("word_embeddings");
   ShardedTensor& t = emb.tensor(emb.Find("weight"));
   static_cast<char*>(t.data.data())[2 * 3 + 1] ^= 1;  // element 3 (bfloat16) of this rank's rows
-  CHECK(state->Verify(vp) ==
-        "rank 1: tensor 'embedding.word_embeddings.weight' [256:512, 0:16] differs at element 3");
+  CHECK(state->Verify(vp) == "rank 1: tensor 'embedding.word_embeddings.weight' [256:512, 0:16] differs at element 3");
 }
 
 }  // namespace
