@@ -14,6 +14,7 @@
 //         read_once            LoadOptions::read_once [0]
 //         chunk_bytes          SaveOptions::chunk_bytes [8 MiB]
 //         save_mode            0 Put, 1 PutAsync, 2 two streaming parts [0]
+//         hidden               the hidden size H [16]
 //   matrix_mpi_test irregular ROOT   (8 ranks) the 1-D tensor split
 //       [1,5,7,3,6,2,5,4] loaded split [14,3,6,3,1,1,2,3]; several shards per
 //       rank and empty ones; irregular 2-D boxes; loaded directly and read-once
@@ -208,6 +209,7 @@ int Matrix(Communicator* world, const std::string& root, const dcp::synthetic::L
     return it == settings.end() ? def : it->second;
   };
   dcp::synthetic::TransformerConfig save_config, load_config;
+  save_config.hidden = load_config.hidden = setting("hidden", save_config.hidden);
   save_config.vocab_divisible_by = setting("save_div", 128);
   load_config.vocab_divisible_by = setting("load_div", 128);
   save_config.distributed_optimizer = setting("save_dist", 1) != 0;
@@ -312,7 +314,8 @@ int IrregularCases(Communicator* world, const std::string& root) {
   const int rank = world->rank();
   // Save: every element of each tensor exactly once.
   const std::vector<std::vector<int64_t>> split_save = {{1}, {5}, {7}, {3}, {6}, {2}, {5}, {4}};
-  const std::vector<std::vector<int64_t>> several_save = {{1, 0, 4}, {7}, {}, {3, 6, 2}, {0}, {5, 4}, {2, 2}, {1, 3}};
+  const std::vector<std::vector<int64_t>> several_save = {{1, 0, 4}, {7},    {},     {3, 6, 2},
+                                                          {0},       {5, 4}, {2, 2}, {1, 3, 0}};
   const std::vector<std::vector<Box>> boxes_save = {{Box{{0, 0}, {2, 3}}},
                                                     {Box{{0, 3}, {2, 5}}},
                                                     {Box{{2, 0}, {3, 1}}},
@@ -324,7 +327,7 @@ int IrregularCases(Communicator* world, const std::string& root) {
   // Load: another irregular cover, plus requests that overlap (allowed at
   // load): rank 7 asks for the whole 2-D tensor.
   const std::vector<std::vector<int64_t>> split_load = {{14}, {3}, {6}, {3}, {1}, {1}, {2}, {3}};
-  const std::vector<std::vector<int64_t>> several_load = {{14, 3}, {6, 0}, {3, 1, 1, 2, 2}, {}, {1}, {0, 2}, {5}, {}};
+  const std::vector<std::vector<int64_t>> several_load = {{14, 3}, {6, 0}, {3, 1, 1, 2, 2}, {}, {1}, {0, 2}, {5}, {0}};
   const std::vector<std::vector<Box>> boxes_load = {
       {Box{{0, 0}, {4, 2}}}, {Box{{0, 2}, {1, 6}}}, {Box{{1, 2}, {3, 3}}, Box{{1, 5}, {3, 3}}},
       {Box{{4, 0}, {2, 7}}}, {Box{{4, 7}, {2, 1}}}, {},
@@ -384,6 +387,7 @@ enum class Bad {
   kObjectCell,     // rank 1 asks for an object cell never saved
   kFactoryPieces,  // rank 1's fc1 merge receives only the v piece
   kDtype,          // rank 1 asks for "v" as int32 (saved int16)
+  kTwoErrors,      // rank 1 asks for "v" as int32, rank 3 for an object cell never saved
   kShapeNoFlag,    // every rank asks for another padded vocabulary; rank 1
                    // without allow_shape_mismatch on its embedding shard
 };
@@ -419,7 +423,9 @@ std::unique_ptr<ErrorsState> MakeErrorsState(const dcp::synthetic::Layout& layou
   if (bad == Bad::kGap && me) v[1].box.shape = {1};
   int i = 0;
   for (const Placement& p : v) {
-    e->shards.Add(Indexed("v", i++), "v", bad == Bad::kDtype && me ? DType::kInt32 : DType::kInt16, {16}, 0, p, fill);
+    e->shards.Add(Indexed("v", i++), "v",
+                  (bad == Bad::kDtype || bad == Bad::kTwoErrors) && me ? DType::kInt32 : DType::kInt16, {16}, 0, p,
+                  fill);
   }
   std::vector<Placement> f = dcp::testing::GridPlacements({8, 6}, {2, 1}, 2, rank, 4);
   if (me) {
@@ -436,7 +442,7 @@ std::unique_ptr<ErrorsState> MakeErrorsState(const dcp::synthetic::Layout& layou
   obj.key = "obj";
   obj.global_shape = {4};
   obj.global_offset = {rank};
-  if (bad == Bad::kObjectCell && me) {
+  if ((bad == Bad::kObjectCell && me) || (bad == Bad::kTwoErrors && rank == 3)) {
     obj.global_offset = {5};
     obj.global_shape = {6};
   }
@@ -515,6 +521,9 @@ int Errors(Communicator* world, const std::string& root) {
        "expected pieces 'w' and 'v'"},
       {"a request with another dtype", Bad::kDtype, false, StatusCode::kInvalidArgument,
        "rank 1: state dict entry 'extra.v0': requests dtype int32 but step 1 holds tensor 'v' as int16"},
+      {"different errors on two ranks (the lower rank's wins)", Bad::kTwoErrors, false, StatusCode::kInvalidArgument,
+       "rank 1: state dict entry 'extra.v0': requests dtype int32 but step 1 holds tensor 'v' as int16 (2 ranks "
+       "failed; the lowest is shown)"},
       {"another global shape without allow_shape_mismatch", Bad::kShapeNoFlag, false, StatusCode::kInvalidArgument,
        "rank 1: state dict entry 'model.embedding.word_embeddings.weight': requests global shape (304, 16) but step 1 "
        "holds tensor 'embedding.word_embeddings.weight' with global shape (512, 16) (set allow_shape_mismatch to pad "
