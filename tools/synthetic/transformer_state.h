@@ -48,6 +48,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dcp/state_dict.h"
@@ -96,8 +97,10 @@ class TransformerState {
 
   // Empty if every buffer holds its deterministic values, rows of the
   // vocab-padded tensors at or beyond `saved_padded_vocab` being zero;
-  // otherwise the first mismatch (key, region, rank).
-  std::string Verify(int64_t saved_padded_vocab) const;
+  // otherwise the first mismatch (key, region, rank). Buffers of tensors
+  // whose key starts with a non-empty `skip_prefix` are not checked (entries
+  // a load left alone).
+  std::string Verify(int64_t saved_padded_vocab, std::string_view skip_prefix = {}) const;
 
  private:
   // One buffer: the concatenation of `boxes` of tensor `key` (two for a
