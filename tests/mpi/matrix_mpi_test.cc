@@ -15,6 +15,7 @@
 //         chunk_bytes          SaveOptions::chunk_bytes [8 MiB]
 //         save_mode            0 Put, 1 PutAsync, 2 two streaming parts [0]
 //         hidden               the hidden size H [16]
+//         max_inflight         LoadOptions::max_inflight_bytes [256 MiB]
 //   matrix_mpi_test irregular ROOT   (8 ranks) the 1-D tensor split
 //       [1,5,7,3,6,2,5,4] loaded split [14,3,6,3,1,1,2,3]; several shards per
 //       rank and empty ones; irregular 2-D boxes; loaded directly and read-once
@@ -220,6 +221,7 @@ int Matrix(Communicator* world, const std::string& root, const dcp::synthetic::L
   save_options.overwrite = true;  // a rerun without the fixture's cleanup
   dcp::LoadOptions load_options;
   load_options.read_once = setting("read_once", 0) != 0;
+  load_options.max_inflight_bytes = static_cast<uint64_t>(setting("max_inflight", int64_t{256} << 20));
   load_options.strict = dcp::StrictHandling::kRaiseAll;  // the key sets must match exactly
   const std::string name = from.ToString() + " (Vp " +
                            std::to_string(dcp::synthetic::PaddedVocab(save_config, from.tp)) + ") -> " + to.ToString() +
