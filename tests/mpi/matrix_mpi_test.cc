@@ -42,6 +42,7 @@
 
 #include "dcp/dcp.h"
 #include "tests/api/shard_layouts.h"
+#include "tests/mpi/mpi_checks.h"
 #include "tools/synthetic/transformer_state.h"
 
 namespace {
@@ -105,18 +106,14 @@ std::unique_ptr<Communicator> FirstRanks(int n) {
   return std::move(*comm);
 }
 
-// Checks that every rank of `comm` got the same error: `code`, a message
-// containing `fragment`.
+// Checks that every rank of `comm` got the same error (mpi_checks.h) with
+// code `code` and a message containing `fragment`.
 void SameErrorEverywhere(Communicator* comm, Checks& check, const std::string& what, const Status& s, StatusCode code,
                          const std::string& fragment) {
-  std::vector<std::string> all;
-  if (!check(comm->AllGather(s.ToString(), &all).ok(), what + ": allgather failed")) return;
-  for (size_t r = 0; r < all.size(); ++r) {
-    check(all[r] == all[0], what + ": rank " + std::to_string(r) + " got '" + all[r] + "', rank 0 '" + all[0] + "'");
-  }
-  check(s.code() == code && s.message().find(fragment) != std::string::npos,
-        what + ": got '" + s.ToString() + "', wanted code " + std::to_string(static_cast<int>(code)) + " and '" +
-            fragment + "'");
+  check(dcp::testing::SameErrorEverywhere(comm, s, {fragment}),
+        what + ": got '" + s.ToString() + "', wanted the same error on every rank with '" + fragment + "'");
+  check(s.code() == code, what + ": code " + std::to_string(static_cast<int>(s.code())) + ", wanted " +
+                              std::to_string(static_cast<int>(code)));
 }
 
 // Sum over the ranks of `comm`.
