@@ -18,7 +18,8 @@
 //         max_inflight         LoadOptions::max_inflight_bytes [256 MiB]
 //   matrix_mpi_test irregular ROOT   (8 ranks) the 1-D tensor split
 //       [1,5,7,3,6,2,5,4] loaded split [14,3,6,3,1,1,2,3]; several shards per
-//       rank and empty ones; irregular 2-D boxes; loaded directly and read-once
+//       rank and empty ones; irregular 2-D boxes, whole and as flat slices;
+//       loaded directly and read-once
 //   matrix_mpi_test errors ROOT      (4 ranks) bad input on one rank: each case
 //       fails with the same code and message on every rank, commits nothing,
 //       and step 1 still loads
@@ -283,8 +284,9 @@ int Matrix(Communicator* world, const std::string& root, const dcp::synthetic::L
 // --- Irregular shards -------------------------------------------------------
 
 // Rank `rank`'s shards of the irregular tensors: "split" (1-D, one shard per
-// rank), "several" (1-D, several per rank, empty ones) and "boxes" (2-D
-// irregular boxes), per `sizes_*` / `boxes`.
+// rank), "several" (1-D, several per rank, empty ones), "boxes" (2-D
+// irregular boxes) and "flat" (those boxes as flat slices: 2 per box at save,
+// 3 at load), per `split`, `several` and `boxes`.
 RankShards Irregular(int rank, const std::vector<std::vector<int64_t>>& split,
                      const std::vector<std::vector<int64_t>>& several, const std::vector<std::vector<Box>>& boxes,
                      bool fill) {
@@ -300,6 +302,21 @@ RankShards Irregular(int rank, const std::vector<std::vector<int64_t>>& split,
   i = 0;
   for (const Box& b : boxes[static_cast<size_t>(rank)]) {
     s.Add(Indexed("boxes.", i++), "irregular.boxes", DType::kInt16, {6, 8}, 0, Placement{b, {}, {}}, fill);
+  }
+  // The same irregular boxes as distributed-optimizer slices: the box of
+  // rank r is sliced unevenly into `slices` flat ranges held by ranks r,
+  // r + 3, r + 6, ... (mod 8), so a rank holds slices of other ranks' boxes.
+  const int slices = fill ? 2 : 3;
+  i = 0;
+  for (int owner = 0; owner < static_cast<int>(boxes.size()); ++owner) {
+    for (const Box& b : boxes[static_cast<size_t>(owner)]) {
+      const std::vector<int64_t> bounds = dcp::synthetic::UnevenSliceBounds(b.num_elements(), slices);
+      for (int k = 0; k < slices; ++k) {
+        if ((owner + 3 * k) % 8 != rank) continue;
+        const dcp::FlatRange range{bounds[static_cast<size_t>(k)], bounds[static_cast<size_t>(k) + 1]};
+        s.Add(Indexed("flat.", i++), "irregular.flat", DType::kFloat32, {6, 8}, 0, Placement{b, range, {}}, fill);
+      }
+    }
   }
   return s;
 }
