@@ -157,17 +157,29 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate(what));
   Session& s = *session_;
 
-  // B. Exchange declarations; validate the global picture everywhere.
+  // B. Exchange declarations, non-main replicas sent once per distinct set
+  // (manifest/exchange_codec.h: two all-gathers); validate the global
+  // picture everywhere.
+  const manifest::SplitDecl mine = manifest::SplitRankDecl(sharding::DeclareState(flat, common_hash));
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(c->AllGather(manifest::EncodeRankDecl(sharding::DeclareState(flat, common_hash)), &all));
-  std::vector<manifest::RankDecl> decls;
-  decls.reserve(all.size());
+  DCP_RETURN_IF_ERROR(c->AllGather(manifest::EncodeSignature(mine.signature), &all));
   Status global;
+  std::vector<manifest::ReplicaSignature> signatures;
   for (int r = 0; r < static_cast<int>(all.size()) && global.ok(); ++r) {
-    auto d = manifest::DecodeRankDecl(all[r], r);
-    if (d.ok()) decls.push_back(std::move(d).value());
-    else global = d.status();
+    auto sig = manifest::DecodeSignature(all[r], r);
+    if (sig.ok()) signatures.push_back(*sig);
+    else global = sig.status();
   }
+  const bool representative = global.ok() && manifest::Representatives(signatures)[rank] == rank;
+  DCP_RETURN_IF_ERROR(c->AllGather(manifest::EncodeExchangeDecl(mine, representative), &all));
+  manifest::GlobalDecls decls;
+  if (global.ok()) {
+    auto g = manifest::AssembleGlobalDecls(signatures, all);
+    if (g.ok()) decls = std::move(g).value();
+    else global = g.status();
+  }
+  all.clear();
+  if (global.ok()) global = manifest::CheckOwnReplicas(decls, rank, mine.replicas);
   std::vector<manifest::TensorEntry> entries;
   if (global.ok()) {
     auto v = sharding::ValidateGlobal(decls);
@@ -175,8 +187,8 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
     else global = v.status();
   }
   std::set<std::string> cells;
-  for (size_t r = 0; global.ok() && r < decls.size(); ++r) {
-    for (const auto& o : decls[r].objects) cells.insert(ObjectUniqueKey(o.key, o.global_offset, o.global_shape));
+  for (size_t r = 0; global.ok() && r < decls.ranks.size(); ++r) {
+    for (const auto& o : decls.ranks[r].objects) cells.insert(ObjectUniqueKey(o.key, o.global_offset, o.global_shape));
   }
   for (const auto& e : entries) {
     if (global.ok() && s.tensors.count(e.key)) {
@@ -192,8 +204,8 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
   }
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, global).Annotate(what));
   if (rank == 0) {
-    for (size_t r = 1; r < decls.size(); ++r) {
-      if (decls[r].common_state_hash != decls[0].common_state_hash) {
+    for (size_t r = 1; r < decls.ranks.size(); ++r) {
+      if (decls.ranks[r].common_state_hash != decls.ranks[0].common_state_hash) {
         std::fprintf(stderr, "dcp: %s: common state of rank %zu differs from rank 0's; rank 0's copy is saved\n",
                      what.c_str(), r);
         break;

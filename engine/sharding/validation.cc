@@ -158,7 +158,7 @@ namespace {
 
 struct Ref {
   int rank;
-  size_t index;
+  const manifest::ShardDecl* shard;
 };
 
 std::string Describe(const manifest::ShardDecl& s) {
@@ -195,9 +195,8 @@ Status CheckTiling(const std::string& key, const Shape& offset, int64_t numel,
   return Status::OK();
 }
 
-Status CheckTensorKey(const std::string& key, const std::vector<Ref>& refs,
-                      const std::vector<manifest::RankDecl>& decls, manifest::TensorEntry* entry) {
-  const manifest::ShardDecl& first = decls[refs[0].rank].tensors[refs[0].index];
+Status CheckTensorKey(const std::string& key, const std::vector<Ref>& refs, manifest::TensorEntry* entry) {
+  const manifest::ShardDecl& first = *refs[0].shard;
   const bool flat = first.flattened_range.has_value();
   std::vector<Box> boxes;
   std::vector<int> owners;
@@ -209,7 +208,7 @@ Status CheckTensorKey(const std::string& key, const std::vector<Ref>& refs,
   };
   std::map<Shape, FlatGroup> groups;
   for (const Ref& r : refs) {
-    const manifest::ShardDecl& s = decls[r.rank].tensors[r.index];
+    const manifest::ShardDecl& s = *r.shard;
     if (s.dtype != first.dtype || s.global_shape != first.global_shape) {
       return Status::InvalidArgument("key '" + key + "': rank " + std::to_string(refs[0].rank) + " declares " +
                                      Describe(first) + " but rank " + std::to_string(r.rank) + " declares " +
@@ -278,21 +277,20 @@ Status CheckTensorKey(const std::string& key, const std::vector<Ref>& refs,
   return Status::OK();
 }
 
-}  // namespace
+using RefsByKey = std::map<std::string_view, std::vector<Ref>>;
 
-Result<std::vector<manifest::TensorEntry>> ValidateGlobal(const std::vector<manifest::RankDecl>& decls) {
-  std::map<std::string, std::vector<Ref>> by_key;
-  for (int r = 0; r < static_cast<int>(decls.size()); ++r) {
-    for (size_t i = 0; i < decls[r].tensors.size(); ++i) by_key[decls[r].tensors[i].key].push_back({r, i});
-  }
+Result<std::vector<manifest::TensorEntry>> CheckTensors(const RefsByKey& by_key) {
   std::vector<manifest::TensorEntry> entries;
   entries.reserve(by_key.size());
   for (const auto& [key, refs] : by_key) {
     manifest::TensorEntry e;
-    DCP_RETURN_IF_ERROR(CheckTensorKey(key, refs, decls, &e));
+    DCP_RETURN_IF_ERROR(CheckTensorKey(std::string(key), refs, &e));
     entries.push_back(std::move(e));
   }
+  return entries;
+}
 
+Status CheckObjects(const std::vector<manifest::RankDecl>& decls) {
   // Objects: per key one grid; per cell exactly one main replica; no cell missing.
   struct Cells {
     Shape grid;
@@ -335,6 +333,35 @@ Result<std::vector<manifest::TensorEntry>> ValidateGlobal(const std::vector<mani
                                      " are missing");
     }
   }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::vector<manifest::TensorEntry>> ValidateGlobal(const std::vector<manifest::RankDecl>& decls) {
+  RefsByKey by_key;
+  for (int r = 0; r < static_cast<int>(decls.size()); ++r) {
+    for (const manifest::ShardDecl& t : decls[r].tensors) by_key[t.key].push_back({r, &t});
+  }
+  DCP_ASSIGN_OR_RETURN(std::vector<manifest::TensorEntry> entries, CheckTensors(by_key));
+  DCP_RETURN_IF_ERROR(CheckObjects(decls));
+  return entries;
+}
+
+Result<std::vector<manifest::TensorEntry>> ValidateGlobal(const manifest::GlobalDecls& global) {
+  // In rank order, as the plain exchange: each rank's own shards, then the
+  // set it represents (its holders hold the same shards: checked once).
+  RefsByKey by_key;
+  size_t next_set = 0;
+  for (int r = 0; r < static_cast<int>(global.ranks.size()); ++r) {
+    for (const manifest::ShardDecl& t : global.ranks[r].tensors) by_key[t.key].push_back({r, &t});
+    while (next_set < global.replica_sets.size() && global.replica_sets[next_set].holders.front() == r) {
+      for (const manifest::ShardDecl& t : global.replica_sets[next_set].shards) by_key[t.key].push_back({r, &t});
+      ++next_set;
+    }
+  }
+  DCP_ASSIGN_OR_RETURN(std::vector<manifest::TensorEntry> entries, CheckTensors(by_key));
+  DCP_RETURN_IF_ERROR(CheckObjects(global.ranks));
   return entries;
 }
 

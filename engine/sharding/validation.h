@@ -17,7 +17,7 @@
 // first overlap or hole is named); the main replicas' boxes (one per offset
 // for flat shards) cover every element exactly once (regular or not); every
 // object grid cell has exactly one main replica and no cell is missing.
-// Cost: O(n log n) in the number of shards (ranges are sorted, never compared
+// Cost: O(n log n) in the number of distinct shards (ranges are sorted, never compared
 // pairwise; cover checks go through array::CheckExactCover).
 //
 // Thread safety: pure functions.
@@ -54,6 +54,13 @@ manifest::RankDecl DeclareState(const FlatState& state, const codec::Hash128& co
 // Checks the global picture. On success returns one entry per tensor key
 // (key, dtype, global shape; no chunks yet), sorted by key.
 Result<std::vector<manifest::TensorEntry>> ValidateGlobal(const std::vector<manifest::RankDecl>& decls);
+
+// The same checks on the compact exchange's result (exchange_codec.h): each
+// set of non-main shards is checked once, as declared by its representative
+// (the lowest rank holding it), so the cost follows the distinct shards, not
+// the ranks. Same verdict as ValidateGlobal(ExpandGlobalDecls(global)), errors
+// naming the same ranks.
+Result<std::vector<manifest::TensorEntry>> ValidateGlobal(const manifest::GlobalDecls& global);
 
 }  // namespace dcp::sharding
 

@@ -3,48 +3,81 @@
 #include "engine/write/assignment.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <functional>
 #include <numeric>
+#include <queue>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "engine/array/box.h"
+#include "engine/codec/checksum.h"
 #include "engine/sharding/chunking.h"
 #include "engine/sharding/pieces.h"
 
 namespace dcp::write {
 
+namespace {
+
+void AppendHeld(const manifest::ShardDecl& d, std::vector<HeldBox>* out) {
+  const uint32_t elem = static_cast<uint32_t>(DTypeSize(d.dtype));
+  if (!d.flattened_range) {
+    out->push_back({d.key, d.box, elem, d.main_replica});
+    return;
+  }
+  for (Box& b : sharding::FlatRangeBoxes(d.box.shape, d.flattened_range->begin, d.flattened_range->end)) {
+    for (size_t a = 0; a < b.origin.size(); ++a) b.origin[a] += d.box.origin[a];
+    out->push_back({d.key, std::move(b), elem, d.main_replica});
+  }
+}
+
+}  // namespace
+
 std::vector<std::vector<HeldBox>> HeldBoxes(const std::vector<manifest::RankDecl>& decls) {
   std::vector<std::vector<HeldBox>> held(decls.size());
   for (size_t r = 0; r < decls.size(); ++r) {
-    for (const manifest::ShardDecl& d : decls[r].tensors) {
-      const uint32_t elem = static_cast<uint32_t>(DTypeSize(d.dtype));
-      if (!d.flattened_range) {
-        held[r].push_back({d.key, d.box, elem, d.main_replica});
-        continue;
-      }
-      for (Box& b : sharding::FlatRangeBoxes(d.box.shape, d.flattened_range->begin, d.flattened_range->end)) {
-        for (size_t a = 0; a < b.origin.size(); ++a) b.origin[a] += d.box.origin[a];
-        held[r].push_back({d.key, std::move(b), elem, d.main_replica});
-      }
-    }
+    for (const manifest::ShardDecl& d : decls[r].tensors) AppendHeld(d, &held[r]);
   }
   return held;
 }
 
+HeldSets HeldBoxes(const manifest::GlobalDecls& global) {
+  HeldSets h;
+  h.world = global.ranks.size();
+  h.boxes.resize(global.ranks.size() + global.replica_sets.size());
+  for (size_t r = 0; r < global.ranks.size(); ++r) {
+    for (const manifest::ShardDecl& d : global.ranks[r].tensors) AppendHeld(d, &h.boxes[r]);
+    h.sets.push_back({&h.boxes[r], {static_cast<int>(r)}});
+  }
+  for (size_t s = 0; s < global.replica_sets.size(); ++s) {
+    std::vector<HeldBox>& boxes = h.boxes[global.ranks.size() + s];
+    for (const manifest::ShardDecl& d : global.replica_sets[s].shards) AppendHeld(d, &boxes);
+    h.sets.push_back({&boxes, global.replica_sets[s].holders});
+  }
+  return h;
+}
+
 WriteAssignment WriteAssignment::Compute(const std::vector<std::vector<HeldBox>>& held, uint64_t chunk_bytes) {
+  std::vector<HeldSet> sets(held.size());
+  for (size_t r = 0; r < held.size(); ++r) sets[r] = {&held[r], {static_cast<int>(r)}};
+  return Compute(sets, held.size(), chunk_bytes);
+}
+
+WriteAssignment WriteAssignment::Compute(const std::vector<HeldSet>& held, size_t world, uint64_t chunk_bytes) {
   WriteAssignment a;
   a.chunk_bytes_ = chunk_bytes;
-  a.bytes_.assign(held.size(), 0);
+  a.bytes_.assign(world, 0);
 
-  // Every held box, grouped by (key, box) in one hashed pass (the boxes of
-  // all ranks are the largest input: with data parallelism most are
-  // replicas); ranks are visited in order, so each group's holders come out
-  // ascending and its main replica is the lowest rank's. Only the distinct
-  // boxes are then sorted, by (key, origin, shape).
+  // Every held box, grouped by (key, box) in one hashed pass; a set's boxes
+  // are visited once whatever the number of ranks holding it (with data
+  // parallelism most boxes are replicas). A group's holders are then sorted
+  // and its main replica is the lowest rank's. Only the distinct boxes are
+  // sorted, by (key, origin, shape).
   std::unordered_map<std::string_view, uint32_t> key_ids;
-  for (const auto& boxes : held) {
-    for (const HeldBox& h : boxes) key_ids.emplace(h.key, 0);
+  for (const HeldSet& set : held) {
+    for (const HeldBox& h : *set.boxes) key_ids.emplace(h.key, 0);
   }
   {
     std::vector<std::string_view> keys;
@@ -80,25 +113,40 @@ WriteAssignment WriteAssignment::Compute(const std::vector<std::vector<HeldBox>>
     }
   };
   std::unordered_set<size_t, GroupHash, GroupEq> index(64, GroupHash{&groups}, GroupEq{&groups});
-  for (size_t r = 0; r < held.size(); ++r) {
-    const int rank = static_cast<int>(r);
-    for (const HeldBox& h : held[r]) {
+  for (const HeldSet& set : held) {
+    if (set.ranks.empty()) continue;
+    for (const HeldBox& h : *set.boxes) {
       if (h.box.num_elements() <= 0) continue;
       // A probe: the candidate group sits at the end until it is known new.
       groups.push_back({key_ids[h.key], &h, nullptr, -1, {}});
       auto [it, fresh] = index.insert(groups.size() - 1);
       if (!fresh) groups.pop_back();
       Group& g = groups[*it];
-      if (g.holders.empty() || g.holders.back() != rank) g.holders.push_back(rank);
-      if (h.main && g.main == nullptr) {
+      g.holders.insert(g.holders.end(), set.ranks.begin(), set.ranks.end());
+      if (h.main && (g.main == nullptr || set.ranks.front() < g.main_rank)) {
         g.main = &h;
-        g.main_rank = rank;
+        g.main_rank = set.ranks.front();
       }
     }
   }
+  for (Group& g : groups) {
+    std::sort(g.holders.begin(), g.holders.end());
+    g.holders.erase(std::unique(g.holders.begin(), g.holders.end()), g.holders.end());
+  }
   index.clear();
-  std::vector<size_t> order(groups.size());
-  std::iota(order.begin(), order.end(), size_t{0});
+  // A box held by one rank only adds to its writer's load (order does not
+  // matter); only the shared ones are sorted.
+  std::vector<size_t> order;
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const Group& g = groups[gi];
+    if (g.main == nullptr) continue;  // nobody writes a box without a main replica
+    if (g.holders.size() == 1) {
+      a.bytes_[static_cast<size_t>(g.main_rank)] +=
+          static_cast<uint64_t>(g.main->box.num_elements()) * g.main->elem_size;
+      continue;
+    }
+    order.push_back(gi);
+  }
   std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
     const Group& gx = groups[x];
     const Group& gy = groups[y];
@@ -112,14 +160,9 @@ WriteAssignment WriteAssignment::Compute(const std::vector<std::vector<HeldBox>>
     std::vector<int>* writers;
   };
   std::vector<Shared> shared;
+  shared.reserve(order.size());
   for (size_t gi : order) {
     Group& g = groups[gi];
-    if (g.main == nullptr) continue;  // nobody writes a box without a main replica
-    if (g.holders.size() == 1) {
-      a.bytes_[static_cast<size_t>(g.main_rank)] +=
-          static_cast<uint64_t>(g.main->box.num_elements()) * g.main->elem_size;
-      continue;
-    }
     std::vector<int>& writers = a.writers_[BoxKey{std::string(g.main->key), g.main->box}];
     shared.push_back({g.main, std::move(g.holders), &writers});
   }
@@ -144,11 +187,54 @@ WriteAssignment WriteAssignment::Compute(const std::vector<std::vector<HeldBox>>
     return std::make_tuple(shared[x.box].holders.size(), y.bytes, x.box, x.chunk) <
            std::make_tuple(shared[y.box].holders.size(), x.bytes, y.box, y.chunk);
   });
+  // The least-loaded holder (ties to the lower rank). Many boxes share one
+  // long holder list (the DP replicas of a model position); such a list gets
+  // a min-heap of (bytes, rank) whose entries go stale when their rank takes
+  // a chunk elsewhere: a stale top is refreshed and pushed back (loads only
+  // grow, so a fresh top is the true minimum). Short lists are scanned.
+  constexpr size_t kHeapFrom = 16;
+  using Entry = std::pair<uint64_t, int>;
+  using Heap = std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>>;
+  struct ListHash {
+    size_t operator()(const std::vector<int>* v) const {
+      return static_cast<size_t>(codec::Checksum64(v->data(), v->size() * sizeof(int)));
+    }
+  };
+  struct ListEq {
+    bool operator()(const std::vector<int>* x, const std::vector<int>* y) const { return *x == *y; }
+  };
+  std::unordered_map<const std::vector<int>*, size_t, ListHash, ListEq> heap_of;
+  std::vector<Heap> heaps;
+  std::vector<size_t> heap_index(shared.size(), SIZE_MAX);
+  for (size_t u = 0; u < shared.size(); ++u) {
+    if (shared[u].holders.size() < kHeapFrom) continue;
+    auto [it, fresh] = heap_of.emplace(&shared[u].holders, heaps.size());
+    if (fresh) heaps.emplace_back();  // filled on first use, with the loads of then
+    heap_index[u] = it->second;
+  }
+  std::vector<bool> filled(heaps.size(), false);
   for (const Item& it : items) {
     const std::vector<int>& holders = shared[it.box].holders;
     int best = holders[0];
-    for (int r : holders) {
-      if (a.bytes_[static_cast<size_t>(r)] < a.bytes_[static_cast<size_t>(best)]) best = r;
+    const size_t h = heap_index[it.box];
+    if (h == SIZE_MAX) {
+      for (int r : holders) {
+        if (a.bytes_[static_cast<size_t>(r)] < a.bytes_[static_cast<size_t>(best)]) best = r;
+      }
+    } else {
+      Heap& heap = heaps[h];
+      if (!filled[h]) {
+        for (int r : holders) heap.push({a.bytes_[static_cast<size_t>(r)], r});
+        filled[h] = true;
+      }
+      while (heap.top().first != a.bytes_[static_cast<size_t>(heap.top().second)]) {
+        const int r = heap.top().second;
+        heap.pop();
+        heap.push({a.bytes_[static_cast<size_t>(r)], r});
+      }
+      best = heap.top().second;
+      heap.pop();
+      heap.push({a.bytes_[static_cast<size_t>(best)] + it.bytes, best});
     }
     (*shared[it.box].writers)[it.chunk] = best;
     a.bytes_[static_cast<size_t>(best)] += it.bytes;

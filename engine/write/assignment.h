@@ -53,6 +53,22 @@ struct HeldBox {
 // them). Keys view into `decls`.
 std::vector<std::vector<HeldBox>> HeldBoxes(const std::vector<manifest::RankDecl>& decls);
 
+// Boxes held alike by every rank of `ranks` (ascending, not empty).
+struct HeldSet {
+  const std::vector<HeldBox>* boxes;  // not owned
+  std::vector<int> ranks;
+};
+
+// The held boxes of the compact exchange (manifest/exchange_codec.h): one set
+// per rank (its main shards) and one per distinct set of non-main shards with
+// its holders. `sets` views into `boxes`, whose keys view into `global`.
+struct HeldSets {
+  size_t world = 0;
+  std::vector<std::vector<HeldBox>> boxes;
+  std::vector<HeldSet> sets;
+};
+HeldSets HeldBoxes(const manifest::GlobalDecls& global);
+
 class WriteAssignment {
  public:
   // `held[r]` lists rank r's boxes (main replicas and others). A (key, box)
@@ -60,6 +76,15 @@ class WriteAssignment {
   // only one rank holds is written whole by it. REQUIRES: chunk_bytes >= 1;
   // the main replicas passed global validation (at most one per element).
   static WriteAssignment Compute(const std::vector<std::vector<HeldBox>>& held, uint64_t chunk_bytes);
+
+  // The same for boxes given as sets held alike by several ranks, over
+  // ranks [0, world): the assignment is that of Compute with each rank's
+  // list the union of its sets. Cost follows the sets' boxes and their
+  // holders, not ranks x boxes.
+  static WriteAssignment Compute(const std::vector<HeldSet>& held, size_t world, uint64_t chunk_bytes);
+  static WriteAssignment Compute(const HeldSets& held, uint64_t chunk_bytes) {
+    return Compute(held.sets, held.world, chunk_bytes);
+  }
 
   // For a box held by several ranks, one of them as a main replica: element
   // i is the rank that writes chunk i of

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <initializer_list>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -255,7 +256,7 @@ TEST_CASE("ValidateGlobal accepts exact covers and returns sorted entries", "[sh
   CHECK(entries[4].global_shape == Shape{8, 8});
   for (const auto& e : entries) CHECK(e.chunks.empty());
 
-  CHECK(ValueOrDie(ValidateGlobal({})).empty());
+  CHECK(ValueOrDie(ValidateGlobal(std::vector<RankDecl>{})).empty());
 }
 
 TEST_CASE("ValidateGlobal: ranks disagree on dtype or global shape", "[sharding][validation]") {
@@ -653,6 +654,102 @@ TEST_CASE("DeclareState carries the flattened range", "[sharding][validation][fl
   CHECK(*d.tensors[0].flattened_range == FlatRange{5, 12});
   CHECK_FALSE(d.tensors[0].main_replica);
   CHECK_FALSE(d.tensors[1].flattened_range.has_value());
+}
+
+// What every rank holds after the compact exchange of `decls`
+// (manifest/exchange_codec.h).
+manifest::GlobalDecls CompactExchange(const std::vector<RankDecl>& decls) {
+  std::vector<manifest::SplitDecl> splits;
+  std::vector<manifest::ReplicaSignature> signatures;
+  for (const RankDecl& d : decls) {
+    splits.push_back(manifest::SplitRankDecl(d));
+    signatures.push_back(splits.back().signature);
+  }
+  const std::vector<int> rep = manifest::Representatives(signatures);
+  std::vector<std::string> messages;
+  for (size_t r = 0; r < decls.size(); ++r) {
+    messages.push_back(manifest::EncodeExchangeDecl(splits[r], rep[r] == static_cast<int>(r)));
+  }
+  return ValueOrDie(manifest::AssembleGlobalDecls(signatures, messages));
+}
+
+TEST_CASE("ValidateGlobal on the compact exchange: the verdict of the plain one, checked once per set",
+          "[sharding][validation]") {
+  std::mt19937 rng(29);
+  int failures = 0;
+  for (int iter = 0; iter < 300; ++iter) {
+    const int ranks = std::uniform_int_distribution<int>(1, 7)(rng);
+    std::vector<RankDecl> decls(static_cast<size_t>(ranks));
+    for (const std::string key : {"a", "b"}) {
+      // Main pieces of [0, 12) on random ranks; replicas on others.
+      int64_t at = 0;
+      while (at < 12) {
+        const int64_t len = std::uniform_int_distribution<int64_t>(1, 12 - at)(rng);
+        const int main = std::uniform_int_distribution<int>(0, ranks - 1)(rng);
+        decls[main].tensors.push_back(Decl(key, {12}, B({at}, {len})));
+        for (int r = 0; r < ranks; ++r) {
+          if (r != main && std::bernoulli_distribution(0.4)(rng)) {
+            decls[r].tensors.push_back(Decl(key, {12}, B({at}, {len}), false));
+          }
+        }
+        at += len;
+      }
+    }
+    // Data parallel: some ranks replicate another's replicas exactly.
+    for (int r = 1; r < ranks; ++r) {
+      if (std::bernoulli_distribution(0.4)(rng)) {
+        std::vector<ShardDecl> mains;
+        for (const ShardDecl& t : decls[r].tensors) {
+          if (t.main_replica) mains.push_back(t);
+        }
+        for (const ShardDecl& t : decls[r - 1].tensors) {
+          if (!t.main_replica) mains.push_back(t);
+        }
+        decls[r].tensors = mains;
+      }
+    }
+    // Faults, in replicas or mains.
+    const int r = std::uniform_int_distribution<int>(0, ranks - 1)(rng);
+    auto& shards = decls[r].tensors;
+    if (!shards.empty()) {
+      ShardDecl& t = shards[std::uniform_int_distribution<size_t>(0, shards.size() - 1)(rng)];
+      switch (std::uniform_int_distribution<int>(0, 6)(rng)) {
+        case 0: t.dtype = DType::kBFloat16; break;
+        case 1: t.global_shape = {13}; break;
+        case 2: t.box.origin[0] = std::max<int64_t>(0, t.box.origin[0] - 1); break;  // overlap or hole
+        case 3: t.main_replica = !t.main_replica; break;
+        case 4: t.flattened_range = FlatRange{0, t.box.num_elements()}; break;  // mixes flat and not
+        default: break;
+      }
+    }
+    INFO("iteration " << iter);
+    const manifest::GlobalDecls g = CompactExchange(decls);
+    const auto compact = ValidateGlobal(g);
+    const auto expanded = ValidateGlobal(manifest::ExpandGlobalDecls(g));
+    const auto plain = ValidateGlobal(decls);
+    REQUIRE(compact.ok() == plain.ok());
+    REQUIRE(compact.status().code() == expanded.status().code());
+    CHECK(compact.status().message() == expanded.status().message());
+    if (!compact.ok()) {
+      ++failures;
+      CHECK(compact.status().code() == plain.status().code());
+      continue;
+    }
+    REQUIRE(compact->size() == plain->size());
+    for (size_t i = 0; i < compact->size(); ++i) CHECK((*compact)[i].key == (*plain)[i].key);
+  }
+  CHECK(failures > 30);   // the faults were caught
+  CHECK(failures < 270);  // and clean configurations passed
+}
+
+TEST_CASE("ValidateGlobal on the compact exchange names the lowest rank of a bad replica set",
+          "[sharding][validation]") {
+  std::vector<RankDecl> decls(4);
+  decls[0].tensors = {Decl("w", {8}, B({0}, {8}))};
+  for (int r = 1; r < 4; ++r) decls[r].tensors = {Decl("w", {8}, B({0}, {8}), false, DType::kBFloat16)};
+  CHECK_THAT(ValidateGlobal(CompactExchange(decls)).status(),
+             StatusIs(StatusCode::kInvalidArgument,
+                      "key 'w': rank 0 declares float32 (8,) but rank 1 declares bfloat16 (8,)"));
 }
 
 }  // namespace

@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <string>
+#include <tuple>
+#include <map>
 
 #include "engine/sharding/chunking.h"
 
@@ -151,6 +154,130 @@ TEST_CASE("fully replicated state: per-rank bytes within one chunk of the mean",
   const uint64_t min = *std::min_element(bytes.begin(), bytes.end());
   CHECK(max - min <= 48);
   CHECK(std::accumulate(bytes.begin(), bytes.end(), uint64_t{0}) == 16 * 10 * 16);
+}
+
+// The greedy as assignment.h states it, written plainly (every rank's list
+// scanned for each chunk): the reference for the grouped, heap-based Compute.
+struct Reference {
+  std::map<std::pair<std::string, std::pair<Shape, Shape>>, std::vector<int>> writers;
+  std::vector<uint64_t> bytes;
+};
+Reference PlainGreedy(const std::vector<std::vector<HeldBox>>& held, uint64_t chunk_bytes) {
+  Reference ref;
+  ref.bytes.assign(held.size(), 0);
+  struct Group {
+    const HeldBox* main = nullptr;
+    int main_rank = -1;
+    std::vector<int> holders;
+  };
+  std::map<std::pair<std::string, std::pair<Shape, Shape>>, Group> groups;  // sorted by key, origin, shape
+  for (size_t r = 0; r < held.size(); ++r) {
+    for (const HeldBox& h : held[r]) {
+      if (h.box.num_elements() == 0) continue;
+      Group& g = groups[{std::string(h.key), {h.box.origin, h.box.shape}}];
+      if (g.holders.empty() || g.holders.back() != static_cast<int>(r)) g.holders.push_back(static_cast<int>(r));
+      if (h.main && g.main == nullptr) {
+        g.main = &h;
+        g.main_rank = static_cast<int>(r);
+      }
+    }
+  }
+  struct Item {
+    size_t holders, box, chunk;
+    uint64_t bytes;
+    std::vector<int>* writers;
+    const std::vector<int>* candidates;
+  };
+  std::vector<Item> items;
+  size_t u = 0;
+  for (auto& [id, g] : groups) {
+    if (g.main == nullptr) continue;
+    if (g.holders.size() == 1) {
+      ref.bytes[g.main_rank] += static_cast<uint64_t>(g.main->box.num_elements()) * g.main->elem_size;
+      continue;
+    }
+    const auto chunks = sharding::ChunkBox(g.main->box, g.main->elem_size,
+                                           std::max<uint64_t>(chunk_bytes, g.main->elem_size));
+    std::vector<int>& w = ref.writers[id];
+    w.assign(chunks.size(), -1);
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      items.push_back({g.holders.size(), u, c, static_cast<uint64_t>(chunks[c].num_elements()) * g.main->elem_size,
+                       &w, &g.holders});
+    }
+    ++u;
+  }
+  std::sort(items.begin(), items.end(), [](const Item& x, const Item& y) {
+    return std::make_tuple(x.holders, y.bytes, x.box, x.chunk) < std::make_tuple(y.holders, x.bytes, y.box, y.chunk);
+  });
+  for (const Item& it : items) {
+    int best = (*it.candidates)[0];
+    for (int r : *it.candidates) {
+      if (ref.bytes[r] < ref.bytes[best]) best = r;
+    }
+    (*it.writers)[it.chunk] = best;
+    ref.bytes[best] += it.bytes;
+  }
+  return ref;
+}
+
+void CheckSame(const WriteAssignment& a, const Reference& ref) {
+  CHECK(a.bytes_per_rank() == ref.bytes);
+  for (const auto& [id, w] : ref.writers) {
+    const std::vector<int>* got = a.Writers(id.first, Box{id.second.first, id.second.second});
+    REQUIRE(got != nullptr);
+    CHECK(*got == w);
+  }
+}
+
+TEST_CASE("property: long holder lists and boxes held as sets give the plain greedy's assignment", "[write]") {
+  std::mt19937 rng(41);
+  for (int iter = 0; iter < 40; ++iter) {
+    // A model position's boxes: main on rank `dp0`, replicated by a data
+    // parallel group; several positions, some boxes held by a few ranks only.
+    const int groups = std::uniform_int_distribution<int>(1, 3)(rng);
+    const int dp = std::uniform_int_distribution<int>(2, 40)(rng);  // 16+ holders use the heap
+    const int ranks = groups * dp;
+    const uint64_t chunk_bytes = std::uniform_int_distribution<uint64_t>(8, 64)(rng);
+    std::vector<std::string> keys;
+    for (int k = 0; k < 6; ++k) keys.push_back("k" + std::to_string(k));
+    std::vector<std::vector<HeldBox>> own(static_cast<size_t>(ranks));  // main boxes and odd replicas
+    std::vector<std::vector<HeldBox>> replicas(static_cast<size_t>(groups));  // held by dp-1 ranks each
+    for (int g = 0; g < groups; ++g) {
+      for (int b = 0; b < 5; ++b) {
+        const Box box{{g * 1000 + b * 100, 0}, {std::uniform_int_distribution<int64_t>(1, 12)(rng), 2}};
+        const uint32_t elem = std::vector<uint32_t>{1, 2, 4}[b % 3];
+        const std::string_view key = keys[(g + b) % keys.size()];
+        own[static_cast<size_t>(g * dp)].push_back({key, box, elem, true});
+        replicas[static_cast<size_t>(g)].push_back({key, box, elem, false});
+      }
+      // A box only this group's first two ranks hold (a short list), and one
+      // unshared box on each rank (its load before the greedy).
+      const Box two{{g * 1000 + 900, 0}, {7, 2}};
+      own[static_cast<size_t>(g * dp)].push_back({keys[0], two, 4, true});
+      own[static_cast<size_t>(g * dp + 1)].push_back({keys[0], two, 4, false});
+      for (int d = 0; d < dp; ++d) {
+        const Box mine{{g * 1000 + 950 + d, 0}, {1, std::uniform_int_distribution<int64_t>(1, 30)(rng)}};
+        own[static_cast<size_t>(g * dp + d)].push_back({keys[1], mine, 4, true});
+      }
+    }
+    std::vector<HeldSet> sets;
+    for (int r = 0; r < ranks; ++r) sets.push_back({&own[static_cast<size_t>(r)], {r}});
+    std::vector<std::vector<HeldBox>> per_rank = own;
+    for (int g = 0; g < groups; ++g) {
+      std::vector<int> holders;
+      for (int d = 1; d < dp; ++d) {
+        holders.push_back(g * dp + d);
+        auto& list = per_rank[static_cast<size_t>(g * dp + d)];
+        list.insert(list.end(), replicas[static_cast<size_t>(g)].begin(), replicas[static_cast<size_t>(g)].end());
+      }
+      sets.push_back({&replicas[static_cast<size_t>(g)], holders});
+    }
+    std::shuffle(sets.begin(), sets.end(), rng);  // the order of sets does not matter
+    INFO("iteration " << iter << ", " << groups << " groups of " << dp);
+    const Reference ref = PlainGreedy(per_rank, chunk_bytes);
+    CheckSame(WriteAssignment::Compute(per_rank, chunk_bytes), ref);
+    CheckSame(WriteAssignment::Compute(sets, static_cast<size_t>(ranks), chunk_bytes), ref);
+  }
 }
 
 }  // namespace
