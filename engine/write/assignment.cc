@@ -91,7 +91,13 @@ WriteAssignment WriteAssignment::Compute(const std::vector<HeldSet>& held, size_
     const HeldBox* box;   // the first holder's
     const HeldBox* main;  // the lowest main replica's, or null
     int main_rank;
+    // The holders: those of the first set that holds the box, until a second
+    // set does (then the union, sorted once at the end). Most boxes are held
+    // by one set (a rank's own main shards), and need no list of their own.
+    const HeldSet* first;
     std::vector<int> holders;
+    bool merged = false;
+    const std::vector<int>& Holders() const { return merged ? holders : first->ranks; }
   };
   std::vector<Group> groups;
   struct GroupHash {
@@ -113,16 +119,26 @@ WriteAssignment WriteAssignment::Compute(const std::vector<HeldSet>& held, size_
     }
   };
   std::unordered_set<size_t, GroupHash, GroupEq> index(64, GroupHash{&groups}, GroupEq{&groups});
+  std::string_view last_key;
+  uint32_t last_id = 0;
   for (const HeldSet& set : held) {
     if (set.ranks.empty()) continue;
     for (const HeldBox& h : *set.boxes) {
       if (h.box.num_elements() <= 0) continue;
+      if (h.key.data() != last_key.data() || h.key.size() != last_key.size()) {  // pieces share their key
+        last_key = h.key;
+        last_id = key_ids[h.key];
+      }
       // A probe: the candidate group sits at the end until it is known new.
-      groups.push_back({key_ids[h.key], &h, nullptr, -1, {}});
+      groups.push_back({last_id, &h, nullptr, -1, &set, {}, false});
       auto [it, fresh] = index.insert(groups.size() - 1);
       if (!fresh) groups.pop_back();
       Group& g = groups[*it];
-      g.holders.insert(g.holders.end(), set.ranks.begin(), set.ranks.end());
+      if (g.first != &set) {
+        if (!g.merged) g.holders = g.first->ranks;
+        g.merged = true;
+        g.holders.insert(g.holders.end(), set.ranks.begin(), set.ranks.end());
+      }
       if (h.main && (g.main == nullptr || set.ranks.front() < g.main_rank)) {
         g.main = &h;
         g.main_rank = set.ranks.front();
@@ -130,6 +146,7 @@ WriteAssignment WriteAssignment::Compute(const std::vector<HeldSet>& held, size_
     }
   }
   for (Group& g : groups) {
+    if (!g.merged) continue;
     std::sort(g.holders.begin(), g.holders.end());
     g.holders.erase(std::unique(g.holders.begin(), g.holders.end()), g.holders.end());
   }
@@ -140,7 +157,7 @@ WriteAssignment WriteAssignment::Compute(const std::vector<HeldSet>& held, size_
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     const Group& g = groups[gi];
     if (g.main == nullptr) continue;  // nobody writes a box without a main replica
-    if (g.holders.size() == 1) {
+    if (g.Holders().size() == 1) {
       a.bytes_[static_cast<size_t>(g.main_rank)] +=
           static_cast<uint64_t>(g.main->box.num_elements()) * g.main->elem_size;
       continue;
@@ -164,7 +181,7 @@ WriteAssignment WriteAssignment::Compute(const std::vector<HeldSet>& held, size_
   for (size_t gi : order) {
     Group& g = groups[gi];
     std::vector<int>& writers = a.writers_[BoxKey{std::string(g.main->key), g.main->box}];
-    shared.push_back({g.main, std::move(g.holders), &writers});
+    shared.push_back({g.main, g.merged ? std::move(g.holders) : g.first->ranks, &writers});
   }
 
   // The chunks of shared boxes, fewest holders first, then largest.
