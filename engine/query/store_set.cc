@@ -16,8 +16,9 @@ Result<StoreSet::Entry*> StoreSet::Open(uint32_t rank) {
   return slot.get();
 }
 
-Status StoreSet::Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value) {
-  if (own_ != nullptr && own_->rank() == rank) return own_->Get(key, value);
+Status StoreSet::Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value,
+                     storage::RankStore::BlockCheck check) {
+  if (own_ != nullptr && own_->rank() == rank) return own_->Get(key, value, check);
   DCP_ASSIGN_OR_RETURN(Entry * e, Open(rank));
   storage::RankStore* store = nullptr;
   {
@@ -32,13 +33,13 @@ Status StoreSet::Get(uint32_t rank, uint64_t generation, std::string_view key, s
     }
     store = e->store.get();
   }
-  Status s = store->Get(key, value);
+  Status s = store->Get(key, value, check);
   if (!s.IsNotFound()) return s;
   {
     std::lock_guard<std::mutex> lock(e->mu);
     DCP_RETURN_IF_ERROR(e->store->CatchUp());
   }
-  return store->Get(key, value);
+  return store->Get(key, value, check);
 }
 
 }  // namespace dcp::query

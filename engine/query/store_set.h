@@ -35,8 +35,10 @@ class StoreSet {
 
   // Reads record `key` from rank `rank`'s store, as of a step whose manifest
   // has `generation`. NotFound if the record is absent (after a catch-up);
-  // NotFound naming the rank if that store does not exist.
-  Status Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value);
+  // NotFound naming the rank if that store does not exist. `check` as
+  // RankStore::Get.
+  Status Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value,
+             storage::RankStore::BlockCheck check = storage::RankStore::BlockCheck::kVerify);
 
  private:
   struct Entry {

@@ -258,10 +258,10 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
   return std::unique_ptr<RankStore>(new RankStore(std::move(rep), path, rank, mode));
 }
 
-Status RankStore::Get(std::string_view key, PinnedValue* value) const {
+Status RankStore::Get(std::string_view key, PinnedValue* value, BlockCheck check) const {
   rocksdb::ReadOptions ro;
   ro.fill_cache = true;  // see SharedBlockCache
-  ro.verify_checksums = true;
+  ro.verify_checksums = check == BlockCheck::kVerify;
   value->rep_->slice.Reset();
   const rocksdb::Status s = rep_->db->Get(ro, rep_->db->DefaultColumnFamily(), rocksdb::Slice(key.data(), key.size()),
                                           &value->rep_->slice);

@@ -70,8 +70,22 @@ class RankStore {
   const std::string& path() const { return path_; }
   Mode mode() const { return mode_; }
 
+  // What Get checks of the table block that holds a record.
+  //   kVerify: RocksDB verifies the block's checksum (one pass over the
+  //     block) and fails with DataLoss on a mismatch.
+  //   kCallerVerifies: no block checksum pass. For records whose bytes the
+  //     caller checks end to end anyway (chunk and object records: header
+  //     hash, sizes and the XXH3-128 of the decoded bytes against the
+  //     manifest), which catches any damage to the value; damage to the key
+  //     or the block's framing makes the record not found, or RocksDB's own
+  //     bounds checks report corruption. Table metadata (footer, index) is
+  //     verified when a table is opened either way. A block that such a
+  //     read brought into the (small, shared) block cache is not checked
+  //     again by a kVerify read while it stays there.
+  enum class BlockCheck { kVerify, kCallerVerifies };
+
   // NotFound if `key` is absent.
-  Status Get(std::string_view key, PinnedValue* value) const;
+  Status Get(std::string_view key, PinnedValue* value, BlockCheck check = BlockCheck::kVerify) const;
 
   // Read instances: pick up what the writer committed since open (or the last
   // catch-up). A no-op for the writer's own instance.
