@@ -29,6 +29,8 @@
 //   load     every rank: manifest::DecodeManifest + query::StepIndex
 //   plan     query::ReadPlanner over the rank's requests in another layout
 //            (TP=4, DP doubled: a TP reshard), Finish
+//   read-once (optional load mode, reported apart) query::PlanReadOnce over
+//            every rank's needs in that layout
 // and prints per phase seconds (the fastest of --repeat runs: the machine
 // is shared), the declaration bytes every rank receives, manifest bytes,
 // chunks and manifest bytes per chunk, plus "figures" in --json (goal: at
@@ -55,6 +57,8 @@
 #include "engine/manifest/manifest_codec.h"
 #include "engine/query/chunk_index.h"
 #include "engine/query/planner.h"
+#include "engine/query/read_once_schedule.h"
+#include "dcp/options.h"
 #include "engine/sharding/chunking.h"
 #include "engine/sharding/flatten.h"
 #include "engine/sharding/pieces.h"
@@ -241,6 +245,9 @@ struct Result {
   size_t shards = 0;
   size_t planned_reads = 0;
   size_t replica_sets = 0;
+  size_t needs = 0;  // read-once: chunk needs of all ranks
+  size_t read_once_rounds = 0;
+  double read_once = 0;  // read-once schedule (not in per_rank: optional)
   double decode = 0, validate = 0, assign = 0, merge = 0, load_manifest = 0, plan = 0;
   double per_rank() const { return decode + validate + assign + load_manifest + plan; }
 };
@@ -251,7 +258,7 @@ void Die(const dcp::Status& s, const char* what) {
 }
 
 Result Run(const Model& m, int n, int max_pp, uint64_t chunk_bytes, bool fully_parallel, bool plain_exchange,
-           int probe_rank, int repeat) {
+           int probe_rank, int repeat, bool read_once) {
   Result res;
   res.ranks = n;
   res.save = SaveLayout(m, n, max_pp);
@@ -423,6 +430,40 @@ Result Run(const Model& m, int n, int max_pp, uint64_t chunk_bytes, bool fully_p
     }
     res.planned_reads = planner.Finish().reads.size();
   });
+
+  if (read_once) {
+    // Read-once load (LoadOptions::read_once): every rank computes the same
+    // schedule from every rank's needs (manifest ordinals of the chunks it
+    // plans to read). The needs are built untimed, each rank's from its own
+    // plan; the all-gather and decoding of the needs are not timed either.
+    const dcp::manifest::StepManifest& sm = index->manifest();
+    std::vector<uint64_t> first(sm.tensors.size() + 1, 0);
+    for (size_t i = 0; i < sm.tensors.size(); ++i) first[i + 1] = first[i] + sm.tensors[i].chunks.size();
+    std::vector<std::vector<dcp::query::ChunkOrdinal>> needs(static_cast<size_t>(n));
+    for (int r = 0; r < n; ++r) {
+      const std::vector<ShardedTensor> mine = RankShards(m, params, res.load, r, arena);
+      dcp::query::ReadPlanner planner(index.get());
+      for (const ShardedTensor& t : mine) {
+        if (dcp::Status s = planner.AddShard(t, "request '" + t.key + "'"); !s.ok()) Die(s, "plan");
+      }
+      auto& v = needs[static_cast<size_t>(r)];
+      for (const dcp::query::ChunkRead& c : planner.Finish().reads) {
+        const size_t ti = static_cast<size_t>(c.tensor - sm.tensors.data());
+        v.push_back(first[ti] + static_cast<uint64_t>(c.chunk - c.tensor->chunks.data()));
+      }
+      std::sort(v.begin(), v.end());
+      res.needs += v.size();
+    }
+    auto stored = [&](dcp::query::ChunkOrdinal c) {
+      const size_t ti = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), c) - first.begin()) - 1;
+      return sm.tensors[ti].chunks[c - first[ti]].record.stored_size;
+    };
+    const uint64_t budget = dcp::LoadOptions().max_inflight_bytes / 4;
+    res.read_once = Best(repeat, [&] {
+      const dcp::query::ReadOnceSchedule schedule = dcp::query::PlanReadOnce(needs, stored, budget);
+      res.read_once_rounds = schedule.rounds();
+    });
+  }
   return res;
 }
 
@@ -434,6 +475,7 @@ int main(int argc, char** argv) {
   std::vector<int> ranks{1024, 4096, 16384};
   uint64_t chunk_mib = 8;
   bool no_fully_parallel = false;
+  bool no_read_once = false;
   std::string exchange = "compact";
   std::string variants = "both";
   std::string json_path;
@@ -450,6 +492,7 @@ int main(int argc, char** argv) {
   app.add_option("--variants", variants, "model, distopt or both")->check(CLI::IsMember({"model", "distopt", "both"}));
   app.add_option("--exchange", exchange, "compact (non-main replicas sent once per distinct set) or plain")
       ->check(CLI::IsMember({"compact", "plain"}));
+  app.add_flag("--no-read-once", no_read_once, "skip the read-once schedule (it plans every rank's load)");
   app.add_flag("--no-fully-parallel", no_fully_parallel, "plain save: main replicas write (no assignment)");
   app.add_option("--probe-rank", probe_rank, "the rank whose load is planned (default: N/2 + 3)");
   app.add_option("--repeat", repeat, "runs of each timed phase; the fastest counts");
@@ -473,7 +516,7 @@ int main(int argc, char** argv) {
         return 2;
       }
       const Result r = Run(m, n, max_pp, chunk_mib << 20, !no_fully_parallel, exchange == "plain",
-                           probe_rank >= 0 ? probe_rank : n / 2 + 3, repeat);
+                           probe_rank >= 0 ? probe_rank : n / 2 + 3, repeat, !no_read_once);
       const double per_chunk = static_cast<double>(r.manifest_bytes) / static_cast<double>(std::max<size_t>(1, r.chunks));
       fmt::print("{:<8} {:>6} {:<12} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>9.3f} {:>10.1f} {:>10.1f} "
                  "{:>9} {:>8.1f}\n",
@@ -481,6 +524,10 @@ int main(int argc, char** argv) {
                  fmt::format("{}x{}x{}>{}x{}x{}", r.save.tp, r.save.pp, r.save.dp, r.load.tp, r.load.pp, r.load.dp),
                  r.decode, r.validate, r.assign, r.load_manifest, r.plan, r.per_rank(), r.merge, r.decl_bytes / 1e6,
                  r.manifest_bytes / 1e6, r.chunks, per_chunk);
+      if (!no_read_once) {
+        fmt::print("{:<8} {:>6} read-once schedule (optional load mode): {:.3f} s per rank over {} needs, {} rounds\n",
+                   "", n, r.read_once, r.needs, r.read_once_rounds);
+      }
       std::fflush(stdout);
       results.push_back({{"variant", variant},
                          {"ranks", n},
@@ -502,12 +549,16 @@ int main(int argc, char** argv) {
                          {"manifest_bytes_per_chunk", per_chunk},
                          {"planned_reads", r.planned_reads},
                          {"exchange", exchange},
-                         {"replica_sets", r.replica_sets}});
+                         {"replica_sets", r.replica_sets},
+                         {"read_once_schedule_s", r.read_once},
+                         {"read_once_needs", r.needs},
+                         {"read_once_rounds", r.read_once_rounds}});
       const std::string at = std::string(variant) + " @" + std::to_string(n) + " ranks";
       const bool largest = n == *std::max_element(ranks.begin(), ranks.end());
       figures.push_back({at + ": put+get metadata s per rank", r.per_rank(), largest ? "<= 1" : ""});
       figures.push_back({at + ": rank 0 (with merge+encode) s", r.per_rank() + r.merge, largest ? "<= 1" : ""});
       figures.push_back({at + ": manifest bytes per chunk", per_chunk, ""});
+      if (!no_read_once) figures.push_back({at + ": read-once schedule s per rank", r.read_once, ""});
     }
   }
   if (!json_path.empty()) {
