@@ -65,9 +65,10 @@ struct RankDecl {
 std::string EncodeRankDecl(const RankDecl& d);
 Result<RankDecl> DecodeRankDecl(std::string_view bytes, int from_rank);
 
+// Field by field (key, dtype, global shape, box, main flag, flat range).
 bool SameShard(const ShardDecl& a, const ShardDecl& b);
 
-// A rank's declaration split for the compact exchange.
+// The round-1 message: what a rank's non-main shards are, in 24 bytes.
 struct ReplicaSignature {
   uint64_t count = 0;    // non-main shards
   codec::Hash128 hash;   // of their encoding (zero if none)
@@ -75,6 +76,7 @@ struct ReplicaSignature {
     return a.count == b.count && a.hash.lo == b.hash.lo && a.hash.hi == b.hash.hi;
   }
 };
+// A rank's declaration split for the compact exchange.
 struct SplitDecl {
   RankDecl own;                     // main shards (declaration order), objects, common-state hash
   std::vector<ShardDecl> replicas;  // non-main shards (declaration order)

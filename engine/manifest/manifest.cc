@@ -131,15 +131,16 @@ Status CheckManifestInvariants(const StepManifest& m) {
     std::vector<Box> boxes;
     boxes.reserve(t.chunks.size());
     for (const ChunkEntry& c : t.chunks) {
-      const std::string cw = what + " chunk at " + c.box.ToString();
+      // Named only on failure: every rank checks every chunk of the step.
+      auto cw = [&] { return what + " chunk at " + c.box.ToString(); };
       if (!array::IsWithin(c.box, t.global_shape) || c.box.num_elements() == 0) {
-        return Status::DataLoss(cw + " lies outside global shape " + ShapeToString(t.global_shape) + " or is empty");
+        return Status::DataLoss(cw() + " lies outside global shape " + ShapeToString(t.global_shape) + " or is empty");
       }
       if (c.record.raw_size != static_cast<uint64_t>(c.box.num_elements()) * DTypeSize(t.dtype)) {
-        return Status::DataLoss(cw + " has raw size " + std::to_string(c.record.raw_size) + " for " +
+        return Status::DataLoss(cw() + " has raw size " + std::to_string(c.record.raw_size) + " for " +
                                 std::to_string(c.box.num_elements()) + " elements");
       }
-      DCP_RETURN_IF_ERROR(CheckRecord(c.record, cw));
+      if (!CheckRecord(c.record, std::string()).ok()) return CheckRecord(c.record, cw());
       boxes.push_back(c.box);
     }
     const array::CoverProblem p = array::CheckExactCover(t.global_shape, boxes);

@@ -61,8 +61,15 @@ struct HeldSet {
 
 // The held boxes of the compact exchange (manifest/exchange_codec.h): one set
 // per rank (its main shards) and one per distinct set of non-main shards with
-// its holders. `sets` views into `boxes`, whose keys view into `global`.
+// its holders. `sets` views into `boxes`, whose keys view into `global`:
+// movable (the views stay valid), not copyable.
 struct HeldSets {
+  HeldSets() = default;
+  HeldSets(HeldSets&&) = default;
+  HeldSets& operator=(HeldSets&&) = default;
+  HeldSets(const HeldSets&) = delete;
+  HeldSets& operator=(const HeldSets&) = delete;
+
   size_t world = 0;
   std::vector<std::vector<HeldBox>> boxes;
   std::vector<HeldSet> sets;
