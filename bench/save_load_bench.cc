@@ -279,15 +279,18 @@ int main(int argc, char** argv) {
                read_total[1] / 1e9, sent_total / 1e9);
     fmt::print("read-once / direct load time: {:.3f}\n", read_once_s / direct_s);
     if (!json_path.empty()) {
+      // The goals (issue 7) are those of the layout without data
+      // parallelism; a run with replicas reports the same figures without.
+      const bool goals = save_layout.dp == 1;
       const std::vector<dcp::bench::Figure> figures = {
-          {"save: dcp put / raw write+fsync (throughput)", save_ratio, ">= 0.90"},
+          {"save: dcp put / raw write+fsync (throughput)", save_ratio, goals ? ">= 0.90" : ""},
           {"load, same layout: dcp get / raw read (throughput)", load_ratio, ""},
-          {"load, resharded: dcp get / raw read (throughput)", reshard_ratio, ">= 0.85"},
-          {"load, resharded / same layout (time per byte)", reshard_vs_same, "<= 1.10"},
+          {"load, resharded: dcp get / raw read (throughput)", reshard_ratio, goals ? ">= 0.85" : ""},
+          {"load, resharded / same layout (time per byte)", reshard_vs_same, goals ? "<= 1.10" : ""},
           {"save, fully parallel: per-rank bytes max/mean", fp_balance, ""},
           {"save, not fully parallel: per-rank bytes max/mean", nfp_balance, ""},
           {"load, read-once / direct (time)", read_once_s / direct_s, ""}};
-      nlohmann::json j = {{"bench", "save_load"},
+      nlohmann::json j = {{"bench", goals ? std::string("save_load") : "save_load " + save_layout.ToString()},
                           {"figures", dcp::bench::FiguresJson(figures)},
                           {"world", world},
                           {"fully_parallel", fully_parallel},

@@ -30,6 +30,10 @@ run() {  # run NAME COMMAND...: the command writes $out/NAME.json; a failure is 
 }
 
 run save_load "${mpirun[@]}" -np 4 "$bin/save_load_bench" --root "$scratch/save_load" "${big[@]}"
+# Fully parallel save and read-once load matter with data-parallel replicas:
+# the demo's model (scripts/demo.sh) at TP2xPP1xDP2, per-rank byte balance.
+run save_load_dp2 "${mpirun[@]}" -np 4 "$bin/save_load_bench" --root "$scratch/save_load_dp2" --tp 2 --pp 1 --dp 2 \
+  --hidden 512 --layers 8 --vocab 8192 --ffn 2048
 run legacy "${mpirun[@]}" -np 4 "$bin/legacy_bench" --root "$scratch/legacy" "${big[@]}"
 run incremental "${mpirun[@]}" -np 4 "$bin/incremental_bench" --root "$scratch/incremental"
 run memory "${mpirun[@]}" -np 4 "$bin/memory_bench" --root "$scratch/memory"
