@@ -16,18 +16,18 @@
 
 namespace dcp::testing {
 
-// 0 on every rank iff `ok` on every rank; rank 0 names the first failing
-// rank and `what`.
+// 0 on every rank iff `ok` on every rank; rank 0 names each failing rank and
+// that rank's `what`.
 inline int Verdict(Communicator* comm, bool ok, const std::string& what) {
   std::vector<std::string> all;
-  if (!comm->AllGather(ok ? "1" : "0", &all).ok()) return 1;
+  if (!comm->AllGather(ok ? std::string() : "!" + what, &all).ok()) return 1;
+  int failed = 0;
   for (size_t r = 0; r < all.size(); ++r) {
-    if (all[r] != "1") {
-      if (comm->rank() == 0) std::fprintf(stderr, "FAILED on rank %zu: %s\n", r, what.c_str());
-      return 1;
-    }
+    if (all[r].empty()) continue;
+    if (comm->rank() == 0) std::fprintf(stderr, "FAILED on rank %zu: %s\n", r, all[r].c_str() + 1);
+    failed = 1;
   }
-  return 0;
+  return failed;
 }
 
 // `ok`, printing `what` on this rank when it is false.

@@ -57,7 +57,9 @@ struct ShardedTensor {
   int prepend_axis_num = 0;
   ReplicaId replica_id;
   // Load only: tolerate a saved global shape that differs from `global_shape`
-  // (zero-pad or clip). Not yet supported; a mismatch is an error.
+  // in extent (not in the number of axes): the part inside the saved tensor is
+  // read, destination elements outside it are set to zero (vocabulary
+  // padding changes). Without it a mismatch is an InvalidArgument error.
   bool allow_shape_mismatch = false;
   // Distributed-optimizer slices (Megatron v0.15 `flattened_range`): when set,
   // `local_shape` and `global_offset` describe the non-flat local box as usual,

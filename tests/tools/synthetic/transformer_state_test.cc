@@ -55,20 +55,26 @@ std::vector<std::string> RoundTrip(const TransformerConfig& save_config, const L
                                    const TransformerConfig& load_config, const Layout& to) {
   testing::TempDir dir;
   std::vector<std::string> out(static_cast<size_t>(to.world()), "not run");
+  // Rank bodies assert nothing (Catch is not thread-safe): they return what
+  // the caller checks.
+  std::vector<Status> saved(static_cast<size_t>(from.world()));
   testing::RunRanks(from.world(), [&](int rank, Communicator* comm) {
     auto state = ValueOrDie(TransformerState::Make(save_config, from, rank, true));
     auto store = ValueOrDie(Store::Open(dir.path(), comm));
-    REQUIRE_OK(store->Put(1, state->state_dict()));
+    saved[static_cast<size_t>(rank)] = store->Put(1, state->state_dict());
   });
+  for (const Status& s : saved) REQUIRE_OK(s);
+  std::vector<std::string> before(static_cast<size_t>(to.world()));
   testing::RunRanks(to.world(), [&](int rank, Communicator* comm) {
     auto state = ValueOrDie(TransformerState::Make(load_config, to, rank, false));
     // Before the load the buffers hold a byte pattern, not the values.
-    CHECK(state->Verify(PaddedVocab(save_config, from.tp)) != "");
+    before[static_cast<size_t>(rank)] = state->Verify(PaddedVocab(save_config, from.tp));
     auto store = ValueOrDie(Store::Open(dir.path(), comm, StoreOptions{.read_only = true}));
     auto loaded = store->Get(1, &state->state_dict());
     out[static_cast<size_t>(rank)] =
         loaded.ok() ? state->Verify(PaddedVocab(save_config, from.tp)) : loaded.status().ToString();
   });
+  for (const std::string& b : before) CHECK(b != "");
   return out;
 }
 
