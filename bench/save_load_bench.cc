@@ -105,6 +105,8 @@ int main(int argc, char** argv) {
   app.add_option("--load-tp", load_layout.tp);
   app.add_option("--load-pp", load_layout.pp);
   app.add_option("--reps", reps);
+  int read_threads = 0;
+  app.add_option("--read-threads", read_threads, "LoadOptions::read_threads of every load (0: the default share of the node's cores)");
   app.add_option("--fully-parallel", fully_parallel, "SaveOptions::fully_parallel of the timed puts (true/false)");
   app.add_option("--read-once", read_once,
                  "LoadOptions::read_once of the headline same-layout and resharded loads (true/false); "
@@ -193,6 +195,7 @@ int main(int argc, char** argv) {
       }
       dcp::LoadOptions lo;
       lo.read_once = ro;
+      lo.read_threads = read_threads;
       (ro == read_once ? dcp_r : dcp_r_other).push_back(Timed(MPI_COMM_WORLD, [&] {
         auto r = (*store)->Get(step, &sd, lo);
         got = r.status();
@@ -217,6 +220,7 @@ int main(int argc, char** argv) {
     MPI_Barrier(MPI_COMM_WORLD);
     dcp::LoadOptions lo;
     lo.read_once = read_once;
+    lo.read_threads = read_threads;
     dcp_r2.push_back(Timed(MPI_COMM_WORLD, [&] {
       if (in_sub) got = sub_store->Get(step, &resharded->state_dict(), lo).status();
     }));
