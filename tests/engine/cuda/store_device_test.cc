@@ -132,5 +132,57 @@ TEST_CASE("an async put from device memory snapshots before returning", "[cuda]"
   }
 }
 
+// Load requests into device memory that the planner cuts up: a larger global
+// shape (zero padding written to the device), and a flat distributed-optimizer
+// slice (its pieces are stretches of a 1-D device view).
+TEST_CASE("device destinations take zero padding and flat slices", "[cuda]") {
+  testing::TempDir dir;
+  const int64_t rows = 64, cols = 48;
+  testing::HostTensor host(DType::kFloat32, {rows, cols});
+  testing::FillRegion("w", {rows, cols}, Box{{0, 0}, {rows, cols}}, host.view());
+  {
+    auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
+    StateDict sd;
+    sd.Add("w", ShardedTensor::Whole("w", host.view()));
+    SaveOptions opts;
+    opts.chunk_bytes = 2048;  // several chunks per request
+    REQUIRE_OK(store->Put(1, sd, opts));
+  }
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
+
+  SECTION("padded rows are zeros on the device") {
+    const int64_t padded = 80;
+    DeviceBuffer out(static_cast<size_t>(padded * cols) * 4);
+    out.Fill(0xA5);
+    ShardedTensor t = ShardedTensor::Whole(
+        "w", TensorView(out.get(), DType::kFloat32, {padded, cols}, {}, Device::Cuda(0)));
+    t.allow_shape_mismatch = true;
+    StateDict req;
+    req.Add("w", t);
+    REQUIRE_OK(store->Get(1, &req).status());
+    const std::string got = out.Download();
+    CHECK(got.substr(0, static_cast<size_t>(rows * cols) * 4) == host.bytes());
+    CHECK(got.substr(static_cast<size_t>(rows * cols) * 4) == std::string(static_cast<size_t>((padded - rows) * cols) * 4, '\0'));
+  }
+  SECTION("a flat slice of rows [16, 48) into a 1-D device view") {
+    const FlatRange range{100, 1000};  // starts and ends mid-row
+    DeviceBuffer out(static_cast<size_t>(range.size()) * 4);
+    out.Fill(0xA5);
+    ShardedTensor t;
+    t.key = "w";
+    t.dtype = DType::kFloat32;
+    t.local_shape = {32, cols};
+    t.global_shape = {rows, cols};
+    t.global_offset = {16, 0};
+    t.flattened_range = range;
+    t.data = TensorView(out.get(), DType::kFloat32, {range.size()}, {}, Device::Cuda(0));
+    StateDict req;
+    req.Add("w", t);
+    REQUIRE_OK(store->Get(1, &req).status());
+    CHECK(out.Download() == host.bytes().substr(static_cast<size_t>(16 * cols + range.begin) * 4,
+                                                static_cast<size_t>(range.size()) * 4));
+  }
+}
+
 }  // namespace
 }  // namespace dcp
