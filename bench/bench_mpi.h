@@ -13,10 +13,14 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "bench/bench_util.h"
+#include "dcp/mpi.h"
 #include "dcp/status.h"
 #include "tools/synthetic/gpt_state.h"
 
@@ -64,6 +68,32 @@ double TimedOverRanks(MPI_Comm comm, F fn) {
   const double mine = t.Seconds();
   SleepingBarrier(comm);
   return MaxOverRanks(mine, comm);
+}
+
+// The start of a benchmark job: every rank's place in MPI_COMM_WORLD and a
+// communicator over it, once the job is checked to have the ranks `layout`
+// needs (else rank 0 names `program` and the count, and nullopt) and rank 0
+// has emptied `root` (the others wait for it).
+struct Job {
+  int rank = 0;
+  int world = 1;
+  std::unique_ptr<Communicator> comm;
+};
+
+inline std::optional<Job> StartJob(const char* program, const synthetic::Layout& layout, const std::string& root) {
+  Job job;
+  MPI_Comm_rank(MPI_COMM_WORLD, &job.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &job.world);
+  if (job.world != layout.world()) {
+    if (job.rank == 0) {
+      std::fprintf(stderr, "%s: layout %s needs %d ranks\n", program, layout.ToString().c_str(), layout.world());
+    }
+    return std::nullopt;
+  }
+  if (job.rank == 0) std::filesystem::remove_all(root);
+  MPI_Barrier(MPI_COMM_WORLD);
+  job.comm = std::move(NewMpiWorldCommunicator().value());
+  return job;
 }
 
 // Prints the error and aborts the whole job.

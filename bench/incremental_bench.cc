@@ -55,16 +55,10 @@ int main(int argc, char** argv) {
   int threads = 0;
   app.add_option("--threads", threads, "encode threads per rank (0: the default share of the cores)");
   CLI11_PARSE(app, argc, argv);
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  if (world != layout.world()) {
-    if (rank == 0) std::fprintf(stderr, "need %d ranks\n", layout.world());
-    return 2;
-  }
-  if (rank == 0) std::filesystem::remove_all(root);
-  MPI_Barrier(MPI_COMM_WORLD);
-  auto comm = std::move(dcp::NewMpiWorldCommunicator().value());
+  auto job = dcp::bench::StartJob("incremental_bench", layout, root);
+  if (!job) return 2;
+  const int rank = job->rank, world = job->world;
+  auto& comm = job->comm;
   dcp::synthetic::GptState state(config, layout, rank, true);
   auto store = std::move(dcp::Store::Open(root, comm.get()).value());
   dcp::SaveOptions options;

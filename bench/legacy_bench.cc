@@ -105,21 +105,13 @@ int main(int argc, char** argv) {
   // LibTorch gets the share of the node's cores that dcp's pools take by
   // default (at least 2), so neither side has more threads than the other.
   torch::set_num_threads(dcp::base::ResolveThreadCount(0));
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
   const dcp::synthetic::Layout layout{2, 2, 1};
-  if (world != layout.world()) {
-    if (rank == 0) std::fprintf(stderr, "legacy_bench: run with 4 ranks\n");
-    return 2;
-  }
+  auto job = dcp::bench::StartJob("legacy_bench", layout, root);
+  if (!job) return 2;
+  const int rank = job->rank;
+  auto& comm = job->comm;
   const std::string legacy_dir = root + "/legacy", store_root = root + "/dcp";
-  if (rank == 0) {
-    std::filesystem::remove_all(root);
-    std::filesystem::create_directories(legacy_dir);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  auto comm = std::move(dcp::NewMpiWorldCommunicator().value());
+  std::filesystem::create_directories(legacy_dir);  // every rank (idempotent)
   dcp::synthetic::GptState state(config, layout, rank, true);
   dcp::synthetic::GptState dest(config, layout, rank, false);
   std::vector<std::pair<std::string, at::Tensor>> src_tensors, dest_tensors;

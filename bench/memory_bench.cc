@@ -78,17 +78,11 @@ int main(int argc, char** argv) {
   app.add_option("--chunk-bytes", save_options.chunk_bytes, "chunk size of the saved step");
   app.add_option("--read-threads", load_options.read_threads, "0: the default share of the cores");
   CLI11_PARSE(app, argc, argv);
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
   const dcp::synthetic::Layout saved{2, 2, 1};
-  if (world != saved.world()) {
-    if (rank == 0) std::fprintf(stderr, "memory_bench: run with 4 ranks\n");
-    return 2;
-  }
-  if (rank == 0) std::filesystem::remove_all(root);
-  MPI_Barrier(MPI_COMM_WORLD);
-  auto comm = std::move(dcp::NewMpiWorldCommunicator().value());
+  auto job = dcp::bench::StartJob("memory_bench", saved, root);
+  if (!job) return 2;
+  const int rank = job->rank;
+  auto& comm = job->comm;
   {
     dcp::synthetic::GptState state(config, saved, rank, true);
     auto store = std::move(dcp::Store::Open(root, comm.get()).value());

@@ -1,8 +1,9 @@
 // Copyright (c) dcp authors.
 //
-// Checks shared by the multi-process tests (tests/mpi): every rank runs the
-// same checks and the program's exit code is agreed, so a failure on one rank
-// fails all of them and mpirun reports it once.
+// What the multi-process tests (tests/mpi) share: checks that every rank runs
+// alike, with the program's exit code agreed, so a failure on one rank fails
+// all of them and mpirun reports it once; and the small synthetic model they
+// save.
 
 #ifndef DCP_TESTS_MPI_MPI_CHECKS_H_
 #define DCP_TESTS_MPI_MPI_CHECKS_H_
@@ -13,6 +14,7 @@
 
 #include "dcp/communicator.h"
 #include "dcp/status.h"
+#include "tools/synthetic/gpt_state.h"
 
 namespace dcp::testing {
 
@@ -59,6 +61,17 @@ inline bool SameErrorEverywhere(Communicator* comm, const Status& s, const std::
     }
   }
   return true;
+}
+
+// The GPT-like model of the mpi tests: small enough for 8 oversubscribed
+// ranks, large enough for several chunks per shard.
+inline synthetic::GptConfig SmallGptConfig() {
+  synthetic::GptConfig c;
+  c.vocab = 512;
+  c.hidden = 64;
+  c.layers = 4;
+  c.ffn = 256;
+  return c;
 }
 
 }  // namespace dcp::testing

@@ -35,15 +35,6 @@ using dcp::testing::Check;
 using dcp::testing::SameErrorEverywhere;
 using dcp::testing::Verdict;
 
-dcp::synthetic::GptConfig Config() {
-  dcp::synthetic::GptConfig c;
-  c.vocab = 512;
-  c.hidden = 64;
-  c.layers = 4;
-  c.ffn = 256;
-  return c;
-}
-
 // Every rank's value of v.
 std::vector<uint64_t> AllValues(dcp::Communicator* comm, uint64_t v) {
   std::vector<std::string> all;
@@ -56,7 +47,7 @@ std::vector<uint64_t> AllValues(dcp::Communicator* comm, uint64_t v) {
 // Loads step `step` in `layout` (read-once or not) and checks every byte.
 bool LoadAndVerify(dcp::Communicator* comm, dcp::Store* store, uint64_t step, const dcp::synthetic::Layout& layout,
                    bool read_once, dcp::LoadReport* report = nullptr) {
-  dcp::synthetic::GptState state(Config(), layout, comm->rank(), false);
+  dcp::synthetic::GptState state(dcp::testing::SmallGptConfig(), layout, comm->rank(), false);
   auto md = store->Metadata(step);
   if (!md.ok()) return Check(false, md.status().ToString());
   state.RequestSavedObjectCells(*md);
@@ -75,7 +66,7 @@ int Roundtrip(dcp::Communicator* comm, const std::string& root) {
   bool ok = true;
   auto store = dcp::Store::Open(root, comm);
   if (!store.ok()) return Verdict(comm, false, store.status().ToString());
-  dcp::synthetic::GptState state(Config(), layout, comm->rank(), true);
+  dcp::synthetic::GptState state(dcp::testing::SmallGptConfig(), layout, comm->rank(), true);
   const dcp::Status put = (*store)->Put(1, state.state_dict());
   ok = Check(put.ok(), put.ToString()) && ok;
 
@@ -112,12 +103,12 @@ int Faults(dcp::Communicator* comm, const std::string& root) {
   {
     auto store = dcp::Store::Open(root, comm);
     if (!store.ok()) return Verdict(comm, false, store.status().ToString());
-    dcp::synthetic::GptState state(Config(), layout, comm->rank(), true);
+    dcp::synthetic::GptState state(dcp::testing::SmallGptConfig(), layout, comm->rank(), true);
     ok = Check((*store)->Put(1, state.state_dict()).ok(), "put of step 1") && ok;
 
     // DCP_FAULT_POINTS=get.read_chunk@2: rank 2 cannot read any chunk.
     for (bool read_once : {true, false}) {
-      dcp::synthetic::GptState req(Config(), layout, comm->rank(), false);
+      dcp::synthetic::GptState req(dcp::testing::SmallGptConfig(), layout, comm->rank(), false);
       auto md = (*store)->Metadata(1);
       if (md.ok()) req.RequestSavedObjectCells(*md);
       dcp::LoadOptions options;

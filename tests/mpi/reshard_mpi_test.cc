@@ -31,21 +31,12 @@ namespace {
 using dcp::testing::SameErrorEverywhere;
 using dcp::testing::Verdict;
 
-dcp::synthetic::GptConfig Config() {
-  dcp::synthetic::GptConfig c;
-  c.vocab = 512;
-  c.hidden = 64;
-  c.layers = 4;
-  c.ffn = 256;
-  return c;
-}
-
 int SaveOrLoad(dcp::Communicator* comm, const std::string& root, bool save, const dcp::synthetic::Layout& layout) {
   if (comm->size() != layout.world()) {
     std::fprintf(stderr, "layout %s needs %d ranks\n", layout.ToString().c_str(), layout.world());
     return 2;
   }
-  dcp::synthetic::GptState state(Config(), layout, comm->rank(), save);
+  dcp::synthetic::GptState state(dcp::testing::SmallGptConfig(), layout, comm->rank(), save);
   dcp::StoreOptions so;
   so.read_only = !save;
   auto store = dcp::Store::Open(root, comm, so);
@@ -69,13 +60,13 @@ int Errors(dcp::Communicator* comm, const std::string& root) {
   const int rank = comm->rank();
   bool ok = true;
   {
-    dcp::synthetic::GptState state(Config(), layout, rank, true);
+    dcp::synthetic::GptState state(dcp::testing::SmallGptConfig(), layout, rank, true);
     auto store = dcp::Store::Open(root, comm);
     if (!store.ok()) return Verdict(comm, false, store.status().ToString());
     ok = ok && (*store)->Put(1, state.state_dict()).ok();
 
     // Bad input on the last rank only: a different global shape for one key.
-    dcp::synthetic::GptState bad(Config(), layout, rank, true);
+    dcp::synthetic::GptState bad(dcp::testing::SmallGptConfig(), layout, rank, true);
     if (rank == comm->size() - 1) {
       dcp::StateDict& model = bad.state_dict().dict(bad.state_dict().Find("model"));
       model.tensor(0).global_shape[1] += 1;
@@ -94,7 +85,7 @@ int Errors(dcp::Communicator* comm, const std::string& root) {
     dcp::base::DisarmAllFaultPoints();
 
     // A request for a tensor that does not exist, on one rank.
-    dcp::synthetic::GptState req(Config(), layout, rank, false);
+    dcp::synthetic::GptState req(dcp::testing::SmallGptConfig(), layout, rank, false);
     if (rank == 1) {
       dcp::StateDict& model = req.state_dict().dict(req.state_dict().Find("model"));
       model.tensor(0).key = "no.such.tensor";
@@ -111,7 +102,7 @@ int Errors(dcp::Communicator* comm, const std::string& root) {
 
 int Async(dcp::Communicator* comm, const std::string& root) {
   const dcp::synthetic::Layout layout{2, comm->size() / 2, 1};
-  dcp::synthetic::GptState state(Config(), layout, comm->rank(), true);
+  dcp::synthetic::GptState state(dcp::testing::SmallGptConfig(), layout, comm->rank(), true);
   auto store = dcp::Store::Open(root, comm);
   if (!store.ok()) return Verdict(comm, false, store.status().ToString());
   dcp::Status s = (*store)->PutAsync(1, state.state_dict());
