@@ -11,60 +11,24 @@
 
 #include <catch2/catch.hpp>
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdlib>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "tests/crash/child_process.h"
 #include "tests/testing/temp_dir.h"
-
-extern char** environ;
 
 namespace {
 
-struct Outcome {
-  bool killed = false;
-  int exit_code = -1;
-};
+using Outcome = dcp::testing::ChildOutcome;
 
 // Runs `argv`, optionally with DCP_CRASH_POINTS set, optionally killed after
 // `kill_after_ms`.
 Outcome Run(std::vector<std::string> argv, const std::string& crash_points = "", int kill_after_ms = -1) {
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string(*e).rfind("DCP_CRASH_POINTS=", 0) != 0) env_strings.emplace_back(*e);
-  }
-  if (!crash_points.empty()) env_strings.push_back("DCP_CRASH_POINTS=" + crash_points);
-  std::vector<char*> env, args;
-  for (auto& s : env_strings) env.push_back(s.data());
-  env.push_back(nullptr);
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  if (kill_after_ms >= 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms));
-    ::kill(pid, SIGKILL);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  Outcome o;
-  o.killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
+  std::vector<std::string> env;
+  if (!crash_points.empty()) env.push_back("DCP_CRASH_POINTS=" + crash_points);
+  return dcp::testing::RunChild(argv, env, kill_after_ms);
 }
 
 int Check(const std::string& root) {

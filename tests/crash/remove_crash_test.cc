@@ -11,12 +11,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -25,10 +19,9 @@
 
 #include "dcp/store.h"
 #include "engine/store/key_layout.h"
+#include "tests/crash/child_process.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
-
-extern char** environ;
 
 namespace dcp {
 namespace {
@@ -65,28 +58,10 @@ void SaveStep1(const std::string& root) {
 // Runs this binary's child test case with `env` added; true if it was killed
 // by SIGKILL, false if it exited 0 (anything else fails the test).
 bool RunChild(const std::vector<std::string>& env_add) {
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string(*e).rfind("DCP_CRASH_POINTS=", 0) != 0) env_strings.emplace_back(*e);
-  }
-  env_strings.insert(env_strings.end(), env_add.begin(), env_add.end());
-  std::vector<char*> env;
-  for (auto& s : env_strings) env.push_back(s.data());
-  env.push_back(nullptr);
-  std::string self = std::filesystem::read_symlink("/proc/self/exe").string(), name = "remove tensors child";
-  std::vector<char*> args = {self.data(), name.data(), nullptr};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) return true;
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const testing::ChildOutcome o = testing::RunChild({self, "remove tensors child"}, env_add);
+  if (o.killed) return true;
+  REQUIRE(o.exit_code == 0);
   return false;
 }
 
