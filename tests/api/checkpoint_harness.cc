@@ -97,4 +97,18 @@ bool AllOk(const RankOutcome& o, std::string* why) {
   return true;
 }
 
+void AddRandomTensors(std::mt19937* rng, int max_axes, std::vector<TensorSpec>* save, std::vector<TensorSpec>* load) {
+  const auto& dtypes = AllDTypes();
+  const int ntensors = std::uniform_int_distribution<int>(1, 4)(*rng);
+  for (int k = 0; k < ntensors; ++k) {
+    const int axes = std::uniform_int_distribution<int>(0, max_axes)(*rng);
+    Shape global;
+    for (int d = 0; d < axes; ++d) global.push_back(std::uniform_int_distribution<int>(1, 12)(*rng));
+    const DType dt = dtypes[std::uniform_int_distribution<size_t>(0, dtypes.size() - 1)(*rng)];
+    const std::string key = "k" + std::to_string(k);
+    save->push_back({key, dt, global, 0, RandomFragments(global, rng)});
+    load->push_back({key, dt, global, 0, RandomFragments(global, rng)});
+  }
+}
+
 }  // namespace dcp::testing

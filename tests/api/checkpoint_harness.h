@@ -7,6 +7,7 @@
 #ifndef DCP_TESTS_API_CHECKPOINT_HARNESS_H_
 #define DCP_TESTS_API_CHECKPOINT_HARNESS_H_
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,11 @@ RankOutcome SaveAll(const std::string& root, uint64_t step, int ranks, const std
 // `ranks` ranks and checks every byte of every shard.
 RankOutcome LoadAll(const std::string& root, uint64_t step, int ranks, const std::vector<TensorSpec>& specs,
                     const LoadOptions& options = {});
+
+// Appends 1 to 4 tensors "k0", "k1", ... of random dtypes and shapes (0 to
+// `max_axes` axes of 1 to 12 elements) to both `save` and `load`, each with a
+// random regular grid of its own (a property test's save and load layouts).
+void AddRandomTensors(std::mt19937* rng, int max_axes, std::vector<TensorSpec>* save, std::vector<TensorSpec>* load);
 
 // True if every rank returned OK and saw correct data.
 bool AllOk(const RankOutcome& o, std::string* why);

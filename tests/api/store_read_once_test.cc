@@ -162,22 +162,12 @@ TEST_CASE("read-once: layouts change across the load, bit-exact", "[api]") {
 
 TEST_CASE("read-once: property over random shapes, layouts and rank counts", "[api][property]") {
   std::mt19937 rng(20261129);
-  const auto& dtypes = AllDTypes();
   for (int trial = 0; trial < 8; ++trial) {
     testing::TempDir dir;
     const int save_ranks = std::uniform_int_distribution<int>(1, 6)(rng);
     const int load_ranks = std::uniform_int_distribution<int>(2, 7)(rng);
     std::vector<TensorSpec> save, load;
-    const int ntensors = std::uniform_int_distribution<int>(1, 4)(rng);
-    for (int k = 0; k < ntensors; ++k) {
-      const int rank = std::uniform_int_distribution<int>(0, 3)(rng);
-      Shape global;
-      for (int d = 0; d < rank; ++d) global.push_back(std::uniform_int_distribution<int>(1, 12)(rng));
-      const DType dt = dtypes[std::uniform_int_distribution<size_t>(0, dtypes.size() - 1)(rng)];
-      const std::string key = "k" + std::to_string(k);
-      save.push_back({key, dt, global, 0, testing::RandomFragments(global, &rng)});
-      load.push_back({key, dt, global, 0, testing::RandomFragments(global, &rng)});
-    }
+    testing::AddRandomTensors(&rng, 3, &save, &load);
     SaveOptions so;
     so.chunk_bytes = std::uniform_int_distribution<int>(8, 256)(rng);
     LoadOptions lo;

@@ -103,22 +103,12 @@ TEST_CASE("small chunks: shards are cut into many records and reassembled", "[ap
 
 TEST_CASE("property: random shapes, layouts, dtypes and rank counts are bit-exact", "[api][property]") {
   std::mt19937 rng(20261128);
-  const auto& dtypes = AllDTypes();
   for (int trial = 0; trial < 12; ++trial) {
     testing::TempDir dir;
     const int save_ranks = std::uniform_int_distribution<int>(1, 8)(rng);
     const int load_ranks = std::uniform_int_distribution<int>(1, 8)(rng);
     std::vector<TensorSpec> save, load;
-    const int ntensors = std::uniform_int_distribution<int>(1, 4)(rng);
-    for (int k = 0; k < ntensors; ++k) {
-      const int rank = std::uniform_int_distribution<int>(0, 4)(rng);
-      Shape global;
-      for (int d = 0; d < rank; ++d) global.push_back(std::uniform_int_distribution<int>(1, 12)(rng));
-      const DType dt = dtypes[std::uniform_int_distribution<size_t>(0, dtypes.size() - 1)(rng)];
-      const std::string key = "k" + std::to_string(k);
-      save.push_back({key, dt, global, 0, testing::RandomFragments(global, &rng)});
-      load.push_back({key, dt, global, 0, testing::RandomFragments(global, &rng)});
-    }
+    testing::AddRandomTensors(&rng, 4, &save, &load);
     SaveOptions opts;
     opts.chunk_bytes = std::uniform_int_distribution<int>(8, 512)(rng);
     opts.compression = static_cast<Compression>(std::uniform_int_distribution<int>(0, 2)(rng));
