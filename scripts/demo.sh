@@ -20,4 +20,4 @@ echo "== load: 2 ranks, TP1 x PP2"
 echo "== load: 2 ranks, TP2 x PP1"
 "${mpirun[@]}" -np 2 "$build_dir/tools/dcp-demo" load --root "$root" --tp 2 --pp 1 --step 1000 "${model[@]}"
 echo "== inspect"
-"$build_dir/tools/dcp-inspect" "$root" show 1000 | head -n 24
+"$build_dir/tools/dcp-inspect" "$root" show 1000 | sed -n 1,24p  # sed reads it all: no SIGPIPE under pipefail
