@@ -21,6 +21,7 @@
 #include "dcp/store.h"
 #include "engine/manifest/manifest.h"
 #include "engine/query/chunk_index.h"
+#include "engine/query/record_check.h"
 #include "engine/query/store_set.h"
 #include "engine/store/rank_store.h"
 #include "engine/store/store_lock.h"
@@ -37,6 +38,8 @@ class Store::Impl {
   std::unique_ptr<storage::WriterLock> lock;  // rank 0 of a writable store
   std::unique_ptr<storage::RankStore> own;  // this rank's writer instance (null if read-only)
   std::unique_ptr<query::StoreSet> stores;
+  // Which base records an incremental put may reference.
+  query::RecordCheck record_check;
 
   Impl();
   ~Impl();

@@ -218,6 +218,12 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
   request.generation = s.generation + s.parts;  // each part its own key range
   request.part = 0;
   request.base = s.options.incremental ? s.base.get() : nullptr;
+  if (request.base != nullptr) {
+    request.reference_ok = [this, base_generation = request.base->generation](const manifest::RecordRef& ref,
+                                                                              const std::string& key) {
+      return record_check.Usable(stores.get(), base_generation, ref, key);
+    };
+  }
   // Fully parallel: replicated boxes' chunks spread over their holders, the
   // same assignment on every rank (engine/write/assignment.h).
   std::optional<write::WriteAssignment> assignment;
@@ -236,6 +242,7 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
   }
   write::WriteStats stats;
   Status written = write::WriteShards(own.get(), request, s.options, &s.fragment, &stats);
+  if (written.ok()) record_check.AddWritten(own->rank(), request.generation);
   Status agreed = coord::AgreeOnStatus(c, written).Annotate(what);
   ++s.parts;
   if (!agreed.ok()) {
@@ -252,12 +259,14 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
   part_report.stored_bytes_written = stats.stored_bytes;
   part_report.chunks_referenced = stats.chunks_referenced;
   part_report.raw_bytes_referenced = stats.raw_bytes_referenced;
+  part_report.base_records_unusable = stats.base_records_unusable;
   s.report.chunks_written += stats.chunks;
   s.report.objects_written += stats.objects;
   s.report.raw_bytes_written += stats.raw_bytes;
   s.report.stored_bytes_written += stats.stored_bytes;
   s.report.chunks_referenced += stats.chunks_referenced;
   s.report.raw_bytes_referenced += stats.raw_bytes_referenced;
+  s.report.base_records_unusable += stats.base_records_unusable;
   if (report != nullptr) *report = part_report;
   return Status::OK();
 }

@@ -7,12 +7,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
 
 namespace dcp::base {
+
+std::string FileTypeName(unsigned mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
 
 std::string JoinPath(std::string_view a, std::string_view b) {
   std::string out(a);
@@ -81,6 +94,13 @@ class Fd {
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = other.release();
+    }
+    return *this;
+  }
   int get() const { return fd_; }
   int release() {
     int fd = fd_;
@@ -101,28 +121,70 @@ std::string ParentDir(const std::string& path) {
 
 }  // namespace
 
-Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, "cannot open", path);
+namespace {
+
+// Opens a regular file for reading without blocking (a FIFO would otherwise
+// wait for a writer); DataLoss naming what it is if it is something else.
+Status OpenRegular(const std::string& path, Fd* fd, uint64_t* size) {
+  *fd = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (fd->get() < 0) return ErrnoStatus(errno, "cannot open", path);
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "cannot stat", path);
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    return Status::DataLoss("file '" + path + "' is " + std::to_string(st.st_size) +
-                            " bytes, more than the limit of " + std::to_string(max_bytes));
+  if (::fstat(fd->get(), &st) != 0) return ErrnoStatus(errno, "cannot stat", path);
+  if (!S_ISREG(st.st_mode)) {
+    return Status::DataLoss("'" + path + "' is " + FileTypeName(st.st_mode) + ", not a regular file");
   }
-  std::string data(static_cast<size_t>(st.st_size), '\0');
+  *size = static_cast<uint64_t>(st.st_size);
+  return Status::OK();
+}
+
+Result<std::string> ReadAt(const Fd& fd, const std::string& path, size_t n) {
+  std::string data(n, '\0');
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::pread(fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(done));
-    if (n < 0) {
+    const ssize_t r = ::pread(fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(done));
+    if (r < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "cannot read", path);
     }
-    if (n == 0) break;  // shrank under us: return what is there
-    done += static_cast<size_t>(n);
+    if (r == 0) break;  // shrank under us: return what is there
+    done += static_cast<size_t>(r);
   }
   data.resize(done);
   return data;
+}
+
+}  // namespace
+
+Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes) {
+  Fd fd(-1);
+  uint64_t size = 0;
+  DCP_RETURN_IF_ERROR(OpenRegular(path, &fd, &size));
+  if (size > max_bytes) {
+    return Status::DataLoss("file '" + path + "' is " + std::to_string(size) + " bytes, more than the limit of " +
+                            std::to_string(max_bytes));
+  }
+  return ReadAt(fd, path, static_cast<size_t>(size));
+}
+
+Result<std::string> ReadFileHead(const std::string& path, size_t n) {
+  Fd fd(-1);
+  uint64_t size = 0;
+  DCP_RETURN_IF_ERROR(OpenRegular(path, &fd, &size));
+  return ReadAt(fd, path, static_cast<size_t>(std::min<uint64_t>(size, n)));
+}
+
+Status CheckRegularFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "cannot stat", path);
+  if (!S_ISREG(st.st_mode)) {
+    return Status::InvalidArgument("'" + path + "' is " + FileTypeName(st.st_mode) + ", not a regular file");
+  }
+  return Status::OK();
+}
+
+Status RenameFile(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus(errno, "cannot rename to '" + to + "' from", from);
+  return Status::OK();
 }
 
 Status SyncDir(const std::string& dir) {
@@ -167,11 +229,24 @@ Status RemoveFile(const std::string& path) {
 
 Result<std::unique_ptr<FileWriter>> FileWriter::Create(const std::string& path) {
   if (path.empty()) return Status::InvalidArgument("empty output file path");
-  if (IsDirectory(path)) return Status::InvalidArgument("output path '" + path + "' is a directory");
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // The output replaces a regular file or nothing: a device, FIFO, socket or
+  // directory at the path is refused, never replaced by a rename. A symbolic
+  // link to a regular file is followed (the link stays, its target is
+  // replaced).
+  std::string target = path;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) {
+      return Status::InvalidArgument("output path '" + path + "' is " + FileTypeName(st.st_mode) +
+                                     ", not a regular file: refusing to replace it");
+    }
+    char resolved[PATH_MAX];
+    if (::realpath(path.c_str(), resolved) != nullptr) target = resolved;
+  }
+  std::string tmp = target + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "cannot create", tmp);
-  return std::unique_ptr<FileWriter>(new FileWriter(path, std::move(tmp), fd));
+  return std::unique_ptr<FileWriter>(new FileWriter(target, std::move(tmp), fd));
 }
 
 FileWriter::FileWriter(std::string path, std::string tmp_path, int fd)
@@ -203,6 +278,11 @@ Status FileWriter::Commit() {
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) return ErrnoStatus(errno, "cannot close", tmp_path_);
+  struct stat st;
+  if (::stat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return Status::InvalidArgument("output path '" + path_ + "' became " + FileTypeName(st.st_mode) +
+                                   ": refusing to replace it");
+  }
   if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
     return ErrnoStatus(errno, "cannot rename to '" + path_ + "' from", tmp_path_);
   }

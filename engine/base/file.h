@@ -38,9 +38,24 @@ Status CreateDirs(const std::string& path);
 // Names of the entries of `dir` (no "." or ".."), sorted.
 Result<std::vector<std::string>> ListDir(const std::string& dir);
 
-// The whole file. InvalidArgument-free: DataLoss if the file is larger than
-// `max_bytes` (untrusted sizes are bounded before allocation).
+// The whole file. DataLoss if the file is larger than `max_bytes` (untrusted
+// sizes are bounded before allocation) or is not a regular file (a FIFO, a
+// device, a socket, a directory: refused without blocking).
 Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes);
+
+// At most the first `n` bytes of a regular file (fewer if it is shorter).
+// Errors as ReadFile.
+Result<std::string> ReadFileHead(const std::string& path, size_t n);
+
+// OK if `path` (following symbolic links) is a regular file; InvalidArgument
+// naming what it is otherwise (NotFound/IOError if it cannot be stat'ed).
+Status CheckRegularFile(const std::string& path);
+
+// "a FIFO", "a character device", ... for a stat mode (for messages).
+std::string FileTypeName(unsigned mode);
+
+// rename(2): IOError (NotFound) naming both paths on failure.
+Status RenameFile(const std::string& from, const std::string& to);
 
 // Writes `data` to `tmp_path`, fsyncs it, renames it to `path` and fsyncs the
 // parent directory. On failure the temporary file is removed. With `durable`
@@ -60,7 +75,10 @@ Status RemoveFile(const std::string& path);
 // temporary file next to `path` ("<path>.tmp.<pid>"); Commit() fsyncs it and
 // renames it over `path`. A writer destroyed without a successful Commit()
 // removes the temporary, so a failed or interrupted export never leaves a
-// truncated file under the final name.
+// truncated file under the final name. Only a regular file (or nothing) is
+// ever replaced: Create refuses a path that is a device, FIFO, socket or
+// directory with InvalidArgument; a symbolic link to a regular file is
+// followed, and its target replaced.
 //
 // Thread safety: one thread at a time.
 class FileWriter {

@@ -37,11 +37,10 @@ Result<codec::ChunkHeader> CheckHeader(std::string_view record, const manifest::
 // Fetches a record and checks its header against what the manifest expects.
 Status Fetch(StoreSet* stores, uint64_t generation, const std::string& record_key, const manifest::RecordRef& ref,
              const std::string& subject, storage::PinnedValue* value, codec::ChunkHeader* header) {
-  // The header check here and the checksum of the decoded bytes
-  // (DecodeChunkRecord, ReadObject) verify the whole record end to end, so
-  // RocksDB's pass over the block would only repeat it.
-  Status s = stores->Get(ref.store_rank, generation, record_key, value,
-                         storage::RankStore::BlockCheck::kCallerVerifies);
+  // RocksDB checks the table block's checksum (a damaged block is never
+  // parsed); the header check here and the checksum of the decoded bytes
+  // (DecodeChunkRecord, ReadObject) check the record against the manifest.
+  Status s = stores->Get(ref.store_rank, generation, record_key, value);
   if (s.IsNotFound()) {
     return Status::DataLoss(RecordWhat(subject, ref) + " is missing: " + s.message());
   }

@@ -17,8 +17,8 @@ Result<StoreSet::Entry*> StoreSet::Open(uint32_t rank) {
 }
 
 Status StoreSet::Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value,
-                     storage::RankStore::BlockCheck check) {
-  if (own_ != nullptr && own_->rank() == rank) return own_->Get(key, value, check);
+                     bool fill_cache) {
+  if (own_ != nullptr && own_->rank() == rank) return own_->Get(key, value, fill_cache);
   DCP_ASSIGN_OR_RETURN(Entry * e, Open(rank));
   storage::RankStore* store = nullptr;
   {
@@ -33,13 +33,40 @@ Status StoreSet::Get(uint32_t rank, uint64_t generation, std::string_view key, s
     }
     store = e->store.get();
   }
-  Status s = store->Get(key, value, check);
+  Status s = store->Get(key, value, fill_cache);
   if (!s.IsNotFound()) return s;
   {
     std::lock_guard<std::mutex> lock(e->mu);
     DCP_RETURN_IF_ERROR(e->store->CatchUp());
   }
-  return store->Get(key, value, check);
+  s = store->Get(key, value, fill_cache);
+  if (!s.IsNotFound()) return s;
+  // Missing although a manifest names it. If the rank store is damaged (a
+  // table file its metadata lists is gone), its secondary instance sees none
+  // of its records; a salvage instance serves the table files that are there,
+  // so that only the records of the lost file are missing.
+  storage::RankStore* salvage = nullptr;
+  Status damage;
+  {
+    std::lock_guard<std::mutex> lock(e->mu);
+    if (!e->diagnosed) {
+      e->diagnosed = true;
+      e->damage = storage::RankStore::CheckMetadata(storage::RankStorePath(root_, rank), rank);
+      if (!e->damage.ok()) {
+        auto opened = storage::RankStore::Open(storage::RankStorePath(root_, rank), rank,
+                                               storage::RankStore::Mode::kSalvage);
+        if (opened.ok()) e->salvage = std::move(opened).value();
+      }
+    }
+    salvage = e->salvage.get();
+    damage = e->damage;
+  }
+  if (damage.ok()) return s;
+  if (salvage != nullptr) {
+    Status again = salvage->Get(key, value, fill_cache);
+    if (again.ok()) return again;
+  }
+  return Status::DataLoss("record '" + std::string(key) + "' is lost: " + damage.message());
 }
 
 }  // namespace dcp::query

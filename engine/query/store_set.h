@@ -8,7 +8,11 @@
 // read instances are brought up to date with that step: an instance that has
 // not yet seen the step's generation catches up with its writer first, and a
 // record that is unexpectedly missing triggers one more catch-up and retry
-// (the step may have been published after the last one).
+// (the step may have been published after the last one). A record still
+// missing sends StoreSet to check the rank store's metadata: if it is damaged
+// (a table file it lists is gone), records are read from a salvage instance
+// that serves the table files that are left, and what is still missing is
+// reported with the damage found.
 //
 // Thread safety: all methods may be called concurrently.
 
@@ -35,16 +39,21 @@ class StoreSet {
 
   // Reads record `key` from rank `rank`'s store, as of a step whose manifest
   // has `generation`. NotFound if the record is absent (after a catch-up);
-  // NotFound naming the rank if that store does not exist. `check` as
+  // NotFound naming the rank if that store does not exist. `fill_cache` as
   // RankStore::Get.
   Status Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value,
-             storage::RankStore::BlockCheck check = storage::RankStore::BlockCheck::kVerify);
+             bool fill_cache = true);
 
  private:
   struct Entry {
     std::mutex mu;
     std::unique_ptr<storage::RankStore> store;
     uint64_t seen_generation = 0;  // catch-ups happened after this generation's publication
+    // After a record was found missing: whether the store's metadata is
+    // damaged, and then a salvage instance reading what is left.
+    bool diagnosed = false;
+    Status damage;
+    std::unique_ptr<storage::RankStore> salvage;
   };
   Result<Entry*> Open(uint32_t rank);
 

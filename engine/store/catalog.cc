@@ -2,6 +2,7 @@
 
 #include "engine/store/catalog.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "engine/base/fault_injection.h"
@@ -10,27 +11,57 @@
 
 namespace dcp::storage {
 
-Status CheckStoreRoot(const std::string& root) {
+namespace {
+
+// True if steps/ holds a file named like a manifest that starts with the
+// manifest frame's magic: the directory is a dcp store whatever its marker
+// says.
+bool HoldsManifests(const std::string& root) {
+  auto names = base::ListDir(StepsDir(root));
+  if (!names.ok() || !base::IsDirectory(RanksDir(root))) return false;
+  for (const std::string& n : *names) {
+    if (!ParseManifestFileName(n)) continue;
+    auto head = base::ReadFileHead(base::JoinPath(StepsDir(root), n), 8);
+    if (head.ok() && *head == "DCPMANIF") return true;
+  }
+  return false;
+}
+
+// The marker's verdict: OK, FailedPrecondition (not a store, or a version
+// this build does not read), or a marker that is missing or damaged
+// (`*damaged` set) in a directory that holds dcp manifests.
+Status CheckMarker(const std::string& root, bool* damaged) {
+  *damaged = false;
   if (!base::PathExists(root)) return Status::NotFound("store root '" + root + "' does not exist");
   if (!base::IsDirectory(root)) {
     return Status::FailedPrecondition("'" + root + "' is not a dcp store (not a directory)");
   }
+  Status problem;
   auto marker = base::ReadFile(MarkerPath(root), 4096);
   if (!marker.ok()) {
-    if (marker.status().IsNotFound()) {
-      return Status::FailedPrecondition("'" + root + "' is not a dcp store (no " + MarkerPath(root) + ")");
-    }
-    return marker.status();
-  }
-  auto version = ParseMarker(*marker);
-  if (!version.ok()) {
-    return Status::FailedPrecondition("'" + root + "' is not a dcp store: " + version.status().message());
-  }
-  if (*version != kStoreFormatVersion) {
+    if (!marker.status().IsNotFound() && !marker.status().IsDataLoss()) return marker.status();
+    problem = Status::FailedPrecondition("'" + root + "' is not a dcp store (no " + MarkerPath(root) + ")");
+  } else if (auto version = ParseMarker(*marker); !version.ok() || *version == 0) {
+    problem = Status::FailedPrecondition("'" + root + "' is not a dcp store: " +
+                                         (version.ok() ? "store marker names format version 0"
+                                                       : version.status().message()));
+  } else if (*version != kStoreFormatVersion) {
     return Status::FailedPrecondition("store '" + root + "' has format version " + std::to_string(*version) +
                                       "; this build reads version " + std::to_string(kStoreFormatVersion));
   }
+  if (problem.ok()) return Status::OK();
+  // The marker is redundant with the store's contents: one lost or damaged
+  // next to steps/ full of dcp manifests does not make the store unusable.
+  if (!HoldsManifests(root)) return problem;
+  *damaged = true;
   return Status::OK();
+}
+
+}  // namespace
+
+Status CheckStoreRoot(const std::string& root) {
+  bool damaged = false;
+  return CheckMarker(root, &damaged);
 }
 
 Status CreateOrCheckStoreRoot(const std::string& root) {
@@ -39,7 +70,14 @@ Status CreateOrCheckStoreRoot(const std::string& root) {
       return Status::FailedPrecondition("'" + root + "' is not a dcp store (not a directory)");
     }
     DCP_ASSIGN_OR_RETURN(auto entries, base::ListDir(root));
-    if (!entries.empty()) return CheckStoreRoot(root);
+    if (!entries.empty()) {
+      bool damaged = false;
+      DCP_RETURN_IF_ERROR(CheckMarker(root, &damaged));
+      if (!damaged) return Status::OK();
+      std::fprintf(stderr, "dcp: store '%s': its marker %s was missing or damaged; rewritten (steps/ holds dcp "
+                           "manifests)\n", root.c_str(), MarkerPath(root).c_str());
+      return base::WriteFileAtomic(MarkerPath(root), MarkerPath(root) + ".tmp", MarkerContents());
+    }
   }
   DCP_RETURN_IF_ERROR(base::CreateDirs(StepsDir(root)));
   DCP_RETURN_IF_ERROR(base::CreateDirs(RanksDir(root)));

@@ -31,11 +31,14 @@ constexpr uint64_t kMaxManifestBytes = uint64_t{4} << 30;
 
 // OK if `root` holds a store of a supported format. NotFound if `root` does
 // not exist; FailedPrecondition if it is not a dcp store (no marker), or a
-// store of an unsupported format version.
+// store of an unsupported format version. A marker that is missing or
+// unreadable in a directory whose steps/ holds dcp manifests is taken as
+// damaged, not as "not a store": the store is accepted.
 Status CheckStoreRoot(const std::string& root);
 
 // Creates the root, its marker and its directories if `root` does not exist
-// or is an empty directory; otherwise behaves as CheckStoreRoot.
+// or is an empty directory; otherwise behaves as CheckStoreRoot, and rewrites
+// a damaged marker (with a message on stderr).
 Status CreateOrCheckStoreRoot(const std::string& root);
 
 // Committed steps, ascending.

@@ -98,6 +98,16 @@ std::string RankStorePath(std::string_view root, uint32_t rank) {
 
 std::string RankIngestDir(std::string_view rank_store_path) { return base::JoinPath(rank_store_path, "ingest"); }
 
+std::string RankQuarantineDir(std::string_view rank_store_path) {
+  return base::JoinPath(rank_store_path, "quarantine");
+}
+
+std::string RankLostDir(std::string_view rank_store_path) { return base::JoinPath(rank_store_path, "lost"); }
+
+std::string RankRebuildDir(std::string_view rank_store_path) { return base::JoinPath(rank_store_path, "rebuild"); }
+
+bool IsTableFileName(std::string_view name) { return name.size() > 4 && name.substr(name.size() - 4) == ".sst"; }
+
 std::string ChunkRecordKey(uint64_t generation, std::string_view tensor_key, const Shape& origin) {
   std::string k = Hex16(generation) + "/c/";
   k.append(tensor_key);

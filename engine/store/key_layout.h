@@ -12,6 +12,13 @@
 //   steps/.tmp.<step>.<generation>         manifests being published
 //   ranks/rank-<r, 5 digits>/              RocksDB instance of writer rank r
 //   ranks/rank-<r>/ingest/                 table files being built for ingestion
+//   ranks/rank-<r>/quarantine/             table files the rank store's RocksDB
+//                                          metadata does not list, set aside
+//                                          (never deleted) when a writer opens it
+//   ranks/rank-<r>/lost/                   files a repair set aside (old RocksDB
+//                                          metadata, unreadable table files):
+//                                          kept, never read
+//   ranks/rank-<r>/rebuild/                table files of a repair in progress
 //
 // Record keys inside a rank store (RocksDB, bytewise order):
 //
@@ -67,6 +74,12 @@ std::optional<uint64_t> ParseManifestFileName(std::string_view name);
 std::string RanksDir(std::string_view root);
 std::string RankStorePath(std::string_view root, uint32_t rank);
 std::string RankIngestDir(std::string_view rank_store_path);
+std::string RankQuarantineDir(std::string_view rank_store_path);
+std::string RankLostDir(std::string_view rank_store_path);
+std::string RankRebuildDir(std::string_view rank_store_path);
+// Table files are "<number>.sst" (RocksDB's names and the ingestion files'
+// "<name>.sst").
+bool IsTableFileName(std::string_view name);
 
 std::string ChunkRecordKey(uint64_t generation, std::string_view tensor_key, const Shape& origin);
 std::string ObjectRecordKey(uint64_t generation, std::string_view unique_key);

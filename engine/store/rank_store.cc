@@ -8,16 +8,23 @@
 #include <rocksdb/memory_allocator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/sst_file_reader.h>
 #include <rocksdb/sst_file_writer.h>
+#include <unistd.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <mutex>
 #include <vector>
 
@@ -37,13 +44,30 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   return Status::IOError(std::move(msg));
 }
 
-// Secondary instances have nothing worth logging and must not write into a
-// store they only read.
-class NullLogger : public rocksdb::Logger {
+// RocksDB's own info log (a LOG file in every rank store) is never written:
+// it is one more file to damage, readers must not write into a store they
+// only read, and on a full disk RocksDB's log writer aborted the process
+// (an assertion in WritableFileWriter) instead of failing. Warnings and
+// errors go to stderr, named after the rank store; the rest is dropped.
+class StderrLogger : public rocksdb::Logger {
  public:
+  StderrLogger(std::string what, rocksdb::InfoLogLevel level) : rocksdb::Logger(level), what_(std::move(what)) {}
   using rocksdb::Logger::Logv;
-  void Logv(const char*, va_list) override {}
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof(line), format, ap);
+    std::fprintf(stderr, "dcp: %s: rocksdb: %s\n", what_.c_str(), line);
+  }
+
+ private:
+  const std::string what_;
 };
+
+std::shared_ptr<rocksdb::Logger> Logger(const std::string& what, rocksdb::InfoLogLevel level) {
+  return std::make_shared<StderrLogger>(what, level);
+}
 
 // Records of kLargeRecord bytes or more get a table block of their own, and
 // small records share blocks of up to kSmallBlock bytes. A read then fetches
@@ -182,11 +206,213 @@ rocksdb::Options BaseOptions() {
 }
 
 // A secondary instance needs a directory of its own for its info log; with
-// the NullLogger it writes nothing there, so every reader shares one empty
+// no info log it writes nothing there, so every reader shares one empty
 // directory (nothing to clean up, nothing left behind by a killed process).
 std::string SecondaryDir() {
   const char* tmp = std::getenv("TMPDIR");
   return std::string(tmp && *tmp ? tmp : "/tmp") + "/dcp-secondary";
+}
+
+std::string What(const std::string& path, uint32_t rank) {
+  return "rank store " + std::to_string(rank) + " at '" + path + "'";
+}
+
+// What a rank store directory holds, by file name.
+struct DirContents {
+  bool current = false;
+  std::vector<std::string> manifests;  // RocksDB MANIFEST-* files
+  std::vector<std::string> tables;     // *.sst directly in the directory
+  bool wal = false;
+  bool rebuild_pending = false;  // an interrupted Rebuild left files in rebuild/
+  // True if RocksDB has ever written a database here; false for a directory
+  // dcp created but RocksDB never populated (a fresh store, or one whose
+  // creation was interrupted).
+  bool has_database() const { return current || !manifests.empty() || !tables.empty() || wal || rebuild_pending; }
+};
+
+Result<DirContents> ScanRankDir(const std::string& path) {
+  DirContents c;
+  DCP_ASSIGN_OR_RETURN(auto names, base::ListDir(path));
+  for (const auto& n : names) {
+    if (n == "CURRENT") c.current = true;
+    else if (n.rfind("MANIFEST-", 0) == 0) c.manifests.push_back(n);
+    else if (IsTableFileName(n)) c.tables.push_back(n);
+    else if (n.size() > 4 && n.compare(n.size() - 4, 4, ".log") == 0) c.wal = true;
+  }
+  const std::string rebuild = RankRebuildDir(path);
+  if (base::IsDirectory(rebuild)) {
+    DCP_ASSIGN_OR_RETURN(auto pending, base::ListDir(rebuild));
+    c.rebuild_pending = !pending.empty();
+  }
+  return c;
+}
+
+// The table files (names) the rank store's RocksDB metadata lists, from a
+// read-only instance that checks everything it opens (CURRENT, the MANIFEST,
+// every listed table file's footer, index and properties). Changes nothing.
+// DataLoss naming what is wrong otherwise.
+Result<std::set<std::string>> ListedTables(const std::string& path, uint32_t rank) {
+  rocksdb::Options o = BaseOptions();
+  o.info_log = Logger(What(path, rank), rocksdb::InfoLogLevel::FATAL_LEVEL);
+  o.create_if_missing = false;
+  o.paranoid_checks = true;
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(o, path, &raw);
+  if (!s.ok()) return Status::DataLoss(What(path, rank) + " is damaged: " + s.ToString());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::vector<rocksdb::LiveFileMetaData> meta;
+  db->GetLiveFilesMetaData(&meta);
+  std::set<std::string> names;
+  for (const auto& m : meta) names.insert(m.name.substr(m.name.find_last_of('/') + 1));  // "/000008.sst"
+  db->Close().PermitUncheckedError();
+  return names;
+}
+
+// Moves table files of the rank directory that its metadata does not list
+// into quarantine/. RocksDB would delete them on open; they are either the
+// leftovers of a put killed between linking its file and recording it
+// (garbage, which CollectGarbage removes) or records a damaged MANIFEST lost
+// track of (which Repair brings back).
+Result<uint64_t> QuarantineUnlisted(const std::string& path, const DirContents& contents,
+                                    const std::set<std::string>& listed) {
+  uint64_t moved = 0;
+  const std::string quarantine = RankQuarantineDir(path);
+  for (const auto& t : contents.tables) {
+    if (listed.count(t)) continue;
+    DCP_RETURN_IF_ERROR(base::CreateDirs(quarantine));
+    std::string to = base::JoinPath(quarantine, t);
+    for (int i = 1; base::PathExists(to); ++i) to = base::JoinPath(quarantine, t + "." + std::to_string(i));
+    DCP_RETURN_IF_ERROR(base::RenameFile(base::JoinPath(path, t), to));
+    ++moved;
+  }
+  if (moved > 0) {
+    DCP_RETURN_IF_ERROR(base::SyncDir(quarantine));
+    DCP_RETURN_IF_ERROR(base::SyncDir(path));
+  }
+  return moved;
+}
+
+uint64_t CountEntries(const std::string& dir) {
+  auto names = base::ListDir(dir);
+  return names.ok() ? names->size() : 0;
+}
+
+// Moves `file` into the rank store's lost/ directory (never over another file).
+Status SetAside(const std::string& path, const std::string& file) {
+  const std::string lost = RankLostDir(path);
+  DCP_RETURN_IF_ERROR(base::CreateDirs(lost));
+  const std::string name = file.substr(file.find_last_of('/') + 1);
+  std::string to = base::JoinPath(lost, name);
+  for (int i = 1; base::PathExists(to); ++i) to = base::JoinPath(lost, name + "." + std::to_string(i));
+  return base::RenameFile(file, to);
+}
+
+// The number of a table file name ("000012.sst" -> 12); large for others, so
+// that they sort last.
+uint64_t TableNumber(const std::string& name) {
+  uint64_t n = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') break;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return n;
+}
+
+// RocksDB's RepairDB cannot be used: it refuses every table file made by
+// SstFileWriter (no column family in its properties), which is every put's.
+// Instead, the database is made anew and its table files are ingested again,
+// oldest first (so where a later file rewrote a record, e.g. a generation's
+// index after a collection, the later one wins): a file SstFileWriter made
+// that verifies whole is ingested as it is (linked, no copy); any other file
+// (RocksDB's own flush and compaction outputs, or a damaged file) has its
+// readable records copied into a new table file, which is ingested, and the
+// original moves to lost/ together with the old metadata and logs. Nothing is
+// deleted. An interrupted rebuild leaves its files in rebuild/, where the next
+// one picks them up.
+Status Rebuild(const std::string& path, uint32_t rank, RankStore::RepairReport* report) {
+  const std::string what = What(path, rank);
+  const std::string work = RankRebuildDir(path);
+  DCP_RETURN_IF_ERROR(base::CreateDirs(work));
+  DCP_ASSIGN_OR_RETURN(auto names, base::ListDir(path));
+  for (const auto& n : names) {
+    const std::string f = base::JoinPath(path, n);
+    if (IsTableFileName(n)) {
+      std::string to = base::JoinPath(work, n);
+      for (int i = 1; base::PathExists(to); ++i) to = base::JoinPath(work, std::to_string(i) + "-" + n);
+      DCP_RETURN_IF_ERROR(base::RenameFile(f, to));
+    } else if (n == "CURRENT" || n.rfind("MANIFEST-", 0) == 0 || n.rfind("OPTIONS-", 0) == 0 || n == "IDENTITY" ||
+               (n.size() > 4 && n.compare(n.size() - 4, 4, ".log") == 0)) {
+      DCP_RETURN_IF_ERROR(SetAside(path, f));
+    }
+  }
+  DCP_RETURN_IF_ERROR(base::SyncDir(work));
+  DCP_RETURN_IF_ERROR(base::SyncDir(path));
+
+  rocksdb::Options o = BaseOptions();
+  o.info_log = Logger(what, rocksdb::InfoLogLevel::ERROR_LEVEL);
+  o.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  DCP_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(o, path, &raw), "cannot create a new database for " + what));
+  std::unique_ptr<rocksdb::DB> db(raw);
+
+  DCP_ASSIGN_OR_RETURN(auto files, base::ListDir(work));
+  std::sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
+    return std::make_pair(TableNumber(a), a) < std::make_pair(TableNumber(b), b);
+  });
+  rocksdb::IngestExternalFileOptions io;
+  io.move_files = true;
+  io.write_global_seqno = false;
+  io.verify_checksums_before_ingest = true;
+  for (const auto& n : files) {
+    const std::string f = base::JoinPath(work, n);
+    if (n.find(".rebuilt") != std::string::npos) {  // a copy an interrupted rebuild made
+      DCP_RETURN_IF_ERROR(base::RemoveFile(f));
+      continue;
+    }
+    rocksdb::SstFileReader reader(o);
+    rocksdb::Status s = reader.Open(f);
+    const bool opened = s.ok();  // GetTableProperties crashes on a reader that did not open
+    bool external = false;
+    if (opened) {
+      const auto props = reader.GetTableProperties();
+      external = props != nullptr && props->user_collected_properties.count("rocksdb.external_sst_file.version") > 0;
+      s = reader.VerifyChecksum();
+    }
+    if (s.ok() && external && db->IngestExternalFile({f}, io).ok()) {
+      ++report->tables_recovered;
+      continue;
+    }
+    // Copy what reads back (checksums verified) into a new file.
+    uint64_t copied = 0;
+    if (opened) {
+      const std::string copy = f + ".rebuilt.sst";
+      rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), o);
+      rocksdb::ReadOptions ro;
+      ro.verify_checksums = true;
+      std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(ro));
+      rocksdb::Status w = writer.Open(copy);
+      for (it->SeekToFirst(); w.ok() && it->Valid(); it->Next()) {
+        w = writer.Put(it->key(), it->value());
+        ++copied;
+      }
+      if (w.ok() && copied > 0) w = writer.Finish();
+      if (w.ok() && copied > 0) w = db->IngestExternalFile({copy}, io);
+      if (!w.ok() || copied == 0) {
+        copied = 0;
+        base::RemoveFile(copy).IgnoreError();
+      }
+    }
+    if (copied > 0) ++report->tables_recovered;
+    DCP_RETURN_IF_ERROR(SetAside(path, f));
+  }
+  DCP_RETURN_IF_ERROR(FromRocks(db->Close(), "cannot close " + what));
+  db.reset();
+  DCP_RETURN_IF_ERROR(base::SyncDir(RankLostDir(path)));
+  base::RemoveFile(work).IgnoreError();
+  if (::rmdir(work.c_str()) != 0 && errno != ENOENT) return base::ErrnoStatus(errno, "cannot remove", work);
+  report->action = "database rebuilt from its table files (" + std::to_string(report->tables_recovered) +
+                   " ingested again)";
+  return Status::OK();
 }
 
 }  // namespace
@@ -201,7 +427,6 @@ std::string_view PinnedValue::view() const { return {rep_->slice.data(), rep_->s
 
 struct RankStore::Rep {
   std::unique_ptr<rocksdb::DB> db;
-  std::shared_ptr<rocksdb::Logger> logger;
   rocksdb::Options options;
 };
 
@@ -213,13 +438,95 @@ RankStore::~RankStore() {
   rep_->db.reset();
 }
 
-Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint32_t rank, Mode mode) {
-  const std::string what = "rank store " + std::to_string(rank) + " at '" + path + "'";
+Status RankStore::CheckMetadata(const std::string& path, uint32_t rank) {
+  if (!base::IsDirectory(path)) return Status::NotFound(What(path, rank) + " does not exist");
+  DCP_ASSIGN_OR_RETURN(DirContents contents, ScanRankDir(path));
+  if (!contents.has_database()) return Status::OK();
+  Status s = ListedTables(path, rank).status();
+  if (s.ok()) return s;
+  // Name the table file at fault where the metadata itself still reads.
+  rocksdb::Options o = BaseOptions();
+  o.info_log = Logger(What(path, rank), rocksdb::InfoLogLevel::FATAL_LEVEL);
+  o.paranoid_checks = false;
+  o.max_open_files = 4096;  // table files are not opened
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::OpenForReadOnly(o, path, &raw).ok()) return s;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::vector<rocksdb::LiveFileMetaData> meta;
+  db->GetLiveFilesMetaData(&meta);
+  for (const auto& m : meta) {
+    const std::string name = m.name.substr(m.name.find_last_of('/') + 1);
+    const std::string file = base::JoinPath(path, name);
+    struct stat st;
+    if (::stat(file.c_str(), &st) != 0) {
+      return Status::DataLoss(What(path, rank) + " is damaged: table file " + name + " is missing");
+    }
+    if (static_cast<uint64_t>(st.st_size) != m.size) {
+      return Status::DataLoss(What(path, rank) + " is damaged: table file " + name + " is " +
+                              std::to_string(st.st_size) + " bytes, its metadata says " + std::to_string(m.size));
+    }
+  }
+  return s;
+}
+
+Result<RankStore::RepairReport> RankStore::Repair(const std::string& path, uint32_t rank) {
+  const std::string what = What(path, rank);
+  if (!base::IsDirectory(path)) return Status::NotFound(what + " does not exist");
+  RepairReport report;
+  DCP_ASSIGN_OR_RETURN(DirContents contents, ScanRankDir(path));
+  // Table files set aside earlier come back: the repair judges them by their
+  // contents.
+  const std::string quarantine = RankQuarantineDir(path);
+  if (base::IsDirectory(quarantine)) {
+    DCP_ASSIGN_OR_RETURN(auto names, base::ListDir(quarantine));
+    for (const auto& n : names) {
+      if (!IsTableFileName(n) || base::PathExists(base::JoinPath(path, n))) continue;
+      DCP_RETURN_IF_ERROR(base::RenameFile(base::JoinPath(quarantine, n), base::JoinPath(path, n)));
+      contents.tables.push_back(n);
+      ++report.tables_restored;
+    }
+  }
+  std::sort(contents.tables.begin(), contents.tables.end());
+  if (!contents.has_database()) return report;
+  auto listed = ListedTables(path, rank);
+  if (!contents.rebuild_pending && listed.ok() && listed->size() == contents.tables.size()) {
+    return report;  // nothing to repair
+  }
+  report.problem = contents.rebuild_pending ? "an earlier repair was interrupted"
+                   : listed.ok()            ? std::to_string(contents.tables.size() - listed->size()) +
+                                       " table files are not listed in its metadata"
+                                            : listed.status().message();
+  // A missing or damaged CURRENT with an intact MANIFEST: point CURRENT at
+  // the newest MANIFEST that opens consistently and lists every table file.
+  std::sort(contents.manifests.rbegin(), contents.manifests.rend());
+  const std::string current = base::JoinPath(path, "CURRENT");
+  auto old_current = base::ReadFile(current, 4096);
+  for (const auto& m : contents.rebuild_pending ? std::vector<std::string>{} : contents.manifests) {
+    DCP_RETURN_IF_ERROR(base::WriteFileAtomic(current, current + ".dcp-repair", m + "\n"));
+    auto tables = ListedTables(path, rank);
+    if (tables.ok() && tables->size() == contents.tables.size()) {
+      report.action = "CURRENT now names " + m;
+      report.tables_recovered = tables->size();
+      return report;
+    }
+  }
+  if (old_current.ok()) {
+    DCP_RETURN_IF_ERROR(base::WriteFileAtomic(current, current + ".dcp-repair", *old_current));
+  }
+  // Otherwise the database is rebuilt around its table files.
+  const uint64_t lost_before = CountEntries(RankLostDir(path));
+  DCP_RETURN_IF_ERROR(Rebuild(path, rank, &report));
+  report.files_set_aside = CountEntries(RankLostDir(path)) - lost_before;
+  return report;
+}
+
+Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint32_t rank, Mode mode,
+                                                   const RankStoreOptions& options) {
+  const std::string what = What(path, rank);
   auto rep = std::make_unique<Rep>();
   rep->options = BaseOptions();
   rocksdb::DB* db = nullptr;
   if (mode == Mode::kWrite) {
-    rep->options.create_if_missing = true;
     DCP_RETURN_IF_ERROR(base::CreateDirs(path).Annotate(what));
     // Table files of a put that never committed are garbage.
     const std::string ingest = RankIngestDir(path);
@@ -235,16 +542,56 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
       DCP_RETURN_IF_ERROR(base::SyncDir(path.substr(0, slash)).Annotate(what));
     }
     DCP_RETURN_IF_ERROR(base::SyncDir(path).Annotate(what));
+
+    // RocksDB, opened for writing, creates a new empty database where CURRENT
+    // is missing and deletes every table file its MANIFEST does not list: on
+    // a damaged store, every earlier step's records. So the metadata is
+    // checked first, with a read-only instance that changes nothing; a
+    // damaged store is repaired (nothing deleted) or refused, and table files
+    // the metadata does not list are set aside, never handed to RocksDB.
+    DCP_ASSIGN_OR_RETURN(DirContents contents, ScanRankDir(path));
+    if (contents.has_database()) {
+      auto listed = contents.rebuild_pending
+                        ? Result<std::set<std::string>>(Status::DataLoss(what + ": an earlier repair was interrupted"))
+                        : ListedTables(path, rank);
+      if (!listed.ok()) {
+        if (!options.repair) {
+          return Status::DataLoss(listed.status().message() +
+                                  " (nothing was changed; `dcp-inspect ROOT repair` rebuilds it from its table files)");
+        }
+        DCP_ASSIGN_OR_RETURN(RepairReport repaired, Repair(path, rank));
+        std::fprintf(stderr, "dcp: %s: repaired (%s): %s; %llu table files in use, %llu files set aside in %s\n",
+                     what.c_str(), repaired.problem.c_str(), repaired.action.c_str(),
+                     static_cast<unsigned long long>(repaired.tables_recovered),
+                     static_cast<unsigned long long>(repaired.files_set_aside), RankLostDir(path).c_str());
+        DCP_ASSIGN_OR_RETURN(contents, ScanRankDir(path));
+        listed = ListedTables(path, rank);
+        if (!listed.ok()) return listed.status().Annotate("after repair");
+      }
+      DCP_RETURN_IF_ERROR(QuarantineUnlisted(path, contents, *listed).status().Annotate(what));
+    }
+    rep->options.create_if_missing = !contents.has_database();
+    rep->options.info_log = Logger(what, rocksdb::InfoLogLevel::ERROR_LEVEL);
     DCP_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(rep->options, path, &db), "cannot open " + what));
     rep->db.reset(db);
     db = nullptr;
     // Whatever the log replayed (a collection killed mid-way) goes into a
     // table file now, where garbage collection can see and finish it.
     DCP_RETURN_IF_ERROR(FromRocks(rep->db->Flush(rocksdb::FlushOptions()), "cannot flush " + what));
+  } else if (mode == Mode::kSalvage) {
+    if (!base::IsDirectory(path)) return Status::NotFound(what + " does not exist");
+    rep->options.info_log = Logger(what, rocksdb::InfoLogLevel::FATAL_LEVEL);
+    rep->options.create_if_missing = false;
+    rep->options.paranoid_checks = false;  // open what is there; a missing table file is not fatal
+    // Not -1: RocksDB would then serve a read-only store whose files sit in
+    // one level with CompactedDBImpl, which crashes reading a missing file.
+    // Table files are opened as records are read.
+    rep->options.max_open_files = 4096;
+    const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(rep->options, path, &db);
+    if (!s.ok()) return Status::DataLoss("cannot open " + what + ": " + s.ToString());
   } else {
     if (!base::IsDirectory(path)) return Status::NotFound(what + " does not exist");
-    rep->logger = std::make_shared<NullLogger>();
-    rep->options.info_log = rep->logger;
+    rep->options.info_log = Logger(what, rocksdb::InfoLogLevel::FATAL_LEVEL);
     rep->options.create_if_missing = false;
     const std::string secondary = SecondaryDir();
     DCP_RETURN_IF_ERROR(base::CreateDirs(secondary));
@@ -258,10 +605,10 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
   return std::unique_ptr<RankStore>(new RankStore(std::move(rep), path, rank, mode));
 }
 
-Status RankStore::Get(std::string_view key, PinnedValue* value, BlockCheck check) const {
+Status RankStore::Get(std::string_view key, PinnedValue* value, bool fill_cache) const {
   rocksdb::ReadOptions ro;
-  ro.fill_cache = true;  // see SharedBlockCache
-  ro.verify_checksums = check == BlockCheck::kVerify;
+  ro.fill_cache = fill_cache;  // see SharedBlockCache
+  ro.verify_checksums = true;
   value->rep_->slice.Reset();
   const rocksdb::Status s = rep_->db->Get(ro, rep_->db->DefaultColumnFamily(), rocksdb::Slice(key.data(), key.size()),
                                           &value->rep_->slice);

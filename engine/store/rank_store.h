@@ -16,6 +16,17 @@
 // file open (so files removed later by the writer stay readable) and catches
 // up with the writer on demand (CatchUp) when a newer step is requested.
 //
+// Damage: RocksDB opened for writing creates a new, empty database where
+// CURRENT is missing and deletes every table file its MANIFEST does not list,
+// which on a damaged store would destroy every earlier step's records. So a
+// writer first checks the metadata with a read-only instance that changes
+// nothing (CheckMetadata); a damaged store is repaired (Repair: nothing is
+// deleted) or refused, and table files the metadata does not list are moved
+// to quarantine/ rather than handed to RocksDB. A reader that finds a record
+// missing can fall back to a salvage instance (kSalvage) that serves the
+// table files that are there. RocksDB's info log (LOG) is never written;
+// its warnings and errors go to stderr.
+//
 // Values are read pinned in their table block (no copy); blocks pass through
 // a small process-wide cache, whose buffers are recycled rather than
 // reallocated, so a chunk read costs one read of its block and no page faults.
@@ -28,6 +39,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <utility>
 #include <vector>
 #include <memory>
@@ -54,14 +66,53 @@ class PinnedValue {
   std::unique_ptr<Rep> rep_;
 };
 
+struct RankStoreOptions {
+  // Writers: repair a store whose metadata is damaged (RankStore::Repair)
+  // before opening it; when false such a store is refused with DataLoss
+  // naming what is wrong, and nothing is changed.
+  // Default: true
+  bool repair = true;
+};
+
 class RankStore {
  public:
-  enum class Mode { kWrite, kRead };
+  // kWrite: the writer's instance (RocksDB's lock; a second writer gets
+  //   IOError). Creates the store if the directory holds no database yet.
+  // kRead: a secondary instance, following the writer (CatchUp).
+  // kSalvage: a read-only instance that opens a damaged store as far as it
+  //   can (a table file its metadata lists but that is missing or unreadable
+  //   makes only that file's records unreadable). No CatchUp.
+  enum class Mode { kWrite, kRead, kSalvage };
 
-  // Opens the store at `path` for rank `rank`. kWrite creates it if missing
-  // and takes RocksDB's lock (a second writer gets IOError); kRead opens a
-  // secondary instance and requires the store to exist (NotFound otherwise).
-  static Result<std::unique_ptr<RankStore>> Open(const std::string& path, uint32_t rank, Mode mode);
+  // Opens the store at `path` for rank `rank`. kRead and kSalvage require the
+  // store to exist (NotFound otherwise). Errors name the rank and the path;
+  // DataLoss for a damaged store.
+  static Result<std::unique_ptr<RankStore>> Open(const std::string& path, uint32_t rank, Mode mode,
+                                                 const RankStoreOptions& options = {});
+
+  // Checks the store's RocksDB metadata without changing anything: CURRENT
+  // names a MANIFEST that reads back whole, and every table file it lists
+  // exists and its footer, index and properties verify. OK also for a
+  // directory that holds no database yet; NotFound if there is no directory;
+  // DataLoss naming what is wrong otherwise.
+  static Status CheckMetadata(const std::string& path, uint32_t rank);
+
+  struct RepairReport {
+    std::string problem;            // what was wrong (empty: nothing was)
+    std::string action;             // what the repair did
+    uint64_t tables_restored = 0;   // table files brought back from quarantine/
+    uint64_t tables_recovered = 0;  // table files the repaired metadata lists
+    uint64_t files_set_aside = 0;   // files RocksDB's repair moved to lost/
+  };
+  // Makes the store's metadata consistent again while deleting nothing: table
+  // files in quarantine/ come back; a missing or damaged CURRENT is pointed
+  // at the newest MANIFEST that lists every table file; failing that,
+  // RocksDB's RepairDB rebuilds the metadata from every table file that reads
+  // back whole, and moves what it cannot use (old MANIFESTs, logs,
+  // unreadable table files) to lost/. Records in unreadable table files are
+  // lost to the store (the steps that reference them are damaged: see
+  // dcp-inspect repair). REQUIRES: no writer has the store open.
+  static Result<RepairReport> Repair(const std::string& path, uint32_t rank);
   ~RankStore();
   RankStore(const RankStore&) = delete;
   RankStore& operator=(const RankStore&) = delete;
@@ -70,22 +121,13 @@ class RankStore {
   const std::string& path() const { return path_; }
   Mode mode() const { return mode_; }
 
-  // What Get checks of the table block that holds a record.
-  //   kVerify: RocksDB verifies the block's checksum (one pass over the
-  //     block) and fails with DataLoss on a mismatch.
-  //   kCallerVerifies: no block checksum pass. For records whose bytes the
-  //     caller checks end to end anyway (chunk and object records: header
-  //     hash, sizes and the XXH3-128 of the decoded bytes against the
-  //     manifest), which catches any damage to the value; damage to the key
-  //     or the block's framing makes the record not found, or RocksDB's own
-  //     bounds checks report corruption. Table metadata (footer, index) is
-  //     verified when a table is opened either way. A block that such a
-  //     read brought into the (small, shared) block cache is not checked
-  //     again by a kVerify read while it stays there.
-  enum class BlockCheck { kVerify, kCallerVerifies };
-
-  // NotFound if `key` is absent.
-  Status Get(std::string_view key, PinnedValue* value, BlockCheck check = BlockCheck::kVerify) const;
+  // NotFound if `key` is absent. RocksDB verifies the checksum (XXH3) of the
+  // table block that holds the record: a damaged block is DataLoss, never
+  // parsed (Debian's RocksDB asserts on malformed blocks). dcp's own checks
+  // of the record (header, XXH3-128 of the decoded bytes) come on top.
+  // `fill_cache` false for one-off reads (checks) that should not displace
+  // the blocks of a load from the shared block cache.
+  Status Get(std::string_view key, PinnedValue* value, bool fill_cache = true) const;
 
   // Read instances: pick up what the writer committed since open (or the last
   // catch-up). A no-op for the writer's own instance.

@@ -39,22 +39,33 @@ struct Slot {
   codec::ChunkEncoder encoder;
   codec::ChunkHeader header;
   bool referenced = false;  // the bytes equal the base record: nothing to write
+  bool unusable = false;    // ... but that record is missing or damaged: written
   Status status;
   bool ready = false;
 };
 
-// True (and the slot marked) if `raw` equals the base record by content hash.
-bool MatchesBase(const Job& job, const void* raw, size_t size, Slot* slot, codec::Hash128* hash) {
+// The record key of the base record `job` matches.
+std::string BaseRecordKey(const Job& job) {
+  return job.object != nullptr ? storage::ObjectRecordKey(job.base->generation, job.object->unique_key())
+                               : storage::ChunkRecordKey(job.base->generation, job.tensor->key, job.chunk.origin);
+}
+
+// True (and the slot marked) if `raw` equals the base record by content hash
+// and that record may be referenced.
+bool MatchesBase(const Job& job, const WriteRequest& request, const void* raw, size_t size, Slot* slot,
+                 codec::Hash128* hash) {
   *hash = codec::ContentHash128(raw, size);
-  slot->referenced = job.base != nullptr && job.base->raw_size == size && job.base->checksum == *hash;
+  const bool equal = job.base != nullptr && job.base->raw_size == size && job.base->checksum == *hash;
+  slot->referenced = equal && (!request.reference_ok || request.reference_ok(*job.base, BaseRecordKey(job)));
+  slot->unusable = equal && !slot->referenced;
   return slot->referenced;
 }
 
-Status Encode(const Job& job, const SaveOptions& options, Slot* slot) {
+Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& options, Slot* slot) {
   codec::Hash128 hash;
   if (job.object != nullptr) {
     const std::string& d = job.object->data;
-    if (MatchesBase(job, d.data(), d.size(), slot, &hash)) return Status::OK();
+    if (MatchesBase(job, request, d.data(), d.size(), slot, &hash)) return Status::OK();
     slot->header = slot->encoder.Encode(d.data(), d.size(), 1, options.compression, &slot->record, &hash);
     return Status::OK();
   }
@@ -72,7 +83,7 @@ Status Encode(const Job& job, const SaveOptions& options, Slot* slot) {
     array::PackView(src, slot->staging.data());
     raw = slot->staging.data();
   }
-  if (MatchesBase(job, raw, src.size_bytes(), slot, &hash)) return Status::OK();
+  if (MatchesBase(job, request, raw, src.size_bytes(), slot, &hash)) return Status::OK();
   // Byte planes only pay for floating-point values (shared sign/exponent bytes).
   Compression compression = options.compression;
   if (compression == Compression::kLz4BytePlane && !IsFloatingPoint(src.dtype())) compression = Compression::kLz4;
@@ -173,7 +184,7 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
     Slot* s = &slots[i % ring];
     s->ready = false;
     pool.Schedule([&, i, s] {
-      s->status = Encode(jobs[i], options, s);
+      s->status = Encode(jobs[i], request, options, s);
       std::lock_guard<std::mutex> lock(mu);
       s->ready = true;
       cv.notify_all();
@@ -200,6 +211,7 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
     if (status.ok()) {
       const Job& j = jobs[i];
       const manifest::RecordRef ref = s.referenced ? *j.base : RefOf(s.header, rank, generation);
+      if (s.unusable) ++stats->base_records_unusable;
       if (s.referenced) {
         ++stats->chunks_referenced;
         stats->raw_bytes_referenced += ref.raw_size;

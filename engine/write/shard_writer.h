@@ -20,7 +20,8 @@
 // Incremental steps: given a base step (the latest committed one), a chunk
 // whose box matches a base chunk of the same tensor and whose bytes hash to
 // the base chunk's checksum (XXH3-128) is not written: the fragment
-// references the base's record instead. Chunk boundaries depend only on the
+// references the base's record instead, if reference_ok says that record is
+// present and intact (otherwise the chunk is written). Chunk boundaries depend only on the
 // shard's box, so an unchanged layout finds its chunks again.
 //
 // Each call also writes a generation index record (x/<generation>/<part>)
@@ -36,6 +37,8 @@
 #define DCP_ENGINE_WRITE_SHARD_WRITER_H_
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "dcp/options.h"
@@ -54,6 +57,7 @@ struct WriteStats {
   uint64_t stored_bytes = 0;       // encoded bytes written
   uint64_t chunks_referenced = 0;  // chunks and objects found in the base step instead
   uint64_t raw_bytes_referenced = 0;
+  uint64_t base_records_unusable = 0;  // equal to a base record that was missing or damaged: written
 };
 
 // A box of a shard to write: the shard names the tensor (key, dtype, global
@@ -70,6 +74,10 @@ struct WriteRequest {
   std::vector<TensorPiece> tensors;
   std::vector<const ShardedObject*> objects;  // this rank's main-replica objects
   const manifest::StepManifest* base = nullptr;  // may be null: write everything
+  // Whether a base record whose bytes equal a chunk may be referenced
+  // (query/record_check.h): called from worker threads with the base's
+  // record reference and record key. Empty: every match is referenced.
+  std::function<bool(const manifest::RecordRef&, const std::string& record_key)> reference_ok;
 
   // Appends the pieces of shard `t` (none if it is empty). `t` must outlive
   // the request and pass sharding::ValidateTensorLeaf.

@@ -283,9 +283,8 @@ TEST_CASE("a flipped byte in a chunk record is data loss naming key, offset and 
   testing::HostTensor big(DType::kFloat32, {2, 32768});
   const Status s = GetOne(dir.path(), 1, "big", DType::kFloat32, {2, 32768}, &big).status();
   REQUIRE_THAT(s, StatusIs(StatusCode::kDataLoss, "tensor 'big' chunk at offset (1, 0) in rank store 1"));
-  // Caught by dcp's own end-to-end check (RocksDB's block checksum is not
-  // verified on chunk reads: rank_store.h BlockCheck).
-  CHECK_THAT(s, StatusIs(StatusCode::kDataLoss, "chunk checksum mismatch"));
+  // Caught by the table block's checksum, before RocksDB parses the block.
+  CHECK_THAT(s, StatusIs(StatusCode::kDataLoss, "block checksum mismatch"));
   // The rest of the step still loads.
   testing::HostTensor b(DType::kBFloat16, {6});
   REQUIRE_OK(GetOne(dir.path(), 1, "b", DType::kBFloat16, {6}, &b).status());

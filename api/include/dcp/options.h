@@ -39,6 +39,18 @@ struct StoreOptions {
   // fsync holds its files until the I/O completes).
   // Default: 10000
   int lock_wait_ms = 10000;
+
+  // A writer that finds a rank store's RocksDB metadata damaged (CURRENT or
+  // MANIFEST missing or corrupt, a table file it lists missing or truncated)
+  // repairs it before writing, deleting nothing: the metadata is rebuilt from
+  // the table files that read back whole, and what cannot be used is moved
+  // to the rank store's lost/ directory (a message on stderr says what was
+  // done). The store stays writable; steps that lost records fail to load
+  // with DataLoss naming them (`dcp-inspect ROOT repair` lists and marks
+  // them). When false, such a store is refused with DataLoss naming the rank
+  // store and the problem, and nothing is changed.
+  // Default: true
+  bool repair = true;
 };
 
 struct SaveOptions {

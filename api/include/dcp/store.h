@@ -59,6 +59,10 @@ struct SaveReport {
   uint64_t stored_bytes_written = 0;  // encoded record bytes
   uint64_t chunks_referenced = 0;     // chunks and objects unchanged since the
   uint64_t raw_bytes_referenced = 0;  // base step: referenced, not rewritten
+  // Chunks and objects equal to a record of the base step that was missing or
+  // damaged (a lost rank store or table file, a flipped bit): written again
+  // instead of referenced (counted in chunks_written / objects_written too).
+  uint64_t base_records_unusable = 0;
 };
 
 // What one rank's part of CollectGarbage did.

@@ -4,6 +4,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <fstream>
 
 #include "tests/testing/status_matchers.h"
@@ -75,6 +81,53 @@ TEST_CASE("FileWriter publishes the file only on Commit", "[base]") {
   CHECK(ValueOrDie(ListDir(dir.path())) == std::vector<std::string>{"out.bin"});
   REQUIRE_THAT(FileWriter::Create(dir.Sub("no/such/dir/f")).status(), StatusIs(StatusCode::kNotFound, "cannot create"));
   REQUIRE_THAT(FileWriter::Create(dir.path()).status(), StatusIs(StatusCode::kInvalidArgument, "is a directory"));
+}
+
+TEST_CASE("Reads refuse what is not a regular file, without blocking", "[base]") {
+  testing::TempDir dir;
+  const std::string fifo = dir.Sub("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+  // Opening a FIFO for reading would wait for a writer forever.
+  CHECK_THAT(ReadFile(fifo, 100).status(), StatusIs(StatusCode::kDataLoss, "'" + fifo + "' is a FIFO, not a regular file"));
+  CHECK_THAT(ReadFileHead(fifo, 8).status(), StatusIs(StatusCode::kDataLoss, "is a FIFO"));
+  CHECK_THAT(ReadFile("/dev/zero", 100).status(), StatusIs(StatusCode::kDataLoss, "is a character device"));
+  CHECK_THAT(ReadFile(dir.path(), 100).status(), StatusIs(StatusCode::kDataLoss, "is a directory"));
+  CHECK_THAT(CheckRegularFile(fifo), StatusIs(StatusCode::kInvalidArgument, "is a FIFO"));
+  std::ofstream(dir.Sub("f")) << "0123456789";
+  CHECK(ValueOrDie(ReadFileHead(dir.Sub("f"), 4)) == "0123");
+  CHECK(ValueOrDie(ReadFileHead(dir.Sub("f"), 40)) == "0123456789");
+  REQUIRE_OK(CheckRegularFile(dir.Sub("f")));
+}
+
+TEST_CASE("FileWriter never replaces a device, FIFO or socket", "[base]") {
+  testing::TempDir dir;
+  const std::string fifo = dir.Sub("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+  CHECK_THAT(FileWriter::Create(fifo).status(),
+             StatusIs(StatusCode::kInvalidArgument, "output path '" + fifo + "' is a FIFO, not a regular file"));
+  CHECK_THAT(FileWriter::Create("/dev/null").status(), StatusIs(StatusCode::kInvalidArgument, "is a character device"));
+  const std::string sock = dir.Sub("sock");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  CHECK_THAT(FileWriter::Create(sock).status(), StatusIs(StatusCode::kInvalidArgument, "is a socket"));
+  ::close(fd);
+  struct stat st;
+  REQUIRE(::stat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));  // still there, untouched
+  // A symbolic link to a regular file is followed: the link stays, its target
+  // gets the new contents.
+  std::ofstream(dir.Sub("target")) << "old";
+  REQUIRE(::symlink(dir.Sub("target").c_str(), dir.Sub("link").c_str()) == 0);
+  auto w = ValueOrDie(FileWriter::Create(dir.Sub("link")));
+  REQUIRE_OK(w->Append("new"));
+  REQUIRE_OK(w->Commit());
+  REQUIRE(::lstat(dir.Sub("link").c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+  CHECK(ValueOrDie(ReadFile(dir.Sub("target"), 10)) == "new");
 }
 
 }  // namespace
