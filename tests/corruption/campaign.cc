@@ -10,6 +10,8 @@
 //                                               N trials: copy the fixture, damage one
 //                                               file (or several), probe it in a child
 //                                               process, classify the outcome
+//   corruption_campaign diskfull [--levels N]   the fixture on a small tmpfs (root),
+//                                               probed with the disk filled at N levels
 //
 // The fixture: two ranks (in-process threads), three steps — a 64x1024 f32
 // tensor in 16 KiB chunks whose row blocks change between steps, 24 small
@@ -41,11 +43,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -224,6 +229,14 @@ int Probe(const std::string& root, const std::string& report_path) {
 
   // A writer comes back: opens the store and puts the next step. It must not
   // delete any table file that was there (what it cannot use, it sets aside).
+  uint64_t next = kFixtureSteps + 1;
+  {
+    auto store = dcp::Store::Open(root, nullptr, dcp::StoreOptions{.create_if_missing = false, .read_only = true});
+    if (store.ok()) {
+      auto latest = (*store)->LatestStep();
+      if (latest.ok() && latest->has_value()) next = std::max(next, **latest + 1);
+    }
+  }
   const auto tables_before = TableFiles(root);
   std::vector<dcp::Status> put(kRanks);
   dcp::testing::RunRanks(kRanks, [&](int rank, dcp::Communicator* comm) {
@@ -232,17 +245,17 @@ int Probe(const std::string& root, const std::string& report_path) {
       put[rank] = store.status().Annotate("open");
       return;
     }
-    RankState state(rank, kFixtureSteps + 1);
-    put[rank] = (*store)->Put(kFixtureSteps + 1, state.sd, Options());
+    RankState state(rank, static_cast<int64_t>(next));
+    put[rank] = (*store)->Put(next, state.sd, Options());
   });
-  emit("put", kFixtureSteps + 1, put[0].ok() ? "ok" : "error: " + put[0].ToString());
+  emit("put", 0, put[0].ok() ? "ok" : "error: " + put[0].ToString());
   const auto tables_after = TableFiles(root);
   std::string gone;
   for (const auto& file : tables_before) {
     if (tables_after.count(file) < tables_before.count(file)) gone += " " + file.first;
   }
   emit("tables", 0, gone.empty() ? "ok" : "destroyed: the writer deleted a table file of" + gone);
-  if (put[0].ok()) emit("new", kFixtureSteps + 1, VerifyAll(root, kFixtureSteps + 1).back());
+  if (put[0].ok()) emit("new", 0, VerifyAll(root, next).back());
   const std::vector<std::string> post = VerifyAll(root, kFixtureSteps);
   for (uint64_t s = 1; s <= kFixtureSteps; ++s) emit("post", s, post[s - 1]);
 
@@ -453,13 +466,13 @@ std::pair<std::string, std::string> Classify(const std::string& ended, const std
       }
     }
   }
-  if (phases["put"][kFixtureSteps + 1] == "ok" && phases["new"][kFixtureSteps + 1] != "ok") {
-    return {"unloadable", "put ok, then: " + phases["new"][kFixtureSteps + 1]};
+  if (phases["put"][0] == "ok" && phases["new"][0] != "ok") {
+    return {"unloadable", "put ok, then: " + phases["new"][0]};
   }
   // A damaged store stays writable. One refusal is by design: a marker that
   // a flip turned into another format version cannot be told from a store
   // of a newer format, which this build must not write.
-  const std::string& put = phases["put"][kFixtureSteps + 1];
+  const std::string& put = phases["put"][0];
   if (put != "ok" && put.find("; this build reads version") == std::string::npos) return {"refused", "put: " + put};
   for (const auto& [phase, steps] : phases) {
     for (const auto& [step, outcome] : steps) {
@@ -536,6 +549,87 @@ int Run(const std::string& self, int trials, uint64_t seed, const std::string& w
 
 }  // namespace
 
+// ---------------------------------------------------------------- disk full
+
+uint64_t BytesUnder(const std::string& dir) {
+  uint64_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) n += e.file_size();
+  }
+  return n;
+}
+
+// Fills the filesystem of `dir` until `leave` bytes are free.
+void Fill(const std::string& dir, uint64_t leave) {
+  struct statvfs v;
+  if (::statvfs(dir.c_str(), &v) != 0) throw std::runtime_error("statvfs " + dir);
+  const uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  if (avail <= leave) return;
+  std::ofstream filler(dir + "/filler", std::ios::binary);
+  const std::string block(4096, 'f');
+  for (uint64_t n = 0; n + block.size() <= avail - leave; n += block.size()) filler.write(block.data(), block.size());
+}
+
+// The store on a small filesystem of its own (a tmpfs, mounted here: needs
+// root), filled at `levels` points from nothing free to enough for a put.
+// At each level a probe runs on the full disk (the put may fail; nothing
+// may crash, hang, lose or corrupt data); then the filler is removed and a
+// second probe must find every step loadable and the store writable.
+// Returns 77 (ctest's skip code) where no tmpfs can be mounted.
+int DiskFull(const std::string& self, int levels, const std::string& work, int timeout_s) {
+  fs::remove_all(work);
+  fs::create_directories(work + "/mnt");
+  const std::string fixture = work + "/fixture";
+  if (RunWithTimeout({self, "fixture", fixture}, work + "/fixture.log", 120) != "exit 0") {
+    std::fprintf(stderr, "fixture failed:\n%s\n", ReadAll(work + "/fixture.log").c_str());
+    return 2;
+  }
+  const std::string mnt = work + "/mnt";
+  const uint64_t store_bytes = BytesUnder(fixture);
+  const std::string size = "size=" + std::to_string(store_bytes * 3 + (4 << 20));
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, size.c_str()) != 0) {
+    std::printf("skipped: cannot mount a tmpfs at %s (%s); the disk-full campaign needs root\n", mnt.c_str(),
+                std::strerror(errno));
+    fs::remove_all(work);
+    return 77;
+  }
+  std::map<std::string, int> full_classes, freed_classes;
+  std::vector<std::string> bad;
+  std::printf("| free bytes | on the full disk | after freeing space |\n|---|---|---|\n");
+  for (int level = 0; level < levels; ++level) {
+    for (const auto& e : fs::directory_iterator(mnt)) fs::remove_all(e.path());
+    const std::string root = mnt + "/store";
+    fs::copy(fixture, root, fs::copy_options::recursive);
+    const uint64_t leave = store_bytes * static_cast<uint64_t>(level) / static_cast<uint64_t>(std::max(1, levels - 1));
+    Fill(mnt, leave);
+    const std::string report = work + "/report";
+    fs::remove(report);
+    auto [full, full_why] = Classify(RunWithTimeout({self, "probe", root, report}, work + "/probe.log", timeout_s), report);
+    if (full == "refused") full = "put failed (no space)";
+    fs::remove(mnt + "/filler");
+    fs::remove(report);
+    const auto [freed, freed_why] =
+        Classify(RunWithTimeout({self, "probe", root, report}, work + "/probe2.log", timeout_s), report);
+    std::printf("| %llu | %s | %s |\n", static_cast<unsigned long long>(leave), full.c_str(), freed.c_str());
+    full_classes[full]++;
+    freed_classes[freed]++;
+    const bool full_bad = full != "detected" && full != "harmless" && full != "put failed (no space)";
+    const bool freed_bad = freed != "detected" && freed != "harmless";
+    if (full_bad) bad.push_back("level " + std::to_string(level) + " full: " + full + " — " + full_why);
+    if (freed_bad) bad.push_back("level " + std::to_string(level) + " freed: " + freed + " — " + freed_why);
+  }
+  ::umount(mnt.c_str());
+  std::printf("\n%d fill levels; on the full disk:", levels);
+  for (const auto& [c, n] : full_classes) std::printf(" %s %d;", c.c_str(), n);
+  std::printf(" after freeing space:");
+  for (const auto& [c, n] : freed_classes) std::printf(" %s %d;", c.c_str(), n);
+  std::printf("\n");
+  for (const auto& b : bad) std::printf("FAILED %s\n", b.c_str());
+  if (!bad.empty()) return 1;
+  fs::remove_all(work);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   try {
     const std::string mode = argc > 1 ? argv[1] : "";
@@ -546,6 +640,20 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (mode == "probe" && argc == 4) return Probe(argv[2], argv[3]);
+    if (mode == "diskfull") {
+      int levels = 41, timeout_s = 60;
+      std::string work = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : "/tmp") + "/dcp-diskfull-" +
+                         std::to_string(::getpid());
+      for (int i = 2; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--levels" && i + 1 < argc) levels = std::atoi(argv[++i]);
+        else if (a == "--work" && i + 1 < argc) work = argv[++i];
+        else if (a == "--timeout-s" && i + 1 < argc) timeout_s = std::atoi(argv[++i]);
+        else throw std::runtime_error("unknown argument " + a);
+      }
+      if (levels < 2) throw std::runtime_error("--levels must be at least 2");
+      return DiskFull(fs::canonical("/proc/self/exe").string(), levels, work, timeout_s);
+    }
     if (mode == "run") {
       int trials = 40, timeout_s = 60;
       uint64_t seed = 1;
@@ -566,7 +674,8 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr,
                  "usage: corruption_campaign fixture ROOT | probe ROOT REPORT |\n"
-                 "       run [--trials N] [--seed S] [--work DIR] [--timeout-s T] [--verbose]\n");
+                 "       run [--trials N] [--seed S] [--work DIR] [--timeout-s T] [--verbose] |\n"
+                 "       diskfull [--levels N] [--work DIR] [--timeout-s T]\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corruption_campaign: %s\n", e.what());
