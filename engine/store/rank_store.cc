@@ -197,6 +197,12 @@ rocksdb::Options BaseOptions() {
   t.block_cache = SharedBlockCache();
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   o.keep_log_file_num = 3;
+  // No fallocate: RocksDB preallocates its MANIFEST (4 MiB) and log (~70 MiB)
+  // ahead of use, and an open that failed on a nearly full disk left that
+  // space reserved, so the store could not be opened again after space was
+  // freed. dcp writes little through either.
+  o.allow_fallocate = false;
+  o.manifest_preallocation_size = 0;
   o.max_log_file_size = 4 << 20;
   o.max_open_files = -1;  // required by secondaries; keeps removed files readable
   // Table files stay one generation each (see rank_store.h): only garbage
@@ -386,7 +392,7 @@ Status Rebuild(const std::string& path, uint32_t rank, RankStore::RepairReport* 
     uint64_t copied = 0;
     if (opened) {
       const std::string copy = f + ".rebuilt.sst";
-      rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), o);
+      rocksdb::SstFileWriter writer(rocksdb::EnvOptions(o), o);
       rocksdb::ReadOptions ro;
       ro.verify_checksums = true;
       std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(ro));
@@ -674,7 +680,7 @@ Result<std::unique_ptr<RankStore::BulkWriter>> RankStore::NewBulkWriter(std::str
   }
   auto rep = std::make_unique<BulkWriter::Rep>();
   rep->db = rep_->db.get();
-  rep->writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), rep_->options);
+  rep->writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(rep_->options), rep_->options);
   rep->file = base::JoinPath(RankIngestDir(path_), std::string(name) + ".sst");
   rep->what = "rank store " + std::to_string(rank_) + " at '" + path_ + "'";
   return std::unique_ptr<BulkWriter>(new BulkWriter(std::move(rep)));
