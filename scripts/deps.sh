@@ -10,6 +10,9 @@ packages=(
   libopenmpi-dev openmpi-bin
   catch2 libcli11-dev nlohmann-json3-dev libfmt-dev
   python3-numpy  # reads dcp-inspect's safetensors and .npy output in a test
+  # The Python package (import dcp): pybind11 bindings, tested with Debian's
+  # torch, NumPy, mpi4py and pytest.
+  pybind11-dev python3-dev python3-torch python3-mpi4py python3-pytest
 )
 # LibTorch (CPU-only in Debian) for the dcp::torch adapter; DCP_WITH_TORCH=0 skips it.
 if [[ "${DCP_WITH_TORCH:-1}" != "0" ]]; then

@@ -1,0 +1,448 @@
+// Copyright (c) dcp authors.
+//
+// dcp._dcp: the extension module under `import dcp`. A thin layer over
+// dcp::Store (dcp/store.h): arguments are converted with the GIL held, then
+// every data-path call runs with the GIL released. The pure-Python package
+// (api/python/dcp) builds the Megatron-compatible layer and the torch /
+// NumPy / communicator adapters on top of it.
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <optional>
+
+#include "api/python/convert.h"
+#include "api/python/py_communicator.h"
+#include "dcp/mpi.h"
+#include "dcp/store.h"
+#include "engine/manifest/common_state_codec.h"
+
+namespace dcp::python {
+namespace {
+
+namespace py = pybind11;
+
+py::dict SaveReportDict(const SaveReport& r) {
+  py::dict d;
+  d["chunks_written"] = r.chunks_written;
+  d["objects_written"] = r.objects_written;
+  d["raw_bytes_written"] = r.raw_bytes_written;
+  d["stored_bytes_written"] = r.stored_bytes_written;
+  d["chunks_referenced"] = r.chunks_referenced;
+  d["raw_bytes_referenced"] = r.raw_bytes_referenced;
+  d["base_records_unusable"] = r.base_records_unusable;
+  return d;
+}
+
+py::dict LoadReportDict(const LoadReport& r) {
+  py::dict d;
+  d["chunks_read"] = r.chunks_read;
+  d["bytes_read"] = r.bytes_read;
+  d["chunks_sent"] = r.chunks_sent;
+  d["bytes_sent"] = r.bytes_sent;
+  d["chunks_received"] = r.chunks_received;
+  d["bytes_received"] = r.bytes_received;
+  return d;
+}
+
+SaveOptions ToSaveOptions(const py::dict& o) {
+  SaveOptions s;
+  if (o.contains("overwrite")) s.overwrite = py::cast<bool>(o["overwrite"]);
+  if (o.contains("chunk_bytes")) s.chunk_bytes = py::cast<uint64_t>(o["chunk_bytes"]);
+  if (o.contains("compression")) {
+    const std::string c = py::cast<std::string>(o["compression"]);
+    if (c == "none") s.compression = Compression::kNone;
+    else if (c == "lz4") s.compression = Compression::kLz4;
+    else if (c == "lz4_byte_planes") s.compression = Compression::kLz4BytePlane;
+    else ThrowIfError(Status::InvalidArgument("unknown compression '" + c + "' (none, lz4, lz4_byte_planes)"));
+  }
+  if (o.contains("incremental")) s.incremental = py::cast<bool>(o["incremental"]);
+  if (o.contains("encode_threads")) s.encode_threads = py::cast<int>(o["encode_threads"]);
+  if (o.contains("fully_parallel")) s.fully_parallel = py::cast<bool>(o["fully_parallel"]);
+  return s;
+}
+
+LoadOptions ToLoadOptions(const py::dict& o) {
+  LoadOptions l;
+  if (o.contains("read_threads")) l.read_threads = py::cast<int>(o["read_threads"]);
+  if (o.contains("max_inflight_bytes")) l.max_inflight_bytes = py::cast<uint64_t>(o["max_inflight_bytes"]);
+  if (o.contains("strict")) l.strict = static_cast<StrictHandling>(py::cast<int>(o["strict"]));
+  if (o.contains("read_once")) l.read_once = py::cast<bool>(o["read_once"]);
+  return l;
+}
+
+// A store and the communicator it runs over (owned here).
+class PyStore {
+ public:
+  static std::unique_ptr<PyStore> Open(const std::string& root, py::object comm, int64_t mpi_fortran_handle,
+                                       bool create_if_missing, bool read_only, int lock_wait_ms, bool repair) {
+    auto s = std::make_unique<PyStore>();
+    if (mpi_fortran_handle >= 0) {
+      s->comm_ = ValueOrThrow(NewMpiCommunicatorFromFortranHandle(mpi_fortran_handle));
+    } else if (!comm.is_none()) {
+      s->comm_ = NewPyCommunicator(comm);
+    }
+    StoreOptions o;
+    o.create_if_missing = create_if_missing;
+    o.read_only = read_only;
+    o.lock_wait_ms = lock_wait_ms;
+    o.repair = repair;
+    Result<std::unique_ptr<Store>> opened = Status::Internal("not opened");
+    {
+      py::gil_scoped_release nogil;
+      opened = Store::Open(root, s->comm_.get(), o);
+    }
+    s->store_ = ValueOrThrow(std::move(opened));
+    return s;
+  }
+
+  ~PyStore() { Close(); }
+
+  void Close() {
+    if (store_) {
+      py::gil_scoped_release nogil;  // waits for an async put, which may call the communicator
+      store_.reset();
+    }
+    if (comm_) {
+      comm_.reset();
+    }
+  }
+
+  Store& store() {
+    if (!store_) ThrowIfError(Status::FailedPrecondition("the store is closed"));
+    return *store_;
+  }
+
+  py::dict Put(uint64_t step, const py::dict& tree, const py::dict& options) {
+    const StateDict sd = ToStateDict(tree);
+    const SaveOptions o = ToSaveOptions(options);
+    SaveReport report;
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.Put(step, sd, o, &report);
+    }
+    ThrowIfError(s);
+    return SaveReportDict(report);
+  }
+
+  void PutAsync(uint64_t step, const py::dict& tree, const py::dict& options) {
+    const StateDict sd = ToStateDict(tree);
+    const SaveOptions o = ToSaveOptions(options);
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.PutAsync(step, sd, o);
+    }
+    ThrowIfError(s);
+  }
+
+  py::dict Wait() {
+    SaveReport report;
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.WaitForPut(&report);
+    }
+    ThrowIfError(s);
+    return SaveReportDict(report);
+  }
+
+  // None while running; the report once done (raises its error if it failed).
+  py::object Poll() {
+    SaveReport report;
+    std::optional<Status> s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.PollPut(&report);
+    }
+    if (!s) return py::none();
+    ThrowIfError(*s);
+    return SaveReportDict(report);
+  }
+
+  void BeginStep(uint64_t step, const py::dict& options) {
+    const SaveOptions o = ToSaveOptions(options);
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.BeginStep(step, o);
+    }
+    ThrowIfError(s);
+  }
+
+  py::dict PutPart(const py::dict& tree) {
+    const StateDict sd = ToStateDict(tree);
+    SaveReport report;
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.PutPart(sd, &report);
+    }
+    ThrowIfError(s);
+    return SaveReportDict(report);
+  }
+
+  void CommitStep() {
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.CommitStep();
+    }
+    ThrowIfError(s);
+  }
+
+  void AbortStep() {
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.AbortStep();
+    }
+    ThrowIfError(s);
+  }
+
+  // (common state, report, unexpected keys, missing keys, objects by path)
+  py::tuple Get(uint64_t step, const py::dict& tree, const py::dict& options) {
+    StateDict sd = ToStateDict(tree);
+    const LoadOptions o = ToLoadOptions(options);
+    Result<LoadResult> r = Status::Internal("not run");
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      r = st.Get(step, &sd, o);
+    }
+    LoadResult result = ValueOrThrow(std::move(r));
+    return py::make_tuple(FromValue(result.common_state), LoadReportDict(result.report), result.unexpected_keys,
+                          result.missing_keys, ObjectsOf(sd));
+  }
+
+  void Read(uint64_t step, const std::string& key, const Shape& origin, const Shape& shape, const py::tuple& dest,
+            const py::dict& options) {
+    const TensorView view = ToView(dest, "destination of tensor '" + key + "'");
+    const LoadOptions o = ToLoadOptions(options);
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.Read(step, key, Box{origin, shape}, view, o);
+    }
+    ThrowIfError(s);
+  }
+
+  std::vector<uint64_t> Steps() { return ValueOrThrow(store().Steps()); }
+  std::optional<uint64_t> LatestStep() { return ValueOrThrow(store().LatestStep()); }
+
+  py::dict Metadata(uint64_t step) {
+    StepMetadata m = ValueOrThrow(store().Metadata(step));
+    py::dict info;
+    info["step"] = m.info.step;
+    info["generation"] = m.info.generation;
+    info["commit_time_ns"] = m.info.commit_time_ns;
+    info["world_size"] = m.info.world_size;
+    info["num_tensors"] = m.info.num_tensors;
+    info["num_objects"] = m.info.num_objects;
+    info["num_chunks"] = m.info.num_chunks;
+    info["raw_bytes"] = m.info.raw_bytes;
+    info["stored_bytes"] = m.info.stored_bytes;
+    info["unique_bytes"] = m.info.unique_bytes;
+    py::list tensors, objects;
+    for (const auto& t : m.tensors) {
+      py::dict d;
+      d["key"] = t.key;
+      d["dtype"] = std::string(DTypeName(t.dtype));
+      d["global_shape"] = t.global_shape;
+      d["num_chunks"] = t.num_chunks;
+      d["raw_bytes"] = t.raw_bytes;
+      d["stored_bytes"] = t.stored_bytes;
+      tensors.append(d);
+    }
+    for (const auto& o : m.objects) {
+      py::dict d;
+      d["key"] = o.key;
+      d["unique_key"] = o.unique_key;
+      d["global_shape"] = o.global_shape;
+      d["global_offset"] = o.global_offset;
+      d["size"] = o.size;
+      objects.append(d);
+    }
+    py::dict out;
+    out["info"] = info;
+    out["tensors"] = tensors;
+    out["objects"] = objects;
+    return out;
+  }
+
+  // (tensors: list of (key, dtype, shape, bytearray), objects: list of
+  // (key, global_shape, global_offset, bytes), common state)
+  py::tuple LoadPlain(uint64_t step, const std::vector<std::string>& keys, const py::dict& options) {
+    const LoadOptions o = ToLoadOptions(options);
+    Result<PlainState> r = Status::Internal("not run");
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      r = st.LoadPlain(step, keys, o);
+    }
+    PlainState plain = ValueOrThrow(std::move(r));
+    py::list tensors, objects;
+    for (const auto& t : plain.tensors) {
+      py::bytearray data(reinterpret_cast<const char*>(t.data()), t.size_bytes());
+      tensors.append(py::make_tuple(t.key(), std::string(DTypeName(t.dtype())), t.shape(), data));
+    }
+    for (const auto& obj : plain.objects) {
+      objects.append(py::make_tuple(obj.key, obj.global_shape, obj.global_offset, py::bytes(obj.data)));
+    }
+    return py::make_tuple(tensors, objects, FromValue(plain.common_state));
+  }
+
+  std::vector<std::string> RemoveTensors(uint64_t step, const std::string& prefix, std::optional<uint64_t> into_step,
+                                         bool overwrite) {
+    RemoveTensorsOptions o;
+    o.into_step = into_step;
+    o.overwrite = overwrite;
+    Result<std::vector<std::string>> r = Status::Internal("not run");
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      r = st.RemoveTensors(step, prefix, o);
+    }
+    return ValueOrThrow(std::move(r));
+  }
+
+  void DeleteStep(uint64_t step) {
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.DeleteStep(step);
+    }
+    ThrowIfError(s);
+  }
+
+  std::vector<uint64_t> ApplyRetention(uint64_t keep_last, uint64_t keep_every, const std::vector<uint64_t>& keep) {
+    RetentionPolicy p;
+    p.keep_last = keep_last;
+    p.keep_every = keep_every;
+    p.keep_steps = keep;
+    Result<std::vector<uint64_t>> r = Status::Internal("not run");
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      r = st.ApplyRetention(p);
+    }
+    return ValueOrThrow(std::move(r));
+  }
+
+  py::dict CollectGarbage(double compact_dead_fraction) {
+    GcOptions o;
+    o.compact_dead_fraction = compact_dead_fraction;
+    GcReport report;
+    Status s;
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      s = st.CollectGarbage(&report, o);
+    }
+    ThrowIfError(s);
+    py::dict d;
+    d["generations_removed"] = report.generations_removed;
+    d["records_removed"] = report.records_removed;
+    d["bytes_before"] = report.bytes_before;
+    d["bytes_after"] = report.bytes_after;
+    d["bytes_pending"] = report.bytes_pending;
+    d["temporary_files_removed"] = report.temporary_files_removed;
+    return d;
+  }
+
+  int rank() const { return comm_ ? comm_->rank() : 0; }
+  int size() const { return comm_ ? comm_->size() : 1; }
+  const std::string& root() { return store().root(); }
+
+ private:
+  std::unique_ptr<Communicator> comm_;  // declared first: destroyed after the store
+  std::unique_ptr<Store> store_;
+};
+
+void TranslateStatus(const StatusError& e) {
+  py::module_ errors = py::module_::import("dcp.errors");
+  py::object cls = errors.attr("error_class")(static_cast<int>(e.status.code()));
+  PyErr_SetObject(cls.ptr(), py::str(e.status.message()).ptr());
+}
+
+}  // namespace
+}  // namespace dcp::python
+
+PYBIND11_MODULE(_dcp, m) {
+  namespace py = pybind11;
+  using dcp::python::PyStore;
+  using dcp::python::TensorValue;
+  m.doc() = "dcp: a distributed checkpoint store (C++ core; see the dcp package)";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const dcp::python::StatusError& e) {
+      dcp::python::TranslateStatus(e);
+    }
+  });
+
+  py::class_<TensorValue>(m, "TensorValue")
+      .def(py::init([](std::string dtype, std::vector<int64_t> shape, py::bytes data) {
+             return TensorValue{std::move(dtype), std::move(shape), std::move(data)};
+           }),
+           py::arg("dtype"), py::arg("shape"), py::arg("data"))
+      .def_readonly("dtype", &TensorValue::dtype)
+      .def_readonly("shape", &TensorValue::shape)
+      .def_readonly("data", &TensorValue::data)
+      .def("__repr__", [](const TensorValue& t) {
+        return "TensorValue(" + t.dtype + ", " + py::str(py::cast(t.shape)).cast<std::string>() + ")";
+      });
+
+  py::class_<PyStore>(m, "Store")
+      .def_static("open", &PyStore::Open, py::arg("root"), py::arg("comm"), py::arg("mpi_fortran_handle"),
+                  py::arg("create_if_missing"), py::arg("read_only"), py::arg("lock_wait_ms"), py::arg("repair"))
+      .def("close", &PyStore::Close)
+      .def("put", &PyStore::Put)
+      .def("put_async", &PyStore::PutAsync)
+      .def("wait", &PyStore::Wait)
+      .def("poll", &PyStore::Poll)
+      .def("begin_step", &PyStore::BeginStep)
+      .def("put_part", &PyStore::PutPart)
+      .def("commit_step", &PyStore::CommitStep)
+      .def("abort_step", &PyStore::AbortStep)
+      .def("get", &PyStore::Get)
+      .def("read", &PyStore::Read)
+      .def("steps", &PyStore::Steps)
+      .def("latest_step", &PyStore::LatestStep)
+      .def("metadata", &PyStore::Metadata)
+      .def("load_plain", &PyStore::LoadPlain)
+      .def("remove_tensors", &PyStore::RemoveTensors)
+      .def("delete_step", &PyStore::DeleteStep)
+      .def("apply_retention", &PyStore::ApplyRetention)
+      .def("collect_garbage", &PyStore::CollectGarbage)
+      .def_property_readonly("rank", &PyStore::rank)
+      .def_property_readonly("size", &PyStore::size)
+      .def_property_readonly("root", &PyStore::root);
+
+  // ShardedObject values (api/python/dcp/_state.py): dcp's common-state
+  // encoding (FlexBuffers), never pickle.
+  m.def("encode_value", [](py::handle v, const std::string& path) {
+    const dcp::Value value = dcp::python::ToValue(v, path);
+    return py::bytes(dcp::python::ValueOrThrow(dcp::manifest::EncodeCommonState(value)));
+  });
+  m.def("decode_value", [](const py::bytes& b) {
+    return dcp::python::FromValue(dcp::python::ValueOrThrow(dcp::manifest::DecodeCommonState(std::string(b))));
+  });
+
+  py::list dtypes;
+  for (dcp::DType d : dcp::AllDTypes()) dtypes.append(std::string(dcp::DTypeName(d)));
+  m.attr("DTYPES") = dtypes;
+}

@@ -1,0 +1,196 @@
+"""Megatron-style sharded state dicts <-> the tagged trees the C++ core takes.
+
+A sharded state dict is a nest of dicts and lists whose leaves are
+ShardedTensor, ShardedObject, ShardedTensorFactory, LocalNonpersistentObject
+or plain values (the common state). The core takes nested dicts with str keys
+and tagged leaves (api/python/convert.h); lists become dicts keyed "0", "1",
+..., and come back as lists.
+
+ShardedObject data: bytes are stored as they are; any other plain value is
+stored as dcp's common-state encoding behind a magic prefix (never pickle), and
+loads back as the same value. Anything else raises TypeError naming the path.
+"""
+
+import contextlib
+
+from . import _dcp, _tensors
+from .errors import InvalidArgumentError
+
+_VALUE_MAGIC = b"DCPOBJV1\x00"
+
+
+def _path_str(path):
+    return ".".join(str(p) for p in path) if path else "<root>"
+
+
+def to_common(x, path):
+    """A plain Python value for the core: tensors become TensorValue (a copy); the rest as is
+    (the core raises TypeError for what it cannot store)."""
+    if _tensors.is_tensor(x):
+        return _tensors.to_value(x)
+    if isinstance(x, dict):
+        return {k: to_common(v, path + (k,)) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_common(v, path + (i,)) for i, v in enumerate(x)]
+    return x
+
+
+def from_value(v):
+    """The core's common-state value -> Python (TensorValue -> tensor)."""
+    if isinstance(v, _dcp.TensorValue):
+        return _tensors.from_value(v)
+    if isinstance(v, dict):
+        return {k: from_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [from_value(x) for x in v]
+    return v
+
+
+def object_bytes(data, path):
+    """A ShardedObject's data -> the bytes stored."""
+    if isinstance(data, (bytes, bytearray, memoryview)) and not bytes(data[: len(_VALUE_MAGIC)]) == _VALUE_MAGIC:
+        return bytes(data)
+    return _VALUE_MAGIC + _dcp.encode_value(to_common(data, path), _path_str(path))
+
+
+def object_value(raw):
+    """Stored object bytes -> the value saved."""
+    if raw[: len(_VALUE_MAGIC)] == _VALUE_MAGIC:
+        return from_value(_dcp.decode_value(raw[len(_VALUE_MAGIC):]))
+    return raw
+
+
+def _replica(r):
+    if isinstance(r, int):
+        return (r,)
+    return tuple(int(x) for x in r)
+
+
+def _flat(t):
+    fr = t.flattened_range
+    if fr is None:
+        return None
+    if isinstance(fr, slice):
+        if fr.step not in (None, 1):
+            raise InvalidArgumentError(f"tensor '{t.key}': flattened_range {fr} has a step")
+        return (int(fr.start or 0), int(fr.stop))
+    return (int(fr[0]), int(fr[1]))
+
+
+def tensor_leaf(t, path, load):
+    from .mapping import ShardedTensor  # noqa: F401 (type of t)
+    what = f"tensor '{t.key}' (entry '{_path_str(path)}')"
+    desc = _tensors.descriptor(t.data, what, writable=load)
+    return ("T", t.key, desc, _tensors.dtype_name(t.dtype), tuple(t.local_shape), tuple(t.global_shape),
+            tuple(t.global_offset), int(t.prepend_axis_num), _replica(t.replica_id), _flat(t),
+            bool(t.allow_shape_mismatch))
+
+
+class _Walk:
+    """One conversion of a request; remembers where loaded objects go."""
+
+    def __init__(self, load):
+        self.load = load
+        self.objects = {}   # path (tuple of str) -> (container, key) to put the loaded value
+        self.factories = []  # (container, key, factory, built subtree) to merge after a load
+
+    def tree(self, node, path, holder=None, hkey=None):
+        from .mapping import LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory
+        if isinstance(node, dict) or isinstance(node, list):
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            out = {}
+            for k, v in items:
+                if isinstance(node, dict) and not isinstance(k, str):
+                    raise TypeError(f"state dict key {k!r} under '{_path_str(path)}' is not a str")
+                leaf = self.tree(v, path + (str(k),), node, k)
+                if leaf is not None:
+                    out[str(k)] = leaf
+            return out
+        if isinstance(node, ShardedTensor):
+            if node.data is None:
+                if not self.load:
+                    raise InvalidArgumentError(f"tensor '{node.key}' (entry '{_path_str(path)}') has no data to save")
+                node.init_data()
+            return tensor_leaf(node, path, self.load)
+        if isinstance(node, ShardedObject):
+            if self.load:
+                self.objects[tuple(path)] = node
+                return ("O", node.key, b"", tuple(node.global_shape), tuple(node.global_offset),
+                        _replica(node.replica_id))
+            if not node.is_main_replica and node.data is None:
+                return ("O", node.key, b"", tuple(node.global_shape), tuple(node.global_offset),
+                        _replica(node.replica_id))
+            return ("O", node.key, object_bytes(node.data, path), tuple(node.global_shape), tuple(node.global_offset),
+                    _replica(node.replica_id))
+        if isinstance(node, ShardedTensorFactory):
+            built = node.build()
+            if self.load:
+                self.factories.append((holder, hkey, node, built))
+            return self.tree(built, path)
+        if isinstance(node, LocalNonpersistentObject):
+            return None
+        if self.load:
+            return None  # common values of a request are ignored (the saved ones come back)
+        return ("V", to_common(node, path))
+
+
+@contextlib.contextmanager
+def for_save(state_dict):
+    if not isinstance(state_dict, dict):
+        raise TypeError("a sharded state dict must be a dict")
+    yield _Walk(load=False).tree(state_dict, ())
+
+
+@contextlib.contextmanager
+def for_load(state_dict):
+    """Yields (tree, finish); finish(objects by path) puts loaded objects in place and merges factories."""
+    if not isinstance(state_dict, dict):
+        raise TypeError("a sharded state dict must be a dict")
+    walk = _Walk(load=True)
+    tree = walk.tree(state_dict, ())
+
+    def finish(objects):
+        for path, raw in objects.items():
+            obj = walk.objects.get(tuple(path))
+            if obj is not None:
+                obj.data = object_value(raw)
+        for holder, key, factory, built in walk.factories:
+            factory.loaded = factory.merge_fn(_loaded(built))
+
+    yield tree, finish
+
+
+def _loaded(node):
+    """A built (factory) subtree after a load: ShardedTensors -> their data, objects -> their data."""
+    from .mapping import ShardedObject, ShardedTensor
+    if isinstance(node, dict):
+        return {k: _loaded(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_loaded(v) for v in node]
+    if isinstance(node, (ShardedTensor, ShardedObject)):
+        return node.data
+    return node
+
+
+def region_of(region, global_shape):
+    """(origin, shape) of a region: None (the whole tensor), a tuple of slices/ints, or (origin, shape)."""
+    g = [int(x) for x in global_shape]
+    if region is None:
+        return [0] * len(g), g
+    if (isinstance(region, tuple) and len(region) == 2 and all(isinstance(r, (list, tuple)) for r in region)):
+        return [int(x) for x in region[0]], [int(x) for x in region[1]]
+    if not isinstance(region, tuple):
+        region = (region,)
+    origin, shape = [], []
+    for axis, n in enumerate(g):
+        r = region[axis] if axis < len(region) else slice(None)
+        if isinstance(r, int):
+            origin.append(r)
+            shape.append(1)
+            continue
+        start, stop, step = r.indices(n)
+        if step != 1:
+            raise InvalidArgumentError("regions are contiguous: a slice step must be 1")
+        origin.append(start)
+        shape.append(max(0, stop - start))
+    return origin, shape

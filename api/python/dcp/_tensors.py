@@ -1,0 +1,148 @@
+"""Tensors in and out of the C++ core, without a copy and without linking torch.
+
+A torch.Tensor (CPU or CUDA, any strides) or a NumPy array crosses as a
+descriptor: (data pointer, dtype name, shape, strides in elements, device type,
+device index). The caller's object stays referenced by the state dict for as
+long as the C++ call runs. torch is imported only if the caller uses it, so the
+package works with NumPy alone, with Debian's torch 1.13 and with PyPI's 2.x.
+"""
+
+import sys
+
+from . import _dcp
+from .errors import InvalidArgumentError
+
+_NUMPY_TO_DCP = {
+    "bool": "bool", "uint8": "uint8", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
+    "uint16": "uint16", "uint32": "uint32", "uint64": "uint64", "float16": "float16", "float32": "float32",
+    "float64": "float64",
+}
+_DCP_TO_NUMPY = {v: k for k, v in _NUMPY_TO_DCP.items()}
+
+
+def _torch():
+    return sys.modules.get("torch")
+
+
+def is_torch_tensor(x):
+    torch = _torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def is_numpy_array(x):
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(x, np.ndarray)
+
+
+def is_tensor(x):
+    return is_torch_tensor(x) or is_numpy_array(x)
+
+
+def _torch_dtype_map():
+    torch = _torch()
+    pairs = [("bool", "bool"), ("uint8", "uint8"), ("int8", "int8"), ("int16", "int16"), ("int32", "int32"),
+             ("int64", "int64"), ("float16", "float16"), ("bfloat16", "bfloat16"), ("float32", "float32"),
+             ("float64", "float64"), ("float8_e4m3fn", "float8_e4m3"), ("float8_e5m2", "float8_e5m2"),
+             ("uint16", "uint16"), ("uint32", "uint32"), ("uint64", "uint64")]
+    out = {}
+    for t, d in pairs:
+        if hasattr(torch, t):  # float8 from torch 2.1, uint16/32/64 from 2.3
+            out[getattr(torch, t)] = d
+    return out
+
+
+def dtype_name(dtype):
+    """dcp's name of a torch or NumPy dtype (or of a dcp name); ValueError if unsupported."""
+    if isinstance(dtype, str):
+        if dtype in _dcp.DTYPES:
+            return dtype
+        raise InvalidArgumentError(f"dtype {dtype!r} is not one of dcp's: {', '.join(_dcp.DTYPES)}")
+    torch = _torch()
+    if torch is not None and isinstance(dtype, torch.dtype):
+        name = _torch_dtype_map().get(dtype)
+        if name is None:
+            raise InvalidArgumentError(f"torch dtype {dtype} is not supported by dcp")
+        return name
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            name = _NUMPY_TO_DCP.get(np.dtype(dtype).name)
+        except TypeError:
+            name = None
+        if name is not None:
+            return name
+    raise InvalidArgumentError(f"dtype {dtype!r} is not supported by dcp")
+
+
+def tensor_dtype(x):
+    return dtype_name(x.dtype)
+
+
+def shape_of(x):
+    return tuple(int(s) for s in x.shape)
+
+
+def descriptor(x, what, writable=False):
+    """The C++ core's view of a tensor or array: (ptr, dtype, shape, strides, device, index)."""
+    if is_torch_tensor(x):
+        if getattr(x, "is_sparse", False):
+            raise InvalidArgumentError(f"{what}: sparse tensors are not supported")
+        dev = x.device
+        if dev.type not in ("cpu", "cuda"):
+            raise InvalidArgumentError(f"{what}: device {dev} is not supported (cpu or cuda)")
+        strides = tuple(int(s) for s in x.stride())
+        if any(s < 0 for s in strides):
+            raise InvalidArgumentError(f"{what}: negative strides are not supported")
+        ptr = x.data_ptr() if x.numel() > 0 else 0
+        return (ptr, tensor_dtype(x), shape_of(x), strides, dev.type, dev.index if dev.index is not None else 0)
+    if is_numpy_array(x):
+        if writable and not x.flags.writeable:
+            raise InvalidArgumentError(f"{what}: the NumPy array is read-only")
+        item = x.dtype.itemsize
+        if any(s % item != 0 or s < 0 for s in x.strides):
+            raise InvalidArgumentError(f"{what}: strides {x.strides} are not non-negative multiples of the element size")
+        ptr = x.__array_interface__["data"][0] if x.size > 0 else 0
+        return (ptr, tensor_dtype(x), shape_of(x), tuple(s // item for s in x.strides), "cpu", 0)
+    raise InvalidArgumentError(f"{what}: {type(x).__qualname__} is not a torch.Tensor or NumPy array")
+
+
+def allocate(dtype, shape, like=None, device=None):
+    """A zeroed tensor to load into: torch if torch is in use (on `device`), else NumPy."""
+    torch = _torch()
+    if torch is not None and (like is None or is_torch_tensor(like)):
+        tdtype = {v: k for k, v in _torch_dtype_map().items()}[dtype_name(dtype)]
+        return torch.zeros(tuple(shape), dtype=tdtype, device=device if device is not None else "cpu")
+    import numpy as np
+    name = dtype_name(dtype)
+    if name not in _DCP_TO_NUMPY:
+        raise InvalidArgumentError(f"dtype {name} has no NumPy equivalent (import torch to load it)")
+    return np.zeros(tuple(shape), dtype=_DCP_TO_NUMPY[name])
+
+
+def from_bytes(dtype, shape, data):
+    """A tensor (torch if in use, else NumPy) holding a copy of row-major `data`."""
+    out = allocate(dtype, shape)
+    if is_torch_tensor(out):
+        torch = _torch()
+        if out.numel() > 0:
+            out.view(-1).view(torch.uint8).copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        return out
+    import numpy as np
+    return np.frombuffer(bytes(data), dtype=out.dtype).reshape(out.shape).copy()
+
+
+def to_value(x):
+    """A small tensor or array in the common state -> the core's TensorValue (a copy of its bytes)."""
+    name = tensor_dtype(x)
+    if is_torch_tensor(x):
+        torch = _torch()
+        t = x.detach().to("cpu").contiguous()
+        raw = t.view(-1).view(torch.uint8) if t.numel() > 0 else torch.empty(0, dtype=torch.uint8)
+        return _dcp.TensorValue(name, list(shape_of(x)), raw.numpy().tobytes())
+    import numpy as np
+    return _dcp.TensorValue(name, list(shape_of(x)), np.ascontiguousarray(x).tobytes())
+
+
+def from_value(v):
+    """The core's TensorValue -> a tensor (torch if in use, else NumPy)."""
+    return from_bytes(v.dtype, v.shape, v.data)

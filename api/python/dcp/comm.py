@@ -1,0 +1,136 @@
+"""Communicators: which distributed engine a store's collectives run over.
+
+``group`` (the argument of :func:`dcp.Store.open`, :func:`dcp.save`, ...) may be:
+
+* ``None``: the default. If torch.distributed is initialized, its default
+  process group (the job runs under torchrun); otherwise one process alone.
+* a ``torch.distributed`` process group (gloo, or NCCL where the job has one;
+  dcp's messages are small byte strings and go over a gloo group).
+* an ``mpi4py`` communicator: dcp then calls MPI from C++ directly, through the
+  communicator's handle (no Python per collective).
+* ``"self"``: one process, even inside a distributed job.
+
+With torch.distributed every collective is one Python call of torch's API on
+dcp's own gloo group (created once per store, collectively), never one per
+chunk; nothing is pickled: byte strings travel as uint8 tensors.
+"""
+
+import sys
+
+
+class TorchCommunicator:
+    """dcp's collectives over a torch.distributed gloo group (used by the C++ core)."""
+
+    def __init__(self, group=None, _dcp_group=None):
+        import torch
+        import torch.distributed as dist
+        self._torch = torch
+        self._dist = dist
+        self._user_group = group
+        ranks = None if group is None else dist.get_process_group_ranks(group) \
+            if hasattr(dist, "get_process_group_ranks") else None
+        if _dcp_group is None:
+            if group is None or dist.get_backend(group) == "gloo":
+                _dcp_group = group
+            else:
+                # NCCL and others move device tensors; dcp sends host bytes.
+                _dcp_group = dist.new_group(ranks=ranks, backend="gloo")
+        self._group = _dcp_group
+        self.rank = dist.get_rank(self._group)
+        self.size = dist.get_world_size(self._group)
+        self._ranks = ranks
+
+    def _global(self, r):
+        return r if self._ranks is None else self._ranks[r]
+
+    def _tensor(self, b):
+        t = self._torch
+        return t.frombuffer(bytearray(b), dtype=t.uint8) if len(b) else t.empty(0, dtype=t.uint8)
+
+    def _sizes(self, n):
+        t = self._torch
+        mine = t.tensor([n], dtype=t.int64)
+        all_ = [t.zeros(1, dtype=t.int64) for _ in range(self.size)]
+        self._dist.all_gather(all_, mine, group=self._group)
+        return [int(x.item()) for x in all_]
+
+    def barrier(self):
+        self._dist.barrier(group=self._group)
+
+    def broadcast(self, root, data):
+        t = self._torch
+        n = t.tensor([len(data) if self.rank == root else 0], dtype=t.int64)
+        self._dist.broadcast(n, src=self._global(root), group=self._group)
+        buf = self._tensor(data) if self.rank == root else t.empty(int(n.item()), dtype=t.uint8)
+        if buf.numel():
+            self._dist.broadcast(buf, src=self._global(root), group=self._group)
+        return data if self.rank == root else buf.numpy().tobytes()
+
+    def allgather(self, data):
+        t = self._torch
+        sizes = self._sizes(len(data))
+        top = max(sizes)
+        if top == 0:
+            return [b""] * self.size
+        mine = t.zeros(top, dtype=t.uint8)
+        if len(data):
+            mine[: len(data)] = self._tensor(data)
+        out = [t.empty(top, dtype=t.uint8) for _ in range(self.size)]
+        self._dist.all_gather(out, mine, group=self._group)
+        return [o[:n].numpy().tobytes() for o, n in zip(out, sizes)]
+
+    def gather(self, root, data):
+        # gloo's gather: every rank sends, the root receives; sizes first.
+        all_ = self.allgather(data) if self.size <= 64 else None
+        if all_ is not None:
+            return all_ if self.rank == root else []
+        t = self._torch
+        sizes = self._sizes(len(data))
+        top = max(sizes)
+        mine = t.zeros(top, dtype=t.uint8)
+        if len(data):
+            mine[: len(data)] = self._tensor(data)
+        out = [t.empty(top, dtype=t.uint8) for _ in range(self.size)] if self.rank == root else None
+        self._dist.gather(mine, gather_list=out, dst=self._global(root), group=self._group)
+        return [o[:n].numpy().tobytes() for o, n in zip(out, sizes)] if self.rank == root else []
+
+    def alltoall(self, send):
+        # gloo has no all_to_all: every rank's messages are gathered, each keeps its own.
+        t = self._torch
+        header = t.tensor([len(s) for s in send], dtype=t.int64)
+        headers = [t.zeros(self.size, dtype=t.int64) for _ in range(self.size)]
+        self._dist.all_gather(headers, header, group=self._group)
+        blob = b"".join(send)
+        blobs = self.allgather(blob)
+        out = []
+        for src in range(self.size):
+            lens = [int(x) for x in headers[src].tolist()]
+            start = sum(lens[: self.rank])
+            out.append(blobs[src][start: start + lens[self.rank]])
+        return out
+
+    def duplicate(self):
+        ranks = self._ranks
+        return TorchCommunicator(self._user_group, _dcp_group=self._dist.new_group(ranks=ranks, backend="gloo"))
+
+
+def resolve(group):
+    """(python communicator or None, MPI Fortran handle or -1) for a ``group`` argument."""
+    if isinstance(group, str):
+        if group == "self":
+            return None, -1
+        raise ValueError(f"group {group!r}: expected None, 'self', a torch.distributed group or an mpi4py communicator")
+    if group is not None and hasattr(group, "py2f") and type(group).__module__.startswith("mpi4py"):
+        return None, int(group.py2f())
+    dist = sys.modules.get("torch.distributed")
+    if group is None:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return TorchCommunicator(None), -1
+        return None, -1
+    if dist is not None and isinstance(group, getattr(dist, "ProcessGroup", ())):
+        return TorchCommunicator(group), -1
+    if all(hasattr(group, m) for m in ("rank", "size", "barrier", "broadcast", "allgather", "gather", "alltoall",
+                                        "duplicate")):
+        return group, -1  # an object speaking the protocol itself
+    raise ValueError(f"group of type {type(group).__qualname__}: expected None, 'self', a torch.distributed "
+                     "process group or an mpi4py communicator")

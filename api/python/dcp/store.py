@@ -1,0 +1,243 @@
+"""dcp.Store: the C++ Store (dcp/store.h) for Python.
+
+    with dcp.Store.open("/ckpt/run1") as store:          # collective
+        report = store.put(100, sharded_state_dict)      # collective
+        loaded = store.get(100, request)                 # collective, fills `request` in place
+        store.read(100, "decoder.weight", region, out)   # one process
+
+State dicts are Megatron-style nested dicts (and lists) whose leaves are
+:class:`dcp.ShardedTensor`, :class:`dcp.ShardedObject`,
+:class:`dcp.ShardedTensorFactory` or plain values (the common state). Every
+collective must be called by every rank of the group, in the same order; it
+raises the same :mod:`dcp.errors` exception on every rank, and a failed put
+commits nothing. The data path (encoding, I/O, the async put's background
+write) runs with the GIL released.
+"""
+
+import dataclasses
+
+from . import _dcp, comm as _comm
+from . import _state
+
+
+@dataclasses.dataclass
+class SaveReport:
+    """What this rank wrote (and referenced instead of rewriting) in a put."""
+
+    chunks_written: int = 0
+    objects_written: int = 0
+    raw_bytes_written: int = 0
+    stored_bytes_written: int = 0
+    chunks_referenced: int = 0
+    raw_bytes_referenced: int = 0
+    base_records_unusable: int = 0
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What this rank read, sent and received in a get."""
+
+    chunks_read: int = 0
+    bytes_read: int = 0
+    chunks_sent: int = 0
+    bytes_sent: int = 0
+    chunks_received: int = 0
+    bytes_received: int = 0
+
+
+@dataclasses.dataclass
+class GcReport:
+    """What this rank's part of a garbage collection did."""
+
+    generations_removed: int = 0
+    records_removed: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    bytes_pending: int = 0
+    temporary_files_removed: int = 0
+
+
+@dataclasses.dataclass
+class LoadResult:
+    """A get's outcome: the common state, this rank's report, strict-key findings."""
+
+    common_state: dict
+    report: LoadReport
+    unexpected_keys: list
+    missing_keys: list
+
+
+def _save_options(overwrite=False, chunk_bytes=None, compression=None, incremental=None, encode_threads=None,
+                  fully_parallel=None):
+    o = {"overwrite": bool(overwrite)}
+    for k, v in (("chunk_bytes", chunk_bytes), ("compression", compression), ("incremental", incremental),
+                 ("encode_threads", encode_threads), ("fully_parallel", fully_parallel)):
+        if v is not None:
+            o[k] = v
+    return o
+
+
+def _load_options(strict=None, read_threads=None, max_inflight_bytes=None, read_once=None):
+    from .mapping import StrictHandling
+    o = {}
+    if strict is not None:
+        o["strict"] = StrictHandling(strict).code
+    for k, v in (("read_threads", read_threads), ("max_inflight_bytes", max_inflight_bytes), ("read_once", read_once)):
+        if v is not None:
+            o[k] = v
+    return o
+
+
+class Store:
+    """A dcp store, open on every rank of a group (see the module docstring)."""
+
+    def __init__(self, impl, group):
+        self._impl = impl
+        self._group = group
+
+    @classmethod
+    def open(cls, path, group=None, *, read_only=False, create_if_missing=True, lock_wait_ms=10000, repair=True):
+        """Opens (creating if allowed) the store at `path`. Collective over `group` (see dcp.comm)."""
+        py_comm, handle = _comm.resolve(group)
+        impl = _dcp.Store.open(str(path), py_comm, handle, bool(create_if_missing), bool(read_only),
+                               int(lock_wait_ms), bool(repair))
+        return cls(impl, group)
+
+    # -- lifetime
+    def close(self):
+        """Closes the store (waits for an async put in flight)."""
+        if self._impl is not None:
+            self._impl.close()
+            self._impl = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finalizer
+            pass
+
+    @property
+    def _s(self):
+        if self._impl is None:
+            from .errors import FailedPreconditionError
+            raise FailedPreconditionError("the store is closed")
+        return self._impl
+
+    @property
+    def rank(self):
+        return self._s.rank
+
+    @property
+    def size(self):
+        return self._s.size
+
+    @property
+    def root(self):
+        return self._s.root
+
+    # -- writing
+    def put(self, step, state_dict, **options):
+        """Saves `state_dict` as `step` (collective). Options: overwrite, chunk_bytes, compression
+        ('none' | 'lz4' | 'lz4_byte_planes'), incremental, encode_threads, fully_parallel."""
+        with _state.for_save(state_dict) as tree:
+            return SaveReport(**self._s.put(int(step), tree, _save_options(**options)))
+
+    def put_async(self, step, state_dict, **options):
+        """Starts saving `state_dict` as `step` in the background and returns once this rank's
+        tensors are copied (collective); they may change right away. Collect with wait() or poll()."""
+        with _state.for_save(state_dict) as tree:
+            self._s.put_async(int(step), tree, _save_options(**options))
+
+    def wait(self):
+        """Waits for the async put; its report, or its error (the same on every rank)."""
+        return SaveReport(**self._s.wait())
+
+    def poll(self):
+        """None while the async put runs; then as wait()."""
+        r = self._s.poll()
+        return None if r is None else SaveReport(**r)
+
+    def begin_step(self, step, **options):
+        """Opens a streaming write of `step` (collective); then put_part(...), commit_step()."""
+        self._s.begin_step(int(step), _save_options(**options))
+
+    def put_part(self, state_dict):
+        """Writes one part of the open step (collective)."""
+        with _state.for_save(state_dict) as tree:
+            return SaveReport(**self._s.put_part(tree))
+
+    def commit_step(self):
+        self._s.commit_step()
+
+    def abort_step(self):
+        self._s.abort_step()
+
+    # -- reading
+    def get(self, step, state_dict, **options):
+        """Loads `step` into `state_dict` (collective): every ShardedTensor's data is filled in
+        place (allocated if it has none), every ShardedObject's data replaced by the saved value.
+        Options: strict (StrictHandling), read_threads, max_inflight_bytes, read_once."""
+        with _state.for_load(state_dict) as (tree, finish):
+            common, report, unexpected, missing, objects = self._s.get(int(step), tree, _load_options(**options))
+            finish(objects)
+        return LoadResult(_state.from_value(common), LoadReport(**report), list(unexpected), list(missing))
+
+    def read(self, step, key, region=None, out=None):
+        """Reads `region` (a tuple of slices, or ((offsets), (shape))) of tensor `key` of `step` into
+        `out` (allocated if None) on this process alone; returns it."""
+        meta = self.metadata(step)
+        t = next((t for t in meta["tensors"] if t["key"] == key), None)
+        from .errors import NotFoundError
+        if t is None:
+            raise NotFoundError(f"tensor '{key}' is not in step {step}")
+        origin, shape = _state.region_of(region, t["global_shape"])
+        if out is None:
+            from ._tensors import allocate
+            out = allocate(t["dtype"], shape)
+        from ._tensors import descriptor
+        self._s.read(int(step), key, list(origin), list(shape), descriptor(out, f"destination of '{key}'", True), {})
+        return out
+
+    def steps(self):
+        return list(self._s.steps())
+
+    def latest_step(self):
+        return self._s.latest_step()
+
+    def metadata(self, step):
+        """What `step` holds: {'info': {...}, 'tensors': [...], 'objects': [...]}."""
+        return self._s.metadata(int(step))
+
+    def load_plain(self, step, keys=()):
+        """Whole tensors (allocated), objects and common state of `step`, on this process alone:
+        (tensors by key, objects by unique key, common state)."""
+        tensors, objects, common = self._s.load_plain(int(step), list(keys), {})
+        from ._tensors import from_bytes
+        from .mapping import ShardedObject
+        out_t = {k: from_bytes(dtype, shape, data) for k, dtype, shape, data in tensors}
+        out_o = {}
+        for key, gshape, goffset, data in objects:
+            o = ShardedObject(key, _state.object_value(data), tuple(gshape), tuple(goffset))
+            out_o[o.unique_key] = o
+        return out_t, out_o, _state.from_value(common)
+
+    # -- maintenance
+    def remove_tensors(self, step, key_prefix, into_step=None, overwrite=False):
+        """Removes the tensors whose key starts with `key_prefix` from `step` (collective)."""
+        return list(self._s.remove_tensors(int(step), key_prefix, into_step, bool(overwrite)))
+
+    def delete_step(self, step):
+        self._s.delete_step(int(step))
+
+    def apply_retention(self, keep_last=0, keep_every=0, keep_steps=()):
+        return list(self._s.apply_retention(int(keep_last), int(keep_every), [int(s) for s in keep_steps]))
+
+    def collect_garbage(self, compact_dead_fraction=0.5):
+        return GcReport(**self._s.collect_garbage(float(compact_dead_fraction)))
