@@ -96,6 +96,8 @@ class _Walk:
 
     def tree(self, node, path, holder=None, hkey=None):
         from .mapping import LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory
+        if isinstance(node, (list, tuple)) and not _has_sharded(node):
+            return None if self.load else ("V", to_common(node, path))  # a plain list: common state
         if isinstance(node, dict) or isinstance(node, list):
             items = node.items() if isinstance(node, dict) else enumerate(node)
             out = {}
@@ -158,6 +160,17 @@ def for_load(state_dict):
             factory.loaded = factory.merge_fn(_loaded(built))
 
     yield tree, finish
+
+
+def _has_sharded(node):
+    from .mapping import LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory
+    if isinstance(node, (ShardedTensor, ShardedObject, ShardedTensorFactory, LocalNonpersistentObject)):
+        return True
+    if isinstance(node, dict):
+        return any(_has_sharded(v) for v in node.values())
+    if isinstance(node, (list, tuple)):
+        return any(_has_sharded(v) for v in node)
+    return False
 
 
 def _loaded(node):

@@ -1,0 +1,86 @@
+"""Real process groups: ranks spawned with torch.multiprocessing over gloo
+(Debian's torch 1.13 has no working torchrun on Python 3.11)."""
+
+import os
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import dcp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpt_state  # noqa: E402
+
+
+def _init(rank, world, tmp):
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/pg-{world}", rank=rank, world_size=world)
+
+
+def _save_worker(rank, world, tmp, root, tp, pp):
+    _init(rank, world, tmp)
+    cfg = gpt_state.Config()
+    sd = gpt_state.sharded_state_dict(cfg, tp, pp, rank)
+    report = dcp.save(sd, root, step=1)
+    assert report.chunks_written > 0
+    dist.destroy_process_group()
+
+
+def _spawn(fn, world, *args):
+    mp.spawn(fn, args=(world,) + args, nprocs=world, join=True)
+
+
+def test_tp2_pp2_saved_by_4_ranks_loads_at_tp1_pp2_on_2_ranks(tmp_path):
+    root = str(tmp_path / "store")
+    _spawn(_save_worker, 4, str(tmp_path), root, 2, 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    # The load asks for the TP1 x PP2 layout; rng_state cells of the TP2 grid are not
+    # requested (objects do not reshard), so the request leaves them out.
+    _spawn(_load_worker_no_objects, 2, str(tmp_path), root, 1, 2, str(out))
+    assert [(out / f"rank{r}").read_text() for r in range(2)] == ["ok", "ok"]
+    meta = dcp.load_sharded_metadata(root)
+    assert "rng_state/shard_1.1_2.2" in meta
+
+
+def _load_worker_no_objects(rank, world, tmp, root, tp, pp, out):
+    _init(rank, world, tmp)
+    cfg = gpt_state.Config()
+    req = gpt_state.sharded_state_dict(cfg, tp, pp, rank, empty=True)
+    del req["rng_state"]
+    state = dcp.load(req, root, step=1, strict=dcp.StrictHandling.LOG_ALL)
+    msg = gpt_state.check(state, req, cfg, tp, pp, rank)
+    if not msg and state["iteration"] != 100:
+        msg = "common state"
+    with open(os.path.join(out, f"rank{rank}"), "w") as f:
+        f.write(msg or "ok")
+    dist.destroy_process_group()
+
+
+def _bad_worker(rank, world, tmp, root, out):
+    _init(rank, world, tmp)
+    shape = (4, 6) if rank != 1 else (4, 7)  # rank 1 disagrees on the global shape
+    t = torch.zeros(2, shape[1])
+    st = dcp.ShardedTensor.from_rank_offsets("w", t, (0, rank, 2))
+    try:
+        dcp.save({"w": st}, root, step=2)
+        msg = "no error"
+    except dcp.InvalidArgumentError as e:
+        msg = "InvalidArgumentError: " + str(e)
+    with open(os.path.join(out, f"rank{rank}"), "w") as f:
+        f.write(msg)
+    dist.destroy_process_group()
+
+
+def test_bad_input_raises_the_same_error_on_every_rank_and_commits_nothing(tmp_path):
+    root = str(tmp_path / "store")
+    out = tmp_path / "out"
+    out.mkdir()
+    _spawn(_bad_worker, 2, str(tmp_path), root, str(out))
+    msgs = [(out / f"rank{r}").read_text() for r in range(2)]
+    assert msgs[0] == msgs[1]
+    assert msgs[0].startswith("InvalidArgumentError") and "key 'w': rank 0 declares float32 (4, 6) but rank 1 " \
+        "declares float32 (4, 7)" in msgs[0]
+    assert dcp.Store.open(root, "self", read_only=True).steps() == []

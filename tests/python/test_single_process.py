@@ -1,0 +1,262 @@
+"""One process: the Megatron layer and the Store, with torch and NumPy tensors."""
+
+import numpy as np
+import pytest
+import torch
+
+import dcp
+
+
+def arange(shape, dtype=torch.float32, start=0):
+    n = int(np.prod(shape)) if shape else 1
+    return (torch.arange(n, dtype=torch.float64) + start).to(dtype).reshape(shape)
+
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
+          torch.int8, torch.uint8, torch.bool]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_torch_dtype_round_trips(tmp_path, dtype):
+    src = arange((5, 7), dtype) if dtype != torch.bool else arange((5, 7)) % 3 == 0
+    dcp.save({"t": dcp.ShardedTensor.from_rank_offsets("t", src)}, tmp_path)
+    out = torch.zeros_like(src)
+    state = dcp.load({"t": dcp.ShardedTensor.from_rank_offsets("t", out)}, tmp_path)
+    assert state["t"] is out
+    assert torch.equal(out, src)
+
+
+def test_numpy_arrays_and_strided_views(tmp_path):
+    big = np.arange(64, dtype=np.float32).reshape(8, 8)
+    view = big[:, 2:6]  # strided, not contiguous
+    sd = {"v": dcp.ShardedTensor.from_rank_offsets("v", view)}
+    dcp.save(sd, tmp_path)
+    dest_big = np.zeros((8, 12), dtype=np.float32)
+    dest = dest_big[:, 4:8]
+    dcp.load({"v": dcp.ShardedTensor.from_rank_offsets("v", dest)}, tmp_path)
+    assert (dest == view).all()
+    assert (dest_big[:, :4] == 0).all() and (dest_big[:, 8:] == 0).all()
+    # A transposed torch view as the source.
+    t = arange((6, 4)).t()
+    dcp.save({"t": dcp.ShardedTensor.from_rank_offsets("t", t)}, tmp_path, step=5)
+    got = dcp.load_plain_tensors(tmp_path, step=5)["t"]
+    assert torch.equal(got, t)
+
+
+def test_sharded_along_axes_in_one_process_and_loaded_whole(tmp_path):
+    full = arange((4, 6))
+    sd = {f"p{i}": dcp.ShardedTensor.from_rank_offsets("w", full[i * 2:(i + 1) * 2].clone(), (0, i, 2))
+          for i in range(2)}
+    dcp.save(sd, tmp_path)
+    out = dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", torch.zeros(4, 6))}, tmp_path)["w"]
+    assert torch.equal(out, full)
+    meta = dcp.load_tensors_metadata(tmp_path)
+    assert meta["w"].global_shape == (4, 6) and meta["w"].dtype == torch.float32 and meta["w"].data is None
+
+
+def test_common_state_plain_values_and_tensors(tmp_path):
+    common = {"iteration": 7, "lr": 1e-4, "flag": True, "name": "gpt", "raw": b"\x00\x01", "none": None,
+              "nested": {"a": [1, 2, {"b": "c"}], "t": torch.tensor([1, 2, 3], dtype=torch.int64)},
+              "rng": torch.ByteTensor([1, 2, 250])}
+    sd = {"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2, 2))), **common}
+    dcp.save(sd, tmp_path)
+    got = dcp.load_common_state_dict(tmp_path)
+    assert got["iteration"] == 7 and got["lr"] == 1e-4 and got["flag"] is True and got["name"] == "gpt"
+    assert got["raw"] == b"\x00\x01" and got["none"] is None
+    assert got["nested"]["a"] == [1, 2, {"b": "c"}]
+    assert torch.equal(got["nested"]["t"], common["nested"]["t"])
+    assert torch.equal(got["rng"], common["rng"]) and got["rng"].dtype == torch.uint8
+    state = dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", torch.zeros(2, 2))}, tmp_path)
+    assert state["iteration"] == 7 and state["nested"]["a"][2] == {"b": "c"}
+
+
+def test_common_state_that_needs_pickle_is_a_type_error_naming_its_path(tmp_path):
+    sd = {"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2,))), "sched": {"fn": lambda x: x}}
+    with pytest.raises(TypeError, match=r"common state 'sched.fn' is a function.*nothing is pickled"):
+        dcp.save(sd, tmp_path)
+    with pytest.raises(TypeError, match=r"'opt.state\[1\]' is a object"):
+        dcp.save({"opt": {"state": [1, object()]}}, tmp_path)
+    with pytest.raises(TypeError, match=r"key 1 under .cfg.x. is not a str"):
+        dcp.save({"cfg": {"x": {1: 2}}}, tmp_path)
+    assert dcp.Store.open(tmp_path).steps() == []  # nothing committed
+
+
+def test_sharded_objects_hold_bytes_or_plain_values(tmp_path):
+    sd = {"a": dcp.ShardedObject("rng", {"seed": 3, "state": [1, 2]}, (2,), (0,)),
+          "b": dcp.ShardedObject("rng", b"raw-bytes", (2,), (1,))}
+    dcp.save(sd, tmp_path)
+    req = {"a": dcp.ShardedObject("rng", None, (2,), (0,)), "b": dcp.ShardedObject("rng", None, (2,), (1,))}
+    state = dcp.load(req, tmp_path)
+    assert state["a"] == {"seed": 3, "state": [1, 2]} and state["b"] == b"raw-bytes"
+    meta = dcp.load_sharded_metadata(tmp_path)
+    assert set(meta) == {"rng/shard_0_2", "rng/shard_1_2"}
+    with pytest.raises(TypeError, match="which dcp does not store"):
+        dcp.save({"o": dcp.ShardedObject("x", object(), (1,), (0,))}, tmp_path)
+
+
+def test_declaration_mismatches_are_value_errors_naming_the_key(tmp_path):
+    t = arange((2, 3))
+    with pytest.raises(ValueError, match="tensor 'w': data dtype torch.float32 differs from the declared dtype"):
+        dcp.ShardedTensor("w", t, torch.float16, (2, 3), (2, 3), (0, 0))
+    with pytest.raises(ValueError, match=r"tensor 'w': data shape \(2, 3\) differs from the declared local shape"):
+        dcp.ShardedTensor("w", t, torch.float32, (3, 2), (3, 2), (0, 0))
+    with pytest.raises(dcp.InvalidArgumentError, match="invalid rank offset 2 of 2"):
+        dcp.ShardedTensor.from_rank_offsets("w", t, (0, 2, 2))
+    # The core checks what the dataclass cannot: a shard outside its tensor.
+    st = dcp.ShardedTensor("w", t, torch.float32, (2, 3), (2, 3), (1, 0))
+    with pytest.raises(dcp.InvalidArgumentError, match="'w'"):
+        dcp.save({"w": st}, tmp_path)
+
+
+def test_errors_are_typed(tmp_path):
+    dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2,)))}, tmp_path, step=3)
+    with pytest.raises(dcp.AlreadyExistsError, match="step 3 already exists"):
+        dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2,)))}, tmp_path, step=3)
+    with pytest.raises(dcp.NotFoundError, match="step 9 is not committed"):
+        dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", torch.zeros(2))}, tmp_path, step=9)
+    with pytest.raises(FileNotFoundError):
+        dcp.load({}, tmp_path / "nope")
+    with pytest.raises(dcp.InvalidArgumentError, match="requests dtype float64"):
+        dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", torch.zeros(2, dtype=torch.float64))}, tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "file").write_text("x")
+    with pytest.raises(dcp.FailedPreconditionError, match="is not a dcp store"):
+        dcp.save({}, tmp_path / "other")
+    assert issubclass(dcp.DataLossError, OSError) and issubclass(dcp.InvalidArgumentError, ValueError)
+
+
+def test_store_api(tmp_path):
+    with dcp.Store.open(tmp_path) as store:
+        w = arange((8, 4))
+        sd = {"model": {"w": dcp.ShardedTensor.from_rank_offsets("w", w)}, "it": 1}
+        r = store.put(1, sd)
+        assert r.chunks_written == 1 and r.raw_bytes_written == 128
+        r2 = store.put(2, sd)
+        assert r2.chunks_written == 0 and r2.chunks_referenced == 1
+        assert store.steps() == [1, 2] and store.latest_step() == 2
+        meta = store.metadata(2)
+        assert meta["tensors"][0]["key"] == "w" and meta["info"]["world_size"] == 1
+        region = store.read(2, "w", (slice(2, 5), slice(1, 3)))
+        assert torch.equal(region, w[2:5, 1:3])
+        out = np.zeros((1, 4), np.float32)
+        store.read(1, "w", ((7, 0), (1, 4)), out)
+        assert (out == w[7:8].numpy()).all()
+        req = {"model": {"w": dcp.ShardedTensor.from_rank_offsets("w", torch.zeros(8, 4))}}
+        res = store.get(2, req)
+        assert torch.equal(req["model"]["w"].data, w) and res.common_state["it"] == 1
+        assert res.report.chunks_read == 1
+        store.begin_step(3)
+        store.put_part({"a": dcp.ShardedTensor.from_rank_offsets("a", arange((3,)))})
+        store.put_part({"b": dcp.ShardedTensor.from_rank_offsets("b", arange((2,)))})
+        store.commit_step()
+        tensors, _, _ = store.load_plain(3)
+        assert set(tensors) == {"a", "b"}
+        assert store.remove_tensors(3, "b") == ["b"]
+        assert set(store.load_plain(3)[0]) == {"a"}
+        assert store.apply_retention(keep_last=2) == [1]
+        store.delete_step(2)
+        assert store.steps() == [3]
+        gc = store.collect_garbage(compact_dead_fraction=0.0)
+        assert gc.generations_removed >= 1
+    with pytest.raises(dcp.FailedPreconditionError, match="closed"):
+        store.steps()
+
+
+def test_put_async_snapshots_the_tensors(tmp_path):
+    w = arange((256, 256))
+    expect = w.clone()
+    with dcp.Store.open(tmp_path) as store:
+        store.put_async(1, {"w": dcp.ShardedTensor.from_rank_offsets("w", w)})
+        w.fill_(-1)  # the caller overwrites its tensor at once
+        report = store.wait()
+        assert report.chunks_written >= 1
+        assert store.poll() == report  # collected: the same outcome again
+    got = dcp.load_plain_tensors(tmp_path, step=1)["w"]
+    assert torch.equal(got, expect)
+
+
+def test_allow_shape_mismatch_pads_and_clips(tmp_path):
+    emb = arange((10, 4))
+    dcp.save({"emb": dcp.ShardedTensor.from_rank_offsets("emb", emb)}, tmp_path)
+    padded = torch.full((16, 4), 7.0)
+    dcp.load({"emb": dcp.ShardedTensor.from_rank_offsets("emb", padded, allow_shape_mismatch=True)}, tmp_path)
+    assert torch.equal(padded[:10], emb) and (padded[10:] == 0).all()
+    clipped = torch.zeros(8, 4)
+    dcp.load({"emb": dcp.ShardedTensor.from_rank_offsets("emb", clipped, allow_shape_mismatch=True)}, tmp_path)
+    assert torch.equal(clipped, emb[:8])
+    with pytest.raises(ValueError, match="allow_shape_mismatch"):
+        dcp.load({"emb": dcp.ShardedTensor.from_rank_offsets("emb", torch.zeros(8, 4))}, tmp_path)
+
+
+def test_flattened_ranges(tmp_path):
+    full = arange((4, 5))
+    flat = full.reshape(-1)
+    sd = {f"s{i}": dcp.ShardedTensor.from_rank_offsets_flat("opt", flat[a:b].clone(), (4, 5),
+                                                             flattened_range=slice(a, b))
+          for i, (a, b) in enumerate([(0, 7), (7, 13), (13, 20)])}
+    dcp.save(sd, tmp_path)
+    assert torch.equal(dcp.load_plain_tensors(tmp_path)["opt"], full)
+    part = torch.zeros(9)
+    dcp.load({"p": dcp.ShardedTensor.from_rank_offsets_flat("opt", part, (4, 5), flattened_range=slice(3, 12))},
+             tmp_path)
+    assert torch.equal(part, flat[3:12])
+
+
+def test_factory_builds_and_merges(tmp_path):
+    fused = arange((6, 3))  # [w; v] halves saved as two tensors
+
+    def build(key, data, replica_id, flattened_range):
+        return {"w": dcp.ShardedTensor.from_rank_offsets(key + ".w", data[:3]),
+                "v": dcp.ShardedTensor.from_rank_offsets(key + ".v", data[3:])}
+
+    def merge(sub):
+        return torch.cat([sub["w"], sub["v"]])
+
+    dcp.save({"fc1": dcp.ShardedTensorFactory("fc1", fused, build, merge)}, tmp_path)
+    assert set(dcp.load_tensors_metadata(tmp_path)) == {"fc1.w", "fc1.v"}
+    dest = torch.zeros(6, 3)
+    state = dcp.load({"fc1": dcp.ShardedTensorFactory("fc1", dest, build, merge)}, tmp_path)
+    assert torch.equal(state["fc1"], fused)
+
+
+@pytest.mark.parametrize("mode", list(dcp.StrictHandling), ids=lambda m: m.value)
+def test_strict_handling_modes(tmp_path, mode):
+    dcp.save({"a": dcp.ShardedTensor.from_rank_offsets("a", arange((2,))),
+              "b": dcp.ShardedTensor.from_rank_offsets("b", arange((2,)))}, tmp_path)
+    req = {"a": dcp.ShardedTensor.from_rank_offsets("a", torch.zeros(2)),
+           "x": dcp.ShardedTensor.from_rank_offsets("x", torch.zeros(2))}
+    if mode in (dcp.StrictHandling.ASSUME_OK_UNEXPECTED, dcp.StrictHandling.RAISE_UNEXPECTED,
+                dcp.StrictHandling.RAISE_ALL):
+        with pytest.raises(dcp.NotFoundError, match="'x'"):
+            dcp.load(req, tmp_path, strict=mode)
+        return
+    out = dcp.load(req, tmp_path, strict=mode)
+    state = out[0] if isinstance(out, tuple) else out
+    assert torch.equal(state["a"], arange((2,)))
+    if mode == dcp.StrictHandling.RETURN_ALL:
+        assert out[1] == {"b"} and out[2] == {"x"}
+    if mode == dcp.StrictHandling.RETURN_UNEXPECTED:
+        assert out[1] == set() and out[2] == {"x"}
+
+
+def test_remove_sharded_tensors(tmp_path):
+    dcp.save({"keep": dcp.ShardedTensor.from_rank_offsets("keep.w", arange((2,))),
+              "drop": dcp.ShardedTensor.from_rank_offsets("drop.w", arange((2,)))}, tmp_path)
+    assert dcp.remove_sharded_tensors(tmp_path, "drop") == ["drop.w"]
+    assert set(dcp.load_tensors_metadata(tmp_path)) == {"keep.w"}
+
+
+def test_loads_allocate_when_the_request_has_no_data(tmp_path):
+    dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", arange((3, 2)))}, tmp_path)
+    req = {"w": dcp.ShardedTensor("w", None, torch.float32, (3, 2), (3, 2), (0, 0))}
+    state = dcp.load(req, tmp_path)
+    assert torch.equal(state["w"], arange((3, 2)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_tensors(tmp_path):
+    w = arange((64, 64)).cuda()
+    dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", w)}, tmp_path)
+    out = torch.zeros(64, 64, device="cuda")
+    dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", out)}, tmp_path)
+    assert torch.equal(out.cpu(), w.cpu())
