@@ -13,14 +13,13 @@ if(DCP_BUILD_TESTS)
   find_package(Catch2 2 CONFIG REQUIRED)     # Catch2 v2: <catch2/catch.hpp>
   include(Catch)
 endif()
-if(DCP_BUILD_TOOLS OR DCP_BUILD_BENCHMARKS)
-  find_package(CLI11 CONFIG QUIET)
-  if(NOT CLI11_FOUND)
-    # Debian's libcli11-dev ships the single header without a CMake config.
-    find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
-    add_library(CLI11::CLI11 INTERFACE IMPORTED)
-    target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
-  endif()
+# CLI11: dcp-inspect's command line (engine/inspect/cli.cc), the demo, benchmarks.
+find_package(CLI11 CONFIG QUIET)
+if(NOT CLI11_FOUND)
+  # Debian's libcli11-dev ships the single header without a CMake config.
+  find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
 endif()
 # engine/inspect renders tables (fmt) and JSON (nlohmann-json).
 find_package(nlohmann_json 3 CONFIG REQUIRED)

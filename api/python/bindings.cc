@@ -16,6 +16,9 @@
 #include "api/python/py_communicator.h"
 #include "dcp/mpi.h"
 #include "dcp/store.h"
+#include "engine/inspect/cli.h"
+#include "engine/inspect/export.h"
+#include "engine/inspect/reader.h"
 #include "engine/manifest/common_state_codec.h"
 
 namespace dcp::python {
@@ -440,6 +443,32 @@ PYBIND11_MODULE(_dcp, m) {
   });
   m.def("decode_value", [](const py::bytes& b) {
     return dcp::python::FromValue(dcp::python::ValueOrThrow(dcp::manifest::DecodeCommonState(std::string(b))));
+  });
+
+  // dcp-inspect (python3 -m dcp.inspect) and its export.
+  m.def("inspect_main", [](std::vector<std::string> args) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    py::gil_scoped_release nogil;
+    return dcp::inspect::RunCli(static_cast<int>(args.size()), argv.data());
+  });
+  m.def("export_safetensors", [](const std::string& root, uint64_t step, const std::string& path,
+                                 const std::string& keys) {
+    py::gil_scoped_release nogil;
+    auto reader = dcp::python::ValueOrThrow(dcp::inspect::StoreReader::Open(root));
+    dcp::inspect::ExportOptions o;
+    o.keys_glob = keys;
+    const dcp::inspect::ExportReport r =
+        dcp::python::ValueOrThrow(dcp::inspect::ExportSafetensors(reader.get(), step, path, o));
+    py::gil_scoped_acquire gil;
+    py::dict d;
+    d["path"] = r.path;
+    d["step"] = r.step;
+    d["tensors"] = r.tensors;
+    d["data_bytes"] = r.data_bytes;
+    d["skipped_objects"] = r.skipped_objects;
+    return d;
   });
 
   py::list dtypes;

@@ -8,7 +8,7 @@ import sys
 
 from mpi4py import MPI
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "dcp-demo"))
 import gpt_state  # noqa: E402
 
 import dcp  # noqa: E402

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 import dcp
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "dcp-demo"))
 import gpt_state  # noqa: E402
 
 

@@ -27,10 +27,18 @@ from .serialization import (AsyncSave, load, load_common_state_dict, load_plain_
                             load_tensors_metadata, remove_sharded_tensors, save)
 from .store import GcReport, LoadReport, LoadResult, SaveReport, Store
 
+
+
+def export_safetensors(checkpoint_dir, step, path, keys=""):
+    """Writes `step`'s tensors, consolidated, to the safetensors file `path` (dcp.inspect)."""
+    from .inspect import export_safetensors as export
+    return export(checkpoint_dir, step, path, keys)
+
+
 __all__ = [
     "AlreadyExistsError", "AsyncSave", "DataLossError", "DcpError", "DcpIOError", "FailedPreconditionError",
     "GcReport", "InternalError", "InvalidArgumentError", "LoadReport", "LoadResult", "LocalNonpersistentObject",
     "NotFoundError", "SaveReport", "ShardedObject", "ShardedTensor", "ShardedTensorFactory", "Store",
-    "StrictHandling", "UnimplementedError", "is_main_replica", "load", "load_common_state_dict",
+    "StrictHandling", "UnimplementedError", "export_safetensors", "is_main_replica", "load", "load_common_state_dict",
     "load_plain_tensors", "load_sharded_metadata", "load_tensors_metadata", "remove_sharded_tensors", "save",
 ]
