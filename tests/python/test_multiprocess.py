@@ -84,3 +84,41 @@ def test_bad_input_raises_the_same_error_on_every_rank_and_commits_nothing(tmp_p
     assert msgs[0].startswith("InvalidArgumentError") and "key 'w': rank 0 declares float32 (4, 6) but rank 1 " \
         "declares float32 (4, 7)" in msgs[0]
     assert dcp.Store.open(root, "self", read_only=True).steps() == []
+
+
+def _irregular_worker(rank, world, tmp, root, out):
+    """Uneven, several and empty shards per rank; an async put while the caller overwrites its
+    tensors; missing and unexpected keys agreed across ranks."""
+    _init(rank, world, tmp)
+    full = torch.arange(30, dtype=torch.float32)
+    cuts = {0: [(0, 1), (6, 13)], 1: [(1, 6), (13, 13)], 2: [(13, 30)]}  # [13, 13) is empty
+    sd = {f"s{i}": dcp.ShardedTensor("v", full[a:b].clone(), torch.float32, (b - a,), (30,), (a,))
+          for i, (a, b) in enumerate(cuts[rank])}
+    sd["other"] = dcp.ShardedTensor.from_rank_offsets("o", torch.full((2,), float(rank)), (0, rank, world))
+    with dcp.Store.open(root) as store:
+        store.put_async(1, sd)
+        for t in sd.values():
+            t.data.fill_(-7)  # the snapshot was taken: this must not reach the store
+        report = store.wait()
+        assert report.chunks_written >= 1
+        # Another layout: 2 uneven pieces per rank of a 3-way split that differs from the save.
+        bounds = [0, 4, 4, 17, 22, 29, 30]
+        req = {f"p{j}": dcp.ShardedTensor("v", torch.zeros(bounds[2 * rank + j + 1] - bounds[2 * rank + j]),
+                                           torch.float32, (bounds[2 * rank + j + 1] - bounds[2 * rank + j],), (30,),
+                                           (bounds[2 * rank + j],)) for j in range(2)}
+        req["extra"] = dcp.ShardedTensor.from_rank_offsets("nope", torch.zeros(1))
+        res = store.get(1, req, strict=dcp.StrictHandling.RETURN_ALL)
+        ok = all(torch.equal(req[f"p{j}"].data, full[bounds[2 * rank + j]:bounds[2 * rank + j + 1]]) for j in range(2))
+        msg = "ok" if ok and res.missing_keys == ["o"] and res.unexpected_keys == ["nope"] else \
+            f"values {ok}, missing {res.missing_keys}, unexpected {res.unexpected_keys}"
+    with open(os.path.join(out, f"rank{rank}"), "w") as f:
+        f.write(msg)
+    dist.destroy_process_group()
+
+
+def test_irregular_shards_async_put_and_strict_keys_over_three_ranks(tmp_path):
+    root = str(tmp_path / "store")
+    out = tmp_path / "out"
+    out.mkdir()
+    _spawn(_irregular_worker, 3, str(tmp_path), root, str(out))
+    assert [(out / f"rank{r}").read_text() for r in range(3)] == ["ok"] * 3

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import dcp
+import dcp.inspect as inspect_cli
 
 
 def arange(shape, dtype=torch.float32, start=0):
@@ -260,3 +261,23 @@ def test_cuda_tensors(tmp_path):
     out = torch.zeros(64, 64, device="cuda")
     dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", out)}, tmp_path)
     assert torch.equal(out.cpu(), w.cpu())
+
+
+def test_inspect_from_python(tmp_path, capfd):
+    dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", arange((4, 4)))}, tmp_path, step=12)
+    assert inspect_cli.main([str(tmp_path), "ls"]) == 0
+    assert inspect_cli.main([str(tmp_path), "verify"]) == 0
+    assert inspect_cli.main([str(tmp_path), "nope"]) == 2
+    out = capfd.readouterr().out
+    assert "12" in out and "OK: no problems" in out
+    r = dcp.export_safetensors(tmp_path, 12, tmp_path / "m.safetensors")
+    assert r["tensors"] == 1
+    import json
+    import struct
+    raw = (tmp_path / "m.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    assert header["w"]["dtype"] == "F32" and header["w"]["shape"] == [4, 4]
+    assert np.frombuffer(raw[8 + n:], dtype=np.float32).tolist() == arange((4, 4)).reshape(-1).tolist()
+    with pytest.raises(ValueError, match="not a regular file"):
+        dcp.export_safetensors(tmp_path, 12, "/dev/null")
