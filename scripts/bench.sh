@@ -45,6 +45,13 @@ run planner "$bin/planner_bench"
 if [[ -x $bin/cuda_bench ]] && nvidia-smi -L >/dev/null 2>&1; then
   run cuda "$bin/cuda_bench" --root "$scratch/cuda"
 fi
+# The Python package against PyTorch's checkpointing (Debian's torch 1.13), and
+# the GIL cost of a background put_async; its own output and JSON.
+if [[ -f "$build_dir/python/dcp/__init__.py" ]]; then
+  echo "== python"
+  /usr/bin/python3 bench/python/python_bench.py --root "$scratch/python" --json "$out/python.json" ||
+    echo "!! python failed" >&2
+fi
 rm -rf "$scratch"
 
 machine="$(nproc) cores $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(free -g | awk '/^Mem:/ {print $2}') GiB"

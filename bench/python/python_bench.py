@@ -1,0 +1,306 @@
+"""dcp from Python against PyTorch's own checkpointing, same work, same run.
+
+    /usr/bin/python3 bench/python/python_bench.py [--gib 1] [--small 1000] [--json FILE]
+
+Two states, 4 ranks (torch.multiprocessing, gloo):
+  large: one float32 tensor of --gib GiB, split in 4 row slabs;
+  small: --small tensors of 256 KiB (64 x 1024 float32), each split in 4 row slabs.
+Phases: 4 ranks save -> page cache dropped -> 4 ranks load the same layout ->
+page cache dropped -> 2 ranks load it resharded (2 row slabs each). Systems:
+  dcp            dcp.save / dcp.load (the Megatron layer, torch.distributed gloo)
+  torch_sharded  Debian torch 1.13's sharded checkpoint
+                 (torch.distributed._shard.checkpoint.save_state_dict /
+                 load_state_dict, FileSystemWriter/Reader; ChunkShardingSpec)
+  torch_save     torch.save / torch.load of each rank's own shards (+ fsync);
+                 it cannot reshard, so it has no resharded figure
+Every load is checked element by element. Then the GIL: a training-like loop of
+small torch ops and Python work on rank 0, timed without and with a dcp
+put_async of the large state running in the background.
+
+Times are the slowest rank's, between barriers. Ratios are printed against
+torch_sharded (speed-up: its time / dcp's time) and as GB/s. Needs root to
+drop the page cache (otherwise loads are from the cache; the output says so).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "build", "python"))
+
+import torch113_shim  # noqa: E402,F401  (before torch.distributed._shard)
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+ROWS_SMALL, COLS = 64, 1024
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def values(key, rows, cols, first_row):
+    """Rows [first_row, first_row + rows) of tensor `key`: cheap, distinct per element."""
+    base = (sum(map(ord, key)) % 1000) * 1.0
+    r = torch.arange(first_row, first_row + rows, dtype=torch.float32).unsqueeze(1) * cols
+    return r + torch.arange(cols, dtype=torch.float32) + base
+
+
+def layout(state, world, rank):
+    """(key, global rows, cols, first row, rows) of this rank's slabs."""
+    out = []
+    if state["kind"] == "large":
+        rows, cols = state["rows"], COLS
+        n = rows // world
+        out.append(("big", rows, cols, rank * n, n))
+    else:
+        for i in range(state["count"]):
+            n = ROWS_SMALL // world
+            out.append((f"t{i:05d}", ROWS_SMALL, COLS, rank * n, n))
+    return out
+
+
+# ------------------------------------------------------------------ systems
+
+def dcp_save(root, slabs, fill):
+    import dcp
+    sd = {}
+    for key, rows, cols, first, n in slabs:
+        sd[key] = dcp.ShardedTensor("w." + key, fill(key, rows, cols, first, n), torch.float32, (n, cols),
+                                    (rows, cols), (first, 0))
+    dcp.save(sd, root, step=1)
+
+
+def dcp_load(root, slabs):
+    import dcp
+    req = {key: dcp.ShardedTensor("w." + key, torch.empty(n, cols), torch.float32, (n, cols), (rows, cols),
+                                  (first, 0)) for key, rows, cols, first, n in slabs}
+    dcp.load(req, root, step=1)
+    return {k: t.data for k, t in req.items()}
+
+
+def _spec(world):
+    from torch.distributed._shard.sharding_spec import ChunkShardingSpec
+    return ChunkShardingSpec(dim=0, placements=[f"rank:{r}/cpu" for r in range(world)])
+
+
+def sharded_save(root, slabs, fill):
+    from torch.distributed._shard import sharded_tensor
+    import torch.distributed._shard.checkpoint as sc
+    world = dist.get_world_size()
+    sd = {}
+    for key, rows, cols, first, n in slabs:
+        st = sharded_tensor.empty(_spec(world), rows, cols)
+        st.local_shards()[0].tensor.copy_(fill(key, rows, cols, first, n))
+        sd["w." + key] = st
+    sc.save_state_dict(sd, sc.FileSystemWriter(root))
+
+
+def sharded_load(root, slabs):
+    from torch.distributed._shard import sharded_tensor
+    import torch.distributed._shard.checkpoint as sc
+    world = dist.get_world_size()
+    sd = {"w." + key: sharded_tensor.empty(_spec(world), rows, cols) for key, rows, cols, first, n in slabs}
+    sc.load_state_dict(sd, sc.FileSystemReader(root))
+    return {k[2:]: st.local_shards()[0].tensor for k, st in sd.items()}
+
+
+def plain_save(root, slabs, fill):
+    os.makedirs(root, exist_ok=True)
+    path = os.path.join(root, f"rank{dist.get_rank()}.pt")
+    with open(path, "wb") as f:
+        torch.save({key: fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def plain_load(root, slabs):
+    return torch.load(os.path.join(root, f"rank{dist.get_rank()}.pt"))
+
+
+SYSTEMS = {"dcp": (dcp_save, dcp_load), "torch_sharded": (sharded_save, sharded_load),
+           "torch_save": (plain_save, plain_load)}
+
+
+# ------------------------------------------------------------------ phases
+
+def _fill(key, rows, cols, first, n):
+    return values(key, n, cols, first)
+
+
+def _worker(rank, world, init, system, phase, root, state, result):
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    save, load = SYSTEMS[system]
+    slabs = layout(state, world, rank)
+    if phase == "save":
+        data = {key: _fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}
+        fill = lambda key, rows, cols, first, n: data[key]  # noqa: E731 - prepared before timing
+        dist.barrier()
+        t0 = time.perf_counter()
+        save(root, slabs, fill)
+        dist.barrier()
+        dt = time.perf_counter() - t0
+        bad = ""
+    else:
+        dist.barrier()
+        t0 = time.perf_counter()
+        got = load(root, slabs)
+        dist.barrier()
+        dt = time.perf_counter() - t0
+        bad = ""
+        for key, rows, cols, first, n in slabs:
+            if not torch.equal(got[key], values(key, n, cols, first)):
+                bad = f"rank {rank}: {key} differs"
+                break
+    times = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
+    dist.all_gather(times, torch.tensor([dt], dtype=torch.float64))
+    if rank == 0:
+        with open(result, "w") as f:
+            json.dump({"seconds": max(float(t.item()) for t in times)}, f)
+    if bad:
+        with open(result + f".bad{rank}", "w") as f:
+            f.write(bad)
+    dist.destroy_process_group()
+
+
+def run_phase(work, system, phase, root, state, world):
+    init = tempfile.mktemp(dir=work, prefix="pg-")
+    result = os.path.join(work, "result.json")
+    mp.spawn(_worker, args=(world, init, system, phase, root, state, result), nprocs=world, join=True)
+    bad = [open(os.path.join(work, f)).read() for f in os.listdir(work) if f.startswith("result.json.bad")]
+    for f in os.listdir(work):
+        if f.startswith("result.json.bad"):
+            os.remove(os.path.join(work, f))
+    if bad:
+        raise SystemExit(f"{system} {phase}: wrong data: {bad[0]}")
+    with open(result) as f:
+        return json.load(f)["seconds"]
+
+
+# ------------------------------------------------------------------ the GIL
+
+def _gil_worker(rank, world, init, root, state, steps, result):
+    import dcp
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    slabs = layout(state, world, rank)
+    data = {key: _fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}
+    sd = {key: dcp.ShardedTensor("w." + key, data[key], torch.float32, (n, cols), (rows, cols), (first, 0))
+          for key, rows, cols, first, n in slabs}
+    x = torch.randn(64, 64)
+
+    def train_step():
+        # A training loop's Python-heavy step: small ops and interpreter work.
+        y = x
+        for _ in range(20):
+            y = torch.tanh(y @ x) * 0.5
+        s = 0
+        for i in range(2000):
+            s += i * i
+        return float(y.sum()) + s
+
+    def loop():
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            train_step()
+        return (time.perf_counter() - t0) / steps
+
+    with dcp.Store.open(root) as store:
+        store.put(1, sd)  # staging and files warm
+        loop()
+        dist.barrier()
+        quiet = loop()
+        dist.barrier()
+        store.put_async(2, sd, incremental=False)
+        t0 = time.perf_counter()
+        busy = loop()
+        blocked_until_done = time.perf_counter() - t0
+        report = store.wait()
+        overlap_done = time.perf_counter() - t0
+    dist.barrier()
+    if rank == 0:
+        with open(result, "w") as f:
+            json.dump({"step_quiet_s": quiet, "step_with_put_async_s": busy, "loop_s": blocked_until_done,
+                       "put_async_total_s": overlap_done, "bytes": report.raw_bytes_written}, f)
+    dist.destroy_process_group()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gib", type=float, default=1.0, help="size of the large tensor")
+    p.add_argument("--small", type=int, default=1000, help="number of 256 KiB tensors")
+    p.add_argument("--root", default=None, help="scratch directory (removed at the end)")
+    p.add_argument("--systems", default="dcp,torch_sharded,torch_save")
+    p.add_argument("--gil-steps", type=int, default=60)
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    scratch = a.root or tempfile.mkdtemp(prefix="dcp-pybench-")
+    os.makedirs(scratch, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="dcp-pybench-work-")
+    rows = int(a.gib * (1 << 30) / (COLS * 4)) // 4 * 4
+    states = {"large": {"kind": "large", "rows": rows}, "small": {"kind": "small", "count": a.small}}
+    cold = drop_caches()
+    results = {"cache_dropped": cold, "torch": torch.__version__, "figures": {}}
+    print(f"python_bench: torch {torch.__version__}; page cache {'dropped' if cold else 'NOT dropped (not root)'} "
+          "between phases; seconds are the slowest rank's")
+    for sname, state in states.items():
+        gb = (rows * COLS * 4 if sname == "large" else a.small * ROWS_SMALL * COLS * 4) / 1e9
+        for system in a.systems.split(","):
+            root = os.path.join(scratch, f"{sname}-{system}")
+            shutil.rmtree(root, ignore_errors=True)
+            fig = {"gb": gb}
+            fig["save"] = run_phase(work, system, "save", root, state, 4)
+            drop_caches()
+            fig["load"] = run_phase(work, system, "load", root, state, 4)
+            if system != "torch_save":
+                drop_caches()
+                fig["load_resharded"] = run_phase(work, system, "load", root, state, 2)
+            results["figures"][f"{sname}/{system}"] = fig
+            shutil.rmtree(root, ignore_errors=True)
+            print(f"  {sname:5s} {system:13s} " + "  ".join(
+                f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb"), flush=True)
+    print("\nspeed-up of dcp over PyTorch (its time / dcp's time):")
+    for sname in states:
+        d = results["figures"].get(f"{sname}/dcp")
+        for peer in ("torch_sharded", "torch_save"):
+            q = results["figures"].get(f"{sname}/{peer}")
+            if d and q:
+                line = "  ".join(f"{k} {q[k] / d[k]:5.2f}x" for k in ("save", "load", "load_resharded") if k in q)
+                print(f"  {sname:5s} vs {peer:13s} {line}")
+    # The GIL: a training loop while a put_async writes the large state.
+    root = os.path.join(scratch, "gil")
+    init = tempfile.mktemp(dir=work, prefix="pg-")
+    result = os.path.join(work, "gil.json")
+    mp.spawn(_gil_worker, args=(4, init, root, states["large"], a.gil_steps, result), nprocs=4, join=True)
+    with open(result) as f:
+        gil = json.load(f)
+    results["gil"] = gil
+    slow = gil["step_with_put_async_s"] / gil["step_quiet_s"]
+    print(f"\ntraining-loop step with a background put_async of {gil['bytes'] / 1e9:.2f} GB/rank vs without: "
+          f"{slow:.3f}x ({gil['step_quiet_s'] * 1e3:.2f} ms -> {gil['step_with_put_async_s'] * 1e3:.2f} ms; "
+          f"the put took {gil['put_async_total_s']:.2f} s)")
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    if a.root is None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
