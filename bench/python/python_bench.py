@@ -13,7 +13,9 @@ page cache dropped -> 2 ranks load it resharded (2 row slabs each). Systems:
                  load_state_dict, FileSystemWriter/Reader; ChunkShardingSpec)
   torch_save     torch.save / torch.load of each rank's own shards (+ fsync);
                  it cannot reshard, so it has no resharded figure
-Every load is checked element by element. Then the GIL: a training-like loop of
+Every load is checked element by element. Load destinations (dcp's tensors,
+the sharded checkpoint's ShardedTensors) are allocated and zeroed before the
+timed load, as a training job's are; torch.load allocates by design. Then the GIL: a training-like loop of
 small torch ops and Python work on rank 0, timed without and with a dcp
 put_async of the large state running in the background.
 
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,10 +87,14 @@ def dcp_save(root, slabs, fill):
     dcp.save(sd, root, step=1)
 
 
-def dcp_load(root, slabs):
+def dcp_prepare(root, slabs):
     import dcp
-    req = {key: dcp.ShardedTensor("w." + key, torch.empty(n, cols), torch.float32, (n, cols), (rows, cols),
-                                  (first, 0)) for key, rows, cols, first, n in slabs}
+    return {key: dcp.ShardedTensor("w." + key, torch.zeros(n, cols), torch.float32, (n, cols), (rows, cols),
+                                   (first, 0)) for key, rows, cols, first, n in slabs}
+
+
+def dcp_load(root, req):
+    import dcp
     dcp.load(req, root, step=1)
     return {k: t.data for k, t in req.items()}
 
@@ -109,11 +116,15 @@ def sharded_save(root, slabs, fill):
     sc.save_state_dict(sd, sc.FileSystemWriter(root))
 
 
-def sharded_load(root, slabs):
+def sharded_prepare(root, slabs):
     from torch.distributed._shard import sharded_tensor
-    import torch.distributed._shard.checkpoint as sc
     world = dist.get_world_size()
-    sd = {"w." + key: sharded_tensor.empty(_spec(world), rows, cols) for key, rows, cols, first, n in slabs}
+    sd = {"w." + key: sharded_tensor.zeros(_spec(world), rows, cols) for key, rows, cols, first, n in slabs}
+    return sd
+
+
+def sharded_load(root, sd):
+    import torch.distributed._shard.checkpoint as sc
     sc.load_state_dict(sd, sc.FileSystemReader(root))
     return {k[2:]: st.local_shards()[0].tensor for k, st in sd.items()}
 
@@ -127,12 +138,12 @@ def plain_save(root, slabs, fill):
         os.fsync(f.fileno())
 
 
-def plain_load(root, slabs):
-    return torch.load(os.path.join(root, f"rank{dist.get_rank()}.pt"))
+def plain_load(root, _):
+    return torch.load(os.path.join(root, f"rank{dist.get_rank()}.pt"))  # allocates: that is how it loads
 
 
-SYSTEMS = {"dcp": (dcp_save, dcp_load), "torch_sharded": (sharded_save, sharded_load),
-           "torch_save": (plain_save, plain_load)}
+SYSTEMS = {"dcp": (dcp_save, dcp_prepare, dcp_load), "torch_sharded": (sharded_save, sharded_prepare, sharded_load),
+           "torch_save": (plain_save, lambda root, slabs: None, plain_load)}
 
 
 # ------------------------------------------------------------------ phases
@@ -144,7 +155,7 @@ def _fill(key, rows, cols, first, n):
 def _worker(rank, world, init, system, phase, root, state, result):
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    save, load = SYSTEMS[system]
+    save, prepare, load = SYSTEMS[system]
     slabs = layout(state, world, rank)
     if phase == "save":
         data = {key: _fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}
@@ -156,9 +167,10 @@ def _worker(rank, world, init, system, phase, root, state, result):
         dt = time.perf_counter() - t0
         bad = ""
     else:
+        dest = prepare(root, slabs)  # the job's tensors exist before a load (allocated, touched)
         dist.barrier()
         t0 = time.perf_counter()
-        got = load(root, slabs)
+        got = load(root, dest)
         dist.barrier()
         dt = time.perf_counter() - t0
         bad = ""
@@ -273,6 +285,22 @@ def main():
             shutil.rmtree(root, ignore_errors=True)
             print(f"  {sname:5s} {system:13s} " + "  ".join(
                 f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb"), flush=True)
+    # The same work through the C++ API (bench/tensors_bench.cc under mpirun).
+    cpp = os.path.join(HERE, "..", "..", "build", "bench", "tensors_bench")
+    if os.path.exists(cpp) and shutil.which("mpirun") and "dcp" in a.systems.split(","):
+        out = os.path.join(work, "cpp.json")
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "4", cpp, "--root",
+                        os.path.join(scratch, "cpp"), "--gib", str(a.gib), "--small", str(a.small), "--json", out],
+                       check=True, env=env)
+        with open(out) as f:
+            for sname, fig in json.load(f).items():
+                results["figures"][f"{sname}/dcp_cpp"] = fig
+        print("\ndcp's Python path / its C++ path (time; 1.00 = as fast):")
+        for sname in states:
+            py_, cc = results["figures"].get(f"{sname}/dcp"), results["figures"].get(f"{sname}/dcp_cpp")
+            if py_ and cc:
+                print(f"  {sname:5s} " + "  ".join(f"{k} {py_[k] / cc[k]:5.2f}" for k in ("save", "load", "load_resharded")))
     print("\nspeed-up of dcp over PyTorch (its time / dcp's time):")
     for sname in states:
         d = results["figures"].get(f"{sname}/dcp")

@@ -9,8 +9,9 @@ namespace dcp::base {
 
 int ResolveThreadCount(int requested) {
   if (requested > 0) return requested;
+  // Ranks on this node: Open MPI, MPICH, torchrun (LOCAL_WORLD_SIZE), Slurm.
   int local_ranks = 1;
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"}) {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"}) {
     if (const char* v = std::getenv(var)) {
       const int n = std::atoi(v);
       if (n > 0) {

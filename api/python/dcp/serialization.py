@@ -133,7 +133,7 @@ def load(sharded_state_dict, checkpoint_dir, step=None, *, group=None, strict=St
     if sharded_strategy is not None or common_strategy is not None:
         raise InvalidArgumentError("dcp.load takes no strategies (dcp is the storage); pass None")
     strict = parse_strict_flag(strict)
-    with Store.open(checkpoint_dir, group, create_if_missing=False) as store:
+    with Store.open(checkpoint_dir, group, read_only=True, create_if_missing=False) as store:
         if step is None:
             step = _latest(store, checkpoint_dir)
         result = store.get(step, sharded_state_dict, strict=strict, **options)

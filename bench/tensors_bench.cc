@@ -1,0 +1,178 @@
+// Copyright (c) dcp authors.
+//
+// tensors_bench: the C++ path of bench/python/python_bench.py's work, so the
+// Python package can be compared with it in the same run.
+//
+//   mpirun -np 4 tensors_bench --root DIR [--gib 1] [--small 1000] [--json FILE]
+//
+// States: one float32 tensor of --gib GiB split in 4 row slabs; --small
+// tensors of 64 x 1024 float32 (256 KiB), each split in 4 row slabs. Values
+// as python_bench.py's values(). Phases: 4 ranks save, page cache dropped, 4
+// ranks load the same layout, page cache dropped, ranks 0-1 load 2 row slabs
+// each (resharded). Every load is checked. Seconds are the slowest rank's.
+
+#include <mpi.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/bench_mpi.h"
+#include "dcp/dcp.h"
+
+namespace {
+
+using namespace dcp;  // NOLINT
+
+constexpr int64_t kCols = 1024, kSmallRows = 64;
+
+struct Slab {
+  std::string key;
+  int64_t rows, first, n;  // global rows; this slab's first row and row count
+};
+
+std::vector<Slab> Layout(bool large, int64_t large_rows, int small, int world, int rank) {
+  std::vector<Slab> out;
+  if (large) {
+    out.push_back({"big", large_rows, rank * (large_rows / world), large_rows / world});
+  } else {
+    char name[16];
+    for (int i = 0; i < small; ++i) {
+      std::snprintf(name, sizeof(name), "t%05d", i);
+      out.push_back({name, kSmallRows, rank * (kSmallRows / world), kSmallRows / world});
+    }
+  }
+  return out;
+}
+
+// python_bench.values(): (row * cols + col + base) as float32.
+void Fill(const Slab& s, std::vector<float>* v) {
+  int base = 0;
+  for (char c : s.key) base += static_cast<unsigned char>(c);
+  base %= 1000;
+  v->resize(static_cast<size_t>(s.n * kCols));
+  for (int64_t r = 0; r < s.n; ++r) {
+    for (int64_t c = 0; c < kCols; ++c) {
+      (*v)[static_cast<size_t>(r * kCols + c)] =
+          static_cast<float>(s.first + r) * static_cast<float>(kCols) + static_cast<float>(c) + static_cast<float>(base);
+    }
+  }
+}
+
+ShardedTensor Shard(const Slab& s, float* data) {
+  ShardedTensor t;
+  t.key = "w." + s.key;
+  t.dtype = DType::kFloat32;
+  t.data = TensorView(data, DType::kFloat32, {s.n, kCols});
+  t.local_shape = {s.n, kCols};
+  t.global_shape = {s.rows, kCols};
+  t.global_offset = {s.first, 0};
+  return t;
+}
+
+double Save(Communicator* comm, const std::string& root, const std::vector<Slab>& slabs) {
+  std::vector<std::vector<float>> data(slabs.size());
+  StateDict sd;
+  for (size_t i = 0; i < slabs.size(); ++i) {
+    Fill(slabs[i], &data[i]);
+    sd.Add(slabs[i].key, Shard(slabs[i], data[i].data()));
+  }
+  return bench::TimedOverRanks(MPI_COMM_WORLD, [&] {
+    auto store = Store::Open(root, comm);
+    bench::CheckOrFail(store.status(), "open");
+    bench::CheckOrFail((*store)->Put(1, sd), "put");
+  });
+}
+
+double Load(Communicator* comm, MPI_Comm mpi, const std::string& root, const std::vector<Slab>& slabs) {
+  std::vector<std::vector<float>> data(slabs.size());
+  StateDict req;
+  for (size_t i = 0; i < slabs.size(); ++i) {
+    data[i].resize(static_cast<size_t>(slabs[i].n * kCols));
+    req.Add(slabs[i].key, Shard(slabs[i], data[i].data()));
+  }
+  const double t = bench::TimedOverRanks(mpi, [&] {
+    auto store = Store::Open(root, comm, StoreOptions{.create_if_missing = false, .read_only = true});
+    bench::CheckOrFail(store.status(), "open");
+    bench::CheckOrFail((*store)->Get(1, &req).status(), "get");
+  });
+  std::vector<float> want;
+  for (size_t i = 0; i < slabs.size(); ++i) {
+    Fill(slabs[i], &want);
+    if (want != data[i]) bench::FailJob("wrong data in " + slabs[i].key);
+  }
+  return t;
+}
+
+// As python_bench: the whole page cache (root), else this directory's files.
+void DropCaches(const std::string& dir) {
+  ::sync();
+  std::ofstream f("/proc/sys/vm/drop_caches");
+  if (f && (f << "3\n")) return;
+  bench::DropPageCache(dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto mpi = MpiRuntime::Init(&argc, &argv);
+  if (!mpi.ok()) return 1;
+  CLI::App app{"tensors_bench: the C++ path of python_bench's work"};
+  std::string root = "/tmp/dcp-tensors-bench", json;
+  double gib = 1.0;
+  int small = 1000;
+  app.add_option("--root", root, "scratch directory (removed at the end)");
+  app.add_option("--gib", gib, "size of the large tensor");
+  app.add_option("--small", small, "number of 256 KiB tensors");
+  app.add_option("--json", json, "write results as JSON here (rank 0)");
+  CLI11_PARSE(app, argc, argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (world != 4) {
+    if (rank == 0) std::fprintf(stderr, "tensors_bench needs 4 ranks\n");
+    return 1;
+  }
+  auto comm = std::move(NewMpiWorldCommunicator().value());
+  MPI_Comm pair;
+  MPI_Comm_split(MPI_COMM_WORLD, rank < 2 ? 0 : MPI_UNDEFINED, rank, &pair);
+  std::unique_ptr<Communicator> pair_comm;
+  if (pair != MPI_COMM_NULL) pair_comm = std::move(NewMpiCommunicatorFromFortranHandle(MPI_Comm_c2f(pair)).value());
+  const int64_t large_rows = static_cast<int64_t>(gib * (1 << 30) / (kCols * 4)) / 4 * 4;
+  std::string out = "{";
+  for (bool large : {true, false}) {
+    const std::string dir = root + (large ? "/large" : "/small");
+    if (rank == 0) std::filesystem::remove_all(dir);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double save = Save(comm.get(), dir, Layout(large, large_rows, small, 4, rank));
+    if (rank == 0) DropCaches(dir);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double load = Load(comm.get(), MPI_COMM_WORLD, dir, Layout(large, large_rows, small, 4, rank));
+    if (rank == 0) DropCaches(dir);
+    MPI_Barrier(MPI_COMM_WORLD);
+    double resharded = 0;
+    if (pair_comm) resharded = Load(pair_comm.get(), pair, dir, Layout(large, large_rows, small, 2, rank));
+    resharded = bench::MaxOverRanks(resharded);
+    const double gb = large ? large_rows * kCols * 4 / 1e9 : small * kSmallRows * kCols * 4 / 1e9;
+    if (rank == 0) {
+      std::printf("  %-5s dcp C++       save %6.2f s (%5.2f GB/s)  load %6.2f s (%5.2f GB/s)  load_resharded %6.2f s "
+                  "(%5.2f GB/s)\n",
+                  large ? "large" : "small", save, gb / save, load, gb / load, resharded, gb / resharded);
+      char buf[256];
+      std::snprintf(buf, sizeof(buf), "%s\"%s\": {\"gb\": %.6f, \"save\": %.6f, \"load\": %.6f, \"load_resharded\": %.6f}",
+                    large ? "" : ", ", large ? "large" : "small", gb, save, load, resharded);
+      out += buf;
+    }
+    if (rank == 0) std::filesystem::remove_all(dir);
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+  if (rank == 0 && !json.empty()) std::ofstream(json) << out << "}\n";
+  pair_comm.reset();
+  if (pair != MPI_COMM_NULL) MPI_Comm_free(&pair);
+  return 0;
+}
