@@ -205,19 +205,12 @@ def run_phase(work, system, phase, root, state, world):
 
 # ------------------------------------------------------------------ the GIL
 
-def _gil_worker(rank, world, init, root, state, steps, result):
-    import dcp
-    if world > 1:
-        dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    slabs = layout(state, world, rank)
-    data = {key: _fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}
-    sd = {key: dcp.ShardedTensor("w." + key, data[key], torch.float32, (n, cols), (rows, cols), (first, 0))
-          for key, rows, cols, first, n in slabs}
+def _training_loop(steps):
+    """A function timing `steps` steps of a training loop's Python-heavy step (small torch ops
+    and interpreter work, all under the GIL); returns seconds per step."""
     x = torch.randn(64, 64)
 
     def train_step():
-        # A training loop's Python-heavy step: small ops and interpreter work.
         y = x
         for _ in range(20):
             y = torch.tanh(y @ x) * 0.5
@@ -231,6 +224,20 @@ def _gil_worker(rank, world, init, root, state, steps, result):
         for _ in range(steps):
             train_step()
         return (time.perf_counter() - t0) / steps
+
+    return loop
+
+
+def _gil_worker(rank, world, init, root, state, steps, result):
+    import dcp
+    if world > 1:
+        dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    slabs = layout(state, world, rank)
+    data = {key: _fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}
+    sd = {key: dcp.ShardedTensor("w." + key, data[key], torch.float32, (n, cols), (rows, cols), (first, 0))
+          for key, rows, cols, first, n in slabs}
+    loop = _training_loop(steps)
 
     barrier = dist.barrier if world > 1 else (lambda: None)
     # One process: the loop on one core, the put's encoding on the other.
@@ -262,22 +269,7 @@ def _gil_control_worker(rank, world, init, root, state, steps, result):
     import dcp
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    x = torch.randn(64, 64)
-
-    def train_step():
-        y = x
-        for _ in range(20):
-            y = torch.tanh(y @ x) * 0.5
-        s = 0
-        for i in range(2000):
-            s += i * i
-        return float(y.sum()) + s
-
-    def loop():
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            train_step()
-        return (time.perf_counter() - t0) / steps
+    loop = _training_loop(steps)
 
     if rank == 0:
         loop()
