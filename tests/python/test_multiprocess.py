@@ -122,3 +122,33 @@ def test_irregular_shards_async_put_and_strict_keys_over_three_ranks(tmp_path):
     out.mkdir()
     _spawn(_irregular_worker, 3, str(tmp_path), root, str(out))
     assert [(out / f"rank{r}").read_text() for r in range(3)] == ["ok"] * 3
+
+
+def _comm_worker(rank, world, tmp, out):
+    """dcp's torch.distributed communicator: messages around its inline slot (248 bytes)."""
+    _init(rank, world, tmp)
+    from dcp.comm import TorchCommunicator
+    c = TorchCommunicator()
+    sizes = [0, 1, 248, 249, 10000]
+    msg = lambda r, n: bytes((r * 7 + i) % 256 for i in range(n))  # noqa: E731
+    ok = True
+    for n in sizes:
+        for root in range(world):
+            ok &= c.broadcast(root, msg(root, n) if rank == root else b"junk") == msg(root, n)
+        ok &= c.allgather(msg(rank, n + rank)) == [msg(r, n + r) for r in range(world)]
+        got = c.gather(1, msg(rank, n * rank))
+        ok &= got == ([msg(r, n * r) for r in range(world)] if rank == 1 else [])
+        ok &= c.alltoall([msg(rank * 10 + d, n + d) for d in range(world)]) == \
+            [msg(s * 10 + rank, n + rank) for s in range(world)]
+    dup = c.duplicate()
+    ok &= dup.allgather(b"x" * 300) == [b"x" * 300] * world
+    with open(os.path.join(out, f"rank{rank}"), "w") as f:
+        f.write("ok" if ok else "mismatch")
+    dist.destroy_process_group()
+
+
+def test_torch_communicator_messages_of_every_size(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    _spawn(_comm_worker, 3, str(tmp_path), str(out))
+    assert [(out / f"rank{r}").read_text() for r in range(3)] == ["ok"] * 3

@@ -57,27 +57,49 @@ class TorchCommunicator:
     def barrier(self):
         self._dist.barrier(group=self._group)
 
+    # Most of dcp's messages are a few bytes (statuses, signatures): they travel
+    # in one collective, inline in a fixed slot after an 8-byte length; only
+    # longer ones take a second collective for the rest.
+    _SLOT = 248
+
+    def _slot(self, data):
+        t = self._torch
+        buf = t.zeros(8 + self._SLOT, dtype=t.uint8)
+        buf[:8] = t.tensor([len(data)], dtype=t.int64).view(t.uint8)
+        head = data[: self._SLOT]
+        if head:
+            buf[8: 8 + len(head)] = self._tensor(head)
+        return buf
+
+    def _unslot(self, buf):
+        n = int(buf[:8].view(self._torch.int64).item())
+        return n, buf[8: 8 + min(n, self._SLOT)].numpy().tobytes()
+
     def broadcast(self, root, data):
         t = self._torch
-        n = t.tensor([len(data) if self.rank == root else 0], dtype=t.int64)
-        self._dist.broadcast(n, src=self._global(root), group=self._group)
-        buf = self._tensor(data) if self.rank == root else t.empty(int(n.item()), dtype=t.uint8)
-        if buf.numel():
-            self._dist.broadcast(buf, src=self._global(root), group=self._group)
-        return data if self.rank == root else buf.numpy().tobytes()
+        buf = self._slot(data) if self.rank == root else t.zeros(8 + self._SLOT, dtype=t.uint8)
+        self._dist.broadcast(buf, src=self._global(root), group=self._group)
+        n, head = self._unslot(buf)
+        if n <= self._SLOT:
+            return data if self.rank == root else head
+        rest = self._tensor(data[self._SLOT:]) if self.rank == root else t.empty(n - self._SLOT, dtype=t.uint8)
+        self._dist.broadcast(rest, src=self._global(root), group=self._group)
+        return data if self.rank == root else head + rest.numpy().tobytes()
 
     def allgather(self, data):
         t = self._torch
-        sizes = self._sizes(len(data))
-        top = max(sizes)
-        if top == 0:
-            return [b""] * self.size
+        slots = [t.empty(8 + self._SLOT, dtype=t.uint8) for _ in range(self.size)]
+        self._dist.all_gather(slots, self._slot(data), group=self._group)
+        parts = [self._unslot(b) for b in slots]
+        top = max(n for n, _ in parts) - self._SLOT
+        if top <= 0:
+            return [head for _, head in parts]
         mine = t.zeros(top, dtype=t.uint8)
-        if len(data):
-            mine[: len(data)] = self._tensor(data)
-        out = [t.empty(top, dtype=t.uint8) for _ in range(self.size)]
-        self._dist.all_gather(out, mine, group=self._group)
-        return [o[:n].numpy().tobytes() for o, n in zip(out, sizes)]
+        if len(data) > self._SLOT:
+            mine[: len(data) - self._SLOT] = self._tensor(data[self._SLOT:])
+        rest = [t.empty(top, dtype=t.uint8) for _ in range(self.size)]
+        self._dist.all_gather(rest, mine, group=self._group)
+        return [head + r[: max(0, n - self._SLOT)].numpy().tobytes() for (n, head), r in zip(parts, rest)]
 
     def gather(self, root, data):
         # gloo's gather: every rank sends, the root receives; sizes first.
