@@ -140,8 +140,9 @@ Value ToValue(const py::handle& obj, const std::string& path) {
         throw py::type_error("common state '" + path + "' has a key that is not a str (" +
                              std::string(py::str(py::type::of(k).attr("__name__"))) + ")");
       }
-      const std::string key = py::cast<std::string>(k);
-      map.Set(key, ToValue(v, Join(path, key)));
+      std::string key = py::cast<std::string>(k);
+      Value child = ToValue(v, Join(path, key));
+      map.AppendEntry(std::move(key), std::move(child));  // a dict's keys are unique
     }
     return map;
   }

@@ -15,6 +15,7 @@
 #include "engine/query/read_once.h"
 #include "engine/sharding/flatten.h"
 #include "engine/sharding/validation.h"
+#include "engine/store/catalog.h"
 
 namespace dcp {
 
@@ -70,8 +71,17 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
       else local = common.status();
     }
   }
+  local = DeletedWhileRead(step, std::move(local));
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
   return result;
+}
+
+Status Store::Impl::DeletedWhileRead(uint64_t step, Status s) const {
+  // Records of a step that retention or DeleteStep removed under a reader go
+  // missing: that is the step not being there, not damage.
+  if (!s.IsDataLoss() || storage::StepExists(root, step)) return s;
+  return Status::NotFound("step " + std::to_string(step) + " was deleted while it was being read (" + s.message() +
+                          ")");
 }
 
 Status Store::Impl::Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,
@@ -90,7 +100,7 @@ Status Store::Impl::Read(uint64_t step, std::string_view key, const Box& region,
   }
   query::ReadPlanner planner(index.get());
   DCP_RETURN_IF_ERROR(planner.Add(key, dest.dtype(), t->global_shape, region, dest, what));
-  return query::ExecuteReadPlan(stores.get(), m.generation, planner.Finish(), options);
+  return DeletedWhileRead(step, query::ExecuteReadPlan(stores.get(), m.generation, planner.Finish(), options));
 }
 
 }  // namespace dcp

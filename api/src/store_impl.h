@@ -66,6 +66,10 @@ class Store::Impl {
   Status Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,
               const LoadOptions& options);
 
+  // `s`, or NotFound if it is data loss and `step` is no longer committed (a
+  // step deleted under a reader loses its records; that is not damage).
+  Status DeletedWhileRead(uint64_t step, Status s) const;
+
   // The verified manifest of `step` and its index, read by this process alone.
   Result<std::shared_ptr<query::StepIndex>> LoadStepLocal(uint64_t step);
   // Collective: rank 0 reads the manifest file and broadcasts its bytes; every

@@ -2,6 +2,7 @@
 
 #include "dcp/value.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -61,6 +62,12 @@ Value& Value::Set(std::string_view key, Value v) {
   return items_.back();
 }
 
+Value& Value::AppendEntry(std::string key, Value v) {
+  keys_.push_back(std::move(key));
+  items_.push_back(std::move(v));
+  return items_.back();
+}
+
 const Value* Value::Find(std::string_view key) const {
   if (kind_ != Kind::kMap) return nullptr;
   for (size_t i = 0; i < keys_.size(); ++i) {
@@ -84,10 +91,17 @@ bool operator==(const Value& a, const Value& b) {
     case Value::Kind::kBytes: return a.str_ == b.str_;
     case Value::Kind::kList: return a.items_ == b.items_;
     case Value::Kind::kMap: {
+      // Entries in key order on both sides (n log n, not a lookup per key).
       if (a.keys_.size() != b.keys_.size()) return false;
-      for (size_t i = 0; i < a.keys_.size(); ++i) {
-        const Value* other = b.Find(a.keys_[i]);
-        if (other == nullptr || !(a.items_[i] == *other)) return false;
+      auto sorted = [](const Value& v) {
+        std::vector<size_t> order(v.keys_.size());
+        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return v.keys_[x] < v.keys_[y]; });
+        return order;
+      };
+      const std::vector<size_t> x = sorted(a), y = sorted(b);
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (a.keys_[x[i]] != b.keys_[y[i]] || !(a.items_[x[i]] == b.items_[y[i]])) return false;
       }
       return true;
     }

@@ -100,16 +100,23 @@ int RunLs(inspect::StoreReader* r, const Args& a) {
   return 0;
 }
 
+// Exit code 1 when what was shown carries a problem (an invalid manifest, a
+// broken invariant, an undecodable common state), as ls and verify do.
 int RunShow(inspect::StoreReader* r, const Args& a) {
   ASSIGN_OR_FAIL(step, inspect::ResolveStep(a.root, a.step_a));
   ASSIGN_OR_FAIL(d, inspect::ShowStep(r, *step, a.keys));
-  return Emit(a.json ? inspect::RenderStepJson(*d) : inspect::RenderStepTable(*d));
+  const int rc = Emit(a.json ? inspect::RenderStepJson(*d) : inspect::RenderStepTable(*d));
+  bool problem = !d->summary.problem.empty() || !d->common.problem.empty();
+  for (const auto& t : d->tensors) problem = problem || !t.problem.empty();
+  for (const auto& o : d->objects) problem = problem || !o.problem.empty();
+  return rc != 0 ? rc : (problem ? 1 : 0);
 }
 
 int RunLayout(inspect::StoreReader* r, const Args& a) {
   ASSIGN_OR_FAIL(step, inspect::ResolveStep(a.root, a.step_a));
   ASSIGN_OR_FAIL(l, inspect::GetLayout(r, *step, a.key));
-  return Emit(a.json ? inspect::RenderLayoutJson(*l) : inspect::RenderLayoutTable(*l));
+  const int rc = Emit(a.json ? inspect::RenderLayoutJson(*l) : inspect::RenderLayoutTable(*l));
+  return rc != 0 ? rc : (l->coverage.ok() ? 0 : 1);
 }
 
 int RunVerify(inspect::StoreReader* r, const Args& a) {
@@ -208,7 +215,8 @@ int RunCli(int argc, char** argv) {
                      "invariants, references; exit code 1 on any problem",
                      RunVerify);
   verify->add_option("step", a.step_a, "step number or \"latest\" (default: every step)");
-  verify->add_option("--threads", a.threads, "reader threads (default: this process's share of the cores)");
+  verify->add_option("--threads", a.threads, "reader threads (default: this process's share of the cores)")
+      ->check(CLI::Range(0, 1024));
   verify->add_flag("--no-progress", a.no_progress, "no progress bar, even on a terminal");
   auto* diff =
       add("diff", "tensors added, removed and changed between two steps, with the fraction of changed bytes", RunDiff);
@@ -220,7 +228,8 @@ int RunCli(int argc, char** argv) {
   dump->add_option("step", a.step_a, kStep)->required();
   dump->add_option("key", a.key, "tensor key (or object key)")->required();
   dump->add_option("--region", a.region, "e.g. '0:4,8:16', '3', '-2:' (default: the whole tensor)");
-  dump->add_option("--count", a.count, "values shown from the start and from the end (default 8)");
+  dump->add_option("--count", a.count, "values shown from the start and from the end (default 8)")
+      ->check(CLI::Range(0, 1 << 20));
   dump->add_option("--npy", a.npy, "also write the region to this NumPy .npy file");
   auto* exp = add("export", "consolidated full tensors of a step as a safetensors file", RunExport);
   exp->add_option("step", a.step_a, kStep)->required();

@@ -129,9 +129,16 @@ Result<Value> Parse(const flexbuffers::Reference& r, int depth) {
     Value out = Value::Map();
     const auto keys = map.Keys();
     const auto values = map.Values();
+    // Keys are strictly increasing (as FlexBuffers maps are written, and as
+    // lookups in them assume): checked, so entries append in constant time
+    // (a lookup per key made decoding quadratic: 100k keys took 8 s).
+    std::string_view previous;
     for (size_t i = 0; i < keys.size(); ++i) {
+      const std::string_view key = keys[i].AsKey();
+      if (i > 0 && !(previous < key)) return Status::DataLoss("common-state map keys are not strictly increasing");
+      previous = key;
       DCP_ASSIGN_OR_RETURN(Value child, Parse(values[i], depth + 1));
-      out.Set(keys[i].AsKey(), std::move(child));
+      out.AppendEntry(std::string(key), std::move(child));
     }
     return out;
   }

@@ -79,8 +79,13 @@ class Value {
   Value& Append(Value v);
   // Map keys in insertion order. REQUIRES: map.
   const std::vector<std::string>& keys() const { return keys_; }
-  // Inserts or replaces. REQUIRES: map. Returns the stored value.
+  // Inserts or replaces. REQUIRES: map. Returns the stored value. Linear in
+  // the map's size (a lookup).
   Value& Set(std::string_view key, Value v);
+  // Appends an entry without looking the key up (constant time): for callers
+  // that know the key is new (a decoder whose keys are checked to be
+  // strictly increasing, a Python dict). REQUIRES: map; `key` not present.
+  Value& AppendEntry(std::string key, Value v);
   // nullptr if absent or not a map.
   const Value* Find(std::string_view key) const;
   Value* Find(std::string_view key);
