@@ -45,7 +45,8 @@ Status Fetch(StoreSet* stores, uint64_t generation, const std::string& record_ke
     return Status::DataLoss(RecordWhat(subject, ref) + " is missing: " + s.message());
   }
   DCP_RETURN_IF_ERROR(s.Annotate(RecordWhat(subject, ref)));
-  DCP_ASSIGN_OR_RETURN(*header, CheckHeader(value->view(), ref, RecordWhat(subject, ref)));
+  DCP_ASSIGN_OR_RETURN(*header,
+                       CheckHeader(value->view(), ref, RecordWhat(subject, ref) + stores->Where(ref.store_rank)));
   return Status::OK();
 }
 
@@ -118,7 +119,7 @@ Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, i
   storage::PinnedValue value;
   codec::ChunkHeader h;
   DCP_RETURN_IF_ERROR(FetchChunkRecord(stores, generation, read, rank, &value, &h));
-  return DecodeChunkRecord(value.view(), h, read);
+  return DecodeChunkRecord(value.view(), h, read, stores->Where(read.chunk->record.store_rank));
 }
 
 Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options,
@@ -152,7 +153,8 @@ Status ReadObject(StoreSet* stores, uint64_t generation, const manifest::ObjectE
   DCP_RETURN_IF_ERROR(Fetch(stores, generation, storage::ObjectRecordKey(object.record.generation, object.unique_key()),
                             object.record, subject, &value, &h));
   out->resize(h.raw_size);
-  return codec::DecodeChunk(value.view(), h, out->data(), out->size()).Annotate(RecordWhat(subject, object.record));
+  return codec::DecodeChunk(value.view(), h, out->data(), out->size())
+      .Annotate(RecordWhat(subject, object.record) + stores->Where(object.record.store_rank));
 }
 
 }  // namespace dcp::query

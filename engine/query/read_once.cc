@@ -318,7 +318,7 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
         if (progress.failed()) return Status::OK();  // sends "unavailable"
         codec::ChunkHeader h;
         Status s = FetchChunkRecord(stores, m->generation, *p->read, me, &p->value, &h);
-        if (s.ok()) s = DecodeChunkRecord(p->value.view(), h, *p->read);
+        if (s.ok()) s = DecodeChunkRecord(p->value.view(), h, *p->read, stores->Where(p->read->chunk->record.store_rank));
         if (!s.ok()) {
           progress.Fail(std::move(s));
           return Status::OK();

@@ -9,6 +9,8 @@ namespace dcp::query {
 StoreSet::StoreSet(std::string root, storage::RankStore* own) : root_(std::move(root)), own_(own) {}
 StoreSet::~StoreSet() = default;
 
+std::string StoreSet::Where(uint32_t rank) const { return " at '" + storage::RankStorePath(root_, rank) + "'"; }
+
 Result<StoreSet::Entry*> StoreSet::Open(uint32_t rank) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = entries_[rank];

@@ -44,6 +44,9 @@ class StoreSet {
   Status Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value,
              bool fill_cache = true);
 
+  // " at '<path>'" of rank `rank`'s store, for messages that name a record.
+  std::string Where(uint32_t rank) const;
+
  private:
   struct Entry {
     std::mutex mu;

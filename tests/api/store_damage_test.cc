@@ -103,7 +103,9 @@ TEST_CASE("An incremental put rewrites a base record found damaged; the new step
   // Rank 1 holds rows 32..63 of w: damage the chunk at row 40.
   const std::string key = storage::ChunkRecordKey(GenerationOf(dir.path(), 1), "w", {48, 0});
   REQUIRE(FlipRecordByte(dir.path(), 1, key, 2000));
-  CHECK_THAT(Load(dir.path(), 1, kState), Catch::Contains("tensor 'w' chunk at offset (48, 0) in rank store 1"));
+  const std::string damaged = Load(dir.path(), 1, kState);
+  CHECK_THAT(damaged, Catch::Contains("tensor 'w' chunk at offset (48, 0) in rank store 1"));
+  CHECK_THAT(damaged, Catch::Contains("data loss") && Catch::Contains(storage::RankStorePath(dir.path(), 1)));
 
   SaveReport report;
   REQUIRE_OK(PutFresh(dir.path(), 2, kState, &report));

@@ -46,8 +46,11 @@ TEST_CASE("a record that does not match the manifest is data loss", "[query]") {
     if (c.box.origin == Shape{9, 0}) c.record.checksum.lo ^= 1;
   }
   testing::HostTensor out(DType::kFloat32, {12, 6});
-  REQUIRE_THAT(Load(f, Box{{0, 0}, {12, 6}}, &out),
-               StatusIs(StatusCode::kDataLoss, "tensor 'w' chunk at offset (9, 0) in rank store 1 does not match the manifest"));
+  const Status s = Load(f, Box{{0, 0}, {12, 6}}, &out);
+  // The message names the chunk, the rank store and its path.
+  REQUIRE_THAT(s, StatusIs(StatusCode::kDataLoss, "tensor 'w' chunk at offset (9, 0) in rank store 1 at '" +
+                                                      storage::RankStorePath(f.dir.path(), 1) +
+                                                      "' does not match the manifest"));
 }
 
 TEST_CASE("a missing record or rank store is data loss naming it", "[query]") {

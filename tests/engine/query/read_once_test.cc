@@ -189,8 +189,9 @@ TEST_CASE("read-once: a record that does not match the manifest fails only its r
   int failed = 0;
   for (size_t r = 0; r < 3; ++r) {
     failed += o.local[r].ok() ? 0 : 1;
-    CHECK_THAT(o.agreed[r], StatusIs(StatusCode::kDataLoss,
-                                     "tensor 'w' chunk at offset (9, 0) in rank store 1 does not match the manifest"));
+    CHECK_THAT(o.agreed[r], StatusIs(StatusCode::kDataLoss, "tensor 'w' chunk at offset (9, 0) in rank store 1 at '" +
+                                                                storage::RankStorePath(f.dir.path(), 1) +
+                                                                "' does not match the manifest"));
     CHECK(o.agreed[r] == o.agreed[0]);
   }
   CHECK(failed == 1);
