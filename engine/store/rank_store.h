@@ -25,7 +25,9 @@
 // to quarantine/ rather than handed to RocksDB. A reader that finds a record
 // missing can fall back to a salvage instance (kSalvage) that serves the
 // table files that are there. RocksDB's info log (LOG) is never written;
-// its warnings and errors go to stderr.
+// its warnings and errors go to stderr. A writer opens a rank store only
+// under the store's writer lock (store_lock.h): another writer's table file,
+// linked but not yet recorded, would otherwise be set aside.
 //
 // Values are read pinned in their table block (no copy); blocks pass through
 // a small process-wide cache, whose buffers are recycled rather than
