@@ -228,8 +228,8 @@ Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
   auto names = base::ListDir(storage::RanksDir(root));
   if (names.ok()) {
     for (const std::string& n : *names) {
-      unsigned r = 0;
-      if (std::sscanf(n.c_str(), "rank-%u", &r) == 1 && r >= world && r % world == rank) handled.push_back(r);
+      const auto r = storage::ParseRankStoreName(n);
+      if (r && *r >= world && *r % world == rank) handled.push_back(*r);
     }
   } else {
     s = names.status();

@@ -11,6 +11,7 @@
 //   dcp-inspect ROOT dump STEP KEY [--region R] [--npy FILE]
 //   dcp-inspect ROOT export STEP --safetensors FILE [--keys GLOB]
 //   dcp-inspect ROOT common STEP                     the common state as JSON
+//   dcp-inspect ROOT repair                          rebuild damaged rank stores' metadata
 //
 // Every subcommand takes --json and --help; STEP may be "latest". The command
 // line of the tool (tools/dcp-inspect) and of `python3 -m dcp.inspect`.
@@ -33,6 +34,7 @@
 #include "engine/inspect/inspect.h"
 #include "engine/inspect/reader.h"
 #include "engine/inspect/render.h"
+#include "engine/inspect/repair.h"
 #include "engine/inspect/verify.h"
 
 namespace {
@@ -179,6 +181,13 @@ int RunCommon(inspect::StoreReader* r, const Args& a) {
   return Emit(inspect::RenderCommonJson(*c));
 }
 
+// Not a reader: takes the writer lock and changes the rank stores' metadata.
+int RunRepair(const Args& a) {
+  ASSIGN_OR_FAIL(s, inspect::RepairStore(a.root));
+  Emit(a.json ? inspect::RenderRepairJson(*s) : inspect::RenderRepairText(*s));
+  return s->ok() ? 0 : 1;
+}
+
 }  // namespace
 
 namespace dcp::inspect {
@@ -238,6 +247,11 @@ int RunCli(int argc, char** argv) {
   exp->add_flag("--no-progress", a.no_progress, "no progress bar, even on a terminal");
   auto* common = add("common", "the common state of a step as JSON", RunCommon);
   common->add_option("step", a.step_a, kStep)->required();
+  CLI::App* repair = app.add_subcommand(
+      "repair",
+      "make every rank store consistent again, deleting nothing (damaged RocksDB metadata rebuilt from the table "
+      "files, unusable files moved to lost/); needs the writer lock");
+  repair->add_flag("--json", a.json, "print JSON instead of text");
   app.require_subcommand(0, 1);
   try {
     app.parse(argc, argv);
@@ -245,6 +259,7 @@ int RunCli(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 
+  if (repair->parsed()) return RunRepair(a);
   auto reader = inspect::StoreReader::Open(a.root);
   if (!reader.ok()) return Fail(reader.status());
   for (const auto& [sub, run] : commands) {

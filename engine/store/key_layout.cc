@@ -96,6 +96,16 @@ std::string RankStorePath(std::string_view root, uint32_t rank) {
   return base::JoinPath(RanksDir(root), buf);
 }
 
+std::optional<uint32_t> ParseRankStoreName(std::string_view name) {
+  constexpr std::string_view kPrefix = "rank-";
+  uint64_t rank = 0;
+  if (name.size() < kPrefix.size() + 5 || name.substr(0, kPrefix.size()) != kPrefix ||
+      !ParseU64(name.substr(kPrefix.size()), 10, &rank) || rank > UINT32_MAX) {
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(rank);
+}
+
 std::string RankIngestDir(std::string_view rank_store_path) { return base::JoinPath(rank_store_path, "ingest"); }
 
 std::string RankQuarantineDir(std::string_view rank_store_path) {

@@ -73,6 +73,9 @@ std::optional<uint64_t> ParseManifestFileName(std::string_view name);
 
 std::string RanksDir(std::string_view root);
 std::string RankStorePath(std::string_view root, uint32_t rank);
+// The rank of a rank store directory name ("rank-00003" -> 3), or nullopt
+// for any other name.
+std::optional<uint32_t> ParseRankStoreName(std::string_view name);
 std::string RankIngestDir(std::string_view rank_store_path);
 std::string RankQuarantineDir(std::string_view rank_store_path);
 std::string RankLostDir(std::string_view rank_store_path);
