@@ -66,23 +66,13 @@ def _replica(r):
     return tuple(int(x) for x in r)
 
 
-def _flat(t):
-    fr = t.flattened_range
-    if fr is None:
-        return None
-    if isinstance(fr, slice):
-        if fr.step not in (None, 1):
-            raise InvalidArgumentError(f"tensor '{t.key}': flattened_range {fr} has a step")
-        return (int(fr.start or 0), int(fr.stop))
-    return (int(fr[0]), int(fr[1]))
-
-
 def tensor_leaf(t, path, load):
-    from .mapping import ShardedTensor  # noqa: F401 (type of t)
+    from .mapping import flat_bounds
     what = f"tensor '{t.key}' (entry '{_path_str(path)}')"
     desc = _tensors.descriptor(t.data, what, writable=load)
     return ("T", t.key, desc, _tensors.dtype_name(t.dtype), tuple(t.local_shape), tuple(t.global_shape),
-            tuple(t.global_offset), int(t.prepend_axis_num), _replica(t.replica_id), _flat(t),
+            tuple(t.global_offset), int(t.prepend_axis_num), _replica(t.replica_id),
+            None if t.flattened_range is None else flat_bounds(t.key, t.flattened_range),
             bool(t.allow_shape_mismatch))
 
 
@@ -92,9 +82,9 @@ class _Walk:
     def __init__(self, load):
         self.load = load
         self.objects = {}   # path (tuple of str) -> (container, key) to put the loaded value
-        self.factories = []  # (container, key, factory, built subtree) to merge after a load
+        self.factories = []  # (factory, built subtree) to merge after a load
 
-    def tree(self, node, path, holder=None, hkey=None):
+    def tree(self, node, path):
         from .mapping import LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory
         if isinstance(node, (list, tuple)) and not _has_sharded(node):
             return None if self.load else ("V", to_common(node, path))  # a plain list: common state
@@ -104,7 +94,7 @@ class _Walk:
             for k, v in items:
                 if isinstance(node, dict) and not isinstance(k, str):
                     raise TypeError(f"state dict key {k!r} under '{_path_str(path)}' is not a str")
-                leaf = self.tree(v, path + (str(k),), node, k)
+                leaf = self.tree(v, path + (str(k),))
                 if leaf is not None:
                     out[str(k)] = leaf
             return out
@@ -127,7 +117,7 @@ class _Walk:
         if isinstance(node, ShardedTensorFactory):
             built = node.build()
             if self.load:
-                self.factories.append((holder, hkey, node, built))
+                self.factories.append((node, built))
             return self.tree(built, path)
         if isinstance(node, LocalNonpersistentObject):
             return None
@@ -156,7 +146,7 @@ def for_load(state_dict):
             obj = walk.objects.get(tuple(path))
             if obj is not None:
                 obj.data = object_value(raw)
-        for holder, key, factory, built in walk.factories:
+        for factory, built in walk.factories:
             factory.loaded = factory.merge_fn(_loaded(built))
 
     yield tree, finish

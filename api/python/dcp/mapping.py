@@ -59,6 +59,15 @@ class StrictHandling(enum.Enum):
         return val in (StrictHandling.RETURN_UNEXPECTED, StrictHandling.RETURN_ALL)
 
 
+def flat_bounds(key, fr):
+    """(begin, end) of a flattened range given as a slice (step 1) or a (begin, end) pair."""
+    if isinstance(fr, slice):
+        if fr.step not in (None, 1):
+            raise InvalidArgumentError(f"tensor '{key}': flattened_range {fr} must not have a step")
+        return int(fr.start or 0), int(fr.stop)
+    return int(fr[0]), int(fr[1])
+
+
 def parse_strict_flag(strict):
     if isinstance(strict, StrictHandling):
         return strict
@@ -115,13 +124,10 @@ class ShardedTensor:
                 raise InvalidArgumentError(f"tensor '{k}': data shape {shape} differs from the declared local shape "
                                            f"{self.local_shape}")
         else:
-            fr = self.flattened_range
-            if isinstance(fr, slice) and fr.step not in (None, 1):
-                raise InvalidArgumentError(f"tensor '{k}': flattened_range {fr} must not have a step")
-            n = fr.stop - (fr.start or 0) if isinstance(fr, slice) else fr[1] - fr[0]
-            if len(shape) != 1 or shape[0] != n:
+            begin, end = flat_bounds(k, self.flattened_range)
+            if len(shape) != 1 or shape[0] != end - begin:
                 raise InvalidArgumentError(f"tensor '{k}': flattened data of shape {shape} does not hold the "
-                                           f"{n} elements of flattened_range {fr}")
+                                           f"{end - begin} elements of flattened_range {self.flattened_range}")
 
     @property
     def is_main_replica(self):
@@ -144,9 +150,8 @@ class ShardedTensor:
         if self.data is not None:
             return
         if self.flattened_range is not None:
-            fr = self.flattened_range
-            n = (fr.stop - (fr.start or 0)) if isinstance(fr, slice) else fr[1] - fr[0]
-            shape = (n,)
+            begin, end = flat_bounds(self.key, self.flattened_range)
+            shape = (end - begin,)
         else:
             shape = self.local_shape
         self.data = _tensors.allocate(self.dtype, shape, device=device)
