@@ -1,0 +1,301 @@
+"""dcp as a torch.distributed.checkpoint storage (dcp.integrations.torch), with real gloo
+process groups on the CPU: FSDP2 / DTensor state dicts saved by 4 ranks, loaded by 2.
+
+Needs torch >= 2.4 (PyPI's torch 2.x: the venv of scripts/venv.sh); skipped under
+Debian's torch 1.13, whose DCP has another storage interface."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import dcp
+
+try:
+    from torch.distributed.checkpoint import storage as _storage
+except ImportError:  # torch 1.13: torch.distributed._shard.checkpoint
+    _storage = None
+TORCH_DCP = _storage is not None and hasattr(_storage.StorageWriter, "reset")
+pytestmark = pytest.mark.skipif(not TORCH_DCP, reason=f"DCP's storage interface needs torch >= 2.4 "
+                                                      f"(this is {torch.__version__})")
+if TORCH_DCP:
+    import torch.distributed.checkpoint as dist_cp
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    from dcp.integrations.torch import LoadPlanner, SavePlanner, StorageReader, StorageWriter
+
+SIZES = (8, 6, 3)  # the last layer has fewer rows than 4 ranks: one rank holds an empty shard
+
+
+def _init(rank, world, tmp):
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/pg-{world}",
+                            rank=rank, world_size=world)
+    from torch.distributed.device_mesh import init_device_mesh
+    return init_device_mesh("cpu", (world,))
+
+
+def _model(mesh, seed=0):
+    from torch.distributed.fsdp import fully_shard
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(torch.nn.Linear(SIZES[0], SIZES[1]), torch.nn.ReLU(), torch.nn.Linear(SIZES[1], SIZES[2]))
+    for layer in m:
+        if isinstance(layer, torch.nn.Linear):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(m, mesh=mesh)
+    return m
+
+
+def _train(m, opt, steps, seed):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        opt.zero_grad()
+        m(torch.randn(4, SIZES[0], generator=g)).pow(2).sum().backward()
+        opt.step()
+
+
+def _full(sd):
+    """Whole tensors of a (nested) state dict of DTensors, for comparisons."""
+    out = {}
+    for k, v in sd.items():
+        if isinstance(v, dict):
+            for k2, v2 in _full(v).items():
+                out[f"{k}.{k2}"] = v2
+        elif isinstance(v, torch.Tensor):
+            out[k] = v.full_tensor() if hasattr(v, "full_tensor") else v.clone()
+        else:
+            out[k] = v
+    return out
+
+
+def _save_worker(rank, world, tmp, root):
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    mesh = _init(rank, world, tmp)
+    m = _model(mesh)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    _train(m, opt, 2, seed=1)
+    msd, osd = get_state_dict(m, opt)
+    state = {"model": msd, "optim": osd, "extra": {"iteration": 7, "note": "run-a", "bytes": b"\x00\x01"}}
+    writer = StorageWriter(root)
+    dist_cp.save(state, storage_writer=writer, planner=SavePlanner())
+    assert writer.last_step == 0 and writer.last_report.chunks_written + writer.last_report.objects_written > 0
+    full = _full({"model": msd, "optim": osd})  # collective: every rank
+    if rank == 0:
+        torch.save(full, os.path.join(tmp, "step0.pt"))
+
+    # A second step with the first layer frozen: only the second layer's chunks are written.
+    m[2].weight.data.add_(1.0)
+    m[2].bias.data.add_(1.0)
+    msd, _ = get_state_dict(m, opt)
+    dist_cp.save({"model": msd}, storage_writer=writer, planner=SavePlanner())
+    r = writer.last_report
+    got = torch.tensor([r.chunks_written, r.chunks_referenced, r.raw_bytes_referenced, r.objects_written])
+    dist.all_reduce(got)
+    # Layer 2's 3 weight rows and 3 bias values sit on ranks 0-2 (one chunk each, 84 bytes in all);
+    # layer 0's chunks are referenced (6 rows x 8 + 6 values, f32); rank 0 rewrites the planner's map.
+    frozen = (SIZES[0] * SIZES[1] + SIZES[1]) * 4
+    assert writer.last_step == 1 and got.tolist() == [6, 6, frozen, 1], got
+    full = _full({"model": msd})
+    if rank == 0:
+        torch.save(full, os.path.join(tmp, "step1.pt"))
+    dist.destroy_process_group()
+
+
+def _load_worker(rank, world, tmp, root):
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    mesh = _init(rank, world, tmp)
+    ref0 = torch.load(os.path.join(tmp, "step0.pt"))
+    ref1 = torch.load(os.path.join(tmp, "step1.pt"))
+    m = _model(mesh, seed=5)  # other values; 2 ranks: other placements of every tensor
+    opt = torch.optim.AdamW(m.parameters(), lr=0.5, betas=(0.1, 0.2))
+    _train(m, opt, 1, seed=9)  # creates the optimizer state to load into
+    msd, osd = get_state_dict(m, opt)
+    state = {"model": msd, "optim": osd, "extra": {"iteration": 0, "note": "", "bytes": b""}}
+
+    def refuse(*a, **k):
+        raise AssertionError("a load with dcp's storage and planners unpickled something")
+    saved = pickle.load, pickle.loads, torch.load
+    pickle.load = pickle.loads = torch.load = refuse
+    try:
+        dist_cp.load(state, storage_reader=StorageReader(root, step=0), planner=LoadPlanner())
+    finally:
+        pickle.load, pickle.loads, torch.load = saved
+    got = _full({"model": state["model"], "optim": state["optim"]})
+    for k, v in ref0.items():
+        if isinstance(v, torch.Tensor):
+            assert torch.equal(got[k], v), k
+        else:
+            assert got[k] == v, (k, got[k], v)
+    assert state["optim"]["param_groups"][0]["betas"] == (0.9, 0.999)  # a tuple, as saved
+    assert state["extra"] == {"iteration": 7, "note": "run-a", "bytes": b"\x00\x01"}
+
+    msd, _ = get_state_dict(m, opt)
+    dist_cp.load({"model": msd}, checkpoint_id=root, storage_reader=StorageReader(None), planner=LoadPlanner())
+    got = _full({"model": msd})
+    for k, v in ref1.items():
+        assert torch.equal(got[k], v), k
+    dist.destroy_process_group()
+
+
+def _spawn(fn, world, *args):
+    mp.spawn(fn, args=(world,) + args, nprocs=world, join=True)
+
+
+def test_fsdp2_model_and_adamw_saved_by_4_ranks_load_bit_exact_on_2_without_unpickling(tmp_path):
+    root = str(tmp_path / "store")
+    _spawn(_save_worker, 4, str(tmp_path), root)
+    _spawn(_load_worker, 2, str(tmp_path), root)
+    with dcp.Store.open(root, "self", read_only=True) as s:
+        assert s.steps() == [0, 1]
+        keys = {t["key"] for t in s.metadata(0)["tensors"]}
+    assert "model.0.weight" in keys and "optim.state.2.bias.exp_avg_sq" in keys
+    # dcp-inspect sees the step like any other.
+    r = subprocess.run([sys.executable, "-m", "dcp.inspect", root, "show", "1"], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    assert r.returncode == 0 and "model.2.weight" in r.stdout, r.stdout + r.stderr
+
+
+# -- DTensor placements, DCP's default planners, async_save ----------------------------------------------------
+
+def _dtensors(mesh, placement, seed):
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(12, 10, generator=g)
+    b = torch.randn(5, generator=g).to(torch.bfloat16)
+    p = Shard(0) if placement == 0 else Shard(1)
+    return {"a": distribute_tensor(a, mesh, [p]), "b": distribute_tensor(b, mesh, [Replicate()]),
+            "plain": torch.arange(6, dtype=torch.int64), "step": torch.tensor(3.0)}
+
+
+def _default_and_async_save_worker(rank, world, tmp, root, root_default):
+    mesh = _init(rank, world, tmp)
+    sd = _dtensors(mesh, 0, seed=3)
+    sd["cfg"] = {"lr": 0.1, "sizes": (1, 2)}
+    # DCP's own planners: values are torch.save bytes (DCP's default behaviour).
+    dist_cp.save(sd, storage_writer=StorageWriter(root_default))
+    # async_save on a dedicated gloo group while the caller keeps changing its tensors.
+    group = dist.new_group(backend="gloo")
+    writer = StorageWriter(root, group=group)
+    expect = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).clone() for k, v in sd.items()
+              if isinstance(v, torch.Tensor)}
+    future = dist_cp.async_save(sd, storage_writer=writer, planner=SavePlanner(), process_group=group)
+    for v in sd.values():
+        if isinstance(v, torch.Tensor):
+            (v.to_local() if hasattr(v, "to_local") else v).add_(100)
+    (future.upload_completion if hasattr(future, "upload_completion") else future).result()
+    assert writer.last_step == 0
+    if rank == 0:
+        torch.save(expect, os.path.join(tmp, "expect.pt"))
+    dist.destroy_process_group()
+
+
+def _placement_load_worker(rank, world, tmp, root, root_default):
+    mesh = _init(rank, world, tmp)
+    expect = torch.load(os.path.join(tmp, "expect.pt"))
+    sd = _dtensors(mesh, 1, seed=4)  # Shard(1) on 2 ranks instead of Shard(0) on 4
+    sd["cfg"] = {"lr": 0.0, "sizes": ()}
+    dist_cp.load(sd, storage_reader=StorageReader(root), planner=LoadPlanner())
+    for k, v in expect.items():
+        got = sd[k].full_tensor() if hasattr(sd[k], "full_tensor") else sd[k]
+        assert torch.equal(got, v), k
+    assert sd["cfg"] == {"lr": 0.1, "sizes": (1, 2)}
+
+    # The default-planner store: DCP's default load planner unpickles its own bytes; dcp's
+    # LoadPlanner refuses unless told which fqns it may unpickle.
+    sd = _dtensors(mesh, 1, seed=4)
+    sd["cfg"] = {"lr": 0.0, "sizes": ()}
+    with pytest.raises(CheckpointException) as e:
+        dist_cp.load(sd, storage_reader=StorageReader(root_default), planner=LoadPlanner())
+    assert "'cfg.lr' was saved pickled" in str(e.value) or "'cfg.sizes' was saved pickled" in str(e.value)
+    dist_cp.load(sd, storage_reader=StorageReader(root_default),
+                 planner=LoadPlanner(allow_pickle=["cfg.lr", "cfg.sizes"]))
+    assert sd["cfg"] == {"lr": 0.1, "sizes": (1, 2)}
+    sd["cfg"] = {"lr": 0.0, "sizes": ()}
+    dist_cp.load(sd, storage_reader=StorageReader(root_default))
+    assert sd["cfg"] == {"lr": 0.1, "sizes": (1, 2)}
+    for k, v in expect.items():
+        got = sd[k].full_tensor() if hasattr(sd[k], "full_tensor") else sd[k]
+        assert torch.equal(got, v), k
+    dist.destroy_process_group()
+
+
+def test_dtensor_placements_default_planners_and_async_save(tmp_path):
+    root, root_default = str(tmp_path / "store"), str(tmp_path / "default")
+    _spawn(_default_and_async_save_worker, 4, str(tmp_path), root, root_default)
+    _spawn(_placement_load_worker, 2, str(tmp_path), root, root_default)
+
+
+# -- bad input --------------------------------------------------------------------------------------------------
+
+def _failure(e, rank):
+    """The exception a rank raised inside torch's CheckpointException."""
+    failures = e.failures
+    exc = failures.get(rank)
+    return exc[0] if isinstance(exc, tuple) else getattr(exc, "exc", exc)
+
+
+def _bad_input_worker(rank, world, tmp, root, plain_dir):
+    mesh = _init(rank, world, tmp)
+    sd = _dtensors(mesh, 0, seed=3)
+    out = []
+
+    # A value only pickle can store: refused on every rank, nothing committed.
+    bad = dict(sd, cfg={"when": object()})
+    with pytest.raises(CheckpointException) as e:
+        dist_cp.save(bad, storage_writer=StorageWriter(root), planner=SavePlanner())
+    assert "'cfg.when'" in str(e.value) and all(
+        isinstance(_failure(e.value, r), TypeError) for r in range(world)), str(e.value)
+    assert not os.path.exists(root)  # every rank stopped before the store was even opened
+
+    # A plain DCP directory is not a dcp store, for loads and for saves.
+    dist_cp.save(sd, checkpoint_id=plain_dir)
+    for call in (lambda: dist_cp.load(dict(sd), storage_reader=StorageReader(plain_dir)),
+                 lambda: dist_cp.save(sd, storage_writer=StorageWriter(plain_dir))):
+        with pytest.raises(CheckpointException) as e:
+            call()
+        assert f"'{plain_dir}' is a PyTorch distributed checkpoint" in str(e.value), str(e.value)
+
+    # No step yet.
+    with pytest.raises(CheckpointException) as e:
+        dist_cp.load(dict(sd), storage_reader=StorageReader(root))
+    assert isinstance(_failure(e.value, rank), dcp.NotFoundError), str(e.value)
+
+    # A flipped byte in the manifest: dcp's DataLossError on every rank, through torch's exception.
+    dist_cp.save(sd, storage_writer=StorageWriter(root), planner=SavePlanner())
+    dist.barrier()
+    if rank == 0:
+        steps = os.path.join(root, "steps")
+        manifests = sorted(f for f in os.listdir(steps) if f.endswith(".manifest"))
+        assert len(manifests) == 1, manifests
+        path = os.path.join(steps, manifests[0])
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            byte = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([byte[0] ^ 0x10]))
+    dist.barrier()
+    with pytest.raises(CheckpointException) as e:
+        dist_cp.load(dict(sd), storage_reader=StorageReader(root), planner=LoadPlanner())
+    assert isinstance(_failure(e.value, rank), dcp.DataLossError), str(e.value)
+    out.append("ok")
+    with open(os.path.join(tmp, f"bad{rank}"), "w") as f:
+        f.write(",".join(out))
+    dist.destroy_process_group()
+
+
+def test_bad_input_is_a_clear_error_on_every_rank(tmp_path):
+    _spawn(_bad_input_worker, 2, str(tmp_path), str(tmp_path / "store"), str(tmp_path / "plain"))
+    assert [(tmp_path / f"bad{r}").read_text() for r in range(2)] == ["ok", "ok"]
+
+
+def test_unknown_options_and_missing_path_are_refused():
+    with pytest.raises(TypeError, match="chunk_size"):
+        StorageWriter("/x", chunk_size=1)
+    with pytest.raises(TypeError, match="strict"):
+        StorageReader("/x", strict=1)
+    assert StorageReader.validate_checkpoint_id("/nonexistent/dir") is False
+    assert StorageWriter.validate_checkpoint_id("/nonexistent/dir") is True
