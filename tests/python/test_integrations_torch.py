@@ -39,6 +39,16 @@ def _init(rank, world, tmp):
     return init_device_mesh("cpu", (world,))
 
 
+def _done():
+    """Ends a worker. Without interpreter finalization: torch 2.11's gloo worker threads can still be
+    releasing an FSDP2 all-gather's tensors then, and need the GIL while Python tears down, which
+    aborts the process ('terminate called without an active exception'; a torch exit race)."""
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _model(mesh, seed=0):
     from torch.distributed.fsdp import fully_shard
     torch.manual_seed(seed)
@@ -102,7 +112,7 @@ def _save_worker(rank, world, tmp, root):
     full = _full({"model": msd})
     if rank == 0:
         torch.save(full, os.path.join(tmp, "step1.pt"))
-    dist.destroy_process_group()
+    _done()
 
 
 def _load_worker(rank, world, tmp, root):
@@ -138,7 +148,7 @@ def _load_worker(rank, world, tmp, root):
     got = _full({"model": msd})
     for k, v in ref1.items():
         assert torch.equal(got[k], v), k
-    dist.destroy_process_group()
+    _done()
 
 
 def _spawn(fn, world, *args):
@@ -190,7 +200,7 @@ def _default_and_async_save_worker(rank, world, tmp, root, root_default):
     assert writer.last_step == 0
     if rank == 0:
         torch.save(expect, os.path.join(tmp, "expect.pt"))
-    dist.destroy_process_group()
+    _done()
 
 
 def _placement_load_worker(rank, world, tmp, root, root_default):
@@ -220,7 +230,7 @@ def _placement_load_worker(rank, world, tmp, root, root_default):
     for k, v in expect.items():
         got = sd[k].full_tensor() if hasattr(sd[k], "full_tensor") else sd[k]
         assert torch.equal(got, v), k
-    dist.destroy_process_group()
+    _done()
 
 
 def test_dtensor_placements_default_planners_and_async_save(tmp_path):
@@ -284,7 +294,7 @@ def _bad_input_worker(rank, world, tmp, root, plain_dir):
     out.append("ok")
     with open(os.path.join(tmp, f"bad{rank}"), "w") as f:
         f.write(",".join(out))
-    dist.destroy_process_group()
+    _done()
 
 
 def test_bad_input_is_a_clear_error_on_every_rank(tmp_path):

@@ -47,6 +47,8 @@ from torch.distributed.checkpoint.metadata import (BytesStorageMetadata, ChunkSt
 from torch.futures import Future
 
 from .. import _dcp, _state, _tensors
+from ._plain import from_plain as _from_plain
+from ._plain import to_plain
 from ..errors import DcpError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError
 from ..mapping import ShardedObject, ShardedTensor
 from ..store import Store
@@ -61,7 +63,6 @@ __all__ = ["LoadPlanner", "SavePlanner", "StorageReader", "StorageWriter"]
 _EXTRAS_KEY = "__torch_dcp__"
 # A value stored by SavePlanner: {_VALUE: value}, tuples as {_TUPLE: [...]}.
 _VALUE = "torch_dcp_value"
-_TUPLE = "__dcp_tuple__"
 _MARKER = "DCP_STORE"
 _PUT_OPTIONS = ("overwrite", "chunk_bytes", "compression", "incremental", "encode_threads")
 _GET_OPTIONS = ("read_threads", "max_inflight_bytes", "read_once")
@@ -69,31 +70,8 @@ _GET_OPTIONS = ("read_threads", "max_inflight_bytes", "read_once")
 
 # -- plain values ---------------------------------------------------------------------------------------------
 
-def _to_plain(x, fqn):
-    """A value for dcp's encoding, tuples kept as tuples; TypeError naming `fqn` for what needs pickle."""
-    if type(x) is tuple:  # noqa: E721 - tuple subclasses (torch.Size, namedtuples) are not plain
-        return {_TUPLE: [_to_plain(v, fqn) for v in x]}
-    if isinstance(x, list):
-        return [_to_plain(v, fqn) for v in x]
-    if isinstance(x, dict):
-        if _TUPLE in x:
-            raise TypeError(f"'{fqn}': a dict key '{_TUPLE}' is reserved by dcp")
-        return {k: _to_plain(v, fqn) for k, v in x.items()}
-    if x is None or type(x) in (bool, int, float, str, bytes) or _tensors.is_tensor(x):
-        return x
-    raise TypeError(f"'{fqn}' is a {type(x).__module__}.{type(x).__qualname__}, which only pickle can store; "
-                    f"dcp stores plain values (None, bool, int, float, str, bytes, tensors, and lists, tuples and "
-                    f"str-keyed dicts of them). Pass SavePlanner(allow_pickle=['{fqn}']) to pickle it anyway")
-
-
-def _from_plain(x):
-    if isinstance(x, dict):
-        if len(x) == 1 and _TUPLE in x:
-            return tuple(_from_plain(v) for v in x[_TUPLE])
-        return {k: _from_plain(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_from_plain(v) for v in x]
-    return x
+def _to_plain_fqn(x, fqn):
+    return to_plain(x, fqn, f"Pass SavePlanner(allow_pickle=['{fqn}']) to pickle it anyway")
 
 
 @dataclasses.dataclass
@@ -124,7 +102,7 @@ class SavePlanner(DefaultSavePlanner):
         if write_item.type != _planner.WriteItemType.BYTE_IO or write_item.index.fqn in self.allow_pickle:
             return super().transform_object(write_item, object)
         fqn = write_item.index.fqn
-        plain = {_VALUE: _to_plain(object, fqn)}
+        plain = {_VALUE: _to_plain_fqn(object, fqn)}
         _dcp.encode_value(_state.to_common(plain, (fqn,)), fqn)  # refuses here, naming fqn, what dcp cannot store
         return _PlainValue(plain)
 
@@ -324,7 +302,7 @@ class StorageWriter(_storage.StorageWriter):
                 size = tensor.numel() * tensor.element_size()
             results.append(_storage.WriteResult(index=item.index, size_in_bytes=size, storage_data=None))
         if isinstance(plan.storage_data, _Extras):
-            state["x"] = ShardedObject(_EXTRAS_KEY, {"planner_data": _to_plain(plan.storage_data.planner_data,
+            state["x"] = ShardedObject(_EXTRAS_KEY, {"planner_data": _to_plain_fqn(plan.storage_data.planner_data,
                                                                                   "planner_data")}, (1,), (0,))
         return state, results
 

@@ -1,0 +1,38 @@
+"""Plain values for the engines' non-tensor state, stored with dcp's value encoding (never pickle).
+
+dcp's values have no tuple; engines' state has them (optimizer ``betas``, RNG
+states) and code that reads it back may need them (``random.setstate``), so a
+tuple is stored as ``{"__dcp_tuple__": [...]}`` and comes back as a tuple.
+"""
+
+from .. import _tensors
+
+TUPLE = "__dcp_tuple__"
+
+
+def to_plain(x, name, hint=""):
+    """`x` for dcp's value encoding, tuples marked; TypeError naming `name` for what needs pickle."""
+    if type(x) is tuple:  # noqa: E721 - tuple subclasses (torch.Size, namedtuples) are not plain
+        return {TUPLE: [to_plain(v, name, hint) for v in x]}
+    if isinstance(x, list):
+        return [to_plain(v, name, hint) for v in x]
+    if isinstance(x, dict):
+        if TUPLE in x:
+            raise TypeError(f"'{name}': a dict key '{TUPLE}' is reserved by dcp")
+        return {k: to_plain(v, name, hint) for k, v in x.items()}
+    if x is None or type(x) in (bool, int, float, str, bytes) or _tensors.is_tensor(x):
+        return x
+    raise TypeError(f"'{name}' holds a {type(x).__module__}.{type(x).__qualname__}, which only pickle can store; "
+                    f"dcp stores plain values (None, bool, int, float, str, bytes, tensors, NumPy arrays, and "
+                    f"lists, tuples and str-keyed dicts of them). {hint}".rstrip())
+
+
+def from_plain(x):
+    """The inverse of to_plain."""
+    if isinstance(x, dict):
+        if len(x) == 1 and TUPLE in x:
+            return tuple(from_plain(v) for v in x[TUPLE])
+        return {k: from_plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [from_plain(v) for v in x]
+    return x
