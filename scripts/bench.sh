@@ -51,6 +51,12 @@ if [[ -f "$build_dir/python/dcp/__init__.py" ]]; then
   echo "== python"
   /usr/bin/python3 bench/python/python_bench.py --root "$scratch/python" --json "$out/python.json" ||
     echo "!! python failed" >&2
+  # dcp inside torch.distributed.checkpoint against DCP's FileSystemWriter, on
+  # PyPI's torch 2.x (the venv of scripts/venv.sh), with async_save blocking times.
+  echo "== torch_dcp"
+  venv=$(scripts/venv.sh)
+  "$venv/bin/python" bench/python/torch_dcp_bench.py --root "$scratch/torch_dcp" --json "$out/torch_dcp.json" ||
+    echo "!! torch_dcp failed" >&2
 fi
 rm -rf "$scratch"
 

@@ -1,0 +1,284 @@
+"""dcp inside torch.distributed.checkpoint (DCP), against DCP's own FileSystemWriter, on PyPI's torch 2.x.
+
+    $(scripts/venv.sh)/bin/python bench/python/torch_dcp_bench.py [--gib 1] [--small 1000] [--json FILE]
+
+Two states of DTensors on a CPU device mesh, 4 ranks (torch.multiprocessing, gloo):
+  large: one float32 tensor of --gib GiB, Shard(0) over the ranks;
+  small: --small tensors of 256 KiB (64 x 1024 float32), each Shard(0).
+Phases: 4 ranks save -> page cache dropped -> 4 ranks load the same layout ->
+page cache dropped -> 2 ranks load it resharded (Shard(0) over 2). Systems:
+  dcp          dcp.save / dcp.load (dcp's own Megatron-style API, the same slabs)
+  dcp_storage  torch.distributed.checkpoint.save / load with dcp's StorageWriter /
+               StorageReader and planners (dcp.integrations.torch)
+  fs_tN        torch.distributed.checkpoint.save / load with FileSystemWriter(thread_count=N)
+               / FileSystemReader, plan caching on (an untimed save first fills the cache)
+Every load is checked element by element; destinations exist (allocated, zeroed)
+before the timed load, as a training job's do. Then the time async_save blocks the
+caller (large state): DCP's async_save with FileSystemWriter and with dcp's
+StorageWriter, and dcp's own save(..., async_sharded_save=True).
+
+Times are the slowest rank's, between barriers. Needs root to drop the page cache.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "build", "python"))
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+ROWS_SMALL, COLS = 64, 1024
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def values(key, rows, cols, first_row):
+    base = (sum(map(ord, key)) % 1000) * 1.0
+    r = torch.arange(first_row, first_row + rows, dtype=torch.float32).unsqueeze(1) * cols
+    return r + torch.arange(cols, dtype=torch.float32) + base
+
+
+def tensors(state):
+    """(key, global rows) of every tensor."""
+    if state["kind"] == "large":
+        return [("big", state["rows"])]
+    return [(f"t{i:05d}", ROWS_SMALL) for i in range(state["count"])]
+
+
+def _dtensors(state, mesh, zero):
+    from torch.distributed.tensor import Shard, distribute_tensor  # noqa: F401
+    from torch.distributed.tensor import DTensor
+    world, rank = mesh.size(), mesh.get_local_rank()
+    out = {}
+    for key, rows in tensors(state):
+        n = rows // world
+        local = torch.zeros(n, COLS) if zero else values(key, n, COLS, rank * n)
+        out["w." + key] = DTensor.from_local(local, mesh, [Shard(0)], run_check=False, shape=(rows, COLS),
+                                             stride=(COLS, 1))
+    return out
+
+
+def _check(sd, state, world, rank):
+    for key, rows in tensors(state):
+        n = rows // world
+        t = sd["w." + key]
+        local = t.to_local() if hasattr(t, "to_local") else t
+        if not torch.equal(local, values(key, n, COLS, rank * n)):
+            return f"rank {rank}: {key} differs"
+    return ""
+
+
+# ------------------------------------------------------------------ systems
+
+def _dcp_sd(state, world, rank, zero):
+    import dcp
+    sd = {}
+    for key, rows in tensors(state):
+        n = rows // world
+        data = torch.zeros(n, COLS) if zero else values(key, n, COLS, rank * n)
+        sd["w." + key] = dcp.ShardedTensor("w." + key, data, torch.float32, (n, COLS), (rows, COLS), (rank * n, 0))
+    return sd
+
+
+def run_system(system, phase, root, state, world, rank, mesh):
+    """(seconds, wrong-data message) of one phase on this rank."""
+    import torch.distributed.checkpoint as dist_cp
+    if system == "dcp":
+        import dcp
+        sd = _dcp_sd(state, world, rank, zero=(phase != "save"))
+        dist.barrier()
+        t0 = time.perf_counter()
+        if phase == "save":
+            dcp.save(sd, root, step=1)
+        else:
+            dcp.load(sd, root, step=1)
+        dist.barrier()
+        dt = time.perf_counter() - t0
+        return dt, "" if phase == "save" else _check({k: v.data for k, v in sd.items()}, state, world, rank)
+    sd = _dtensors(state, mesh, zero=(phase != "save"))
+    if system == "dcp_storage":
+        from dcp.integrations.torch import LoadPlanner, SavePlanner, StorageReader, StorageWriter
+        writer = lambda: StorageWriter(root, step=1)  # noqa: E731
+        reader, planner = StorageReader(root, step=1), LoadPlanner()
+        save_planner = SavePlanner
+    else:
+        from torch.distributed.checkpoint import DefaultSavePlanner, FileSystemReader, FileSystemWriter
+        threads = int(system[len("fs_t"):])
+        writer = lambda: FileSystemWriter(root, thread_count=threads)  # noqa: E731
+        reader, planner = FileSystemReader(root), None
+        save_planner = lambda: DefaultSavePlanner(enable_plan_caching=True)  # noqa: E731
+    if phase == "save":
+        if system != "dcp_storage":
+            warm = root + ".warm"  # fills DCP's plan cache; not timed
+            dist_cp.save(sd, storage_writer=FileSystemWriter(warm, thread_count=threads), planner=save_planner())
+            dist.barrier()
+            if rank == 0:
+                shutil.rmtree(warm, ignore_errors=True)
+        planner_obj = save_planner()
+        dist.barrier()
+        t0 = time.perf_counter()
+        dist_cp.save(sd, storage_writer=writer(), planner=planner_obj)
+        dist.barrier()
+        return time.perf_counter() - t0, ""
+    dist.barrier()
+    t0 = time.perf_counter()
+    dist_cp.load(sd, storage_reader=reader, planner=planner)
+    dist.barrier()
+    return time.perf_counter() - t0, _check(sd, state, world, rank)
+
+
+def _worker(rank, world, init, system, phase, root, state, result):
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    from torch.distributed.device_mesh import init_device_mesh
+    mesh = init_device_mesh("cpu", (world,))
+    dt, bad = run_system(system, phase, root, state, world, rank, mesh)
+    times = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
+    dist.all_gather(times, torch.tensor([dt], dtype=torch.float64))
+    if rank == 0:
+        with open(result, "w") as f:
+            json.dump({"seconds": max(float(t.item()) for t in times)}, f)
+    if bad:
+        with open(result + f".bad{rank}", "w") as f:
+            f.write(bad)
+    dist.destroy_process_group()
+    os._exit(0)  # see tests/python/test_integrations_torch.py: torch's gloo threads and finalization
+
+
+def run_phase(work, system, phase, root, state, world):
+    init = tempfile.mktemp(dir=work, prefix="pg-")
+    result = os.path.join(work, "result.json")
+    mp.spawn(_worker, args=(world, init, system, phase, root, state, result), nprocs=world, join=True)
+    bad = [open(os.path.join(work, f)).read() for f in os.listdir(work) if f.startswith("result.json.bad")]
+    for f in os.listdir(work):
+        if f.startswith("result.json.bad"):
+            os.remove(os.path.join(work, f))
+    if bad:
+        raise SystemExit(f"{system} {phase}: wrong data: {bad[0]}")
+    with open(result) as f:
+        return json.load(f)["seconds"]
+
+
+# ------------------------------------------------------------------ async blocking time
+
+def _async_worker(rank, world, init, system, root, state, result):
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    import torch.distributed.checkpoint as dist_cp
+    from torch.distributed.device_mesh import init_device_mesh
+    mesh = init_device_mesh("cpu", (world,))
+    group = dist.new_group(backend="gloo")
+    if system == "dcp":
+        import dcp
+        sd = _dcp_sd(state, world, rank, zero=False)
+        dist.barrier()
+        t0 = time.perf_counter()
+        handle = dcp.save(sd, root, step=1, async_sharded_save=True)
+        blocked = time.perf_counter() - t0
+        handle.wait()
+    else:
+        sd = _dtensors(state, mesh, zero=False)
+        if system == "dcp_storage":
+            from dcp.integrations.torch import SavePlanner, StorageWriter
+            writer, planner = StorageWriter(root, step=1, group=group), SavePlanner()
+        else:
+            from torch.distributed.checkpoint import FileSystemWriter
+            writer, planner = FileSystemWriter(root, thread_count=int(system[len("fs_t"):])), None
+        dist.barrier()
+        t0 = time.perf_counter()
+        future = dist_cp.async_save(sd, storage_writer=writer, planner=planner, process_group=group)
+        blocked = time.perf_counter() - t0
+        (future.upload_completion if hasattr(future, "upload_completion") else future).result()
+    total = time.perf_counter() - t0
+    out = [torch.zeros(2, dtype=torch.float64) for _ in range(world)]
+    dist.all_gather(out, torch.tensor([blocked, total], dtype=torch.float64))
+    if rank == 0:
+        with open(result, "w") as f:
+            json.dump({"blocked_s": max(float(t[0]) for t in out), "total_s": max(float(t[1]) for t in out)}, f)
+    dist.destroy_process_group()
+    os._exit(0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gib", type=float, default=1.0, help="size of the large tensor")
+    p.add_argument("--small", type=int, default=1000, help="number of 256 KiB tensors")
+    p.add_argument("--root", default=None, help="scratch directory (removed at the end)")
+    p.add_argument("--systems", default="dcp,dcp_storage,fs_t1,fs_t2,fs_t4")
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    scratch = a.root or tempfile.mkdtemp(prefix="dcp-torchbench-")
+    os.makedirs(scratch, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="dcp-torchbench-work-")
+    rows = int(a.gib * (1 << 30) / (COLS * 4)) // 4 * 4
+    states = {"large": {"kind": "large", "rows": rows}, "small": {"kind": "small", "count": a.small}}
+    systems = a.systems.split(",")
+    cold = drop_caches()
+    results = {"cache_dropped": cold, "torch": torch.__version__, "figures": {}, "async": {}}
+    print(f"torch_dcp_bench: torch {torch.__version__}; page cache {'dropped' if cold else 'NOT dropped (not root)'} "
+          "between phases; seconds are the slowest rank's")
+    for sname, state in states.items():
+        gb = (rows * COLS * 4 if sname == "large" else a.small * ROWS_SMALL * COLS * 4) / 1e9
+        for system in systems:
+            root = os.path.join(scratch, f"{sname}-{system}")
+            shutil.rmtree(root, ignore_errors=True)
+            fig = {"gb": gb}
+            drop_caches()
+            fig["save"] = run_phase(work, system, "save", root, state, 4)
+            drop_caches()
+            fig["load"] = run_phase(work, system, "load", root, state, 4)
+            drop_caches()
+            fig["load_resharded"] = run_phase(work, system, "load", root, state, 2)
+            results["figures"][f"{sname}/{system}"] = fig
+            shutil.rmtree(root, ignore_errors=True)
+            print(f"  {sname:5s} {system:11s} " + "  ".join(
+                f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb"), flush=True)
+    fs = [s for s in systems if s.startswith("fs_t")]
+    if fs:
+        print("\nspeed-up over DCP's FileSystemWriter at its best thread count per phase (its time / ours):")
+        for sname in states:
+            best = {k: min(results["figures"][f"{sname}/{s}"][k] for s in fs) for k in ("save", "load", "load_resharded")}
+            results["figures"][f"{sname}/fs_best"] = best
+            for mine in ("dcp", "dcp_storage"):
+                d = results["figures"].get(f"{sname}/{mine}")
+                if d:
+                    print(f"  {sname:5s} {mine:11s} " + "  ".join(f"{k} {best[k] / d[k]:5.2f}x" for k in best))
+    print(f"\nasync save of the large state ({states['large']['rows'] * COLS * 4 / 1e9:.2f} GB), 4 ranks: "
+          "time the caller is blocked, and until the checkpoint is durable")
+    for system in [s for s in systems if s in ("dcp", "dcp_storage")] + fs[-1:]:
+        root = os.path.join(scratch, f"async-{system}")
+        init = tempfile.mktemp(dir=work, prefix="pg-")
+        result = os.path.join(work, "async.json")
+        drop_caches()
+        mp.spawn(_async_worker, args=(4, init, system, root, states["large"], result), nprocs=4, join=True)
+        with open(result) as f:
+            r = json.load(f)
+        results["async"][system] = r
+        print(f"  {system:11s} blocked {r['blocked_s']:6.2f} s   done after {r['total_s']:6.2f} s", flush=True)
+        shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    if a.root is None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
