@@ -6,7 +6,9 @@ Two states of DTensors on a CPU device mesh, 4 ranks (torch.multiprocessing, glo
   large: one float32 tensor of --gib GiB, Shard(0) over the ranks;
   small: --small tensors of 256 KiB (64 x 1024 float32), each Shard(0).
 Phases: 4 ranks save -> page cache dropped -> 4 ranks load the same layout ->
-page cache dropped -> 2 ranks load it resharded (Shard(0) over 2). Systems:
+page cache dropped -> 2 ranks load it resharded (Shard(0) over 2); --repeat N keeps
+the fastest of N runs of each. Systems:
+  raw          the disk's limit: each rank writes its bytes to one file + fsync, reads them back
   dcp          dcp.save / dcp.load (dcp's own Megatron-style API, the same slabs)
   dcp_storage  torch.distributed.checkpoint.save / load with dcp's StorageWriter /
                StorageReader and planners (dcp.integrations.torch)
@@ -96,9 +98,38 @@ def _dcp_sd(state, world, rank, zero):
     return sd
 
 
+def _raw(phase, root, state, world, rank):
+    """The disk's limit for the same bytes: each rank writes its slabs to one file and fsyncs
+    (save), or reads its file back (load; 2 ranks: each reads two ranks' files)."""
+    nbytes = sum(rows // 4 * COLS * 4 for _, rows in tensors(state))
+    os.makedirs(root, exist_ok=True)
+    if phase == "save":
+        data = torch.cat([values(key, rows // world, COLS, rank * (rows // world)).reshape(-1)
+                          for key, rows in tensors(state)]).numpy().tobytes()
+        dist.barrier()
+        t0 = time.perf_counter()
+        with open(os.path.join(root, f"rank{rank}"), "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        dist.barrier()
+        return time.perf_counter() - t0, ""
+    dist.barrier()
+    t0 = time.perf_counter()
+    for r in range(rank * 4 // world, (rank + 1) * 4 // world):
+        with open(os.path.join(root, f"rank{r}"), "rb") as f:
+            got = f.read()
+        if len(got) != nbytes:
+            return 0.0, f"rank {rank}: raw file {r} has {len(got)} bytes"
+    dist.barrier()
+    return time.perf_counter() - t0, ""
+
+
 def run_system(system, phase, root, state, world, rank, mesh):
     """(seconds, wrong-data message) of one phase on this rank."""
     import torch.distributed.checkpoint as dist_cp
+    if system == "raw":
+        return _raw(phase, root, state, world, rank)
     if system == "dcp":
         import dcp
         sd = _dcp_sd(state, world, rank, zero=(phase != "save"))
@@ -220,7 +251,8 @@ def main():
     p.add_argument("--gib", type=float, default=1.0, help="size of the large tensor")
     p.add_argument("--small", type=int, default=1000, help="number of 256 KiB tensors")
     p.add_argument("--root", default=None, help="scratch directory (removed at the end)")
-    p.add_argument("--systems", default="dcp,dcp_storage,fs_t1,fs_t2,fs_t4")
+    p.add_argument("--systems", default="raw,dcp,dcp_storage,fs_t1,fs_t2,fs_t4")
+    p.add_argument("--repeat", type=int, default=1, help="runs per figure; the fastest is kept")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     scratch = a.root or tempfile.mkdtemp(prefix="dcp-torchbench-")
@@ -239,16 +271,25 @@ def main():
             root = os.path.join(scratch, f"{sname}-{system}")
             shutil.rmtree(root, ignore_errors=True)
             fig = {"gb": gb}
-            drop_caches()
-            fig["save"] = run_phase(work, system, "save", root, state, 4)
-            drop_caches()
-            fig["load"] = run_phase(work, system, "load", root, state, 4)
-            drop_caches()
-            fig["load_resharded"] = run_phase(work, system, "load", root, state, 2)
+            for _ in range(max(1, a.repeat)):
+                shutil.rmtree(root, ignore_errors=True)
+                for phase, world in (("save", 4), ("load", 4), ("load_resharded", 2)):
+                    drop_caches()
+                    t = run_phase(work, system, phase[:4], root, state, world)
+                    fig[phase] = min(t, fig.get(phase, t))
             results["figures"][f"{sname}/{system}"] = fig
             shutil.rmtree(root, ignore_errors=True)
             print(f"  {sname:5s} {system:11s} " + "  ".join(
                 f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb"), flush=True)
+    if "raw" in systems:
+        print("\nshare of the disk's limit (raw write+fsync / read of the same bytes, this run):")
+        for sname in states:
+            raw = results["figures"][f"{sname}/raw"]
+            for system in systems:
+                if system != "raw":
+                    d = results["figures"][f"{sname}/{system}"]
+                    print(f"  {sname:5s} {system:11s} " + "  ".join(f"{k} {raw[k] / d[k]:4.2f}" for k in
+                                                                 ("save", "load", "load_resharded")))
     fs = [s for s in systems if s.startswith("fs_t")]
     if fs:
         print("\nspeed-up over DCP's FileSystemWriter at its best thread count per phase (its time / ours):")

@@ -38,8 +38,15 @@ def is_tensor(x):
     return is_torch_tensor(x) or is_numpy_array(x)
 
 
+_TORCH_DTYPES = {}  # id(torch module) -> {torch dtype: dcp name}
+
+
 def _torch_dtype_map():
+    """{torch dtype: dcp name} of the imported torch (built once: it is on every tensor's path)."""
     torch = _torch()
+    cached = _TORCH_DTYPES.get(id(torch))
+    if cached is not None:
+        return cached
     pairs = [("bool", "bool"), ("uint8", "uint8"), ("int8", "int8"), ("int16", "int16"), ("int32", "int32"),
              ("int64", "int64"), ("float16", "float16"), ("bfloat16", "bfloat16"), ("float32", "float32"),
              ("float64", "float64"), ("float8_e4m3fn", "float8_e4m3"), ("float8_e5m2", "float8_e5m2"),
@@ -48,6 +55,7 @@ def _torch_dtype_map():
     for t, d in pairs:
         if hasattr(torch, t):  # float8 from torch 2.1, uint16/32/64 from 2.3
             out[getattr(torch, t)] = d
+    _TORCH_DTYPES[id(torch)] = out
     return out
 
 
