@@ -198,8 +198,20 @@ def _default_and_async_save_worker(rank, world, tmp, root, root_default):
             (v.to_local() if hasattr(v, "to_local") else v).add_(100)
     (future.upload_completion if hasattr(future, "upload_completion") else future).result()
     assert writer.last_step == 0
+    # async_save's process executor: the writer goes (pickled, without its group) to a
+    # checkpointing process per rank with a process group of its own; it writes step 1.
+    from torch.distributed.checkpoint.state_dict_saver import AsyncCheckpointerType
+    expect_process = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).clone() for k, v in sd.items()
+                      if isinstance(v, torch.Tensor)}
+    future = dist_cp.async_save(sd, storage_writer=StorageWriter(root), planner=SavePlanner(), process_group=group,
+                                async_checkpointer_type=AsyncCheckpointerType.PROCESS)
+    for v in sd.values():
+        if isinstance(v, torch.Tensor):
+            (v.to_local() if hasattr(v, "to_local") else v).add_(100)
+    (future.upload_completion if hasattr(future, "upload_completion") else future).result()
     if rank == 0:
         torch.save(expect, os.path.join(tmp, "expect.pt"))
+        torch.save(expect_process, os.path.join(tmp, "expect_process.pt"))
     _done()
 
 
@@ -208,11 +220,16 @@ def _placement_load_worker(rank, world, tmp, root, root_default):
     expect = torch.load(os.path.join(tmp, "expect.pt"))
     sd = _dtensors(mesh, 1, seed=4)  # Shard(1) on 2 ranks instead of Shard(0) on 4
     sd["cfg"] = {"lr": 0.0, "sizes": ()}
-    dist_cp.load(sd, storage_reader=StorageReader(root), planner=LoadPlanner())
+    dist_cp.load(sd, storage_reader=StorageReader(root, step=0), planner=LoadPlanner())
     for k, v in expect.items():
         got = sd[k].full_tensor() if hasattr(sd[k], "full_tensor") else sd[k]
         assert torch.equal(got, v), k
     assert sd["cfg"] == {"lr": 0.1, "sizes": (1, 2)}
+    expect_process = torch.load(os.path.join(tmp, "expect_process.pt"))
+    dist_cp.load(sd, storage_reader=StorageReader(root, step=1), planner=LoadPlanner())
+    for k, v in expect_process.items():
+        got = sd[k].full_tensor() if hasattr(sd[k], "full_tensor") else sd[k]
+        assert torch.equal(got, v), k
 
     # The default-planner store: DCP's default load planner unpickles its own bytes; dcp's
     # LoadPlanner refuses unless told which fqns it may unpickle.

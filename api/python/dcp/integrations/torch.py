@@ -29,9 +29,10 @@ How DCP's pieces map onto dcp:
   collective load that verifies every byte.
 
 Collectives run over ``group`` (default: torch.distributed's default group).
-Under ``async_save`` pass the same dedicated gloo group to ``async_save`` and
-to the writer, so that the background save never shares a group with
-training collectives.
+Under ``async_save`` (thread executor) pass the same dedicated gloo group to
+``async_save`` and to the writer, so that the background save never shares a
+group with training collectives; the process executor sends the writer to its
+checkpointing processes without the group, where it uses their own one.
 """
 
 import dataclasses
