@@ -42,24 +42,13 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
+from bench_common import drop_caches, run_phase, values  # noqa: E402
+
 ROWS_SMALL, COLS = 64, 1024
 
 
-def drop_caches():
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
 
 
-def values(key, rows, cols, first_row):
-    """Rows [first_row, first_row + rows) of tensor `key`: cheap, distinct per element."""
-    base = (sum(map(ord, key)) % 1000) * 1.0
-    r = torch.arange(first_row, first_row + rows, dtype=torch.float32).unsqueeze(1) * cols
-    return r + torch.arange(cols, dtype=torch.float32) + base
 
 
 def layout(state, world, rank):
@@ -189,18 +178,6 @@ def _worker(rank, world, init, system, phase, root, state, result):
     dist.destroy_process_group()
 
 
-def run_phase(work, system, phase, root, state, world):
-    init = tempfile.mktemp(dir=work, prefix="pg-")
-    result = os.path.join(work, "result.json")
-    mp.spawn(_worker, args=(world, init, system, phase, root, state, result), nprocs=world, join=True)
-    bad = [open(os.path.join(work, f)).read() for f in os.listdir(work) if f.startswith("result.json.bad")]
-    for f in os.listdir(work):
-        if f.startswith("result.json.bad"):
-            os.remove(os.path.join(work, f))
-    if bad:
-        raise SystemExit(f"{system} {phase}: wrong data: {bad[0]}")
-    with open(result) as f:
-        return json.load(f)["seconds"]
 
 
 # ------------------------------------------------------------------ the GIL
@@ -316,12 +293,12 @@ def main():
             root = os.path.join(scratch, f"{sname}-{system}")
             shutil.rmtree(root, ignore_errors=True)
             fig = {"gb": gb}
-            fig["save"] = run_phase(work, system, "save", root, state, 4)
+            fig["save"] = run_phase(_worker, work, system, "save", root, state, 4)
             drop_caches()
-            fig["load"] = run_phase(work, system, "load", root, state, 4)
+            fig["load"] = run_phase(_worker, work, system, "load", root, state, 4)
             if system != "torch_save":
                 drop_caches()
-                fig["load_resharded"] = run_phase(work, system, "load", root, state, 2)
+                fig["load_resharded"] = run_phase(_worker, work, system, "load", root, state, 2)
             results["figures"][f"{sname}/{system}"] = fig
             shutil.rmtree(root, ignore_errors=True)
             print(f"  {sname:5s} {system:13s} " + "  ".join(

@@ -31,29 +31,20 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "build", "python"))
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
+from bench_common import drop_caches, run_phase, values  # noqa: E402
+
 ROWS_SMALL, COLS = 64, 1024
 
 
-def drop_caches():
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-        return True
-    except OSError:
-        return False
 
 
-def values(key, rows, cols, first_row):
-    base = (sum(map(ord, key)) % 1000) * 1.0
-    r = torch.arange(first_row, first_row + rows, dtype=torch.float32).unsqueeze(1) * cols
-    return r + torch.arange(cols, dtype=torch.float32) + base
 
 
 def tensors(state):
@@ -64,8 +55,7 @@ def tensors(state):
 
 
 def _dtensors(state, mesh, zero):
-    from torch.distributed.tensor import Shard, distribute_tensor  # noqa: F401
-    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor import DTensor, Shard
     world, rank = mesh.size(), mesh.get_local_rank()
     out = {}
     for key, rows in tensors(state):
@@ -195,18 +185,6 @@ def _worker(rank, world, init, system, phase, root, state, result):
     os._exit(0)  # see tests/python/test_integrations_torch.py: torch's gloo threads and finalization
 
 
-def run_phase(work, system, phase, root, state, world):
-    init = tempfile.mktemp(dir=work, prefix="pg-")
-    result = os.path.join(work, "result.json")
-    mp.spawn(_worker, args=(world, init, system, phase, root, state, result), nprocs=world, join=True)
-    bad = [open(os.path.join(work, f)).read() for f in os.listdir(work) if f.startswith("result.json.bad")]
-    for f in os.listdir(work):
-        if f.startswith("result.json.bad"):
-            os.remove(os.path.join(work, f))
-    if bad:
-        raise SystemExit(f"{system} {phase}: wrong data: {bad[0]}")
-    with open(result) as f:
-        return json.load(f)["seconds"]
 
 
 # ------------------------------------------------------------------ async blocking time
@@ -278,7 +256,7 @@ def main():
                 shutil.rmtree(root, ignore_errors=True)
                 for phase, world in (("save", 4), ("load", 4), ("load_resharded", 2)):
                     drop_caches()
-                    t = run_phase(work, system, phase[:4], root, state, world)
+                    t = run_phase(_worker, work, system, phase[:4], root, state, world)
                     fig[phase] = min(t, fig.get(phase, t))
             results["figures"][f"{sname}/{system}"] = fig
             shutil.rmtree(root, ignore_errors=True)

@@ -199,25 +199,15 @@ def _agreed(comm, prepare):
     return result
 
 
-class StorageWriter(_storage.StorageWriter):
-    """Writes DCP saves as steps of the dcp store at `path` (see the module docstring).
+class _OnStore:
+    """What the writer and the reader share: a store path, a step, a group and dcp's options."""
 
-    `step`: the step each save writes (default: the one after the latest). `group`: the
-    torch.distributed group of the save (default: the default group). Options as
-    dcp.Store.put: overwrite, chunk_bytes, compression, incremental, encode_threads.
-    After a save, ``last_step`` and ``last_report`` (this rank's dcp.SaveReport) say what
-    was written and what was referenced instead."""
-
-    def __init__(self, path=None, *, step=None, group=None, **options):
-        super().__init__()
+    def _init_store(self, path, step, group, options, allowed, what):
         self.path = None if path is None else os.fspath(path)
         self.step = None if step is None else int(step)
         self.group = group
-        self.options = _options(options, _PUT_OPTIONS, "StorageWriter")
-        self.last_step = None
-        self.last_report = None
-        self._coordinator = False
-        self._comm = None  # dcp's communicator over `group`, made by the first save
+        self.options = _options(options, allowed, what)
+        self._comm = None  # dcp's communicator over `group`, made by the first collective call
 
     def __getstate__(self):
         # async_save's process executor sends the writer to a process with its own default group.
@@ -229,9 +219,29 @@ class StorageWriter(_storage.StorageWriter):
     def checkpoint_id(self):
         return self.path
 
-    def reset(self, checkpoint_id=None):
+    def _set_path(self, checkpoint_id):
         if checkpoint_id is not None:
             self.path = os.fspath(checkpoint_id)
+
+
+class StorageWriter(_OnStore, _storage.StorageWriter):
+    """Writes DCP saves as steps of the dcp store at `path` (see the module docstring).
+
+    `step`: the step each save writes (default: the one after the latest). `group`: the
+    torch.distributed group of the save (default: the default group). Options as
+    dcp.Store.put: overwrite, chunk_bytes, compression, incremental, encode_threads.
+    After a save, ``last_step`` and ``last_report`` (this rank's dcp.SaveReport) say what
+    was written and what was referenced instead."""
+
+    def __init__(self, path=None, *, step=None, group=None, **options):
+        super().__init__()
+        self._init_store(path, step, group, options, _PUT_OPTIONS, "StorageWriter")
+        self.last_step = None
+        self.last_report = None
+        self._coordinator = False
+
+    def reset(self, checkpoint_id=None):
+        self._set_path(checkpoint_id)
         self.last_step = None
         self.last_report = None
 
@@ -327,7 +337,7 @@ class StorageWriter(_storage.StorageWriter):
                 raise InternalError(f"step {step} of '{self.path}' does not hold the value '{fqn}'")
 
 
-class StorageReader(_storage.StorageReader):
+class StorageReader(_OnStore, _storage.StorageReader):
     """Reads DCP loads from step `step` (default: the latest) of the dcp store at `path`.
 
     `group`: the torch.distributed group of the load (default: the default group).
@@ -335,11 +345,7 @@ class StorageReader(_storage.StorageReader):
 
     def __init__(self, path=None, *, step=None, group=None, **options):
         super().__init__()
-        self.path = None if path is None else os.fspath(path)
-        self.step = None if step is None else int(step)
-        self.group = group
-        self.options = _options(options, _GET_OPTIONS, "StorageReader")
-        self._comm = None
+        self._init_store(path, step, group, options, _GET_OPTIONS, "StorageReader")
         self._reset_state()
 
     def _reset_state(self):
@@ -348,18 +354,8 @@ class StorageReader(_storage.StorageReader):
         self._error = None
         self._collective = True
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["group"] = state["_comm"] = None
-        return state
-
-    @property
-    def checkpoint_id(self):
-        return self.path
-
     def reset(self, checkpoint_id=None):
-        if checkpoint_id is not None:
-            self.path = os.fspath(checkpoint_id)
+        self._set_path(checkpoint_id)
         self._reset_state()
 
     @classmethod
