@@ -14,6 +14,10 @@ the fastest of N runs of each. Systems:
                StorageReader and planners (dcp.integrations.torch)
   fs_tN        torch.distributed.checkpoint.save / load with FileSystemWriter(thread_count=N)
                / FileSystemReader, plan caching on (an untimed save first fills the cache)
+  bytecheckpoint  ByteCheckpoint's FSDP2 checkpointer (PyPI bytecheckpoint 0.0.2), the state as
+               the parameters of a model; it needs torch <= 2.5, so it runs in its own venv:
+               python -m venv V && V/bin/pip install torch==2.5.0 bytecheckpoint==0.0.2, then
+               V/bin/python torch_dcp_bench.py --systems raw,bytecheckpoint
 Every load is checked element by element; destinations exist (allocated, zeroed)
 before the timed load, as a training job's do. Then the time async_save blocks the
 caller (large state): DCP's async_save with FileSystemWriter and with dcp's
@@ -118,11 +122,52 @@ def _raw(phase, root, state, world, rank):
     return time.perf_counter() - t0, ""
 
 
+class _Params(torch.nn.Module):
+    """The state as a model's parameters (ByteCheckpoint saves models and optimizers)."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.ps = torch.nn.ParameterList([torch.nn.Parameter(torch.empty(rows, COLS, device="meta"))
+                                          for _, rows in tensors(state)])
+
+
+def _bytecheckpoint(phase, root, state, world, rank, mesh):
+    """ByteCheckpoint's FSDP2 checkpointer on a model whose parameters are the state, Shard(0)."""
+    import logging
+    logging.disable(logging.INFO)  # it logs every phase of every rank
+    import bytecheckpoint
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:  # torch < 2.6
+        from torch.distributed._composable.fsdp import fully_shard
+    model = _Params(state)
+    fully_shard(model, mesh=mesh)
+    model.to_empty(device="cpu")
+    with torch.no_grad():
+        for (key, rows), p in zip(tensors(state), model.ps):
+            n = rows // world
+            local = p.to_local()
+            local.copy_(values(key, n, COLS, rank * n)) if phase == "save" else local.zero_()
+    dist.barrier()
+    t0 = time.perf_counter()
+    if phase == "save":
+        bytecheckpoint.save(root, {"model": model}, framework="fsdp2")
+    else:
+        bytecheckpoint.load(root, {"model": model}, framework="fsdp2")
+    dist.barrier()
+    dt = time.perf_counter() - t0
+    if phase == "save":
+        return dt, ""
+    return dt, _check({"w." + key: p for (key, _), p in zip(tensors(state), model.ps)}, state, world, rank)
+
+
 def run_system(system, phase, root, state, world, rank, mesh):
     """(seconds, wrong-data message) of one phase on this rank."""
-    import torch.distributed.checkpoint as dist_cp
     if system == "raw":
         return _raw(phase, root, state, world, rank)
+    if system == "bytecheckpoint":
+        return _bytecheckpoint(phase, root, state, world, rank, mesh)
+    import torch.distributed.checkpoint as dist_cp
     if system == "dcp":
         import dcp
         sd = _dcp_sd(state, world, rank, zero=(phase != "save"))
