@@ -111,15 +111,21 @@ def _raw(phase, root, state, world, rank):
     files = range(rank * 4 // world, (rank + 1) * 4 // world)
     buf = bytearray(nbytes * len(files))  # the destination exists before the timed read, as a job's tensors do
     view = memoryview(buf)
+    bad = ""
     dist.barrier()
     t0 = time.perf_counter()
     for i, r in enumerate(files):
         with open(os.path.join(root, f"rank{r}"), "rb", buffering=0) as f:
-            got = f.readinto(view[i * nbytes:(i + 1) * nbytes])
-        if got != nbytes:
-            return 0.0, f"rank {rank}: raw file {r} has {got} bytes"
+            got = 0
+            while got < nbytes:  # a read may return less than asked
+                n = f.readinto(view[i * nbytes + got:(i + 1) * nbytes])
+                if not n:
+                    break
+                got += n
+        if got != nbytes and not bad:
+            bad = f"rank {rank}: raw file {r} has {got} bytes, not {nbytes}"
     dist.barrier()
-    return time.perf_counter() - t0, ""
+    return time.perf_counter() - t0, bad
 
 
 class _Params(torch.nn.Module):

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import damage
 import dcp
 
 try:
@@ -222,13 +223,7 @@ def _bad_worker(rank, world, tmp, save_dir):
     mcp.save(sd, d, sharded_strategy=DcpSaveShardedStrategy())
     dist.barrier()
     if rank == 0:
-        steps = os.path.join(save_dir, "dcp_store", "steps")
-        path = os.path.join(steps, [f for f in os.listdir(steps) if f.endswith(".manifest")][0])
-        with open(path, "r+b") as f:
-            f.seek(os.path.getsize(path) // 2)
-            b = f.read(1)
-            f.seek(-1, 1)
-            f.write(bytes([b[0] ^ 0x04]))
+        damage.flip_manifest_byte(os.path.join(save_dir, "dcp_store"), 0x04)
     dist.barrier()
     with pytest.raises(dcp.DataLossError):
         mcp.load({"t": ShardedTensor.from_rank_offsets("t", torch.zeros(4), (0, rank, world))}, d,

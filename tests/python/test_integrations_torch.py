@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import damage
 import dcp
 
 try:
@@ -295,15 +296,7 @@ def _bad_input_worker(rank, world, tmp, root, plain_dir):
     dist_cp.save(sd, storage_writer=StorageWriter(root), planner=SavePlanner())
     dist.barrier()
     if rank == 0:
-        steps = os.path.join(root, "steps")
-        manifests = sorted(f for f in os.listdir(steps) if f.endswith(".manifest"))
-        assert len(manifests) == 1, manifests
-        path = os.path.join(steps, manifests[0])
-        with open(path, "r+b") as f:
-            f.seek(os.path.getsize(path) // 2)
-            byte = f.read(1)
-            f.seek(-1, 1)
-            f.write(bytes([byte[0] ^ 0x10]))
+        damage.flip_manifest_byte(root)
     dist.barrier()
     with pytest.raises(CheckpointException) as e:
         dist_cp.load(dict(sd), storage_reader=StorageReader(root), planner=LoadPlanner())
@@ -326,3 +319,15 @@ def test_unknown_options_and_missing_path_are_refused():
         StorageReader("/x", strict=1)
     assert StorageReader.validate_checkpoint_id("/nonexistent/dir") is False
     assert StorageWriter.validate_checkpoint_id("/nonexistent/dir") is True
+
+
+def test_one_process_reader_follows_the_latest_step(tmp_path):
+    """Without a process group (DCP's no_dist); a reader reused for a later load sees the newer step."""
+    root = str(tmp_path / "store")
+    reader = StorageReader(root)
+    for step, value in ((0, 1.0), (1, 2.0)):
+        dist_cp.save({"w": torch.full((3, 2), value), "n": step}, storage_writer=StorageWriter(root),
+                     planner=SavePlanner())
+        sd = {"w": torch.zeros(3, 2), "n": -1}
+        dist_cp.load(sd, storage_reader=reader, planner=LoadPlanner())
+        assert torch.equal(sd["w"], torch.full((3, 2), value)) and sd["n"] == step

@@ -368,6 +368,7 @@ class StorageReader(_OnStore, _storage.StorageReader):
         torch's loader swallows what this raises and retries with ``rank=``, then fails with
         a bare assertion; on that retry the error is kept and raised by
         set_up_storage_reader instead, so every rank reports dcp's own error."""
+        self._metadata = None  # each load reads the store again: `step=None` means the latest now
         try:
             return self._load_metadata()
         except Exception as e:
