@@ -30,11 +30,7 @@ class TorchCommunicator:
         ranks = None if group is None else dist.get_process_group_ranks(group) \
             if hasattr(dist, "get_process_group_ranks") else None
         if _dcp_group is None:
-            if group is None or dist.get_backend(group) == "gloo":
-                _dcp_group = group
-            else:
-                # NCCL and others move device tensors; dcp sends host bytes.
-                _dcp_group = dist.new_group(ranks=ranks, backend="gloo")
+            _dcp_group = _host_group(dist, group, ranks)
         self._group = _dcp_group
         self.rank = dist.get_rank(self._group)
         self.size = dist.get_world_size(self._group)
@@ -134,6 +130,26 @@ class TorchCommunicator:
     def duplicate(self):
         ranks = self._ranks
         return TorchCommunicator(self._user_group, _dcp_group=self._dist.new_group(ranks=ranks, backend="gloo"))
+
+
+_GLOO_GROUPS = {}  # a non-gloo group -> the gloo group over the same ranks dcp made for it
+
+
+def _host_group(dist, group, ranks):
+    """A group that moves host tensors: `group` itself if its backend has gloo (torch 2.x's default
+    group is often "cpu:gloo,cuda:nccl"), else a gloo group over the same ranks, made once (every
+    rank of the group makes it at its first store, in the same order)."""
+    if "gloo" in str(dist.get_backend(group)):
+        return group
+    key = dist.group.WORLD if group is None else group
+    made = _GLOO_GROUPS.get(key)
+    if made is None:
+        import inspect
+        kwargs = {}
+        if ranks is not None and "use_local_synchronization" in inspect.signature(dist.new_group).parameters:
+            kwargs["use_local_synchronization"] = True  # only the group's ranks take part
+        made = _GLOO_GROUPS[key] = dist.new_group(ranks=ranks, backend="gloo", **kwargs)
+    return made
 
 
 def resolve(group):

@@ -36,11 +36,11 @@ from megatron.core.dist_checkpointing.mapping import CheckpointingException
 from megatron.core.dist_checkpointing.strategies import base as _base
 from megatron.core.dist_checkpointing.strategies.async_utils import AsyncRequest
 
-from .. import _tensors
+from .. import _dcp, _state, _tensors
 from ..mapping import ShardedObject, ShardedTensor
 from ..store import Store
 from ._plain import from_plain, to_plain
-from .torch import _agreed, _communicator, _open
+from .torch import _agreed, _agreed_step, _communicator, _open
 
 __all__ = ["BACKEND", "DcpLoadShardedStrategy", "DcpSaveShardedStrategy", "VERSION", "install"]
 
@@ -94,6 +94,8 @@ def _to_dcp(node, load):
                              getattr(node, "flattened_range", None))
     if isinstance(node, _mc.ShardedObject):
         data = None if load or node.data is None else {_VALUE: to_plain(node.data, node.unique_key)}
+        if data is not None:  # what dcp cannot encode is refused here, before any collective
+            _dcp.encode_value(_state.to_common(data, (node.unique_key,)), node.unique_key)
         return ShardedObject(node.key, data, tuple(node.global_shape), tuple(node.global_offset), node.replica_id)
     raise TypeError(f"the sharded strategy got a {type(node).__qualname__}; Megatron passes only "
                     "ShardedTensor and ShardedObject leaves")
@@ -127,21 +129,29 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
         return True
 
     def _begin(self, sharded_state_dict, checkpoint_dir):
-        comm = _communicator(self.group, True)
-        state = _agreed(comm, lambda: _to_dcp(sharded_state_dict, load=False))
-        path, step = _location(checkpoint_dir, self.store, self.step)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        comm = self._comm = getattr(self, "_comm", None) or _communicator(self.group, True)
+
+        def prepare():
+            path, step = _location(checkpoint_dir, self.store, self.step)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return _to_dcp(sharded_state_dict, load=False), path, step
+        state, path, step = _agreed(comm, prepare)
         store = _open(path, comm)
         try:
             if step is None:
                 latest = store.latest_step()
-                step = 0 if latest is None else latest + 1
+                step = _agreed_step(comm, 0 if latest is None else latest + 1)
         except BaseException:
             store.close()
             raise
         return store, path, step, state
 
     def _finish(self, store, path, step, checkpoint_dir):
+        """Rank 0 writes dcp.json; every rank raises if that failed (Megatron's barrier follows)."""
+        _agreed(self._comm, lambda: self._write_pointer(store, path, step, checkpoint_dir))
+        self.last_step = step
+
+    def _write_pointer(self, store, path, step, checkpoint_dir):
         if store.rank == 0:
             rel = os.path.relpath(path, os.path.abspath(os.fspath(checkpoint_dir)))
             tmp = os.path.join(os.fspath(checkpoint_dir), f".{POINTER}.tmp")
@@ -150,7 +160,6 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, os.path.join(os.fspath(checkpoint_dir), POINTER))
-        self.last_step = step
 
     def save(self, sharded_state_dict, checkpoint_dir):
         store, path, step, state = self._begin(sharded_state_dict, checkpoint_dir)
@@ -160,7 +169,10 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
 
     def async_save(self, sharded_state_dict, checkpoint_dir):
         """Starts dcp's own background put (it returns once this rank's tensors are copied) and
-        hands Megatron a request whose finalization waits for it and writes dcp.json."""
+        hands Megatron a request whose finalization waits for it and writes dcp.json. The request
+        has no async_fn (the write already runs, in dcp's thread, not in a process Megatron forks),
+        so Megatron finalizes it at its next maybe_finalize_async_calls: training overlaps the write
+        until then, and that call waits for what is left of it."""
         store, path, step, state = self._begin(sharded_state_dict, checkpoint_dir)
         try:
             store.put_async(step, state, **self.options)
@@ -205,9 +217,9 @@ class DcpLoadShardedStrategy(_base.LoadShardedStrategy):
                                          f"({VERSION})")
 
     def load(self, sharded_state_dict, checkpoint_dir):
-        path, step = _pointer(checkpoint_dir)
-        comm = _communicator(self.group, True)
-        request = _agreed(comm, lambda: _to_dcp(sharded_state_dict, load=True))
+        comm = self._comm = getattr(self, "_comm", None) or _communicator(self.group, True)
+        request, path, step = _agreed(comm, lambda: (_to_dcp(sharded_state_dict, load=True),)
+                                      + _pointer(checkpoint_dir))
         with _open(path, comm, read_only=True, create_if_missing=False) as store:
             store.get(step, request, **self.options)
         return _loaded(request)

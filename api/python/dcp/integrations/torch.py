@@ -166,7 +166,7 @@ def _options(given, allowed, what):
 def _communicator(group, collective):
     """dcp's communicator for a torch group (None: the default one), or "self" outside a job."""
     import torch.distributed as dist
-    if not collective or not (dist.is_available() and dist.is_initialized()):
+    if group == "self" or not collective or not (dist.is_available() and dist.is_initialized()):
         return "self"
     from ..comm import TorchCommunicator
     return TorchCommunicator(group)
@@ -197,6 +197,13 @@ def _agreed(comm, prepare):
             cls = cls if isinstance(cls, type) and issubclass(cls, Exception) else _ERROR_TYPES.get(name, RuntimeError)
             raise cls(f"rank {rank}: {text}") from error
     return result
+
+
+def _agreed_step(comm, step):
+    """Rank 0's step, on every rank (ranks reading the catalog themselves could see different ones)."""
+    if comm == "self":
+        return step
+    return int(comm.broadcast(0, str(step).encode()).decode())
 
 
 class _OnStore:
@@ -264,10 +271,15 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
         return plan
 
     def prepare_global_plan(self, plans):
+        # With DCP's plan caching a rank whose plan did not change sends it without its planner
+        # data: that rank's data from the save that last brought it is used.
+        by_rank = self._planner_data_by_rank = getattr(self, "_planner_data_by_rank", {})
         merged = {}
-        for p in plans:
+        for rank, p in enumerate(plans):
             if isinstance(p.planner_data, dict):
-                merged.update(p.planner_data)
+                by_rank[rank] = p.planner_data
+            merged.update(by_rank.get(rank, {}) if p.planner_data is None else
+                          p.planner_data if isinstance(p.planner_data, dict) else {})
         if plans:
             plans = list(plans)
             plans[0] = dataclasses.replace(plans[0], storage_data=_Extras(merged))
@@ -275,13 +287,16 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
 
     def write_data(self, plan, planner):
         comm = self._comm = self._comm or _communicator(self.group, True)
-        state, results = _agreed(comm, lambda: self._state_to_save(plan, planner))
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)) or "/", exist_ok=True)
+
+        def prepare():
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)) or "/", exist_ok=True)
+            return self._state_to_save(plan, planner)
+        state, results = _agreed(comm, prepare)
         with _open(self.path, comm) as store:
             step = self.step
             if step is None:
                 latest = store.latest_step()
-                step = 0 if latest is None else latest + 1
+                step = _agreed_step(comm, 0 if latest is None else latest + 1)
             self.last_report = store.put(step, state, **self.options)
         self.last_step = step
         future = Future()
@@ -368,13 +383,16 @@ class StorageReader(_OnStore, _storage.StorageReader):
         torch's loader swallows what this raises and retries with ``rank=``, then fails with
         a bare assertion; on that retry the error is kept and raised by
         set_up_storage_reader instead, so every rank reports dcp's own error."""
+        if "rank" in kwargs and self._error is not None:
+            return Metadata(state_dict_metadata={})  # the retry after a failure: set_up_storage_reader raises
         self._metadata = None  # each load reads the store again: `step=None` means the latest now
+        self._error = None
         try:
             return self._load_metadata()
         except Exception as e:
+            self._error = e
             if "rank" not in kwargs:
                 raise
-            self._error = e
             return Metadata(state_dict_metadata={})
 
     def _load_metadata(self):
@@ -425,6 +443,12 @@ class StorageReader(_OnStore, _storage.StorageReader):
         comm = self._comm = self._comm or _communicator(self.group, True)
         comm = comm if self._collective else "self"
         request, tensors, values = _agreed(comm, lambda: self._request(plan, planner))
+        if comm != "self":
+            steps = sorted({int(s) for s in comm.allgather(str(self._read_step).encode())})
+            if len(steps) > 1:
+                raise FailedPreconditionError(
+                    f"ranks read different steps {steps} of '{self.path}' (a save committed while the load "
+                    f"started): pass StorageReader(step=...)")
         with _open(self.path, comm, read_only=True, create_if_missing=False) as store:
             store.get(self._read_step, request, **self.options)
         for item, dest, buf in tensors:
