@@ -166,10 +166,11 @@ Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes) {
   return ReadAt(fd, path, static_cast<size_t>(size));
 }
 
-Result<std::string> ReadFileHead(const std::string& path, size_t n) {
+Result<std::string> ReadFileHead(const std::string& path, size_t n, uint64_t* file_size) {
   Fd fd(-1);
   uint64_t size = 0;
   DCP_RETURN_IF_ERROR(OpenRegular(path, &fd, &size));
+  if (file_size != nullptr) *file_size = size;
   return ReadAt(fd, path, static_cast<size_t>(std::min<uint64_t>(size, n)));
 }
 

@@ -43,9 +43,9 @@ Result<std::vector<std::string>> ListDir(const std::string& dir);
 // device, a socket, a directory: refused without blocking).
 Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes);
 
-// At most the first `n` bytes of a regular file (fewer if it is shorter).
-// Errors as ReadFile.
-Result<std::string> ReadFileHead(const std::string& path, size_t n);
+// At most the first `n` bytes of a regular file (fewer if it is shorter), and
+// the file's size in `*file_size` if given. Errors as ReadFile.
+Result<std::string> ReadFileHead(const std::string& path, size_t n, uint64_t* file_size = nullptr);
 
 // OK if `path` (following symbolic links) is a regular file; InvalidArgument
 // naming what it is otherwise (NotFound/IOError if it cannot be stat'ed).

@@ -44,19 +44,28 @@ std::string FrameBlob(std::string_view magic, uint32_t payload_version, std::str
   return out;
 }
 
-Result<Unframed> UnframeBlob(std::string_view framed, std::string_view magic, std::string_view what) {
+Result<uint64_t> FramedSize(std::string_view header, std::string_view magic, std::string_view what) {
   const std::string w(what);
-  if (framed.size() < kFrameHeaderSize) {
-    return Status::DataLoss(w + " is truncated (" + std::to_string(framed.size()) + " bytes)");
+  if (header.size() < kFrameHeaderSize) {
+    return Status::DataLoss(w + " is truncated (" + std::to_string(header.size()) + " bytes)");
   }
-  if (framed.substr(0, 8) != magic.substr(0, 8)) {
+  if (header.substr(0, 8) != magic.substr(0, 8)) {
     return Status::DataLoss(w + " does not start with the magic \"" + std::string(magic) + "\"");
   }
-  const char* p = framed.data();
+  const char* p = header.data();
   const uint32_t frame_version = Get<uint32_t>(p + 8);
   if (frame_version != kFrameVersion) {
     return Status::DataLoss(w + " has unsupported frame version " + std::to_string(frame_version));
   }
+  const uint64_t size = Get<uint64_t>(p + 16);
+  if (size > UINT64_MAX - kFrameHeaderSize) return Status::DataLoss(w + " declares an impossible payload size");
+  return kFrameHeaderSize + size;
+}
+
+Result<Unframed> UnframeBlob(std::string_view framed, std::string_view magic, std::string_view what) {
+  const std::string w(what);
+  DCP_RETURN_IF_ERROR(FramedSize(framed, magic, what).status());
+  const char* p = framed.data();
   const uint64_t size = Get<uint64_t>(p + 16);
   if (size != framed.size() - kFrameHeaderSize) {
     return Status::DataLoss(w + " is truncated or padded: header says " + std::to_string(size) +

@@ -27,6 +27,10 @@ namespace dcp::codec {
 
 constexpr size_t kFrameHeaderSize = 32;
 
+// The magics of dcp's framed files (one place, so that a reader of files
+// outside the codec that owns their payload can check them).
+constexpr char kManifestFrameMagic[] = "DCPMANIF";  // step manifests
+
 // REQUIRES: magic.size() == 8.
 std::string FrameBlob(std::string_view magic, uint32_t payload_version, std::string_view payload);
 
@@ -38,6 +42,12 @@ struct Unframed {
 // Checks magic, frame version, size and checksum. DataLoss naming `what` (e.g.
 // the file) on any mismatch.
 Result<Unframed> UnframeBlob(std::string_view framed, std::string_view magic, std::string_view what);
+
+// The size of the whole framed blob whose first kFrameHeaderSize bytes are
+// `header` (magic and frame version checked; the checksum needs the whole
+// blob): lets a reader refuse a file whose size disagrees with its header
+// before reading it whole. DataLoss naming `what`, as UnframeBlob.
+Result<uint64_t> FramedSize(std::string_view header, std::string_view magic, std::string_view what);
 
 }  // namespace dcp::codec
 

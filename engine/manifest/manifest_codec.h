@@ -17,11 +17,12 @@
 #include <string_view>
 
 #include "dcp/status.h"
+#include "engine/codec/frame.h"
 #include "engine/manifest/manifest.h"
 
 namespace dcp::manifest {
 
-constexpr char kManifestMagic[] = "DCPMANIF";
+constexpr const char* kManifestMagic = codec::kManifestFrameMagic;
 
 std::string EncodeManifest(const StepManifest& m);
 

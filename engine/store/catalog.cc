@@ -7,6 +7,7 @@
 
 #include "engine/base/fault_injection.h"
 #include "engine/base/file.h"
+#include "engine/codec/frame.h"
 #include "engine/store/key_layout.h"
 
 namespace dcp::storage {
@@ -98,7 +99,27 @@ Result<std::vector<uint64_t>> ListSteps(const std::string& root) {
 bool StepExists(const std::string& root, uint64_t step) { return base::PathExists(ManifestPath(root, step)); }
 
 Result<std::string> ReadManifestFile(const std::string& root, uint64_t step) {
-  auto bytes = base::ReadFile(ManifestPath(root, step), kMaxManifestBytes);
+  const std::string path = ManifestPath(root, step);
+  // The frame's header first: a file whose size disagrees with it (damaged,
+  // or crafted to be large) is refused before it is read whole.
+  uint64_t file_size = 0;
+  auto head = base::ReadFileHead(path, codec::kFrameHeaderSize, &file_size);
+  if (!head.ok() && head.status().IsNotFound()) {
+    return Status::NotFound("step " + std::to_string(step) + " is not committed in store '" + root + "'");
+  }
+  DCP_RETURN_IF_ERROR(head.status());
+  const std::string what = "manifest '" + path + "'";
+  DCP_ASSIGN_OR_RETURN(const uint64_t expected, codec::FramedSize(*head, codec::kManifestFrameMagic, what));
+  if (expected > kMaxManifestBytes) {
+    return Status::DataLoss(what + " declares " + std::to_string(expected) + " bytes, more than the limit of " +
+                            std::to_string(kMaxManifestBytes));
+  }
+  if (file_size != expected) {
+    return Status::DataLoss(what + " is truncated or padded: its header says " + std::to_string(expected) +
+                            " bytes, the file holds " + std::to_string(file_size));
+  }
+  // A file replaced meanwhile is caught by the frame's own checks.
+  auto bytes = base::ReadFile(path, expected);
   if (!bytes.ok() && bytes.status().IsNotFound()) {
     return Status::NotFound("step " + std::to_string(step) + " is not committed in store '" + root + "'");
   }

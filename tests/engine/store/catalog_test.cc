@@ -4,11 +4,13 @@
 #include "engine/store/catalog.h"
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "engine/codec/frame.h"
 #include "engine/store/key_layout.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -25,6 +27,9 @@ void WriteText(const std::string& path, const std::string& text) {
   out << text;
   REQUIRE(out.good());
 }
+
+// Manifests are framed blobs (ReadManifestFile checks the frame's size).
+std::string Framed(const std::string& payload) { return codec::FrameBlob(codec::kManifestFrameMagic, 1, payload); }
 
 std::string ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -110,17 +115,17 @@ TEST_CASE("Publishing manifests commits steps", "[store]") {
   CHECK_FALSE(ValueOrDie(LatestStep(root)).has_value());
   CHECK_FALSE(StepExists(root, 5));
 
-  REQUIRE_OK(PublishManifest(root, 5, 1, "manifest five"));
-  REQUIRE_OK(PublishManifest(root, 10, 2, std::string("ten\0ten", 7)));
-  REQUIRE_OK(PublishManifest(root, 3, 3, ""));
+  REQUIRE_OK(PublishManifest(root, 5, 1, Framed("manifest five")));
+  REQUIRE_OK(PublishManifest(root, 10, 2, Framed(std::string("ten\0ten", 7))));
+  REQUIRE_OK(PublishManifest(root, 3, 3, Framed("")));
   CHECK(ValueOrDie(ListSteps(root)) == std::vector<uint64_t>{3, 5, 10});
   CHECK(StepExists(root, 3));
   CHECK(StepExists(root, 5));
   CHECK(StepExists(root, 10));
   CHECK_FALSE(StepExists(root, 4));
-  CHECK(ValueOrDie(ReadManifestFile(root, 5)) == "manifest five");
-  CHECK(ValueOrDie(ReadManifestFile(root, 10)) == std::string("ten\0ten", 7));
-  CHECK(ValueOrDie(ReadManifestFile(root, 3)).empty());
+  CHECK(ValueOrDie(ReadManifestFile(root, 5)) == Framed("manifest five"));
+  CHECK(ValueOrDie(ReadManifestFile(root, 10)) == Framed(std::string("ten\0ten", 7)));
+  CHECK(ValueOrDie(ReadManifestFile(root, 3)) == Framed(""));
   // LATEST names the largest committed step, whatever the publishing order.
   CHECK(ReadText(LatestPath(root)) == "10\n");
   CHECK(ValueOrDie(LatestStep(root)) == std::optional<uint64_t>(10));
@@ -131,8 +136,8 @@ TEST_CASE("Publishing manifests commits steps", "[store]") {
   CHECK(Entries(root) == std::vector<std::string>{"DCP_STORE", "LATEST", "ranks", "steps"});
 
   // Republishing a step replaces its manifest.
-  REQUIRE_OK(PublishManifest(root, 5, 4, "manifest five, again"));
-  CHECK(ValueOrDie(ReadManifestFile(root, 5)) == "manifest five, again");
+  REQUIRE_OK(PublishManifest(root, 5, 4, Framed("manifest five, again")));
+  CHECK(ValueOrDie(ReadManifestFile(root, 5)) == Framed("manifest five, again"));
   CHECK(ValueOrDie(LatestStep(root)) == std::optional<uint64_t>(10));
   CHECK(ValueOrDie(ListSteps(root)) == std::vector<uint64_t>{3, 5, 10});
 }
@@ -141,7 +146,7 @@ TEST_CASE("ListSteps ignores temporaries and foreign files", "[store]") {
   TempDir tmp;
   const std::string root = tmp.path();
   REQUIRE_OK(CreateOrCheckStoreRoot(root));
-  REQUIRE_OK(PublishManifest(root, 7, 1, "m"));
+  REQUIRE_OK(PublishManifest(root, 7, 1, Framed("m")));
   WriteText(ManifestTempPath(root, 8, 2), "half-written");
   WriteText(StepsDir(root) + "/README", "x");
   WriteText(StepsDir(root) + "/8.manifest", "x");
@@ -156,9 +161,9 @@ TEST_CASE("LatestStep goes by the manifests, whatever LATEST says", "[store]") {
   TempDir tmp;
   const std::string root = tmp.path();
   REQUIRE_OK(CreateOrCheckStoreRoot(root));
-  REQUIRE_OK(PublishManifest(root, 2, 1, "two"));
-  REQUIRE_OK(PublishManifest(root, 20, 2, "twenty"));
-  REQUIRE_OK(PublishManifest(root, 11, 3, "eleven"));
+  REQUIRE_OK(PublishManifest(root, 2, 1, Framed("two")));
+  REQUIRE_OK(PublishManifest(root, 20, 2, Framed("twenty")));
+  REQUIRE_OK(PublishManifest(root, 11, 3, Framed("eleven")));
   CHECK(ValueOrDie(LatestStep(root)) == std::optional<uint64_t>(20));
   CHECK(ReadText(LatestPath(root)) == "20\n");
 
@@ -196,7 +201,7 @@ TEST_CASE("Reading a step that is not committed is NotFound naming the step", "[
   TempDir tmp;
   const std::string root = tmp.path();
   REQUIRE_OK(CreateOrCheckStoreRoot(root));
-  REQUIRE_OK(PublishManifest(root, 1, 1, "one"));
+  REQUIRE_OK(PublishManifest(root, 1, 1, Framed("one")));
   CHECK_THAT(ReadManifestFile(root, 9).status(),
              StatusIs(StatusCode::kNotFound, "step 9 is not committed in store '" + root + "'"));
   // A temporary of step 9 does not make it readable.
@@ -208,8 +213,42 @@ TEST_CASE("Catalog calls on a root without a steps directory fail", "[store]") {
   TempDir tmp;
   CHECK_THAT(ListSteps(tmp.Sub("missing")).status(), StatusIs(StatusCode::kNotFound));
   CHECK_THAT(LatestStep(tmp.Sub("missing")).status(), StatusIs(StatusCode::kNotFound));
-  CHECK_FALSE(PublishManifest(tmp.Sub("missing"), 1, 1, "x").ok());
+  CHECK_FALSE(PublishManifest(tmp.Sub("missing"), 1, 1, Framed("x")).ok());
   CHECK_FALSE(fs::exists(tmp.Sub("missing")));
+}
+
+TEST_CASE("A manifest whose size disagrees with its frame is refused before it is read whole", "[store]") {
+  TempDir tmp;
+  const std::string root = tmp.path();
+  REQUIRE_OK(CreateOrCheckStoreRoot(root));
+  REQUIRE_OK(PublishManifest(root, 1, 1, Framed("one")));
+  const std::string path = ManifestPath(root, 1);
+  SECTION("padded") {
+    WriteText(path, Framed("one") + std::string(1 << 20, 'x'));
+    CHECK_THAT(ReadManifestFile(root, 1).status(), StatusIs(StatusCode::kDataLoss, "manifest '" + path + "'"));
+  }
+  SECTION("a header declaring more than the limit") {
+    std::string big = Framed("one");
+    const uint64_t huge = kMaxManifestBytes;  // + the header: over the limit
+    std::memcpy(big.data() + 16, &huge, sizeof(huge));
+    WriteText(path, big);
+    CHECK_THAT(ReadManifestFile(root, 1).status(),
+               StatusIs(StatusCode::kDataLoss, "manifest '" + path + "' declares " +
+                                                   std::to_string(huge + codec::kFrameHeaderSize) +
+                                                   " bytes, more than the limit of " +
+                                                   std::to_string(kMaxManifestBytes)));
+  }
+  SECTION("truncated below its header") {
+    WriteText(path, Framed("one").substr(0, 20));
+    CHECK_THAT(ReadManifestFile(root, 1).status(),
+               StatusIs(StatusCode::kDataLoss, "manifest '" + path + "' is truncated (20 bytes)"));
+  }
+  SECTION("truncated payload") {
+    WriteText(path, Framed("one").substr(0, codec::kFrameHeaderSize + 1));
+    CHECK_THAT(ReadManifestFile(root, 1).status(),
+               StatusIs(StatusCode::kDataLoss, "manifest '" + path + "' is truncated or padded: its header says 35 "
+                                               "bytes, the file holds 33"));
+  }
 }
 
 }  // namespace
