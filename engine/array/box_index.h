@@ -10,7 +10,9 @@
 // about one cell per box, so building costs O(n log n) and a query costs
 // O(cells it touches). When boxes are so irregular that the grid would hold
 // far more cells than boxes, both fall back to a sweep along the axis with the
-// most distinct boundaries.
+// most distinct boundaries. The cover check then decides by corner counting
+// (O(n 2^d log n) for n boxes of rank d, whatever their layout) and sweeps
+// only to say where an inexact cover goes wrong, with bounded work.
 //
 // Thread safety: a built BoxIndex is immutable; Query may run concurrently.
 
@@ -27,7 +29,10 @@ namespace dcp::array {
 
 // What is wrong with a set of boxes that should tile `bounds` exactly.
 struct CoverProblem {
-  enum class Kind { kNone, kOverlap, kHole };
+  // kInexact: the boxes do not tile `bounds`, but locating where would cost
+  // more than the check is allowed (crafted layouts); uncovered_elements is
+  // the element count of `bounds` minus that of the boxes (negative: excess).
+  enum class Kind { kNone, kOverlap, kHole, kInexact };
   Kind kind = Kind::kNone;
   size_t first = 0;   // kOverlap: the two boxes (indices), first < second
   size_t second = 0;

@@ -151,6 +151,11 @@ Status CheckManifestInvariants(const StepManifest& m) {
       return Status::DataLoss(what + " chunks leave " + std::to_string(p.uncovered_elements) +
                               " elements uncovered (e.g. " + p.region.ToString() + ")");
     }
+    if (p.kind == array::CoverProblem::Kind::kInexact) {
+      return Status::DataLoss(what + " chunks do not cover it exactly (" +
+                              std::to_string(NumElements(t.global_shape) - p.uncovered_elements) +
+                              " elements in chunks for " + std::to_string(NumElements(t.global_shape)) + ")");
+    }
   }
   std::string prev;
   for (size_t i = 0; i < m.objects.size(); ++i) {

@@ -271,6 +271,12 @@ Status CheckTensorKey(const std::string& key, const std::vector<Ref>& refs, mani
     msg += ")";
     return Status::InvalidArgument(std::move(msg));
   }
+  if (p.kind == array::CoverProblem::Kind::kInexact) {
+    const int64_t total = NumElements(first.global_shape);
+    return Status::InvalidArgument("key '" + key + "': main replicas do not cover the tensor exactly (" +
+                                   std::to_string(total - p.uncovered_elements) + " elements in shards for " +
+                                   std::to_string(total) + ")");
+  }
   entry->key = key;
   entry->dtype = first.dtype;
   entry->global_shape = first.global_shape;

@@ -424,6 +424,91 @@ TEST_CASE("CheckExactCover sweep fallback matches brute force on random layouts"
   }
 }
 
+// A tiling of n x n by 2n - 1 boxes with n distinct boundaries on each axis:
+// column j is split at row j + 1. Its cut grid has n^2 cells, and a sweep
+// along either axis keeps every column's first box active at once: what a
+// crafted manifest can make of a naive check (quadratic in chunks).
+std::vector<Box> Staircase(int64_t n) {
+  std::vector<Box> boxes;
+  for (int64_t j = 0; j < n; ++j) {
+    boxes.push_back(B({0, j}, {j + 1, 1}));
+    if (j + 1 < n) boxes.push_back(B({j + 1, j}, {n - j - 1, 1}));
+  }
+  return boxes;
+}
+
+TEST_CASE("CheckExactCover decides staircase tilings without the grid", "[array][box_index]") {
+  for (int64_t n : {int64_t{100}, int64_t{20000}}) {
+    INFO("n = " << n);
+    std::vector<Box> boxes = Staircase(n);
+    const Shape bounds = {n, n};
+    if (n == 100) REQUIRE(GridCells(bounds, boxes) > 8 * static_cast<int64_t>(boxes.size()) + 4096);
+    CHECK(CheckExactCover(bounds, boxes).ok());
+
+    SECTION("one element short") {
+      boxes.back().shape[0] -= 1;  // column n - 2's lower box loses its last row
+      const CoverProblem p = CheckExactCover(bounds, boxes);
+      REQUIRE(!p.ok());
+      CHECK(p.uncovered_elements == 1);
+      // Small inputs are located exactly; crafted large ones are reported
+      // without the search that would cost quadratic time.
+      CHECK(p.kind == (n == 100 ? Kind::kHole : Kind::kInexact));
+    }
+    SECTION("one overlap, same element count") {
+      boxes.back().shape[0] -= 1;
+      boxes[0].shape[0] += 1;  // column 0's upper box reaches into its lower one
+      const CoverProblem p = CheckExactCover(bounds, boxes);
+      REQUIRE(!p.ok());
+      if (n == 100) {
+        REQUIRE(p.kind == Kind::kOverlap);
+        CHECK(p.region == B({1, 0}, {1, 1}));
+      } else {
+        CHECK(p.kind == Kind::kInexact);
+        CHECK(p.uncovered_elements == 0);
+      }
+    }
+    SECTION("a box moved onto its neighbour's place") {
+      boxes[2].origin[1] = 2;  // column 1's upper box on column 2
+      CHECK_FALSE(CheckExactCover(bounds, boxes).ok());
+    }
+  }
+}
+
+TEST_CASE("CheckExactCover decides 3-d and 4-d irregular tilings by corners", "[array][box_index]") {
+  // Random guillotine partitions: exact by construction; then one box
+  // perturbed, never exact. Irregular enough that the sweep path is taken.
+  std::mt19937 rng(7);
+  for (int rank : {3, 4}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      Shape bounds(static_cast<size_t>(rank));
+      for (auto& e : bounds) e = std::uniform_int_distribution<int64_t>(8, 40)(rng);
+      std::vector<Box> boxes = {B(Shape(static_cast<size_t>(rank), 0), bounds)};
+      for (int split = 0; split < 300; ++split) {
+        const size_t i = std::uniform_int_distribution<size_t>(0, boxes.size() - 1)(rng);
+        const size_t d = std::uniform_int_distribution<size_t>(0, static_cast<size_t>(rank) - 1)(rng);
+        if (boxes[i].shape[d] < 2) continue;
+        const int64_t cut = std::uniform_int_distribution<int64_t>(1, boxes[i].shape[d] - 1)(rng);
+        Box upper = boxes[i];
+        upper.origin[d] += cut;
+        upper.shape[d] -= cut;
+        boxes[i].shape[d] = cut;
+        boxes.push_back(upper);
+      }
+      INFO("rank " << rank << " trial " << trial << " boxes " << boxes.size());
+      CHECK(CheckExactCover(bounds, boxes).ok());
+      const size_t i = std::uniform_int_distribution<size_t>(0, boxes.size() - 1)(rng);
+      const size_t d = std::uniform_int_distribution<size_t>(0, static_cast<size_t>(rank) - 1)(rng);
+      std::vector<Box> bad = boxes;
+      if (bad[i].origin[d] > 0) {
+        bad[i].origin[d] -= 1;  // overlaps its neighbour below, uncovers its top
+      } else {
+        bad[i].shape[d] -= 1;  // uncovers a slab
+      }
+      CheckAgainstBruteForce(bounds, bad, CheckExactCover(bounds, bad));
+    }
+  }
+}
+
 std::vector<size_t> BruteQuery(const std::vector<Box>& boxes, const Box& q) {
   std::vector<size_t> hits;
   Box common;
