@@ -49,7 +49,7 @@ std::string EncodeSteps(const std::vector<uint64_t>& steps) {
 
 std::vector<uint64_t> DecodeSteps(const std::string& bytes) {
   std::vector<uint64_t> steps(bytes.size() / sizeof(uint64_t));
-  std::memcpy(steps.data(), bytes.data(), steps.size() * sizeof(uint64_t));
+  if (!steps.empty()) std::memcpy(steps.data(), bytes.data(), steps.size() * sizeof(uint64_t));
   return steps;
 }
 

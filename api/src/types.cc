@@ -96,7 +96,14 @@ std::string Box::ToString() const {
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";
     const int64_t o = i < origin.size() ? origin[i] : 0;
-    s += std::to_string(o) + ":" + std::to_string(o + shape[i]);
+    int64_t end = 0;
+    // Boxes read from damaged or hostile bytes are printed too (in the error
+    // that refuses them): their ends may not fit.
+    if (__builtin_add_overflow(o, shape[i], &end)) {
+      s += std::to_string(o) + ":" + std::to_string(o) + "+" + std::to_string(shape[i]);
+    } else {
+      s += std::to_string(o) + ":" + std::to_string(end);
+    }
   }
   s += "]";
   return s;

@@ -136,6 +136,9 @@ Result<Value> Parse(const flexbuffers::Reference& r, int depth) {
     for (size_t i = 0; i < keys.size(); ++i) {
       const std::string_view key = keys[i].AsKey();
       if (i > 0 && !(previous < key)) return Status::DataLoss("common-state map keys are not strictly increasing");
+      // Only a tensor's map holds the marker (a null marker is not a tensor):
+      // refused as the encoder refuses it, so every decoded value re-encodes.
+      if (key == kTensorMarkerKey) return Status::DataLoss("common state holds a malformed tensor");
       previous = key;
       DCP_ASSIGN_OR_RETURN(Value child, Parse(values[i], depth + 1));
       out.AppendEntry(std::string(key), std::move(child));

@@ -8,12 +8,13 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "engine/manifest/fb_vectors.h"
 #include "exchange_generated.h"
 
 namespace dcp::manifest {
 namespace {
 
-Shape ToShape(const flatbuffers::Vector<int64_t>* v) { return v ? Shape(v->begin(), v->end()) : Shape(); }
+using internal::ToShape;
 
 }  // namespace
 
@@ -24,18 +25,26 @@ std::string EncodeRankDecl(const RankDecl& d) {
   for (const ShardDecl& s : d.tensors) {
     std::optional<fb::FlatRange> range;
     if (s.flattened_range) range.emplace(s.flattened_range->begin, s.flattened_range->end);
-    tensors.push_back(fb::CreateShardDecl(b, b.CreateString(s.key), static_cast<uint8_t>(s.dtype),
-                                          b.CreateVector(s.global_shape), b.CreateVector(s.box.origin),
-                                          b.CreateVector(s.box.shape), s.main_replica,
-                                          range ? &*range : nullptr));
+    // Children in a fixed order (argument evaluation order is the compiler's):
+    // ranks built by different compilers send the same bytes.
+    const auto key = b.CreateString(s.key);
+    const auto global_shape = b.CreateVector(s.global_shape);
+    const auto origin = b.CreateVector(s.box.origin);
+    const auto shape = b.CreateVector(s.box.shape);
+    tensors.push_back(fb::CreateShardDecl(b, key, static_cast<uint8_t>(s.dtype), global_shape, origin, shape,
+                                          s.main_replica, range ? &*range : nullptr));
   }
   std::vector<flatbuffers::Offset<fb::ObjectDecl>> objects;
   for (const ObjectDecl& o : d.objects) {
-    objects.push_back(fb::CreateObjectDecl(b, b.CreateString(o.key), b.CreateVector(o.global_shape),
-                                           b.CreateVector(o.global_offset), o.main_replica));
+    const auto key = b.CreateString(o.key);
+    const auto global_shape = b.CreateVector(o.global_shape);
+    const auto global_offset = b.CreateVector(o.global_offset);
+    objects.push_back(fb::CreateObjectDecl(b, key, global_shape, global_offset, o.main_replica));
   }
   const fb::Hash128 h(d.common_state_hash.lo, d.common_state_hash.hi);
-  fb::FinishRankDeclBuffer(b, fb::CreateRankDecl(b, b.CreateVector(tensors), b.CreateVector(objects), &h));
+  const auto tensor_vector = b.CreateVector(tensors);
+  const auto object_vector = b.CreateVector(objects);
+  fb::FinishRankDeclBuffer(b, fb::CreateRankDecl(b, tensor_vector, object_vector, &h));
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
 

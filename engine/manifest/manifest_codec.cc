@@ -5,6 +5,7 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include "engine/codec/frame.h"
+#include "engine/manifest/fb_vectors.h"
 #include "manifest_generated.h"
 
 namespace dcp::manifest {
@@ -33,9 +34,8 @@ Result<RecordRef> FromFb(const fb::RecordRef* r, const std::string& what) {
   return out;
 }
 
-Shape ToShape(const flatbuffers::Vector<int64_t>* v) {
-  return v ? Shape(v->begin(), v->end()) : Shape();
-}
+using internal::Int64Range;
+using internal::ToShape;
 
 }  // namespace
 
@@ -54,19 +54,27 @@ std::string EncodeManifestPayload(const StepManifest& m) {
       boxes.insert(boxes.end(), c.box.shape.begin(), c.box.shape.end());
       refs.push_back(ToFb(c.record));
     }
-    tensors.push_back(fb::CreateTensor(b, b.CreateString(t.key), static_cast<uint8_t>(t.dtype),
-                                       b.CreateVector(t.global_shape), b.CreateVector(boxes),
-                                       b.CreateVectorOfStructs(refs)));
+    // Children in a fixed order (argument evaluation order is the compiler's):
+    // the same manifest encodes to the same bytes whatever built dcp.
+    const auto key = b.CreateString(t.key);
+    const auto global_shape = b.CreateVector(t.global_shape);
+    const auto chunk_boxes = b.CreateVector(boxes);
+    const auto chunks = b.CreateVectorOfStructs(refs);
+    tensors.push_back(fb::CreateTensor(b, key, static_cast<uint8_t>(t.dtype), global_shape, chunk_boxes, chunks));
   }
   std::vector<flatbuffers::Offset<fb::Object>> objects;
   for (const ObjectEntry& o : m.objects) {
     const fb::RecordRef ref = ToFb(o.record);
-    objects.push_back(fb::CreateObject(b, b.CreateString(o.key), b.CreateVector(o.global_shape),
-                                       b.CreateVector(o.global_offset), &ref));
+    const auto key = b.CreateString(o.key);
+    const auto global_shape = b.CreateVector(o.global_shape);
+    const auto global_offset = b.CreateVector(o.global_offset);
+    objects.push_back(fb::CreateObject(b, key, global_shape, global_offset, &ref));
   }
   auto common = b.CreateVector(reinterpret_cast<const uint8_t*>(m.common_state.data()), m.common_state.size());
+  const auto tensor_vector = b.CreateVector(tensors);
+  const auto object_vector = b.CreateVector(objects);
   auto root = fb::CreateManifest(b, m.format_version, m.step, m.generation, m.commit_time_ns, m.world_size,
-                                 b.CreateVector(tensors), b.CreateVector(objects), common);
+                                 tensor_vector, object_vector, common);
   fb::FinishManifestBuffer(b, root);
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
@@ -108,13 +116,11 @@ Result<StepManifest> DecodeManifestPayload(std::string_view payload, std::string
                                 " chunks of rank " + std::to_string(r));
       }
       // chunk_boxes may be absent when it would be empty (0-d chunks).
-      const int64_t* coords = nbox ? t->chunk_boxes()->data() : nullptr;
       e.chunks.resize(n);
       for (size_t i = 0; i < n; ++i) {
         ChunkEntry& c = e.chunks[i];
-        const int64_t* p = coords + 2 * r * i;
-        c.box.origin.assign(p, p + r);
-        c.box.shape.assign(p + r, p + 2 * r);
+        c.box.origin = nbox ? Int64Range(*t->chunk_boxes(), 2 * r * i, r) : Shape();
+        c.box.shape = nbox ? Int64Range(*t->chunk_boxes(), 2 * r * i + r, r) : Shape();
         DCP_ASSIGN_OR_RETURN(c.record, FromFb(t->chunks()->Get(static_cast<flatbuffers::uoffset_t>(i)), tw));
       }
       m.tensors.push_back(std::move(e));

@@ -114,7 +114,7 @@ std::vector<RankLoad> StrictLoad(const std::string& root, StrictHandling mode,
     for (auto& b : shards.buffers) std::memset(b.bytes().data(), kSentinel, b.bytes().size());
     std::vector<std::string> extras = extra(rank);
     std::vector<float> extra_data(extras.size() * 4, 0.0f);
-    std::memset(extra_data.data(), kSentinel, extra_data.size() * sizeof(float));
+    if (!extra_data.empty()) std::memset(extra_data.data(), kSentinel, extra_data.size() * sizeof(float));
     StateDict& nested = shards.dict.Child("decoder").Child("layers");
     for (size_t i = 0; i < extras.size(); ++i) {
       nested.Add("extra" + std::to_string(i),
@@ -143,7 +143,8 @@ std::vector<RankLoad> StrictLoad(const std::string& root, StrictHandling mode,
       me.check = testing::CheckRegion(t.key, t.global_shape, t.global_box(), t.data);
     }
     std::vector<char> sentinel(extra_data.size() * sizeof(float), kSentinel);
-    me.extras_untouched = std::memcmp(extra_data.data(), sentinel.data(), sentinel.size()) == 0;
+    me.extras_untouched =
+        sentinel.empty() || std::memcmp(extra_data.data(), sentinel.data(), sentinel.size()) == 0;
     if (rank == 1 && loaded.ok() && shards.dict.object(shards.dict.Find("rng")).data != "rng-1") {
       me.check = "object rng cell 1 not loaded";
     }

@@ -158,6 +158,8 @@ TEST_CASE("LinearOffset is row-major", "[array][box]") {
 TEST_CASE("Box::ToString and num_elements", "[array][box]") {
   CHECK(B({0, 8}, {4, 8}).ToString() == "[0:4, 8:16]");
   CHECK(B({}, {}).ToString() == "[]");
+  // Hostile boxes are printed in the errors that refuse them (found by the fuzzer).
+  CHECK(B({INT64_MAX - 1}, {5}).ToString() == "[9223372036854775806:9223372036854775806+5]");
   CHECK(B({2, 0, 1}, {3, 0, 1}).num_elements() == 0);
   CHECK(B({2, 0, 1}, {3, 2, 1}).num_elements() == 6);
 }

@@ -324,6 +324,16 @@ TEST_CASE("Malformed tensors in a document are data loss", "[manifest]") {
              StatusIs(StatusCode::kDataLoss, "byte count does not match"));
   CHECK_THAT(DecodeCommonState(tensor("float64", {int64_t{1} << 61, 4}, 32)).status(),
              StatusIs(StatusCode::kDataLoss, "byte count does not match"));
+  // A null marker (found by the fuzzer): not a tensor, and not a map a user
+  // can hold either (the encoder refuses the key), so it must not decode.
+  {
+    flexbuffers::Builder b;
+    const size_t m = b.StartMap();
+    b.Null(kTensorMarkerKey);
+    b.Int("x", 1);
+    b.EndMap(m);
+    CHECK_THAT(DecodeCommonState(Finish(&b)).status(), StatusIs(StatusCode::kDataLoss, "malformed tensor"));
+  }
   // Marker with a non-string value, data that is not a blob, shape that is not a vector.
   {
     flexbuffers::Builder b;

@@ -87,7 +87,15 @@ TEST_CASE("Truncated and flipped declarations never crash", "[manifest]") {
   const std::string bytes = EncodeRankDecl(SampleDecl());
   for (size_t n = 0; n < bytes.size(); ++n) {
     INFO("length " << n);
-    REQUIRE_THAT(DecodeRankDecl(bytes.substr(0, n), 4).status(), StatusIs(StatusCode::kInternal, "from rank 4"));
+    const auto r = DecodeRankDecl(bytes.substr(0, n), 4);
+    if (r.ok()) {
+      // Only trailing alignment padding may go unnoticed (nothing refers to
+      // it): then the declaration is the same.
+      REQUIRE(bytes.size() - n < 8);
+      REQUIRE(EncodeRankDecl(*r) == bytes);
+      continue;
+    }
+    REQUIRE_THAT(r.status(), StatusIs(StatusCode::kInternal, "from rank 4"));
   }
   std::mt19937 rng(17);
   std::uniform_int_distribution<int> mask(1, 255);
