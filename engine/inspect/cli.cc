@@ -8,7 +8,7 @@
 //   dcp-inspect ROOT layout STEP KEY                 which rank store holds which region
 //   dcp-inspect ROOT verify [STEP]                   read and check every record
 //   dcp-inspect ROOT diff STEP_A STEP_B              what changed between two steps
-//   dcp-inspect ROOT dump STEP KEY [--region R] [--npy FILE]
+//   dcp-inspect ROOT dump STEP KEY [--region R] [--npy FILE [--raw]]
 //   dcp-inspect ROOT export STEP --safetensors FILE [--keys GLOB]
 //   dcp-inspect ROOT common STEP                     the common state as JSON
 //   dcp-inspect ROOT repair                          rebuild damaged rank stores' metadata
@@ -82,7 +82,7 @@ int Emit(const std::string& text) {
 
 struct Args {
   std::string root, step_a, step_b, key, keys, region, npy, safetensors;
-  bool json = false, exact = false, no_progress = false;
+  bool json = false, exact = false, no_progress = false, raw = false;
   size_t count = 8;
   int threads = 0;
   bool progress() const { return !no_progress && ::isatty(STDERR_FILENO); }
@@ -157,6 +157,7 @@ int RunDump(inspect::StoreReader* r, const Args& a) {
   o.region = a.region;
   o.count = a.count;
   o.npy_path = a.npy;
+  o.raw_bits = a.raw;
   ASSIGN_OR_FAIL(d, inspect::Dump(r, *step, a.key, o));
   return Emit(a.json ? inspect::RenderDumpJson(*d) : inspect::RenderDumpText(*d));
 }
@@ -239,7 +240,13 @@ int RunCli(int argc, char** argv) {
   dump->add_option("--region", a.region, "e.g. '0:4,8:16', '3', '-2:' (default: the whole tensor)");
   dump->add_option("--count", a.count, "values shown from the start and from the end (default 8)")
       ->check(CLI::Range(0, 1 << 20));
-  dump->add_option("--npy", a.npy, "also write the region to this NumPy .npy file");
+  auto* npy = dump->add_option("--npy", a.npy,
+                               "also write the region to this NumPy .npy file (bfloat16 and fp8 converted exactly "
+                               "to float32, which NumPy has)");
+  dump->add_flag("--raw", a.raw,
+                 "write each element's stored bits to the .npy unchanged, as an unsigned integer of its width "
+                 "(<u2 for bfloat16 and float16, |u1 for fp8), instead of converting")
+      ->needs(npy);
   auto* exp = add("export", "consolidated full tensors of a step as a safetensors file", RunExport);
   exp->add_option("step", a.step_a, kStep)->required();
   exp->add_option("--safetensors", a.safetensors, "output file")->required();

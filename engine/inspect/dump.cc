@@ -121,6 +121,15 @@ std::string_view NpyDescr(DType dtype) {
   return "|u1";
 }
 
+std::string_view NpyRawDescr(DType dtype) {
+  switch (DTypeSize(dtype)) {
+    case 2: return "<u2";
+    case 4: return "<u4";
+    case 8: return "<u8";
+    default: return "|u1";
+  }
+}
+
 std::string NpyHeader(std::string_view descr, const Shape& shape) {
   std::string dims;
   for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
@@ -139,6 +148,9 @@ std::string NpyHeader(std::string_view descr, const Shape& shape) {
 
 Result<DumpReport> Dump(StoreReader* reader, uint64_t step, const std::string& key, const DumpOptions& options) {
   DCP_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedStep> loaded, reader->Load(step));
+  if (options.raw_bits && options.npy_path.empty()) {
+    return Status::InvalidArgument("dump of '" + key + "': raw_bits asks for a .npy file but npy_path is empty");
+  }
   DumpReport r;
   r.step = step;
   r.key = key;
@@ -167,7 +179,8 @@ Result<DumpReport> Dump(StoreReader* reader, uint64_t step, const std::string& k
   if (!options.npy_path.empty()) {
     DCP_ASSIGN_OR_RETURN(npy, base::FileWriter::Create(options.npy_path));
     r.npy_path = options.npy_path;
-    r.npy_descr = std::string(NpyDescr(t->dtype));
+    r.npy_descr = std::string(options.raw_bits ? NpyRawDescr(t->dtype) : NpyDescr(t->dtype));
+    r.npy_raw_bits = options.raw_bits;
     DCP_RETURN_IF_ERROR(npy->Append(NpyHeader(r.npy_descr, r.region.shape)));
   }
   const size_t elem = DTypeSize(t->dtype);
@@ -193,7 +206,7 @@ Result<DumpReport> Dump(StoreReader* reader, uint64_t step, const std::string& k
     }
     seen += n;
     if (npy) {
-      if (ConvertsToFloat32(t->dtype)) {
+      if (!options.raw_bits && ConvertsToFloat32(t->dtype)) {
         converted.resize(n);
         for (uint64_t i = 0; i < n; ++i)
           converted[i] = static_cast<float>(ElementToDouble(t->dtype, buf.data() + i * elem));

@@ -7,7 +7,11 @@
 //
 // .npy files (format 1.0) keep the dtype, except that bfloat16 and the fp8
 // formats, which NumPy lacks, are written as float32 (exactly: every value of
-// those formats is a float32 value).
+// those formats is a float32 value). With DumpOptions::raw_bits the file
+// instead holds the stored bits of every element unchanged, as the unsigned
+// integer of the element's width ("<u2" for bfloat16 and float16, "|u1" for
+// fp8), for callers that need the stored bit patterns themselves (NaN
+// payloads, bit-exact comparison, ml_dtypes' .view()).
 //
 // Thread safety: as the StoreReader.
 
@@ -52,6 +56,9 @@ Result<Box> ResolveRegion(const RegionSpec& spec, const Shape& shape, const std:
 std::string NpyHeader(std::string_view descr, const Shape& shape);
 // The .npy type of a dtype ("<f4"; bfloat16 and fp8 are written as "<f4").
 std::string_view NpyDescr(DType dtype);
+// The .npy type of a dtype's raw bits: the unsigned integer of its width
+// ("|u1", "<u2", "<u4" or "<u8").
+std::string_view NpyRawDescr(DType dtype);
 
 struct DumpOptions {
   // The region (RegionSpec syntax); empty means the whole tensor.
@@ -65,6 +72,12 @@ struct DumpOptions {
   // If set, the region is also written to this .npy file.
   // Default: ""
   std::string npy_path;
+
+  // If set, the .npy file holds each element's stored bits as an unsigned
+  // integer of the same width (NpyRawDescr) instead of its value, so nothing
+  // is converted. Without npy_path, Dump returns InvalidArgument.
+  // Default: false
+  bool raw_bits = false;
 
   // Upper bound on the bytes decoded at once.
   // Default: 64 MiB
@@ -85,6 +98,7 @@ struct DumpReport {
   ElementStats stats;
   std::string npy_path;  // written, if asked
   std::string npy_descr;
+  bool npy_raw_bits = false;  // the file holds raw bits (DumpOptions::raw_bits)
 
   // Objects.
   std::string object_bytes;  // the first 256 bytes
@@ -96,7 +110,8 @@ struct DumpReport {
 
 // `key` names a tensor, or an object by unique key (or by key if it has one
 // cell). NotFound naming key and step if absent; InvalidArgument for a bad
-// region (or a region or .npy file asked of an object); DataLoss naming key,
+// region (or a region or .npy file asked of an object, or raw_bits without a
+// .npy file); DataLoss naming key,
 // offset and rank store for a corrupt record; IOError for the output file.
 Result<DumpReport> Dump(StoreReader* reader, uint64_t step, const std::string& key, const DumpOptions& options = {});
 

@@ -252,10 +252,13 @@ std::string RenderDumpText(const DumpReport& d) {
     }
   }
   if (!d.npy_path.empty()) {
-    out += fmt::format("wrote {} ({}{})\n", d.npy_path, d.npy_descr,
-                       d.npy_descr == "<f4" && d.dtype != DType::kFloat32
-                           ? fmt::format(", {} converted exactly to float32", DTypeName(d.dtype))
-                           : std::string());
+    std::string note;
+    if (d.npy_raw_bits) {
+      note = fmt::format(", the raw bits of {}", DTypeName(d.dtype));
+    } else if (d.npy_descr == "<f4" && d.dtype != DType::kFloat32) {
+      note = fmt::format(", {} converted exactly to float32", DTypeName(d.dtype));
+    }
+    out += fmt::format("wrote {} ({}{})\n", d.npy_path, d.npy_descr, note);
   }
   return out;
 }

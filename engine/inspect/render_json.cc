@@ -273,7 +273,7 @@ std::string RenderDumpJson(const DumpReport& d) {
             {"stats", StatsJson(d.stats)},
             {"head", Elements(d.dtype, d.head)},
             {"tail", Elements(d.dtype, d.tail)}};
-  if (!d.npy_path.empty()) j["npy"] = {{"path", d.npy_path}, {"descr", d.npy_descr}};
+  if (!d.npy_path.empty()) j["npy"] = {{"path", d.npy_path}, {"descr", d.npy_descr}, {"raw_bits", d.npy_raw_bits}};
   return Dump(j);
 }
 

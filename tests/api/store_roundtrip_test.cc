@@ -164,6 +164,72 @@ TEST_CASE("strided sources and destinations", "[api]") {
   }
 }
 
+TEST_CASE("a dict edited with Replace and Remove saves and loads what it holds", "[api]") {
+  testing::TempDir dir;
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
+  std::vector<float> a = {1, 2, 3, 4}, b = {5, 6}, c_old = {7, 8, 9}, c_new = {10, 11, 12}, w2 = {13, 14};
+  auto whole = [](const std::string& key, std::vector<float>& v) {
+    return ShardedTensor::Whole(key, TensorView(v.data(), DType::kFloat32, {static_cast<int64_t>(v.size())}));
+  };
+  ShardedObject obj;
+  obj.key = "obj";
+  obj.data = "bytes in place of b";
+  obj.global_shape = {1};
+  obj.global_offset = {0};
+  StateDict sd;
+  sd.Add("a", whole("a", a)).Add("b", whole("b", b)).Add("c", whole("c", c_old)).Add("note", Value("old"));
+  sd.Child("model").Add("w", whole("model.w", a));
+  sd.Add("tail", Value(7));
+  REQUIRE(sd.Remove("a"));     // first
+  REQUIRE(sd.Remove("note"));  // middle
+  REQUIRE(sd.Remove("tail"));  // last
+  REQUIRE_OK(sd.Replace("c", whole("c", c_new)));  // same kind
+  REQUIRE_OK(sd.Replace("b", obj));                // tensor -> object
+  StateDict model;
+  model.Add("w2", whole("model.w2", w2)).Add("lr", Value(0.5));
+  REQUIRE_OK(sd.Replace("model", std::move(model)));
+  REQUIRE_OK(store->Put(1, sd));
+
+  const StepMetadata md = ValueOrDie(store->Metadata(1));
+  REQUIRE(md.tensors.size() == 2);
+  CHECK(md.tensors[0].key == "c");
+  CHECK(md.tensors[1].key == "model.w2");
+  REQUIRE(md.objects.size() == 1);
+
+  std::vector<float> c_out(3, -1), w2_out(2, -1);
+  ShardedObject want = obj;
+  want.data.clear();
+  StateDict req;
+  req.Add("b", want).Add("c", whole("c", c_out));
+  req.Child("model").Add("w2", whole("model.w2", w2_out));
+  auto r = store->Get(1, &req);
+  REQUIRE_OK(r.status());
+  CHECK(c_out == c_new);
+  CHECK(w2_out == w2);
+  CHECK(req.object(0).data == "bytes in place of b");
+  CHECK(r->common_state.Find("note") == nullptr);
+  CHECK(r->common_state.Find("tail") == nullptr);
+  REQUIRE(r->common_state.Find("model") != nullptr);
+  CHECK(r->common_state.Find("model")->Find("lr")->as_float() == 0.5);
+}
+
+TEST_CASE("a dict that put refuses for a duplicate key saves once the first is removed", "[api]") {
+  testing::TempDir dir;
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
+  std::vector<float> first = {1, 2}, second = {3, 4};
+  StateDict sd;
+  sd.Add("w", ShardedTensor::Whole("w", TensorView(first.data(), DType::kFloat32, {2})));
+  sd.Add("w", ShardedTensor::Whole("w", TensorView(second.data(), DType::kFloat32, {2})));
+  REQUIRE_THAT(store->Put(1, sd), testing::StatusIs(StatusCode::kInvalidArgument, "duplicate state dict key 'w'"));
+  REQUIRE(sd.Remove("w"));
+  REQUIRE_OK(store->Put(1, sd));
+  std::vector<float> out(2, -1);
+  StateDict req;
+  req.Add("w", ShardedTensor::Whole("w", TensorView(out.data(), DType::kFloat32, {2})));
+  REQUIRE_OK(store->Get(1, &req).status());
+  CHECK(out == second);
+}
+
 TEST_CASE("Read fetches any region on one process", "[api]") {
   testing::TempDir dir;
   std::vector<TensorSpec> specs = {{"w", DType::kInt32, {20, 6, 5}, 0, {4, 2, 1}}};

@@ -15,7 +15,12 @@
 // ("model.decoder.weight") are the dotted chain of keys; they name entries in
 // error messages and key-handling reports.
 //
-// Keys must be unique within one dict; put/get report a duplicate by path.
+// Keys must be unique within one dict. Add does not check: it returns *this
+// for chaining and dcp reports errors as Status, never by throwing or
+// aborting. A duplicate is reported by put/get instead, as InvalidArgument
+// "duplicate state dict key '<path>'" on every rank (a rank that failed alone
+// while building would leave the others waiting in put's collectives). To
+// overwrite an entry use Replace; to drop one, Remove.
 // Ownership: a StateDict owns its entries (the tensor data it views is the
 // caller's). Thread safety: a value type.
 
@@ -30,6 +35,7 @@
 
 #include "dcp/factory.h"
 #include "dcp/sharded.h"
+#include "dcp/status.h"
 #include "dcp/value.h"
 
 namespace dcp {
@@ -45,7 +51,8 @@ class StateDict {
   StateDict(StateDict&&) noexcept = default;
   StateDict& operator=(StateDict&&) noexcept = default;
 
-  // Appends an entry; returns *this for chaining.
+  // Appends an entry; returns *this for chaining. An existing entry under
+  // `key` is kept and put/get will refuse the dict (see above).
   StateDict& Add(std::string key, ShardedTensor tensor);
   StateDict& Add(std::string key, ShardedObject object);
   StateDict& Add(std::string key, Value value);
@@ -56,6 +63,21 @@ class StateDict {
   // not, as with std::vector).
   // REQUIRES: an existing entry under `key` is a dict.
   StateDict& Child(std::string_view key);
+
+  // Replaces the first entry under `key`, whatever its kind, with the given
+  // one, at the same position. Returns NotFound (naming the key) if there is
+  // no such entry, and leaves the dict unchanged. References to the replaced
+  // entry are invalidated, and so, as after Add, are references to entries
+  // that are not child dicts.
+  Status Replace(std::string_view key, ShardedTensor tensor);
+  Status Replace(std::string_view key, ShardedObject object);
+  Status Replace(std::string_view key, Value value);
+  Status Replace(std::string_view key, StateDict child);
+  Status Replace(std::string_view key, ShardedTensorFactory factory);
+  // Removes the first entry under `key`, keeping the order of the others.
+  // Returns false if there was none. References to the removed entry, and
+  // to entries that are not child dicts, are invalidated.
+  bool Remove(std::string_view key);
 
   size_t size() const { return keys_.size(); }
   bool empty() const { return keys_.empty(); }
@@ -77,6 +99,13 @@ class StateDict {
   const ShardedTensorFactory& factory(size_t i) const { return factories_[index_[i]]; }
 
  private:
+  template <typename T>
+  StateDict& Append(std::string key, Kind kind, std::vector<T>* items, T item);
+  template <typename T>
+  Status ReplaceWith(std::string_view key, Kind kind, std::vector<T>* items, T item);
+  // Drops entry i's payload from its kind's vector and renumbers index_.
+  void ErasePayload(size_t i);
+
   std::vector<std::string> keys_;
   std::vector<Kind> kinds_;
   std::vector<size_t> index_;  // position in the vector of kinds_[i]'s kind

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "engine/base/file.h"
 #include "engine/inspect/render.h"
@@ -156,6 +158,62 @@ TEST_CASE("Dump writes .npy files NumPy can load", "[inspect]") {
     std::memcpy(&got, ef.data() + eh.size() + 4 * i, 4);
     CHECK(got == want);
   }
+}
+
+TEST_CASE("Dump with raw_bits writes the stored bits as unsigned integers", "[inspect]") {
+  CHECK(NpyRawDescr(DType::kBFloat16) == "<u2");
+  CHECK(NpyRawDescr(DType::kFloat16) == "<u2");
+  CHECK(NpyRawDescr(DType::kFloat8E4M3) == "|u1");
+  CHECK(NpyRawDescr(DType::kFloat8E5M2) == "|u1");
+  CHECK(NpyRawDescr(DType::kBool) == "|u1");
+  CHECK(NpyRawDescr(DType::kInt32) == "<u4");
+  CHECK(NpyRawDescr(DType::kFloat64) == "<u8");
+
+  auto reader = Fixture().Reader();
+  testing::TempDir dir;
+  struct Case {
+    std::string key;
+    std::string region;
+    Box box;
+    std::string descr;
+  };
+  const std::vector<Case> cases = {
+      {"emb", "1:3, 2:7", Box{{1, 2}, {2, 5}}, "<u2"},     // bfloat16: no conversion to float32
+      {"bias", "", Box{{0}, {16}}, "<u2"},                 // float16
+      {"f8", "2:5", Box{{2, 0}, {3, 8}}, "|u1"},           // fp8
+      {"layer.w", "60:130, 5:9", Box{{60, 5}, {70, 4}}, "<u4"},  // crosses chunks and ranks
+      {"scalar", "", Box{}, "<u8"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.key);
+    DumpOptions o;
+    o.region = c.region;
+    o.npy_path = dir.Sub(c.key + ".npy");
+    o.raw_bits = true;
+    o.block_bytes = 64;  // several blocks appended
+    const DumpReport d = ValueOrDie(Dump(reader.get(), 5, c.key, o));
+    CHECK(d.npy_descr == c.descr);
+    CHECK(d.npy_raw_bits);
+    const std::string file = ValueOrDie(base::ReadFile(o.npy_path, 1 << 20));
+    const std::string header = NpyHeader(c.descr, c.box.shape);
+    REQUIRE(file.size() >= header.size());
+    CHECK(file.substr(0, header.size()) == header);
+    CHECK(file.substr(header.size()) == Fixture().RegionBytes(5, c.key, c.box));
+  }
+
+  DumpOptions o;
+  o.npy_path = dir.Sub("emb-raw.npy");
+  o.raw_bits = true;
+  const DumpReport e = ValueOrDie(Dump(reader.get(), 5, "emb", o));
+  CHECK(RenderDumpText(e).find("wrote " + o.npy_path + " (<u2, the raw bits of bfloat16)") != std::string::npos);
+  const auto j = nlohmann::json::parse(RenderDumpJson(e));
+  CHECK(j["npy"]["descr"] == "<u2");
+  CHECK(j["npy"]["raw_bits"] == true);
+
+  DumpOptions no_file;
+  no_file.raw_bits = true;
+  REQUIRE_THAT(Dump(reader.get(), 5, "emb", no_file).status(),
+               StatusIs(StatusCode::kInvalidArgument, "dump of 'emb': raw_bits asks for a .npy file"));
 }
 
 TEST_CASE("Dump of objects and errors", "[inspect]") {
