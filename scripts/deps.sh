@@ -13,6 +13,8 @@ packages=(
   # The Python package (import dcp): pybind11 bindings, tested with Debian's
   # torch, NumPy, mpi4py and pytest.
   pybind11-dev python3-dev python3-torch python3-mpi4py python3-pytest
+  # Sanitizer builds and libFuzzer (scripts/sanitize.sh, scripts/fuzz.sh).
+  clang-16 libclang-rt-16-dev llvm-16  # llvm-16: the symbolizer of their reports
 )
 # LibTorch (CPU-only in Debian) for the dcp::torch adapter; DCP_WITH_TORCH=0 skips it.
 if [[ "${DCP_WITH_TORCH:-1}" != "0" ]]; then

@@ -61,7 +61,9 @@ void MergeCommon(const Value& from, Value* into) {
 
 Status Store::Impl::Busy(Communicator* c) const {
   if (own == nullptr) return Status::FailedPrecondition("store '" + root + "' was opened read-only");
-  if (async_ != nullptr && c == comm) {
+  // The async put's own thread (c == async_comm_) never reads async_: the
+  // caller's thread sets it once that thread runs (TSan found the race).
+  if (c == comm && async_ != nullptr) {
     return Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
                                       " has not been collected (call WaitForPut first)");
   }

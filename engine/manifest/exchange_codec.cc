@@ -49,6 +49,8 @@ std::string EncodeRankDecl(const RankDecl& d) {
 }
 
 Result<RankDecl> DecodeRankDecl(std::string_view bytes, int from_rank) {
+  std::string aligned;
+  bytes = internal::Aligned(bytes, &aligned);
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   flatbuffers::Verifier verifier(data, bytes.size(), 64, 1u << 30);
   if (bytes.size() < 8 || !fb::RankDeclBufferHasIdentifier(data) || !fb::VerifyRankDeclBuffer(verifier)) {

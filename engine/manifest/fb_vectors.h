@@ -14,7 +14,10 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <cstdint>
 #include <cstring>
+#include <string>
+#include <string_view>
 
 #include "dcp/types.h"
 
@@ -34,6 +37,22 @@ inline Shape Int64Range(const flatbuffers::Vector<int64_t>& v, size_t first, siz
 
 // The whole vector; empty if absent.
 inline Shape ToShape(const flatbuffers::Vector<int64_t>* v) { return v ? Int64Range(*v, 0, v->size()) : Shape(); }
+
+// `bytes`, or an 8-byte aligned copy of them in `*storage`: the Verifier
+// checks alignment relative to the buffer's start, so the start must be
+// aligned for the checks to hold in memory.
+inline std::string_view Aligned(std::string_view bytes, std::string* storage) {
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % 8 == 0) return bytes;
+  storage->assign(bytes);
+  return *storage;
+}
+
+// Whether a vector of structs of alignment `align` is aligned (the 2.0
+// Verifier does not check it).
+template <typename T>
+bool StructsAligned(const flatbuffers::Vector<const T*>* v) {
+  return v == nullptr || reinterpret_cast<uintptr_t>(v->Data()) % alignof(T) == 0;
+}
 
 }  // namespace dcp::manifest::internal
 

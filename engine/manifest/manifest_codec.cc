@@ -85,6 +85,8 @@ std::string EncodeManifest(const StepManifest& m) {
 
 Result<StepManifest> DecodeManifestPayload(std::string_view payload, std::string_view what_v) {
   const std::string what(what_v);
+  std::string aligned;
+  payload = internal::Aligned(payload, &aligned);
   const auto* data = reinterpret_cast<const uint8_t*>(payload.data());
   if (payload.size() < 8 || !fb::ManifestBufferHasIdentifier(data)) {
     return Status::DataLoss(what + " is not a manifest (bad FlatBuffers identifier)");
@@ -108,6 +110,7 @@ Result<StepManifest> DecodeManifestPayload(std::string_view payload, std::string
       const std::string tw = what + ": tensor '" + e.key + "'";
       e.dtype = static_cast<DType>(t->dtype());
       e.global_shape = ToShape(t->global_shape());
+      if (!internal::StructsAligned(t->chunks())) return Status::DataLoss(tw + " has misaligned chunk records");
       const size_t r = e.global_shape.size();
       const size_t n = t->chunks() ? t->chunks()->size() : 0;
       const size_t nbox = t->chunk_boxes() ? t->chunk_boxes()->size() : 0;

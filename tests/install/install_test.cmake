@@ -5,7 +5,8 @@
 #         components optional; it must link (without the CUDA runtime) and run;
 #   and a required component that is missing fails with the reason.
 # Inputs: BUILD, WORK, SRC, GENERATOR; CUDA and TORCH (dcp built with them);
-# TORCH_DIR.
+# TORCH_DIR; CXX and SANITIZE_FLAGS (a sanitizer build's libraries need the
+# same compiler and flags in the consumer).
 file(REMOVE_RECURSE ${WORK})
 function(step)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -34,6 +35,10 @@ endfunction()
 
 step(${CMAKE_COMMAND} --install ${BUILD} --prefix ${WORK}/prefix)
 set(configure ${CMAKE_COMMAND} -S ${SRC} -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=${WORK}/prefix)
+if(SANITIZE_FLAGS)
+  list(APPEND configure -DCMAKE_CXX_COMPILER=${CXX} "-DCMAKE_CXX_FLAGS=${SANITIZE_FLAGS}"
+       "-DCMAKE_EXE_LINKER_FLAGS=${SANITIZE_FLAGS}")
+endif()
 set(no_cuda -DCMAKE_DISABLE_FIND_PACKAGE_CUDAToolkit=ON)
 set(no_torch -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON)
 
