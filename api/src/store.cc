@@ -117,6 +117,7 @@ Result<std::shared_ptr<query::StepIndex>> Store::Impl::FromBytes(uint64_t step, 
 }
 
 Result<std::shared_ptr<query::StepIndex>> Store::Impl::LoadStepLocal(uint64_t step) {
+  DCP_RETURN_IF_ERROR(storage::CheckStepIntact(root, step));
   DCP_ASSIGN_OR_RETURN(std::string bytes, storage::ReadManifestFile(root, step));
   return FromBytes(step, bytes);
 }
@@ -125,7 +126,8 @@ Result<std::shared_ptr<query::StepIndex>> Store::Impl::LoadStepCollective(uint64
   // Envelope: [status][bytes]; the status says whether rank 0 could read it.
   std::string message;
   if (comm->rank() == 0) {
-    auto bytes = storage::ReadManifestFile(root, step);
+    Status intact = storage::CheckStepIntact(root, step);
+    auto bytes = intact.ok() ? storage::ReadManifestFile(root, step) : Result<std::string>(intact);
     message = coord::EncodeStatus(bytes.status());
     const uint64_t n = message.size();
     message.insert(0, reinterpret_cast<const char*>(&n), sizeof(n));

@@ -102,7 +102,9 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
       if (bytes.ok()) {
         auto m = manifest::DecodeManifest(*bytes, "latest manifest");
         if (m.ok()) seen = m->generation;
-        if (options.incremental) base = std::move(bytes).value();
+        // Nothing of a step a repair found damaged is referenced.
+        auto damage = storage::StepDamage(root, **latest);
+        if (options.incremental && damage.ok() && !damage->has_value()) base = std::move(bytes).value();
       }
     }
     if (auto newest = own->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);

@@ -11,7 +11,7 @@
 //   dcp-inspect ROOT dump STEP KEY [--region R] [--npy FILE [--raw]]
 //   dcp-inspect ROOT export STEP --safetensors FILE [--keys GLOB]
 //   dcp-inspect ROOT common STEP                     the common state as JSON
-//   dcp-inspect ROOT repair                          rebuild damaged rank stores' metadata
+//   dcp-inspect ROOT repair                          rebuild damaged rank stores' metadata, mark damaged steps
 //
 // Every subcommand takes --json and --help; STEP may be "latest". The command
 // line of the tool (tools/dcp-inspect) and of `python3 -m dcp.inspect`.
@@ -257,7 +257,8 @@ int RunCli(int argc, char** argv) {
   CLI::App* repair = app.add_subcommand(
       "repair",
       "make every rank store consistent again, deleting nothing (damaged RocksDB metadata rebuilt from the table "
-      "files, unusable files moved to lost/); needs the writer lock");
+      "files, unusable files moved to lost/), then verify every step and mark those that lost data damaged (loads "
+      "refuse them; ls shows them); needs the writer lock");
   repair->add_flag("--json", a.json, "print JSON instead of text");
   app.require_subcommand(0, 1);
   try {

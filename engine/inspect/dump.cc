@@ -89,7 +89,7 @@ Result<Box> ResolveRegion(const RegionSpec& spec, const Shape& shape, const std:
     int64_t stop = a.single ? 0 : a.stop.value_or(n);
     if (start < 0) start += n;
     if (stop < 0) stop += n;
-    if (a.single) stop = start + 1;
+    if (a.single) stop = start < n ? start + 1 : n + 1;  // (start + 1 may not fit)
     if (start < 0 || stop > n || start > stop || (a.single && start >= n)) {
       return Status::InvalidArgument(what + ": axis " + std::to_string(d) + " of the region is outside [0, " +
                                      std::to_string(n) + ") (shape " + ShapeToString(shape) + ")");

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "engine/manifest/common_state_codec.h"
+#include "engine/store/catalog.h"
 
 namespace dcp::inspect {
 namespace {
@@ -112,14 +113,17 @@ Result<std::vector<StepSummary>> ListSteps(StoreReader* reader) {
   std::vector<StepSummary> out;
   for (uint64_t step : steps) {
     auto loaded = reader->Load(step);
+    StepSummary s;
     if (loaded.ok()) {
-      out.push_back(Summarize(**loaded));
+      s = Summarize(**loaded);
     } else {
-      StepSummary s;
       s.info.step = step;
       s.problem = loaded.status().message();
-      out.push_back(std::move(s));
     }
+    auto damage = storage::StepDamage(reader->root(), step);
+    if (!damage.ok()) s.damage = "the damaged mark is unreadable: " + damage.status().message();
+    else if (damage->has_value()) s.damage = **damage;
+    out.push_back(std::move(s));
   }
   return out;
 }
@@ -129,6 +133,9 @@ Result<StepDetail> ShowStep(StoreReader* reader, uint64_t step, const std::strin
   const manifest::StepManifest& m = loaded->manifest();
   StepDetail d;
   d.summary = Summarize(*loaded);
+  if (auto damage = storage::StepDamage(reader->root(), step); damage.ok() && damage->has_value()) {
+    d.summary.damage = **damage;
+  }
   d.keys_glob = keys_glob;
   for (size_t i = 0; i < m.tensors.size(); ++i) {
     const manifest::TensorEntry& t = m.tensors[i];

@@ -39,6 +39,7 @@ bool KeyMatches(std::string_view glob, const std::string& key);
 struct StepSummary {
   StepInfo info;        // step, generation, commit time, world size, counts, raw / stored / unique bytes
   std::string problem;  // non-empty if the manifest is unreadable or inconsistent
+  std::string damage;   // non-empty if a repair marked the step damaged: why
 };
 
 // Every committed step, ascending. A step whose manifest cannot be decoded is

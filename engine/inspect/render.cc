@@ -78,6 +78,7 @@ std::string RenderStepsTable(const std::vector<StepSummary>& steps) {
                        TimeString(i.commit_time_ns), i.world_size, i.num_tensors, i.num_objects, i.num_chunks,
                        HumanBytes(i.raw_bytes), HumanBytes(i.stored_bytes), HumanBytes(i.unique_bytes));
     if (!s.problem.empty()) out += fmt::format("{:>10}  problem: {}\n", "", s.problem);
+    if (!s.damage.empty()) out += fmt::format("{:>10}  DAMAGED (loads refuse it): {}\n", "", s.damage);
   }
   return out;
 }
@@ -90,6 +91,7 @@ std::string RenderStepTable(const StepDetail& d) {
       s.step, s.generation, TimeString(s.commit_time_ns), s.world_size, s.num_tensors, s.num_objects, s.num_chunks,
       HumanBytes(s.raw_bytes), HumanBytes(s.stored_bytes), Ratio(s.raw_bytes, s.stored_bytes),
       HumanBytes(s.unique_bytes));
+  if (!d.summary.damage.empty()) out += "  DAMAGED (loads refuse it): " + d.summary.damage + "\n";
   if (!d.keys_glob.empty()) {
     out +=
         fmt::format("  keys matching '{}': {} tensors, {} objects\n", d.keys_glob, d.tensors.size(), d.objects.size());

@@ -107,7 +107,9 @@ json StepJson(const StepSummary& s) {
           {"raw_bytes", i.raw_bytes},
           {"stored_bytes", i.stored_bytes},
           {"unique_bytes", i.unique_bytes},
-          {"problem", ProblemOrNull(s.problem)}};
+          {"problem", ProblemOrNull(s.problem)},
+          {"state", s.damage.empty() ? "committed" : "damaged"},
+          {"damage", ProblemOrNull(s.damage)}};
 }
 
 json RecordJson(const manifest::RecordRef& r) {

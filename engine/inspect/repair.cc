@@ -5,16 +5,57 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "engine/base/file.h"
+#include "engine/inspect/render.h"
+#include "engine/inspect/verify.h"
 #include "engine/store/catalog.h"
 #include "engine/store/key_layout.h"
 #include "engine/store/store_lock.h"
 
 namespace dcp::inspect {
 
-Result<RepairSummary> RepairStore(const std::string& root) {
+namespace {
+
+// Verifies every step and marks or clears it. REQUIRES: the writer lock.
+Status CheckSteps(const std::string& root, const RepairOptions& options, std::vector<StepCheck>* out) {
+  DCP_ASSIGN_OR_RETURN(auto reader, StoreReader::Open(root));
+  VerifyOptions vo;
+  vo.threads = options.threads;
+  DCP_ASSIGN_OR_RETURN(VerifyReport report, Verify(reader.get(), vo));
+  std::map<uint64_t, std::vector<const Problem*>> by_step;
+  for (const Problem& p : report.problems) by_step[p.step].push_back(&p);
+  const std::string when = TimeString(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  for (uint64_t step : report.steps) {
+    StepCheck c;
+    c.step = step;
+    DCP_ASSIGN_OR_RETURN(std::optional<std::string> before, storage::StepDamage(root, step));
+    c.was_damaged = before.has_value();
+    const auto it = by_step.find(step);
+    if (it != by_step.end()) {
+      const Problem& first = *it->second.front();
+      c.problems = it->second.size();
+      c.damaged = true;
+      c.reason = fmt::format("dcp-inspect repair, {} UTC: {} problem{}, first: {}{}{}", when, c.problems,
+                             c.problems == 1 ? "" : "s", first.key.empty() ? "" : "'" + first.key + "' ",
+                             first.offset ? "at " + ShapeToString(*first.offset) + ": " : "", first.message);
+      DCP_RETURN_IF_ERROR(storage::MarkStepDamaged(root, step, c.reason));
+    } else if (c.was_damaged) {
+      DCP_RETURN_IF_ERROR(storage::ClearStepDamaged(root, step));
+    }
+    out->push_back(std::move(c));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<RepairSummary> RepairStore(const std::string& root, const RepairOptions& options) {
   DCP_RETURN_IF_ERROR(storage::CheckStoreRoot(root));
   DCP_ASSIGN_OR_RETURN(auto lock, storage::WriterLock::Acquire(root));
   RepairSummary s;
@@ -33,6 +74,10 @@ Result<RepairSummary> RepairStore(const std::string& root) {
     s.ranks.push_back(std::move(r));
   }
   std::sort(s.ranks.begin(), s.ranks.end(), [](const RankRepair& a, const RankRepair& b) { return a.rank < b.rank; });
+  if (options.check_steps) {
+    s.steps_status = CheckSteps(root, options, &s.steps);
+    s.steps_checked = s.steps_status.ok();
+  }
   return s;
 }
 
@@ -54,10 +99,25 @@ std::string RenderRepairText(const RepairSummary& s) {
                          r.report.tables_restored);
     }
   }
-  out += fmt::format("{} rank stores: {} repaired, {} failed, {} consistent.", s.ranks.size(), repaired, failed,
+  out += fmt::format("{} rank stores: {} repaired, {} failed, {} consistent.\n", s.ranks.size(), repaired, failed,
                      s.ranks.size() - repaired - failed);
-  if (repaired > 0) out += " Steps that lost records fail to load: `dcp-inspect ROOT verify` names them.";
-  return out + "\n";
+  if (!s.steps_status.ok()) return out + "steps not checked: " + s.steps_status.ToString() + "\n";
+  if (!s.steps_checked) return out;
+  size_t damaged = 0, cleared = 0;
+  for (const StepCheck& c : s.steps) {
+    if (c.damaged) {
+      ++damaged;
+      out += fmt::format("step {:>10}  DAMAGED: {}\n", c.step, c.reason);
+    } else if (c.was_damaged) {
+      ++cleared;
+      out += fmt::format("step {:>10}  intact again: damaged mark cleared\n", c.step);
+    }
+  }
+  out += fmt::format("{} steps verified: {} intact, {} damaged (loads refuse them; delete them or restore their "
+                     "files and repair again){}.\n",
+                     s.steps.size(), s.steps.size() - damaged, damaged,
+                     cleared ? fmt::format(", {} cleared", cleared) : "");
+  return out;
 }
 
 std::string RenderRepairJson(const RepairSummary& s) {
@@ -75,6 +135,16 @@ std::string RenderRepairJson(const RepairSummary& s) {
                           {"tables_recovered", r.report.tables_recovered},
                           {"tables_restored", r.report.tables_restored},
                           {"files_set_aside", r.report.files_set_aside}});
+  }
+  j["steps_checked"] = s.steps_checked;
+  j["steps_error"] = s.steps_status.ok() ? nlohmann::json(nullptr) : nlohmann::json(s.steps_status.ToString());
+  j["steps"] = nlohmann::json::array();
+  for (const StepCheck& c : s.steps) {
+    j["steps"].push_back({{"step", c.step},
+                          {"state", c.damaged ? "damaged" : "intact"},
+                          {"was_damaged", c.was_damaged},
+                          {"problems", c.problems},
+                          {"reason", c.reason}});
   }
   return j.dump(2) + "\n";
 }

@@ -110,6 +110,11 @@ Result<Value> Parse(const flexbuffers::Reference& r, int depth) {
       }
       Shape shape;
       DCP_RETURN_IF_ERROR(ForEachElement(shape_ref, [&](const flexbuffers::Reference& e) {
+        // Integers only: AsInt64 converts floats (out of range: undefined).
+        if (!e.IsInt() && !e.IsUInt()) return Status::DataLoss("common state holds a malformed tensor");
+        if (e.IsUInt() && e.AsUInt64() > static_cast<uint64_t>(INT64_MAX)) {
+          return Status::DataLoss("common-state tensor byte count does not match its shape");
+        }
         const int64_t d = e.AsInt64();
         if (d < 0) return Status::DataLoss("common-state tensor has a negative extent");
         shape.push_back(d);

@@ -126,7 +126,55 @@ Result<std::string> ReadManifestFile(const std::string& root, uint64_t step) {
   return bytes;
 }
 
+Status MarkStepDamaged(const std::string& root, uint64_t step, std::string_view reason) {
+  if (!StepExists(root, step)) {
+    return Status::NotFound("step " + std::to_string(step) + " is not committed in store '" + root + "'");
+  }
+  std::string text(reason.substr(0, kMaxDamageReasonBytes - 1));
+  text += "\n";
+  return base::WriteFileAtomic(DamagedMarkerPath(root, step), DamagedMarkerTempPath(root, step), text);
+}
+
+Status ClearStepDamaged(const std::string& root, uint64_t step) {
+  const std::string path = DamagedMarkerPath(root, step);
+  if (!base::PathExists(path)) return Status::OK();
+  DCP_RETURN_IF_ERROR(base::RemoveFile(path));
+  return base::SyncDir(StepsDir(root));
+}
+
+Result<std::optional<std::string>> StepDamage(const std::string& root, uint64_t step) {
+  auto text = base::ReadFile(DamagedMarkerPath(root, step), kMaxDamageReasonBytes);
+  if (!text.ok()) {
+    if (text.status().IsNotFound()) return std::optional<std::string>();
+    return text.status();
+  }
+  while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+  return std::optional<std::string>(std::move(text).value());
+}
+
+Status CheckStepIntact(const std::string& root, uint64_t step) {
+  DCP_ASSIGN_OR_RETURN(std::optional<std::string> damage, StepDamage(root, step));
+  if (!damage) return Status::OK();
+  std::string msg = "step " + std::to_string(step) + " of store '" + root + "' is marked damaged (" + *damage +
+                    "); its intact records stay readable with dcp-inspect";
+  auto steps = ListSteps(root);
+  if (steps.ok()) {
+    for (auto it = steps->rbegin(); it != steps->rend(); ++it) {
+      auto d = StepDamage(root, *it);
+      if (d.ok() && !d->has_value()) {
+        msg += "; the newest intact step is " + std::to_string(*it);
+        break;
+      }
+    }
+  }
+  return Status::DataLoss(msg);
+}
+
 Status PublishManifest(const std::string& root, uint64_t step, uint64_t generation, std::string_view bytes) {
+  // A new manifest of the step is not what the mark was about. Cleared first:
+  // a crash in between leaves the old manifest unmarked, whose lost records
+  // loads still detect (never the new one wrongly refused).
+  DCP_RETURN_IF_ERROR(ClearStepDamaged(root, step));
   DCP_RETURN_IF_ERROR(
       base::WriteFileAtomic(ManifestPath(root, step), ManifestTempPath(root, step, generation), bytes));
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("publish.after_manifest", 0));
@@ -148,6 +196,7 @@ Status DeleteManifest(const std::string& root, uint64_t step) {
   DCP_RETURN_IF_ERROR(base::RemoveFile(ManifestPath(root, step)));
   DCP_RETURN_IF_ERROR(base::SyncDir(StepsDir(root)));
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("delete.after_unlink", 0));
+  DCP_RETURN_IF_ERROR(ClearStepDamaged(root, step));  // left behind by a crash: harmless, cleared on publish
   if (latest.ok() && std::strtoull(latest->c_str(), nullptr, 10) == step) {
     DCP_ASSIGN_OR_RETURN(auto steps, ListSteps(root));
     if (steps.empty()) {

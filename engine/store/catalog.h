@@ -49,8 +49,26 @@ bool StepExists(const std::string& root, uint64_t step);
 Result<std::string> ReadManifestFile(const std::string& root, uint64_t step);
 
 // Publishes `bytes` as the manifest of `step` (replacing any previous one
-// atomically), then points LATEST at it.
+// atomically, and first clearing a damaged mark it had), then points LATEST
+// at it.
 Status PublishManifest(const std::string& root, uint64_t step, uint64_t generation, std::string_view bytes);
+
+// Step states. A committed step (its manifest published) is intact until a
+// repair finds that it lost data; it is then marked damaged (the reason kept
+// next to its manifest) and loads refuse it, while every other step stays
+// loadable. A repair that finds it whole again (files restored) clears the
+// mark; so do deleting the step and publishing it again.
+//
+// Marks `step` damaged, with `reason` (text, at most kMaxDamageReasonBytes).
+constexpr size_t kMaxDamageReasonBytes = 16 << 10;
+Status MarkStepDamaged(const std::string& root, uint64_t step, std::string_view reason);
+// Removes the mark, if any.
+Status ClearStepDamaged(const std::string& root, uint64_t step);
+// The reason `step` is marked damaged, or nullopt if it is not.
+Result<std::optional<std::string>> StepDamage(const std::string& root, uint64_t step);
+// OK unless `step` is marked damaged: then DataLoss naming the step, the
+// reason and the newest intact step, if any.
+Status CheckStepIntact(const std::string& root, uint64_t step);
 
 // Removes the manifest of `step` (unlink, then fsync of steps/); if LATEST
 // named it, LATEST is pointed at the largest remaining step (or removed).

@@ -80,6 +80,14 @@ std::string ManifestTempPath(std::string_view root, uint64_t step, uint64_t gene
   return base::JoinPath(StepsDir(root), ".tmp." + Dec20(step) + "." + Hex16(generation));
 }
 
+std::string DamagedMarkerPath(std::string_view root, uint64_t step) {
+  return base::JoinPath(StepsDir(root), Dec20(step) + ".damaged");
+}
+
+std::string DamagedMarkerTempPath(std::string_view root, uint64_t step) {
+  return base::JoinPath(StepsDir(root), ".tmp." + Dec20(step) + ".damaged");
+}
+
 std::optional<uint64_t> ParseManifestFileName(std::string_view name) {
   const std::string_view suffix(kManifestSuffix);
   if (name.size() != 20 + suffix.size() || name.substr(20) != suffix) return std::nullopt;

@@ -10,6 +10,9 @@
 //   LATEST                                 the most recently committed step
 //   steps/<step, 20 digits>.manifest       published step manifests
 //   steps/.tmp.<step>.<generation>         manifests being published
+//   steps/<step, 20 digits>.damaged        the step lost data (a repair found
+//                                          records missing or corrupt): why,
+//                                          as text; loads refuse the step
 //   ranks/rank-<r, 5 digits>/              RocksDB instance of writer rank r
 //   ranks/rank-<r>/ingest/                 table files being built for ingestion
 //   ranks/rank-<r>/quarantine/             table files the rank store's RocksDB
@@ -67,6 +70,8 @@ std::string LatestTempPath(std::string_view root, uint64_t generation);
 std::string StepsDir(std::string_view root);
 std::string ManifestPath(std::string_view root, uint64_t step);
 std::string ManifestTempPath(std::string_view root, uint64_t step, uint64_t generation);
+std::string DamagedMarkerPath(std::string_view root, uint64_t step);
+std::string DamagedMarkerTempPath(std::string_view root, uint64_t step);
 // The step of a manifest file name ("00000000000000000042.manifest"), or
 // nullopt for any other name (temporaries included).
 std::optional<uint64_t> ParseManifestFileName(std::string_view name);

@@ -251,5 +251,45 @@ TEST_CASE("A manifest whose size disagrees with its frame is refused before it i
   }
 }
 
+TEST_CASE("A step can be marked damaged; publishing or deleting it again clears the mark", "[store]") {
+  TempDir tmp;
+  const std::string root = tmp.path();
+  REQUIRE_OK(CreateOrCheckStoreRoot(root));
+  REQUIRE_OK(PublishManifest(root, 1, 1, Framed("one")));
+  REQUIRE_OK(PublishManifest(root, 2, 2, Framed("two")));
+  CHECK_FALSE(ValueOrDie(StepDamage(root, 2)).has_value());
+  REQUIRE_OK(CheckStepIntact(root, 2));
+  CHECK_THAT(MarkStepDamaged(root, 3, "x"), StatusIs(StatusCode::kNotFound, "step 3 is not committed"));
+
+  REQUIRE_OK(MarkStepDamaged(root, 2, "record 'w' at (0) is missing"));
+  CHECK(ValueOrDie(StepDamage(root, 2)) == std::optional<std::string>("record 'w' at (0) is missing"));
+  CHECK_THAT(CheckStepIntact(root, 2),
+             StatusIs(StatusCode::kDataLoss, "step 2 of store '" + root +
+                                                 "' is marked damaged (record 'w' at (0) is missing); its intact "
+                                                 "records stay readable with dcp-inspect; the newest intact step is 1"));
+  // Not a manifest: the step list is unchanged.
+  CHECK(ValueOrDie(ListSteps(root)) == std::vector<uint64_t>{1, 2});
+
+  SECTION("cleared") {
+    REQUIRE_OK(ClearStepDamaged(root, 2));
+    REQUIRE_OK(ClearStepDamaged(root, 2));  // nothing to clear is fine
+    REQUIRE_OK(CheckStepIntact(root, 2));
+  }
+  SECTION("republished") {
+    REQUIRE_OK(PublishManifest(root, 2, 3, Framed("two, again")));
+    REQUIRE_OK(CheckStepIntact(root, 2));
+  }
+  SECTION("deleted") {
+    REQUIRE_OK(DeleteManifest(root, 2));
+    CHECK_FALSE(ValueOrDie(StepDamage(root, 2)).has_value());
+  }
+  SECTION("no intact step left") {
+    REQUIRE_OK(MarkStepDamaged(root, 1, "gone"));
+    const Status s = CheckStepIntact(root, 2);
+    CHECK(s.IsDataLoss());
+    CHECK(s.message().find("newest intact") == std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace dcp::storage
