@@ -6,9 +6,10 @@
 // (as a read instance) and reuses it; the writer instance of this process's
 // own rank, if any, serves that rank. Before a step's records are read, the
 // read instances are brought up to date with that step: an instance that has
-// not yet seen the step's generation catches up with its writer first, and a
-// record that is unexpectedly missing triggers one more catch-up and retry
-// (the step may have been published after the last one). A record still
+// not yet seen the step's generation catches up with its writer first, and
+// the first record found missing for a generation triggers one more catch-up
+// and retry (later misses of that generation do not: the instance has then
+// seen everything published up to it). A record still
 // missing sends StoreSet to check the rank store's metadata: if it is damaged
 // (a table file it lists is gone), records are read from a salvage instance
 // that serves the table files that are left, and what is still missing is
@@ -52,6 +53,7 @@ class StoreSet {
     std::mutex mu;
     std::unique_ptr<storage::RankStore> store;
     uint64_t seen_generation = 0;  // catch-ups happened after this generation's publication
+    uint64_t miss_generation = 0;  // 1 + the newest generation a miss caught up for; 0: none yet
     // After a record was found missing: whether the store's metadata is
     // damaged, and then a salvage instance reading what is left.
     bool diagnosed = false;

@@ -38,6 +38,26 @@ TEST_CASE("read instances catch up with records committed after they opened", "[
   REQUIRE_THAT(stores.Get(5, 3, "x", &v), testing::StatusIs(StatusCode::kNotFound, "rank store 5"));
 }
 
+TEST_CASE("a miss catches up once per generation, then misses of that generation are final", "[query]") {
+  // verify of a store that lost 40k records took a minute when every miss
+  // caught up with the writer.
+  testing::TempDir dir;
+  auto writer = ValueOrDie(
+      storage::RankStore::Open(storage::RankStorePath(dir.path(), 1), 1, storage::RankStore::Mode::kWrite));
+  Write(writer.get(), "0000000000000001/c/a@0", "one", "g1");
+  StoreSet stores(dir.path(), nullptr);
+  storage::PinnedValue v;
+  REQUIRE_OK(stores.Get(1, 1, "0000000000000001/c/a@0", &v));
+  // The first miss of generation 1 caught up; a record written after it is not
+  // looked for again by reads of generation 1...
+  REQUIRE_THAT(stores.Get(1, 1, "0000000000000001/c/lost@0", &v), testing::StatusIs(StatusCode::kNotFound));
+  Write(writer.get(), "0000000000000002/c/a@0", "two", "g2");
+  REQUIRE_THAT(stores.Get(1, 1, "0000000000000002/c/a@0", &v), testing::StatusIs(StatusCode::kNotFound));
+  // ...but a read of its own generation catches up and finds it.
+  REQUIRE_OK(stores.Get(1, 2, "0000000000000002/c/a@0", &v));
+  CHECK(v.view() == "two");
+}
+
 TEST_CASE("the process's own writer instance serves its rank", "[query]") {
   testing::TempDir dir;
   auto writer = ValueOrDie(
