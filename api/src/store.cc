@@ -123,23 +123,14 @@ Result<std::shared_ptr<query::StepIndex>> Store::Impl::LoadStepLocal(uint64_t st
 }
 
 Result<std::shared_ptr<query::StepIndex>> Store::Impl::LoadStepCollective(uint64_t step) {
-  // Envelope: [status][bytes]; the status says whether rank 0 could read it.
-  std::string message;
+  // Rank 0 reads the manifest; every rank gets it, or why it could not be read.
+  Result<std::string> bytes = std::string();
   if (comm->rank() == 0) {
     Status intact = storage::CheckStepIntact(root, step);
-    auto bytes = intact.ok() ? storage::ReadManifestFile(root, step) : Result<std::string>(intact);
-    message = coord::EncodeStatus(bytes.status());
-    const uint64_t n = message.size();
-    message.insert(0, reinterpret_cast<const char*>(&n), sizeof(n));
-    if (bytes.ok()) message += *bytes;
+    bytes = intact.ok() ? storage::ReadManifestFile(root, step) : Result<std::string>(intact);
   }
-  DCP_RETURN_IF_ERROR(comm->Broadcast(0, &message));
-  uint64_t n = 0;
-  if (message.size() < sizeof(n)) return Status::Internal("malformed manifest broadcast");
-  std::memcpy(&n, message.data(), sizeof(n));
-  if (n > message.size() - sizeof(n)) return Status::Internal("malformed manifest broadcast");
-  DCP_RETURN_IF_ERROR(coord::DecodeStatus(std::string_view(message).substr(sizeof(n), n)));
-  return FromBytes(step, message.substr(sizeof(n) + n));
+  DCP_ASSIGN_OR_RETURN(std::string manifest, coord::BroadcastResult(comm, 0, std::move(bytes)));
+  return FromBytes(step, manifest);
 }
 
 }  // namespace dcp

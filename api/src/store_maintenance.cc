@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <set>
 
 #include "api/src/store_impl.h"
@@ -19,63 +18,22 @@
 #include "engine/store/catalog.h"
 #include "engine/store/gc.h"
 #include "engine/store/key_layout.h"
+#include "engine/wire/wire.h"
 
 namespace dcp {
 namespace {
 
-// Rank 0 runs `fn`; everyone gets its status (and rank 0's `payload`).
+// Rank 0 runs `fn`; every rank gets its status and, if OK, its payload.
 Status OnRankZero(Communicator* comm, const std::function<Status(std::string* payload)>& fn, std::string* payload) {
-  std::string message;
+  Result<std::string> mine = std::string();
   if (comm->rank() == 0) {
     std::string out;
     const Status s = fn(&out);
-    message = coord::EncodeStatus(s);
-    const uint64_t n = message.size();
-    message.insert(0, reinterpret_cast<const char*>(&n), sizeof(n));
-    message += out;
+    mine = s.ok() ? Result<std::string>(std::move(out)) : Result<std::string>(s);
   }
-  DCP_RETURN_IF_ERROR(comm->Broadcast(0, &message));
-  uint64_t n = 0;
-  if (message.size() < sizeof(n)) return Status::Internal("malformed broadcast");
-  std::memcpy(&n, message.data(), sizeof(n));
-  if (n > message.size() - sizeof(n)) return Status::Internal("malformed broadcast");
-  if (payload != nullptr) *payload = message.substr(sizeof(n) + n);
-  return coord::DecodeStatus(std::string_view(message).substr(sizeof(n), n));
-}
-
-std::string EncodeSteps(const std::vector<uint64_t>& steps) {
-  return std::string(reinterpret_cast<const char*>(steps.data()), steps.size() * sizeof(uint64_t));
-}
-
-std::vector<uint64_t> DecodeSteps(const std::string& bytes) {
-  std::vector<uint64_t> steps(bytes.size() / sizeof(uint64_t));
-  if (!steps.empty()) std::memcpy(steps.data(), bytes.data(), steps.size() * sizeof(uint64_t));
-  return steps;
-}
-
-// Keys as [u64 length][bytes]...
-std::string EncodeKeys(const std::vector<std::string>& keys) {
-  std::string out;
-  for (const std::string& k : keys) {
-    const uint64_t n = k.size();
-    out.append(reinterpret_cast<const char*>(&n), sizeof(n));
-    out += k;
-  }
-  return out;
-}
-
-Result<std::vector<std::string>> DecodeKeys(std::string_view bytes) {
-  std::vector<std::string> keys;
-  while (!bytes.empty()) {
-    uint64_t n = 0;
-    if (bytes.size() < sizeof(n)) return Status::Internal("malformed key list broadcast");
-    std::memcpy(&n, bytes.data(), sizeof(n));
-    bytes.remove_prefix(sizeof(n));
-    if (n > bytes.size()) return Status::Internal("malformed key list broadcast");
-    keys.emplace_back(bytes.substr(0, n));
-    bytes.remove_prefix(n);
-  }
-  return keys;
+  DCP_ASSIGN_OR_RETURN(std::string got, coord::BroadcastResult(comm, 0, std::move(mine)));
+  if (payload != nullptr) *payload = std::move(got);
+  return Status::OK();
 }
 
 int64_t NowNanos() {
@@ -113,15 +71,13 @@ Result<std::vector<uint64_t>> Store::Impl::ApplyRetention(const RetentionPolicy&
                                                              std::to_string(steps.size()) +
                                                              " committed steps; nothing was deleted");
                             }
-                            for (uint64_t s : drop) {
-                              DCP_RETURN_IF_ERROR(storage::DeleteManifest(root, s));
-                              out->append(EncodeSteps({s}));
-                            }
+                            for (uint64_t s : drop) DCP_RETURN_IF_ERROR(storage::DeleteManifest(root, s));
+                            *out = wire::EncodeU64List(drop);
                             return Status::OK();
                           },
                           &deleted)
                           .Annotate(what));
-  return DecodeSteps(deleted);
+  return wire::DecodeU64List(deleted, "list of deleted steps from rank 0");
 }
 
 Result<std::vector<std::string>> Store::Impl::RemoveTensors(uint64_t step, std::string_view key_prefix,
@@ -188,12 +144,12 @@ Result<std::vector<std::string>> Store::Impl::RemoveTensors(uint64_t step, std::
             }
             DCP_RETURN_IF_ERROR(base::CheckFaultPoint("remove.before_publish", 0));
             DCP_RETURN_IF_ERROR(storage::PublishManifest(root, target, m.generation, manifest::EncodeManifest(m)));
-            *out = EncodeKeys(keys);
+            *out = wire::EncodeStringList(keys);
             return Status::OK();
           },
           &removed)
           .Annotate(what));
-  return DecodeKeys(removed);
+  return wire::DecodeStringList(removed, "list of removed tensors from rank 0");
 }
 
 Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
@@ -213,12 +169,13 @@ Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
                           [&](std::string* out) -> Status {
                             DCP_ASSIGN_OR_RETURN(mine.temporary_files_removed, storage::RemoveTemporaries(root));
                             DCP_ASSIGN_OR_RETURN(auto steps, storage::ListSteps(root));
-                            *out = EncodeSteps(steps);
+                            *out = wire::EncodeU64List(steps);
                             return Status::OK();
                           },
                           &listed)
                           .Annotate(what));
-  const std::vector<uint64_t> steps = DecodeSteps(listed);
+  DCP_ASSIGN_OR_RETURN(const std::vector<uint64_t> steps,
+                       wire::DecodeU64List(listed, "list of committed steps from rank 0"));
 
   // The rank stores this rank cleans: its own, and those of ranks >= world size.
   const uint32_t rank = static_cast<uint32_t>(comm->rank());

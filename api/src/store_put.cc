@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <optional>
 #include <set>
 
@@ -31,6 +30,7 @@
 #include "engine/sharding/validation.h"
 #include "engine/store/catalog.h"
 #include "engine/store/key_layout.h"
+#include "engine/wire/wire.h"
 #include "engine/write/assignment.h"
 #include "engine/write/shard_writer.h"
 
@@ -92,7 +92,7 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
   // Parts get generation + part: the low bits start clear. The generation is
   // rank 0's clock, but never below what this store already used (a clock
   // that stepped back must not reuse an older put's record keys).
-  std::string message(sizeof(uint64_t), '\0');
+  Result<std::string> start = std::string();
   if (c->rank() == 0) {
     uint64_t seen = 0;
     std::string base;
@@ -110,19 +110,21 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
     if (auto newest = own->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
     const uint64_t generation = std::max(manifest::StepGenerationOf(NowNanos()),
                                          manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
-    std::memcpy(message.data(), &generation, sizeof(generation));
-    message += base;
+    start = wire::Writer().U64(generation).Raw(base).Finish();
   }
-  DCP_RETURN_IF_ERROR(c->Broadcast(0, &message));
+  DCP_ASSIGN_OR_RETURN(const std::string message, coord::BroadcastResult(c, 0, std::move(start)));
+  wire::Reader in(message, "start of step " + std::to_string(step) + " from rank 0");
   auto session = std::make_unique<Session>();
   session->comm = c;
   session->step = step;
   session->options = options;
-  std::memcpy(&session->generation, message.data(), sizeof(uint64_t));
-  if (message.size() > sizeof(uint64_t)) {
+  session->generation = in.U64();
+  const std::string_view base_bytes = in.Rest();
+  DCP_RETURN_IF_ERROR(in.Finish().Annotate(what));
+  if (!base_bytes.empty()) {
     // Every rank decodes the same bytes: the same verdict everywhere. A base
     // that does not decode only costs deduplication.
-    auto base = manifest::DecodeManifest(std::string_view(message).substr(sizeof(uint64_t)), "base manifest");
+    auto base = manifest::DecodeManifest(base_bytes, "base manifest");
     if (base.ok()) session->base = std::make_shared<const manifest::StepManifest>(std::move(base).value());
   }
   session_ = std::move(session);

@@ -2,37 +2,35 @@
 
 #include "engine/coord/agreement.h"
 
-#include <cstring>
+#include <utility>
 #include <vector>
+
+#include "engine/wire/wire.h"
 
 namespace dcp::coord {
 
-std::string EncodeStatus(const Status& s) {
-  std::string out(sizeof(int32_t), '\0');
-  const int32_t code = static_cast<int32_t>(s.code());
-  std::memcpy(out.data(), &code, sizeof(code));
-  out += s.message();
-  return out;
-}
-
-Status DecodeStatus(std::string_view bytes) {
-  if (bytes.size() < sizeof(int32_t)) return Status::Internal("malformed status message from a peer rank");
-  int32_t code = 0;
-  std::memcpy(&code, bytes.data(), sizeof(code));
-  if (code == 0) return Status::OK();
-  if (code < 0 || code > static_cast<int32_t>(StatusCode::kUnimplemented)) {
-    return Status::Internal("peer rank sent unknown status code " + std::to_string(code));
-  }
-  return Status(static_cast<StatusCode>(code), std::string(bytes.substr(sizeof(int32_t))));
-}
-
 Status AgreeOnStatus(Communicator* comm, const Status& local) {
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(comm->AllGather(EncodeStatus(local), &all));
+  DCP_RETURN_IF_ERROR(comm->AllGather(wire::Writer().PutStatus(local).Finish(), &all));
   std::vector<Status> statuses;
   statuses.reserve(all.size());
-  for (const std::string& a : all) statuses.push_back(DecodeStatus(a));
+  for (size_t r = 0; r < all.size(); ++r) {
+    // Every rank decodes the same bytes: a malformed one is the same error everywhere.
+    wire::Reader in(all[r], "status message from rank " + std::to_string(r));
+    Status s = in.GetStatus();
+    const Status well_formed = in.Finish();
+    statuses.push_back(well_formed.ok() ? std::move(s) : well_formed);
+  }
   return CombineStatuses(statuses);
+}
+
+Result<std::string> BroadcastResult(Communicator* comm, int root, Result<std::string> on_root) {
+  std::string message;
+  if (comm->rank() == root) {
+    message = wire::EncodeResult(on_root.status(), on_root.ok() ? std::string_view(*on_root) : std::string_view());
+  }
+  DCP_RETURN_IF_ERROR(comm->Broadcast(root, &message));
+  return wire::DecodeResult(message, "result broadcast by rank " + std::to_string(root));
 }
 
 Status CombineStatuses(const std::vector<Status>& all) {

@@ -28,10 +28,11 @@ Status AgreeOnStatus(Communicator* comm, const Status& local);
 // above. Pure: every rank computes the same result from the same vector.
 Status CombineStatuses(const std::vector<Status>& statuses);
 
-// Wire form of a Status (for protocols that piggy-back it on other messages).
-std::string EncodeStatus(const Status& s);
-// InvalidArgument-free: a malformed encoding decodes to an Internal status.
-Status DecodeStatus(std::string_view bytes);
+// Collective. What rank `root` did for every rank (read a manifest, deleted
+// steps): its status and, if that is OK, its payload, in one broadcast of a
+// wire::EncodeResult message. `on_root` is ignored on the other ranks. Every
+// rank returns the same.
+Result<std::string> BroadcastResult(Communicator* comm, int root, Result<std::string> on_root);
 
 }  // namespace dcp::coord
 

@@ -3,46 +3,23 @@
 #include "engine/coord/commit.h"
 
 #include <chrono>
-#include <cstring>
 #include <map>
 
 #include "engine/base/fault_injection.h"
 #include "engine/coord/agreement.h"
 #include "engine/manifest/manifest_codec.h"
 #include "engine/store/catalog.h"
+#include "engine/wire/wire.h"
 
 namespace dcp::coord {
 namespace {
-
-// Envelope: [u64 status length][status][fragment payload].
-std::string Pack(const Status& status, const std::string& fragment) {
-  const std::string s = EncodeStatus(status);
-  const uint64_t n = s.size();
-  std::string out(sizeof(n), '\0');
-  std::memcpy(out.data(), &n, sizeof(n));
-  out += s;
-  out += fragment;
-  return out;
-}
-
-Status Unpack(const std::string& bytes, int from, Status* status, std::string_view* fragment) {
-  uint64_t n = 0;
-  if (bytes.size() < sizeof(n)) return Status::Internal("malformed commit message from rank " + std::to_string(from));
-  std::memcpy(&n, bytes.data(), sizeof(n));
-  if (n > bytes.size() - sizeof(n)) {
-    return Status::Internal("malformed commit message from rank " + std::to_string(from));
-  }
-  *status = DecodeStatus(std::string_view(bytes).substr(sizeof(n), n));
-  *fragment = std::string_view(bytes).substr(sizeof(n) + n);
-  return Status::OK();
-}
 
 // Rank 0: merge and publish.
 Status MergeAndPublish(const CommitRequest& request, const std::vector<std::string>& messages) {
   std::vector<Status> statuses(messages.size());
   std::vector<std::string_view> fragments(messages.size());
   for (size_t r = 0; r < messages.size(); ++r) {
-    DCP_RETURN_IF_ERROR(Unpack(messages[r], static_cast<int>(r), &statuses[r], &fragments[r]));
+    DCP_RETURN_IF_ERROR(DecodeCommitMessage(messages[r], static_cast<int>(r), &statuses[r], &fragments[r]));
   }
   DCP_RETURN_IF_ERROR(CombineStatuses(statuses));
 
@@ -52,6 +29,17 @@ Status MergeAndPublish(const CommitRequest& request, const std::vector<std::stri
 }
 
 }  // namespace
+
+std::string EncodeCommitMessage(const Status& status, std::string_view fragment_payload) {
+  return wire::EncodeResult(status, fragment_payload);
+}
+
+Status DecodeCommitMessage(std::string_view bytes, int from, Status* status, std::string_view* fragment_payload) {
+  wire::Reader in(bytes, "commit message from rank " + std::to_string(from));
+  *status = in.GetStatus();
+  *fragment_payload = status->ok() ? in.Rest() : std::string_view();
+  return in.Finish();
+}
 
 Result<manifest::StepManifest> MergeFragments(const manifest::StepManifest& skeleton,
                                               const std::vector<std::string_view>& payloads) {
@@ -87,13 +75,17 @@ Result<manifest::StepManifest> MergeFragments(const manifest::StepManifest& skel
 
 Status CommitStep(Communicator* comm, const CommitRequest& request, const Status& local_status,
                   const manifest::StepManifest& fragment) {
-  const std::string mine = Pack(local_status, local_status.ok() ? manifest::EncodeManifestPayload(fragment) : "");
+  const std::string mine =
+      EncodeCommitMessage(local_status, local_status.ok() ? manifest::EncodeManifestPayload(fragment) : "");
   std::vector<std::string> messages;
   DCP_RETURN_IF_ERROR(comm->Gather(0, mine, &messages));
   std::string outcome;
-  if (comm->rank() == 0) outcome = EncodeStatus(MergeAndPublish(request, messages));
+  if (comm->rank() == 0) outcome = wire::Writer().PutStatus(MergeAndPublish(request, messages)).Finish();
   DCP_RETURN_IF_ERROR(comm->Broadcast(0, &outcome));
-  return DecodeStatus(outcome);
+  wire::Reader in(outcome, "commit outcome from rank 0");
+  Status published = in.GetStatus();
+  DCP_RETURN_IF_ERROR(in.Finish());
+  return published;
 }
 
 }  // namespace dcp::coord

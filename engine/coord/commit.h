@@ -45,6 +45,13 @@ struct CommitRequest {
 Result<manifest::StepManifest> MergeFragments(const manifest::StepManifest& skeleton,
                                               const std::vector<std::string_view>& payloads);
 
+// What a rank sends rank 0 in step 1 (a wire::EncodeResult message): its
+// status and, if OK, its fragment's payload. DecodeCommitMessage is Internal
+// naming rank `from` if the message is malformed; `*fragment_payload` points
+// into `bytes`.
+std::string EncodeCommitMessage(const Status& status, std::string_view fragment_payload);
+Status DecodeCommitMessage(std::string_view bytes, int from, Status* status, std::string_view* fragment_payload);
+
 // Collective. Returns the same status on every rank: OK once the step is
 // published; the lowest failing rank's error otherwise.
 Status CommitStep(Communicator* comm, const CommitRequest& request, const Status& local_status,

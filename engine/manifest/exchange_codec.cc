@@ -5,10 +5,10 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include <algorithm>
-#include <cstring>
 #include <unordered_map>
 
 #include "engine/manifest/fb_vectors.h"
+#include "engine/wire/wire.h"
 #include "exchange_generated.h"
 
 namespace dcp::manifest {
@@ -109,21 +109,16 @@ SplitDecl SplitRankDecl(RankDecl d) {
 }
 
 std::string EncodeSignature(const ReplicaSignature& s) {
-  std::string out(24, '\0');
-  std::memcpy(out.data(), &s.count, 8);
-  std::memcpy(out.data() + 8, &s.hash.lo, 8);
-  std::memcpy(out.data() + 16, &s.hash.hi, 8);
-  return out;
+  return wire::Writer().U64(s.count).U64(s.hash.lo).U64(s.hash.hi).Finish();
 }
 
 Result<ReplicaSignature> DecodeSignature(std::string_view bytes, int from_rank) {
-  if (bytes.size() != 24) {
-    return Status::Internal("malformed replica signature from rank " + std::to_string(from_rank));
-  }
+  wire::Reader in(bytes, "replica signature from rank " + std::to_string(from_rank));
   ReplicaSignature s;
-  std::memcpy(&s.count, bytes.data(), 8);
-  std::memcpy(&s.hash.lo, bytes.data() + 8, 8);
-  std::memcpy(&s.hash.hi, bytes.data() + 16, 8);
+  s.count = in.U64();
+  s.hash.lo = in.U64();
+  s.hash.hi = in.U64();
+  DCP_RETURN_IF_ERROR(in.Finish());
   return s;
 }
 

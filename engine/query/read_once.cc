@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,118 +13,12 @@
 
 #include "engine/base/thread_pool.h"
 #include "engine/query/assembler.h"
+#include "engine/query/read_once_messages.h"
 #include "engine/query/read_once_schedule.h"
 #include "engine/store/rank_store.h"
 
 namespace dcp::query {
 namespace {
-
-constexpr uint32_t kNeedsMagic = 0x31524344;  // "DCR1"
-constexpr uint8_t kFailed = 1;                // flag: the sender has failed
-constexpr uint8_t kRecord = 0;                // entry: a stored record follows
-constexpr uint8_t kUnavailable = 1;           // entry: the reader could not read it
-
-void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), sizeof(v)); }
-
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-// A cursor over a peer's message; every read is bounds-checked.
-class Reader {
- public:
-  explicit Reader(std::string_view data) : data_(data) {}
-  bool U8(uint8_t* v) {
-    if (data_.empty()) return false;
-    *v = static_cast<uint8_t>(data_[0]);
-    data_.remove_prefix(1);
-    return true;
-  }
-  bool U32(uint32_t* v) { return Fixed(v); }
-  bool U64(uint64_t* v) { return Fixed(v); }
-  bool Varint(uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      uint8_t b = 0;
-      if (!U8(&b)) return false;
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  }
-  bool Bytes(uint64_t n, std::string_view* out) {
-    if (n > data_.size()) return false;
-    *out = data_.substr(0, n);
-    data_.remove_prefix(n);
-    return true;
-  }
-  bool done() const { return data_.empty(); }
-
- private:
-  template <typename T>
-  bool Fixed(T* v) {
-    if (data_.size() < sizeof(T)) return false;
-    std::memcpy(v, data_.data(), sizeof(T));
-    data_.remove_prefix(sizeof(T));
-    return true;
-  }
-  std::string_view data_;
-};
-
-struct Needs {
-  bool failed = false;
-  uint64_t budget = 0;
-  std::vector<ChunkOrdinal> chunks;
-};
-
-std::string EncodeNeeds(bool failed, uint64_t budget, uint64_t total_chunks, const std::vector<ChunkOrdinal>& chunks) {
-  std::string out;
-  out.append(reinterpret_cast<const char*>(&kNeedsMagic), sizeof(kNeedsMagic));
-  out.push_back(static_cast<char>(failed ? kFailed : 0));
-  PutU64(&out, budget);
-  PutU64(&out, total_chunks);
-  PutVarint(&out, chunks.size());
-  ChunkOrdinal prev = 0;
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    PutVarint(&out, i == 0 ? chunks[i] : chunks[i] - prev - 1);
-    prev = chunks[i];
-  }
-  return out;
-}
-
-Status DecodeNeeds(std::string_view bytes, int from, uint64_t total_chunks, Needs* out) {
-  auto bad = [&](const std::string& why) {
-    return Status::Internal("malformed read-once needs from rank " + std::to_string(from) + ": " + why);
-  };
-  Reader r(bytes);
-  uint32_t magic = 0;
-  uint8_t flags = 0;
-  uint64_t total = 0, count = 0;
-  if (!r.U32(&magic) || magic != kNeedsMagic) return bad("bad magic (is LoadOptions::read_once set on every rank?)");
-  if (!r.U8(&flags) || !r.U64(&out->budget) || !r.U64(&total) || !r.Varint(&count)) return bad("truncated");
-  out->failed = (flags & kFailed) != 0;
-  if (out->failed) return Status::OK();  // sends no needs
-  if (total != total_chunks) {
-    return bad("its manifest has " + std::to_string(total) + " chunks, this rank's " + std::to_string(total_chunks));
-  }
-  if (count > total_chunks) return bad("more needs than chunks");
-  out->chunks.reserve(count);
-  ChunkOrdinal prev = 0;
-  for (uint64_t i = 0; i < count; ++i) {
-    uint64_t delta = 0;
-    if (!r.Varint(&delta)) return bad("truncated");
-    const ChunkOrdinal c = i == 0 ? delta : prev + 1 + delta;
-    if (c >= total_chunks || (i > 0 && c <= prev)) return bad("chunk ordinal out of range");
-    out->chunks.push_back(c);
-    prev = c;
-  }
-  if (!r.done()) return bad("trailing bytes");
-  return Status::OK();
-}
 
 // Ordinals of the manifest's chunks: tensor i's chunk j is base[i] + j.
 class Ordinals {
@@ -262,15 +155,15 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
   const uint64_t my_budget = std::max<uint64_t>(options.max_inflight_bytes / 4, 1);
   std::vector<std::string> gathered;
   DCP_RETURN_IF_ERROR(
-      comm->AllGather(EncodeNeeds(!can, my_budget, can ? ordinals->total() : 0, my_needs), &gathered));
+      comm->AllGather(EncodeReadOnceNeeds(!can, my_budget, can ? ordinals->total() : 0, my_needs), &gathered));
   if (!can) return local;  // every rank sees the flag and skips the rest
   std::vector<std::vector<ChunkOrdinal>> needs(static_cast<size_t>(n));
   uint64_t budget = my_budget;
   for (int r = 0; r < n; ++r) {
     // Every rank decodes the same bytes (its own included): a malformed
     // message fails all alike, and a failed rank stops all alike.
-    Needs d;
-    DCP_RETURN_IF_ERROR(DecodeNeeds(gathered[static_cast<size_t>(r)], r, ordinals->total(), &d));
+    ReadOnceNeeds d;
+    DCP_RETURN_IF_ERROR(DecodeReadOnceNeeds(gathered[static_cast<size_t>(r)], r, ordinals->total(), &d));
     if (d.failed) return Status::OK();  // that rank reports its own error
     budget = std::min(budget, std::max<uint64_t>(d.budget, 1));
     needs[static_cast<size_t>(r)] = std::move(d.chunks);
@@ -343,26 +236,27 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
     const size_t cur = k % 2, nxt = (k + 1) % 2;
     fetching[cur]->Wait().IgnoreError();
 
-    // Messages of round k: the flag, then this rank's records for each peer
-    // in schedule order.
-    std::vector<std::string> send(static_cast<size_t>(n),
-                                  std::string(1, static_cast<char>(progress.failed() ? kFailed : 0)));
+    // Messages of round k (read_once_messages.h): the flag, then this rank's
+    // records for each peer in schedule order.
+    std::vector<wire::Writer> writers(static_cast<size_t>(n));
+    for (wire::Writer& w : writers) w.U8(progress.failed() ? kReadOnceFailed : 0);
     for (const auto& f : fetched[cur]) {
       for (int r : f->shared->receivers) {
-        std::string& msg = send[static_cast<size_t>(r)];
-        PutU64(&msg, f->shared->chunk);
+        wire::Writer* msg = &writers[static_cast<size_t>(r)];
         if (f->ok) {
           const std::string_view rec = f->value.view();
-          msg.push_back(static_cast<char>(kRecord));
-          PutU64(&msg, rec.size());
-          msg.append(rec.data(), rec.size());
+          PutReadOnceRecord(msg, f->shared->chunk, rec);
           progress.chunks_sent.fetch_add(1, std::memory_order_relaxed);
           progress.bytes_sent.fetch_add(rec.size(), std::memory_order_relaxed);
         } else {
-          msg.push_back(static_cast<char>(kUnavailable));
+          PutReadOnceUnavailable(msg, f->shared->chunk);
         }
       }
     }
+    std::vector<std::string> send;
+    send.reserve(writers.size());
+    for (wire::Writer& w : writers) send.push_back(w.Finish());
+    writers.clear();
     fetched[cur].clear();  // unpins the records
     if (k + 1 < rounds) {
       fetching[nxt] = std::make_unique<base::TaskGroup>(&pool);
@@ -375,34 +269,30 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
     if (!comm_status.ok()) break;
 
     bool any_failed = false;
-    std::vector<Reader> from;
+    std::vector<wire::Reader> from;
     from.reserve(recv.size());
     for (size_t p = 0; p < recv.size(); ++p) {
-      from.emplace_back(recv[p]);
-      uint8_t flag = 0;
-      if (!from.back().U8(&flag)) {
-        progress.Fail(Status::Internal("empty read-once message from rank " + std::to_string(p)));
-        flag = kFailed;
+      from.emplace_back(recv[p], "read-once message from rank " + std::to_string(p) + " in round " + std::to_string(k));
+      uint8_t flag = from.back().U8();
+      if (!from.back().ok()) {
+        progress.Fail(from.back().Finish());
+        flag = kReadOnceFailed;
       }
-      any_failed = any_failed || (flag & kFailed) != 0;
+      any_failed = any_failed || (flag & kReadOnceFailed) != 0;
     }
     {
       base::TaskGroup decoding(&pool);
       for (size_t i = schedule.round_begin(k); i < schedule.round_end[k]; ++i) {
         const SharedChunk& sc = schedule.shared[i];
         if (!std::binary_search(sc.receivers.begin(), sc.receivers.end(), me)) continue;
-        Reader& in = from[static_cast<size_t>(sc.reader)];
+        wire::Reader& in = from[static_cast<size_t>(sc.reader)];
         const std::string source = " (received from rank " + std::to_string(sc.reader) + ")";
-        uint64_t ordinal = 0, size = 0;
-        uint8_t kind = 0;
         std::string_view rec;
-        if (!in.U64(&ordinal) || ordinal != sc.chunk || !in.U8(&kind) ||
-            (kind == kRecord && (!in.U64(&size) || !in.Bytes(size, &rec))) || (kind != kRecord && kind != kUnavailable)) {
-          progress.Fail(Status::Internal("malformed read-once message from rank " + std::to_string(sc.reader) +
-                                         " in round " + std::to_string(k)));
+        if (!GetReadOnceEntry(&in, sc.chunk, &rec)) {
+          if (in.ok()) continue;  // its reader failed and says so in its flag
+          progress.Fail(in.Finish());
           break;
         }
-        if (kind == kUnavailable) continue;  // its reader failed and says so in its flag
         const ChunkRead* read = my_read(sc.chunk);
         progress.chunks_received.fetch_add(1, std::memory_order_relaxed);
         progress.bytes_received.fetch_add(rec.size(), std::memory_order_relaxed);

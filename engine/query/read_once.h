@@ -47,7 +47,7 @@
 #include "dcp/communicator.h"
 #include "dcp/options.h"
 #include "dcp/status.h"
-#include "dcp/store.h"
+#include "dcp/reports.h"
 #include "engine/manifest/manifest.h"
 #include "engine/query/planner.h"
 #include "engine/query/store_set.h"

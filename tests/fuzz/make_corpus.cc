@@ -20,12 +20,15 @@
 
 #include "engine/codec/checksum.h"
 #include "engine/codec/frame.h"
-#include "engine/coord/agreement.h"
+#include "engine/coord/commit.h"
+#include "engine/coord/strict_keys.h"
 #include "engine/manifest/common_state_codec.h"
 #include "engine/manifest/exchange_codec.h"
 #include "engine/manifest/manifest_codec.h"
+#include "engine/query/read_once_messages.h"
 #include "engine/store/key_layout.h"
 #include "engine/store/rank_store.h"
+#include "engine/wire/wire.h"
 #include "tests/api/checkpoint_harness.h"
 #include "tests/testing/temp_dir.h"
 
@@ -137,6 +140,50 @@ void AddExchangeSeeds(const manifest::StepManifest& m, Corpus* corpus) {
                               Piece(manifest::EncodeManifestPayload(even)) + Piece(manifest::EncodeManifestPayload(odd)));
 }
 
+// Messages in the wire format, as ranks send them for this step.
+void AddWireSeeds(const manifest::StepManifest& m, const std::string& manifest_bytes, Corpus* corpus) {
+  auto add = [&](char mode, const std::string& bytes) { corpus->Add("wire", std::string(1, mode) + bytes); };
+  const Status failed = Status::DataLoss("record 'w'@[0,0] in rank store 1 is damaged");
+  for (const Status& s : {Status::OK(), failed}) add('\x01', wire::Writer().PutStatus(s).Finish());
+  add('\x02', wire::EncodeU64List({1, 2, 3, m.step, m.generation}));
+  std::vector<std::string> keys;
+  for (const auto& t : m.tensors) keys.push_back(t.key);
+  add('\x03', wire::EncodeStringList(keys));
+  add('\x04', wire::EncodeResult(Status::OK(), manifest_bytes));
+  add('\x04', wire::EncodeResult(Status::NotFound("step 7 is not in store '/ckpt'"), ""));
+  manifest::StepManifest fragment = m;
+  fragment.common_state.clear();
+  add('\x05', coord::EncodeCommitMessage(Status::OK(), manifest::EncodeManifestPayload(fragment)));
+  add('\x05', coord::EncodeCommitMessage(failed, ""));
+  coord::KeyCheckReport report;
+  report.has_bitmap = true;
+  report.bitmap = std::string((keys.size() + 7) / 8, '\x5a');
+  report.unexpected = 20;
+  report.listed = {"decoder.layers.0.mlp", "optimizer.state.exp_avg"};
+  add('\x06', coord::EncodeKeyCheckReport(report));
+  report.local = failed;
+  add('\x06', coord::EncodeKeyCheckReport(report));
+  add('\x07', coord::EncodeKeyCheckVerdict(Status::OK(), report.bitmap));
+  add('\x07', coord::EncodeKeyCheckVerdict(Status::NotFound("strict key handling: unexpected keys"), ""));
+  uint64_t total = 0;
+  for (const auto& t : m.tensors) total += t.chunks.size();
+  std::vector<query::ChunkOrdinal> needs;
+  for (uint64_t c = 0; c < total; c += 3) needs.push_back(c);
+  const std::string total_le = {static_cast<char>(total & 0xff), static_cast<char>((total >> 8) & 0xff)};
+  add('\x08', total_le + query::EncodeReadOnceNeeds(false, 1 << 20, total, needs));
+  add('\x08', total_le + query::EncodeReadOnceNeeds(true, 1 << 20, 0, {}));
+  wire::Writer round;
+  round.U8(0);
+  query::PutReadOnceRecord(&round, 0, manifest_bytes.substr(0, 64));
+  query::PutReadOnceUnavailable(&round, 1);
+  query::PutReadOnceRecord(&round, 2, "record");
+  add('\x09', std::string(1, '\x03') + round.Finish());
+  // The Reader: every kind of read over a sample message.
+  wire::Writer sample;
+  sample.U8(1).U32(2).U64(3).Varint(4).Bytes("five").PutStatus(failed).Varint(1).Raw("x");
+  add('\x00', std::string("\x08\x00\x01\x02\x03\x04\x05\x06\x07", 9) + sample.Finish());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -180,6 +227,7 @@ int main(int argc, char** argv) {
     if (!m.ok()) continue;
     corpus.Add("common_state", m->common_state);
     AddExchangeSeeds(*m, &corpus);
+    AddWireSeeds(*m, bytes, &corpus);
   }
   corpus.Add("common_state", manifest::EncodeCommonState(RichCommonState()).value());
   corpus.Add("key_layout", ReadFile(storage::MarkerPath(root)));
@@ -209,10 +257,10 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Statuses as ranks piggy-back them.
-  for (const Status& s : {Status::OK(), Status::DataLoss("record 'w'@[0,0] in rank store 1 is damaged"),
+  // Commit messages as ranks send them.
+  for (const Status& s : {Status::DataLoss("record 'w'@[0,0] in rank store 1 is damaged"),
                           Status::InvalidArgument("tensor 'x' has dtype float32 on rank 0, bfloat16 on rank 2")}) {
-    corpus.Add("exchange", std::string(1, '\x02') + coord::EncodeStatus(s));
+    corpus.Add("exchange", std::string(1, '\x02') + coord::EncodeCommitMessage(s, ""));
   }
 
   // Regions: the first byte is the tensor's rank, then its extents, then the text.

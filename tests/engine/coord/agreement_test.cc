@@ -4,7 +4,6 @@
 #include "engine/coord/agreement.h"
 
 #include <catch2/catch.hpp>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -16,18 +15,6 @@ namespace {
 
 using dcp::testing::RunRanks;
 using dcp::testing::StatusIs;
-
-const std::vector<StatusCode> kAllCodes = {
-    StatusCode::kOk,
-    StatusCode::kInvalidArgument,
-    StatusCode::kNotFound,
-    StatusCode::kAlreadyExists,
-    StatusCode::kFailedPrecondition,
-    StatusCode::kDataLoss,
-    StatusCode::kIOError,
-    StatusCode::kInternal,
-    StatusCode::kUnimplemented,
-};
 
 TEST_CASE("CombineStatuses: all OK is OK", "[coord]") {
   CHECK_OK(CombineStatuses({}));
@@ -75,34 +62,6 @@ TEST_CASE("CombineStatuses: several failures show the lowest rank and the count"
   CHECK(CombineStatuses(all) == Status::IOError("rank 0: same (3 ranks failed; the lowest is shown)"));
 }
 
-TEST_CASE("EncodeStatus / DecodeStatus round trip every code", "[coord]") {
-  for (StatusCode code : kAllCodes) {
-    for (const std::string& msg :
-         {std::string(""), std::string("a message"), std::string("nul\0inside", 10), std::string(100000, 'm')}) {
-      const Status s(code, msg);
-      INFO(s.ToString().substr(0, 80));
-      CHECK(DecodeStatus(EncodeStatus(s)) == s);
-    }
-  }
-  // OK never carries a message.
-  CHECK(DecodeStatus(EncodeStatus(Status::OK())).ok());
-  std::string ok_with_text(4, '\0');
-  ok_with_text += "ignored";
-  CHECK(DecodeStatus(ok_with_text) == Status::OK());
-}
-
-TEST_CASE("Malformed status encodings decode to Internal", "[coord]") {
-  CHECK_THAT(DecodeStatus(""), StatusIs(StatusCode::kInternal, "malformed status message from a peer rank"));
-  CHECK_THAT(DecodeStatus("abc"), StatusIs(StatusCode::kInternal, "malformed status message"));
-  for (int32_t code : {-1, 9, 1000, INT32_MIN, INT32_MAX}) {
-    std::string bytes(4, '\0');
-    std::memcpy(bytes.data(), &code, sizeof(code));
-    bytes += "text";
-    CHECK_THAT(DecodeStatus(bytes),
-               StatusIs(StatusCode::kInternal, "peer rank sent unknown status code " + std::to_string(code)));
-  }
-}
-
 TEST_CASE("AgreeOnStatus returns the same status on every rank", "[coord]") {
   const int n = GENERATE(1, 2, 4, 8);
   INFO(n << " ranks");
@@ -140,6 +99,29 @@ TEST_CASE("AgreeOnStatus returns the same status on every rank", "[coord]") {
       INFO("rank " << rank << ", round " << i);
       CHECK(agreed[static_cast<size_t>(rank)][i] == rounds[i].expected);
     }
+  }
+}
+
+TEST_CASE("BroadcastResult gives every rank the root's status or payload", "[coord]") {
+  const int n = GENERATE(1, 3);
+  for (int root = 0; root < n; ++root) {
+    std::vector<Result<std::string>> got(static_cast<size_t>(n), Status::Internal("not run"));
+    RunRanks(n, [&](int rank, Communicator* comm) {
+      // Non-roots pass garbage: it is ignored.
+      Result<std::string> mine = rank == root ? Result<std::string>(std::string("pay\0load", 8))
+                                              : Result<std::string>(Status::IOError("ignored"));
+      got[static_cast<size_t>(rank)] = BroadcastResult(comm, root, std::move(mine));
+    });
+    for (const auto& g : got) {
+      REQUIRE_OK(g.status());
+      CHECK(*g == std::string("pay\0load", 8));
+    }
+    RunRanks(n, [&](int rank, Communicator* comm) {
+      got[static_cast<size_t>(rank)] =
+          BroadcastResult(comm, root, rank == root ? Result<std::string>(Status::NotFound("no such step"))
+                                                   : Result<std::string>(std::string("ignored")));
+    });
+    for (const auto& g : got) CHECK(g.status() == Status::NotFound("no such step"));
   }
 }
 

@@ -13,8 +13,8 @@
 //
 // Thread safety: one call per rank, on the get's thread.
 
-#ifndef DCP_API_SRC_STRICT_KEYS_H_
-#define DCP_API_SRC_STRICT_KEYS_H_
+#ifndef DCP_ENGINE_COORD_STRICT_KEYS_H_
+#define DCP_ENGINE_COORD_STRICT_KEYS_H_
 
 #include <cstdint>
 #include <string>
@@ -24,11 +24,11 @@
 #include "dcp/communicator.h"
 #include "dcp/options.h"
 #include "dcp/status.h"
-#include "dcp/store.h"
+#include "dcp/reports.h"
 #include "engine/manifest/manifest.h"
 #include "engine/sharding/flatten.h"
 
-namespace dcp {
+namespace dcp::coord {
 
 // The step's keys (tensor keys and object keys), sorted, without repeats.
 // The views point into `m`.
@@ -54,9 +54,28 @@ std::vector<std::string_view> StepKeys(const manifest::StepManifest& m);
 // for the missing keys. kAssumeOkUnexpected does nothing and returns `local`.
 //
 // REQUIRES: the same `mode` on every rank.
+// The messages (engine/wire/wire.h), exposed for the fuzzer. What each rank
+// sends rank 0: its status before the check, whether it sent a bitmap and the
+// bitmap of the step's keys it requested, how many unexpected keys it has and
+// the first kListedKeys of them.
+struct KeyCheckReport {
+  Status local;
+  bool has_bitmap = false;
+  std::string bitmap;
+  uint64_t unexpected = 0;
+  std::vector<std::string> listed;
+};
+constexpr size_t kListedKeys = 16;
+std::string EncodeKeyCheckReport(const KeyCheckReport& r);
+// Internal naming rank `from` if malformed.
+Status DecodeKeyCheckReport(std::string_view bytes, int from, KeyCheckReport* r);
+// What rank 0 broadcasts: the verdict and, if OK, the union of the bitmaps.
+std::string EncodeKeyCheckVerdict(const Status& verdict, std::string_view union_bitmap);
+Status DecodeKeyCheckVerdict(std::string_view bytes, Status* verdict, std::string* union_bitmap);
+
 Status ApplyStrictHandling(Communicator* comm, StrictHandling mode, uint64_t step, const manifest::StepManifest* m,
                            const Status& local, sharding::FlatRequest* request, LoadResult* result);
 
-}  // namespace dcp
+}  // namespace dcp::coord
 
-#endif  // DCP_API_SRC_STRICT_KEYS_H_
+#endif  // DCP_ENGINE_COORD_STRICT_KEYS_H_

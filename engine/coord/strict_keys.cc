@@ -1,19 +1,17 @@
 // Copyright (c) dcp authors.
 
-#include "api/src/strict_keys.h"
+#include "engine/coord/strict_keys.h"
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <set>
 
 #include "engine/coord/agreement.h"
+#include "engine/wire/wire.h"
 
-namespace dcp {
+namespace dcp::coord {
 namespace {
 
-// Keys named in one error or log line before "and N more".
-constexpr size_t kListedKeys = 16;
 // Ranks named in one error before "and N more ranks".
 constexpr size_t kListedRanks = 8;
 
@@ -43,42 +41,6 @@ std::string ListKeys(const Keys& keys, size_t total) {
 
 std::string Plural(size_t n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); }
 
-// Little-endian framing of the gathered and broadcast messages.
-class Writer {
- public:
-  void U64(uint64_t v) { out_.append(reinterpret_cast<const char*>(&v), sizeof(v)); }
-  void Bytes(std::string_view b) {
-    U64(b.size());
-    out_.append(b);
-  }
-  std::string Finish() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  bool U64(uint64_t* v) {
-    if (in_.size() < sizeof(*v)) return false;
-    std::memcpy(v, in_.data(), sizeof(*v));
-    in_.remove_prefix(sizeof(*v));
-    return true;
-  }
-  bool Bytes(std::string_view* b) {
-    uint64_t n = 0;
-    if (!U64(&n) || n > in_.size()) return false;
-    *b = in_.substr(0, n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  bool done() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-};
-
 // The keys whose bit is clear in `bitmap` (bit i of byte i / 8 is keys[i]).
 std::vector<std::string_view> Unmarked(const std::vector<std::string_view>& keys, std::string_view bitmap) {
   std::vector<std::string_view> out;
@@ -88,59 +50,19 @@ std::vector<std::string_view> Unmarked(const std::vector<std::string_view>& keys
   return out;
 }
 
-// What one rank sends rank 0.
-struct RankReport {
-  Status local;
-  bool has_bitmap = false;  // the rank's request was checked (local OK)
-  std::string bitmap;       // the step's keys it requested (NeedsMissing)
-  uint64_t unexpected = 0;  // how many unexpected keys (raise modes)
-  std::vector<std::string> listed;  // the first kListedKeys of them
-};
-
-std::string EncodeReport(const RankReport& r) {
-  Writer w;
-  w.Bytes(coord::EncodeStatus(r.local));
-  w.U64(r.has_bitmap ? 1 : 0);
-  w.Bytes(r.bitmap);
-  w.U64(r.unexpected);
-  w.U64(r.listed.size());
-  for (const std::string& k : r.listed) w.Bytes(k);
-  return w.Finish();
-}
-
-Status DecodeReport(std::string_view bytes, int rank, RankReport* r) {
-  Reader in(bytes);
-  std::string_view status, bitmap;
-  uint64_t has = 0, listed = 0;
-  const Status malformed = Status::Internal("malformed key-check message from rank " + std::to_string(rank));
-  if (!in.Bytes(&status) || !in.U64(&has) || !in.Bytes(&bitmap) || !in.U64(&r->unexpected) || !in.U64(&listed) ||
-      listed > kListedKeys) {
-    return malformed;
-  }
-  r->local = coord::DecodeStatus(status);
-  r->has_bitmap = has != 0;
-  r->bitmap = std::string(bitmap);
-  for (uint64_t i = 0; i < listed; ++i) {
-    std::string_view k;
-    if (!in.Bytes(&k)) return malformed;
-    r->listed.emplace_back(k);
-  }
-  return in.done() ? Status::OK() : malformed;
-}
-
 // Rank 0: the verdict of every rank's report, and the union of their bitmaps
 // (empty unless every rank sent one).
 Status Combine(StrictHandling mode, uint64_t step, const std::vector<std::string_view>& keys,
                const std::vector<std::string>& messages, std::string* union_bitmap) {
   const size_t bitmap_bytes = (keys.size() + 7) / 8;
-  std::vector<RankReport> reports(messages.size());
+  std::vector<KeyCheckReport> reports(messages.size());
   std::vector<Status> locals;
   for (size_t r = 0; r < messages.size(); ++r) {
-    DCP_RETURN_IF_ERROR(DecodeReport(messages[r], static_cast<int>(r), &reports[r]));
+    DCP_RETURN_IF_ERROR(DecodeKeyCheckReport(messages[r], static_cast<int>(r), &reports[r]));
     locals.push_back(reports[r].local);
   }
   // A failure before the check (the same as the get would report) wins.
-  DCP_RETURN_IF_ERROR(coord::CombineStatuses(locals));
+  DCP_RETURN_IF_ERROR(CombineStatuses(locals));
 
   std::vector<std::string_view> missing;
   if (NeedsMissing(mode)) {
@@ -190,6 +112,41 @@ void DropUnexpected(const std::set<std::string>& unexpected, Leaves* leaves) {
 
 }  // namespace
 
+std::string EncodeKeyCheckReport(const KeyCheckReport& r) {
+  wire::Writer w;
+  w.PutStatus(r.local).U8(r.has_bitmap ? 1 : 0).Bytes(r.bitmap).Varint(r.unexpected).Varint(r.listed.size());
+  for (const std::string& k : r.listed) w.Bytes(k);
+  return w.Finish();
+}
+
+Status DecodeKeyCheckReport(std::string_view bytes, int from, KeyCheckReport* r) {
+  wire::Reader in(bytes, "key-check message from rank " + std::to_string(from));
+  r->local = in.GetStatus();
+  const uint8_t has = in.U8();
+  if (in.ok() && has > 1) in.Fail("bitmap flag " + std::to_string(has));
+  r->has_bitmap = has == 1;
+  r->bitmap = std::string(in.Bytes());
+  r->unexpected = in.Varint();
+  const uint64_t listed = in.Count(1);
+  if (in.ok() && (listed > kListedKeys || listed > r->unexpected)) {
+    in.Fail(std::to_string(listed) + " listed keys of " + std::to_string(r->unexpected));
+  }
+  r->listed.clear();
+  for (uint64_t i = 0; in.ok() && i < listed; ++i) r->listed.emplace_back(in.Bytes());
+  return in.Finish();
+}
+
+std::string EncodeKeyCheckVerdict(const Status& verdict, std::string_view union_bitmap) {
+  return wire::EncodeResult(verdict, union_bitmap);
+}
+
+Status DecodeKeyCheckVerdict(std::string_view bytes, Status* verdict, std::string* union_bitmap) {
+  wire::Reader in(bytes, "key-check verdict from rank 0");
+  *verdict = in.GetStatus();
+  *union_bitmap = verdict->ok() ? std::string(in.Rest()) : std::string();
+  return in.Finish();
+}
+
 std::vector<std::string_view> StepKeys(const manifest::StepManifest& m) {
   std::vector<std::string_view> keys;
   keys.reserve(m.tensors.size() + m.objects.size());
@@ -227,7 +184,7 @@ Status ApplyStrictHandling(Communicator* comm, StrictHandling mode, uint64_t ste
 
   std::vector<std::string_view> missing;
   if (Collective(mode)) {
-    RankReport mine;
+    KeyCheckReport mine;
     mine.local = local;
     mine.has_bitmap = local.ok() && NeedsMissing(mode);
     if (mine.has_bitmap) mine.bitmap = bitmap;
@@ -239,26 +196,24 @@ Status ApplyStrictHandling(Communicator* comm, StrictHandling mode, uint64_t ste
       }
     }
     std::vector<std::string> messages;
-    DCP_RETURN_IF_ERROR(comm->Gather(0, EncodeReport(mine), &messages));
-    // Rank 0 broadcasts [verdict][union bitmap].
+    DCP_RETURN_IF_ERROR(comm->Gather(0, EncodeKeyCheckReport(mine), &messages));
     std::string verdict;
     if (comm->rank() == 0) {
       std::string union_bitmap;
       const Status s = Combine(mode, step, keys, messages, &union_bitmap);
-      Writer w;
-      w.Bytes(coord::EncodeStatus(s));
-      w.Bytes(s.ok() ? union_bitmap : "");
-      verdict = w.Finish();
+      verdict = EncodeKeyCheckVerdict(s, union_bitmap);
     }
     DCP_RETURN_IF_ERROR(comm->Broadcast(0, &verdict));
-    Reader in(verdict);
-    std::string_view status, union_bitmap;
-    if (!in.Bytes(&status) || !in.Bytes(&union_bitmap) || !in.done()) {
-      return Status::Internal("malformed key-check verdict from rank 0");
-    }
-    DCP_RETURN_IF_ERROR(coord::DecodeStatus(status));
+    Status agreed;
+    std::string union_bitmap;
+    DCP_RETURN_IF_ERROR(DecodeKeyCheckVerdict(verdict, &agreed, &union_bitmap));
+    DCP_RETURN_IF_ERROR(agreed);
     if (NeedsMissing(mode)) {
-      if (union_bitmap.size() != bitmap.size()) return Status::Internal("malformed key-check verdict from rank 0");
+      if (union_bitmap.size() != bitmap.size()) {
+        return Status::Internal("malformed key-check verdict from rank 0: a bitmap of " +
+                                std::to_string(union_bitmap.size()) + " bytes, expected " +
+                                std::to_string(bitmap.size()));
+      }
       missing = Unmarked(keys, union_bitmap);
     }
   } else if (!local.ok()) {
@@ -285,4 +240,4 @@ Status ApplyStrictHandling(Communicator* comm, StrictHandling mode, uint64_t ste
   return Status::OK();
 }
 
-}  // namespace dcp
+}  // namespace dcp::coord
