@@ -95,6 +95,12 @@ class Store::Impl {
   // FailedPrecondition if `c` may not write now (read-only store, or an async
   // put in flight on the caller's communicator).
   Status Busy(Communicator* c) const;
+  // PutPart after its Busy agreement. With `unagreed` (Put), this rank's write
+  // outcome is left there for the commit's gather instead of being agreed on.
+  Status WritePart(Communicator* c, const StateDict& part, SaveReport* report, Status* unagreed);
+  // CommitStep after its agreement: merges and publishes; `written` is this
+  // rank's unagreed write outcome (Put) or OK.
+  Status Commit(Communicator* c, const Status& written, SaveReport* report);
 
   std::unique_ptr<Session> session_;  // the open write session, if any
 

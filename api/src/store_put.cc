@@ -86,14 +86,14 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
                                   "' (set SaveOptions::overwrite to replace it)");
   }
   if (local.ok()) local = base::CheckFaultPoint("put.validate", c->rank());
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate(what));
 
-  // Rank 0: the generation and the base step's manifest, in one broadcast.
-  // Parts get generation + part: the low bits start clear. The generation is
-  // rank 0's clock, but never below what this store already used (a clock
-  // that stepped back must not reuse an older put's record keys).
-  Result<std::string> start = std::string();
-  if (c->rank() == 0) {
+  // Rank 0: the generation and the base step's manifest, riding on the
+  // status agreement (one all-gather). Parts get generation + part: the low
+  // bits start clear. The generation is rank 0's clock, but never below what
+  // this store already used (a clock that stepped back must not reuse an
+  // older put's record keys).
+  std::string start;
+  if (local.ok() && c->rank() == 0) {
     uint64_t seen = 0;
     std::string base;
     auto latest = storage::LatestStep(root);
@@ -112,8 +112,9 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
                                          manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
     start = wire::Writer().U64(generation).Raw(base).Finish();
   }
-  DCP_ASSIGN_OR_RETURN(const std::string message, coord::BroadcastResult(c, 0, std::move(start)));
-  wire::Reader in(message, "start of step " + std::to_string(step) + " from rank 0");
+  std::vector<std::string> all;
+  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(c, local, start, &all).Annotate(what));
+  wire::Reader in(all[0], "start of step " + std::to_string(step) + " from rank 0");
   auto session = std::make_unique<Session>();
   session->comm = c;
   session->step = step;
@@ -132,9 +133,14 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
 }
 
 Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport* report) {
-  Status local = Busy(c);
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate("put"));
-  if (local.ok() && (session_ == nullptr || session_->comm != c)) {
+  // Agreed first: when busy, the session belongs to the async put's thread.
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, Busy(c)).Annotate("put"));
+  return WritePart(c, state, report, nullptr);
+}
+
+Status Store::Impl::WritePart(Communicator* c, const StateDict& state, SaveReport* report, Status* unagreed) {
+  Status local;
+  if (session_ == nullptr || session_->comm != c) {
     local = Status::FailedPrecondition("no write session is open (BeginStep first)");
   }
   if (local.ok() && !session_->broken.ok()) {
@@ -160,15 +166,16 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
     if (encoded.ok()) common_hash = codec::ContentHash128(encoded->data(), encoded->size());
     else local = encoded.status();
   }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate(what));
-  Session& s = *session_;
-
   // B. Exchange declarations, non-main replicas sent once per distinct set
-  // (manifest/exchange_codec.h: two all-gathers); validate the global
-  // picture everywhere.
-  const manifest::SplitDecl mine = manifest::SplitRankDecl(sharding::DeclareState(flat, common_hash));
+  // (manifest/exchange_codec.h: two all-gathers, the first carrying the
+  // agreement on A); validate the global picture everywhere.
+  manifest::SplitDecl mine;
+  if (local.ok()) mine = manifest::SplitRankDecl(sharding::DeclareState(flat, common_hash));
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(c->AllGather(manifest::EncodeSignature(mine.signature), &all));
+  DCP_RETURN_IF_ERROR(
+      coord::AgreeAndGather(c, local, local.ok() ? manifest::EncodeSignature(mine.signature) : "", &all)
+          .Annotate(what));
+  Session& s = *session_;
   Status global;
   std::vector<manifest::ReplicaSignature> signatures;
   for (int r = 0; r < static_cast<int>(all.size()) && global.ok(); ++r) {
@@ -249,11 +256,16 @@ Status Store::Impl::PutPart(Communicator* c, const StateDict& state, SaveReport*
   write::WriteStats stats;
   Status written = write::WriteShards(own.get(), request, s.options, &s.fragment, &stats);
   if (written.ok()) record_check.AddWritten(own->rank(), request.generation);
-  Status agreed = coord::AgreeOnStatus(c, written).Annotate(what);
   ++s.parts;
-  if (!agreed.ok()) {
-    s.broken = agreed;
-    return agreed;
+  if (unagreed != nullptr) {
+    // Put: the commit's gather carries this rank's outcome.
+    *unagreed = written;
+  } else {
+    Status agreed = coord::AgreeOnStatus(c, written).Annotate(what);
+    if (!agreed.ok()) {
+      s.broken = agreed;
+      return agreed;
+    }
   }
   for (auto& e : entries) s.tensors.emplace(e.key, std::move(e));
   s.object_cells.insert(cells.begin(), cells.end());
@@ -287,12 +299,16 @@ Status Store::Impl::CommitStep(Communicator* c, SaveReport* report) {
                                        "); AbortStep and start again");
   }
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, local).Annotate("commit"));
+  return Commit(c, Status::OK(), report);
+}
+
+Status Store::Impl::Commit(Communicator* c, const Status& written, SaveReport* report) {
   std::unique_ptr<Session> s = std::move(session_);
   const std::string what = "put of step " + std::to_string(s->step);
   coord::CommitRequest request;
   request.root = root;
-  Status prepared;
-  if (c->rank() == 0) {
+  Status prepared = written;
+  if (c->rank() == 0 && prepared.ok()) {
     request.skeleton.step = s->step;
     request.skeleton.generation = s->generation;
     request.skeleton.world_size = static_cast<uint32_t>(c->size());
@@ -301,6 +317,7 @@ Status Store::Impl::CommitStep(Communicator* c, SaveReport* report) {
     if (common.ok()) request.skeleton.common_state = std::move(common).value();
     else prepared = common.status();
   }
+  // A rank's failed write fails the commit (its status rides on the gather).
   DCP_RETURN_IF_ERROR(coord::CommitStep(c, request, prepared, s->fragment).Annotate(what));
   if (report != nullptr) *report = s->report;
   return Status::OK();
@@ -316,15 +333,19 @@ Status Store::Impl::AbortStep(Communicator* c) {
   return Status::OK();
 }
 
+// Six collective rounds: BeginStep's all-gather; the part's two all-gathers
+// and its validation agreement; the commit's gather and broadcast, which
+// carry each rank's write outcome.
 Status Store::Impl::Put(Communicator* c, uint64_t step, const StateDict& state, const SaveOptions& options,
                         SaveReport* report) {
   DCP_RETURN_IF_ERROR(BeginStep(c, step, options));
-  Status s = PutPart(c, state, nullptr);
+  Status written;
+  Status s = WritePart(c, state, nullptr, &written);
   if (!s.ok()) {
-    AbortStep(c).IgnoreError();  // every rank failed the same way, so every rank aborts
+    session_.reset();  // every rank failed the same way: every rank drops the session
     return s;
   }
-  return CommitStep(c, report);
+  return Commit(c, written, report);
 }
 
 Store::Impl::Impl() = default;

@@ -9,19 +9,27 @@
 
 namespace dcp::coord {
 
-Status AgreeOnStatus(Communicator* comm, const Status& local) {
+Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
+                      std::vector<std::string>* payloads) {
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(comm->AllGather(wire::Writer().PutStatus(local).Finish(), &all));
+  DCP_RETURN_IF_ERROR(comm->AllGather(wire::EncodeResult(local, payload), &all));
   std::vector<Status> statuses;
   statuses.reserve(all.size());
+  payloads->assign(all.size(), std::string());
   for (size_t r = 0; r < all.size(); ++r) {
     // Every rank decodes the same bytes: a malformed one is the same error everywhere.
-    wire::Reader in(all[r], "status message from rank " + std::to_string(r));
-    Status s = in.GetStatus();
-    const Status well_formed = in.Finish();
-    statuses.push_back(well_formed.ok() ? std::move(s) : well_formed);
+    auto got = wire::DecodeResult(all[r], "status message from rank " + std::to_string(r));
+    if (got.ok()) (*payloads)[r] = std::move(got).value();
+    statuses.push_back(got.status());
   }
-  return CombineStatuses(statuses);
+  Status agreed = CombineStatuses(statuses);
+  if (!agreed.ok()) payloads->clear();
+  return agreed;
+}
+
+Status AgreeOnStatus(Communicator* comm, const Status& local) {
+  std::vector<std::string> payloads;
+  return AgreeAndGather(comm, local, std::string_view(), &payloads);
 }
 
 Result<std::string> BroadcastResult(Communicator* comm, int root, Result<std::string> on_root) {

@@ -24,6 +24,13 @@ namespace dcp::coord {
 // failure is returned as is.
 Status AgreeOnStatus(Communicator* comm, const Status& local);
 
+// Collective, one all-gather: AgreeOnStatus with a payload from every rank
+// riding along (a replica signature, rank 0's start of a step). On OK,
+// (*payloads)[r] is rank r's `payload`. Spares a round wherever a status
+// agreement is followed by an all-gather.
+Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
+                      std::vector<std::string>* payloads);
+
 // The agreed outcome of per-rank statuses (element r is rank r's), by the rule
 // above. Pure: every rank computes the same result from the same vector.
 Status CombineStatuses(const std::vector<Status>& statuses);
