@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <unistd.h>
+
 #include "engine/base/file.h"
 
 namespace dcp::storage {
@@ -125,6 +127,23 @@ std::string RankLostDir(std::string_view rank_store_path) { return base::JoinPat
 std::string RankRebuildDir(std::string_view rank_store_path) { return base::JoinPath(rank_store_path, "rebuild"); }
 
 bool IsTableFileName(std::string_view name) { return name.size() > 4 && name.substr(name.size() - 4) == ".sst"; }
+
+std::string IngestFilePath(std::string_view rank_store_path, std::string_view name) {
+  return base::JoinPath(RankIngestDir(rank_store_path), std::string(name) + ".sst");
+}
+
+std::string PutIngestName(uint64_t generation, uint32_t part) {
+  return "put-" + std::to_string(generation) + "-" + std::to_string(part);
+}
+
+std::string RebuiltTableFilePath(std::string_view table_file_path) {
+  return std::string(table_file_path) + ".rebuilt.sst";
+}
+
+std::string SecondaryScratchDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  return std::string(tmp && *tmp ? tmp : "/tmp") + "/dcp-secondary-" + std::to_string(::getuid());
+}
 
 std::string ChunkRecordKey(uint64_t generation, std::string_view tensor_key, const Shape& origin) {
   std::string k = Hex16(generation) + "/c/";

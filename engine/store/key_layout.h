@@ -88,6 +88,17 @@ std::string RankRebuildDir(std::string_view rank_store_path);
 // Table files are "<number>.sst" (RocksDB's names and the ingestion files'
 // "<name>.sst").
 bool IsTableFileName(std::string_view name);
+// The table file a bulk writer named `name` writes before ingestion:
+// "<rank store>/ingest/<name>.sst". A put's part is named "put-<generation>-<part>".
+std::string IngestFilePath(std::string_view rank_store_path, std::string_view name);
+std::string PutIngestName(uint64_t generation, uint32_t part);
+// The copy a repair makes of what reads back from a damaged table file.
+std::string RebuiltTableFilePath(std::string_view table_file_path);
+
+// The scratch directory RocksDB secondary instances (readers) require. They
+// write nothing there (no info log); it is private to the user
+// ("$TMPDIR/dcp-secondary-<uid>", mode 0700), so two users' jobs never share it.
+std::string SecondaryScratchDir();
 
 std::string ChunkRecordKey(uint64_t generation, std::string_view tensor_key, const Shape& origin);
 std::string ObjectRecordKey(uint64_t generation, std::string_view unique_key);

@@ -212,11 +212,12 @@ rocksdb::Options BaseOptions() {
 }
 
 // A secondary instance needs a directory of its own for its info log; with
-// no info log it writes nothing there, so every reader shares one empty
-// directory (nothing to clean up, nothing left behind by a killed process).
-std::string SecondaryDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  return std::string(tmp && *tmp ? tmp : "/tmp") + "/dcp-secondary";
+// no info log it writes nothing there, so every reader of one user shares one
+// empty directory (nothing to clean up, nothing left behind by a killed
+// process), created private to the user.
+Status MakeSecondaryScratchDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return Status::OK();
+  return base::CreateDirs(dir);  // $TMPDIR itself is missing
 }
 
 std::string What(const std::string& path, uint32_t rank) {
@@ -391,7 +392,7 @@ Status Rebuild(const std::string& path, uint32_t rank, RankStore::RepairReport* 
     // Copy what reads back (checksums verified) into a new file.
     uint64_t copied = 0;
     if (opened) {
-      const std::string copy = f + ".rebuilt.sst";
+      const std::string copy = RebuiltTableFilePath(f);
       rocksdb::SstFileWriter writer(rocksdb::EnvOptions(o), o);
       rocksdb::ReadOptions ro;
       ro.verify_checksums = true;
@@ -599,8 +600,8 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
     if (!base::IsDirectory(path)) return Status::NotFound(what + " does not exist");
     rep->options.info_log = Logger(what, rocksdb::InfoLogLevel::FATAL_LEVEL);
     rep->options.create_if_missing = false;
-    const std::string secondary = SecondaryDir();
-    DCP_RETURN_IF_ERROR(base::CreateDirs(secondary));
+    const std::string secondary = SecondaryScratchDir();
+    DCP_RETURN_IF_ERROR(MakeSecondaryScratchDir(secondary));
     const rocksdb::Status s = rocksdb::DB::OpenAsSecondary(rep->options, path, secondary, &db);
     if (!s.ok()) {
       if (s.IsCorruption()) return Status::DataLoss("cannot open " + what + ": " + s.ToString());
@@ -681,7 +682,7 @@ Result<std::unique_ptr<RankStore::BulkWriter>> RankStore::NewBulkWriter(std::str
   auto rep = std::make_unique<BulkWriter::Rep>();
   rep->db = rep_->db.get();
   rep->writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(rep_->options), rep_->options);
-  rep->file = base::JoinPath(RankIngestDir(path_), std::string(name) + ".sst");
+  rep->file = IngestFilePath(path_, name);
   rep->what = "rank store " + std::to_string(rank_) + " at '" + path_ + "'";
   return std::unique_ptr<BulkWriter>(new BulkWriter(std::move(rep)));
 }

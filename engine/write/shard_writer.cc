@@ -172,8 +172,7 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
   }
   std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.record_key < b.record_key; });
 
-  DCP_ASSIGN_OR_RETURN(auto writer, store->NewBulkWriter("put-" + std::to_string(generation) + "-" +
-                                                         std::to_string(request.part)));
+  DCP_ASSIGN_OR_RETURN(auto writer, store->NewBulkWriter(storage::PutIngestName(generation, request.part)));
   const int threads = base::ResolveThreadCount(options.encode_threads);
   base::ThreadPool pool(threads);
   const size_t ring = std::min(jobs.size(), static_cast<size_t>(2 * threads + 1));

@@ -267,8 +267,7 @@ TEST_CASE("Readers write nothing: not into the store, not into their scratch dir
   const std::string store_path = tmp.path();
   auto store_files = Entries(store_path);
   std::sort(store_files.begin(), store_files.end());
-  const char* env = std::getenv("TMPDIR");
-  const std::string secondary = std::string(env && *env ? env : "/tmp") + "/dcp-secondary";
+  const std::string secondary = SecondaryScratchDir();
   {
     auto reader = OpenStore(tmp.path(), 0, RankStore::Mode::kRead);
     PinnedValue v;
