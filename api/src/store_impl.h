@@ -88,6 +88,7 @@ class Store::Impl {
     std::set<std::string> object_cells;
     manifest::StepManifest fragment;  // this rank's chunks and objects
     Value common = Value::Map();      // rank 0: the merged common state
+    std::string common_encoded;       // rank 0, one part: its common state, encoded
     uint32_t parts = 0;
     Status broken;  // a failed write ends the session
     SaveReport report;

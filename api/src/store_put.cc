@@ -93,6 +93,7 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
   // this store already used (a clock that stepped back must not reuse an
   // older put's record keys).
   std::string start;
+  std::shared_ptr<const manifest::StepManifest> decoded_base;  // rank 0: decoded once
   if (local.ok() && c->rank() == 0) {
     uint64_t seen = 0;
     std::string base;
@@ -104,7 +105,10 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
         if (m.ok()) seen = m->generation;
         // Nothing of a step a repair found damaged is referenced.
         auto damage = storage::StepDamage(root, **latest);
-        if (options.incremental && damage.ok() && !damage->has_value()) base = std::move(bytes).value();
+        if (options.incremental && damage.ok() && !damage->has_value()) {
+          base = std::move(bytes).value();
+          if (m.ok()) decoded_base = std::make_shared<const manifest::StepManifest>(std::move(m).value());
+        }
       }
     }
     if (auto newest = own->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
@@ -122,7 +126,9 @@ Status Store::Impl::BeginStep(Communicator* c, uint64_t step, const SaveOptions&
   session->generation = in.U64();
   const std::string_view base_bytes = in.Rest();
   DCP_RETURN_IF_ERROR(in.Finish().Annotate(what));
-  if (!base_bytes.empty()) {
+  if (decoded_base != nullptr) {
+    session->base = std::move(decoded_base);  // rank 0 decoded these very bytes
+  } else if (!base_bytes.empty()) {
     // Every rank decodes the same bytes: the same verdict everywhere. A base
     // that does not decode only costs deduplication.
     auto base = manifest::DecodeManifest(base_bytes, "base manifest");
@@ -159,12 +165,17 @@ Status Store::Impl::WritePart(Communicator* c, const StateDict& state, SaveRepor
   // A. Local validation.
   sharding::FlatState flat;
   codec::Hash128 common_hash;
+  std::string common_encoded;  // rank 0 keeps it: a one-part step commits these bytes
   if (local.ok()) local = sharding::FlattenForSave(state, &flat);
   if (local.ok()) local = sharding::ValidateLocalSave(flat);
   if (local.ok()) {
     auto encoded = manifest::EncodeCommonState(flat.common);
-    if (encoded.ok()) common_hash = codec::ContentHash128(encoded->data(), encoded->size());
-    else local = encoded.status();
+    if (encoded.ok()) {
+      common_hash = codec::ContentHash128(encoded->data(), encoded->size());
+      common_encoded = std::move(encoded).value();
+    } else {
+      local = encoded.status();
+    }
   }
   // B. Exchange declarations, non-main replicas sent once per distinct set
   // (manifest/exchange_codec.h: two all-gathers, the first carrying the
@@ -269,7 +280,10 @@ Status Store::Impl::WritePart(Communicator* c, const StateDict& state, SaveRepor
   }
   for (auto& e : entries) s.tensors.emplace(e.key, std::move(e));
   s.object_cells.insert(cells.begin(), cells.end());
-  if (rank == 0) MergeCommon(flat.common, &s.common);
+  if (rank == 0) {
+    MergeCommon(flat.common, &s.common);
+    s.common_encoded = s.parts == 1 ? std::move(common_encoded) : std::string();
+  }
   SaveReport part_report;
   part_report.chunks_written = stats.chunks;
   part_report.objects_written = stats.objects;
@@ -313,9 +327,13 @@ Status Store::Impl::Commit(Communicator* c, const Status& written, SaveReport* r
     request.skeleton.generation = s->generation;
     request.skeleton.world_size = static_cast<uint32_t>(c->size());
     for (auto& [key, e] : s->tensors) request.skeleton.tensors.push_back(std::move(e));
-    auto common = manifest::EncodeCommonState(s->common);
-    if (common.ok()) request.skeleton.common_state = std::move(common).value();
-    else prepared = common.status();
+    if (s->parts == 1) {
+      request.skeleton.common_state = std::move(s->common_encoded);  // the one part's, encoded once
+    } else {
+      auto common = manifest::EncodeCommonState(s->common);
+      if (common.ok()) request.skeleton.common_state = std::move(common).value();
+      else prepared = common.status();
+    }
   }
   // A rank's failed write fails the commit (its status rides on the gather).
   DCP_RETURN_IF_ERROR(coord::CommitStep(c, request, prepared, s->fragment).Annotate(what));
