@@ -19,6 +19,7 @@
 #include <set>
 
 #include "api/src/store_impl.h"
+#include "dcp/log.h"
 #include "engine/base/fault_injection.h"
 #include "engine/codec/checksum.h"
 #include "engine/coord/agreement.h"
@@ -230,8 +231,8 @@ Status Store::Impl::WritePart(Communicator* c, const StateDict& state, SaveRepor
   if (rank == 0) {
     for (size_t r = 1; r < decls.ranks.size(); ++r) {
       if (decls.ranks[r].common_state_hash != decls.ranks[0].common_state_hash) {
-        std::fprintf(stderr, "dcp: %s: common state of rank %zu differs from rank 0's; rank 0's copy is saved\n",
-                     what.c_str(), r);
+        Log(LogLevel::kWarning,
+            what + ": common state of rank " + std::to_string(r) + " differs from rank 0's; rank 0's copy is saved");
         break;
       }
     }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <set>
 
+#include "dcp/log.h"
 #include "engine/coord/agreement.h"
 #include "engine/wire/wire.h"
 
@@ -225,13 +226,13 @@ Status ApplyStrictHandling(Communicator* comm, StrictHandling mode, uint64_t ste
   DropUnexpected(unexpected, &request->objects);
   const bool log = mode == StrictHandling::kLogUnexpected || mode == StrictHandling::kLogAll;
   if (log && !unexpected.empty()) {
-    std::fprintf(stderr, "dcp: %s: rank %d requested %s not in the step (not loaded): %s\n", what.c_str(),
-                 comm->rank(), Plural(unexpected.size(), "key").c_str(),
-                 ListKeys(unexpected, unexpected.size()).c_str());
+    Log(LogLevel::kWarning, what + ": rank " + std::to_string(comm->rank()) + " requested " +
+                                Plural(unexpected.size(), "key") + " not in the step (not loaded): " +
+                                ListKeys(unexpected, unexpected.size()));
   }
   if (mode == StrictHandling::kLogAll && !missing.empty() && comm->rank() == 0) {
-    std::fprintf(stderr, "dcp: %s: %s of the step requested by no rank (missing): %s\n", what.c_str(),
-                 Plural(missing.size(), "key").c_str(), ListKeys(missing, missing.size()).c_str());
+    Log(LogLevel::kWarning, what + ": " + Plural(missing.size(), "key") +
+                                " of the step requested by no rank (missing): " + ListKeys(missing, missing.size()));
   }
   if (mode == StrictHandling::kReturnUnexpected || mode == StrictHandling::kReturnAll) {
     result->unexpected_keys.assign(unexpected.begin(), unexpected.end());

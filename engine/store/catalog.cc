@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "dcp/log.h"
 #include "engine/base/fault_injection.h"
 #include "engine/base/file.h"
 #include "engine/codec/frame.h"
@@ -75,8 +76,8 @@ Status CreateOrCheckStoreRoot(const std::string& root) {
       bool damaged = false;
       DCP_RETURN_IF_ERROR(CheckMarker(root, &damaged));
       if (!damaged) return Status::OK();
-      std::fprintf(stderr, "dcp: store '%s': its marker %s was missing or damaged; rewritten (steps/ holds dcp "
-                           "manifests)\n", root.c_str(), MarkerPath(root).c_str());
+      Log(LogLevel::kWarning, "store '" + root + "': its marker " + MarkerPath(root) +
+                                  " was missing or damaged; rewritten (steps/ holds dcp manifests)");
       return base::WriteFileAtomic(MarkerPath(root), MarkerPath(root) + ".tmp", MarkerContents());
     }
   }

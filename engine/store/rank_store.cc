@@ -28,6 +28,7 @@
 #include <mutex>
 #include <vector>
 
+#include "dcp/log.h"
 #include "engine/base/fault_injection.h"
 #include "engine/base/file.h"
 #include "engine/store/key_layout.h"
@@ -48,17 +49,19 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 // it is one more file to damage, readers must not write into a store they
 // only read, and on a full disk RocksDB's log writer aborted the process
 // (an assertion in WritableFileWriter) instead of failing. Warnings and
-// errors go to stderr, named after the rank store; the rest is dropped.
-class StderrLogger : public rocksdb::Logger {
+// errors go to dcp's log sink (dcp/log.h), named after the rank store; the
+// rest is dropped.
+class SinkLogger : public rocksdb::Logger {
  public:
-  StderrLogger(std::string what, rocksdb::InfoLogLevel level) : rocksdb::Logger(level), what_(std::move(what)) {}
+  SinkLogger(std::string what, rocksdb::InfoLogLevel level) : rocksdb::Logger(level), what_(std::move(what)) {}
   using rocksdb::Logger::Logv;
   void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
     if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
     char line[1024];
     std::vsnprintf(line, sizeof(line), format, ap);
-    std::fprintf(stderr, "dcp: %s: rocksdb: %s\n", what_.c_str(), line);
+    Log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarning,
+        what_ + ": rocksdb: " + line);
   }
 
  private:
@@ -66,7 +69,7 @@ class StderrLogger : public rocksdb::Logger {
 };
 
 std::shared_ptr<rocksdb::Logger> Logger(const std::string& what, rocksdb::InfoLogLevel level) {
-  return std::make_shared<StderrLogger>(what, level);
+  return std::make_shared<SinkLogger>(what, level);
 }
 
 // Records of kLargeRecord bytes or more get a table block of their own, and
@@ -567,10 +570,10 @@ Result<std::unique_ptr<RankStore>> RankStore::Open(const std::string& path, uint
                                   " (nothing was changed; `dcp-inspect ROOT repair` rebuilds it from its table files)");
         }
         DCP_ASSIGN_OR_RETURN(RepairReport repaired, Repair(path, rank));
-        std::fprintf(stderr, "dcp: %s: repaired (%s): %s; %llu table files in use, %llu files set aside in %s\n",
-                     what.c_str(), repaired.problem.c_str(), repaired.action.c_str(),
-                     static_cast<unsigned long long>(repaired.tables_recovered),
-                     static_cast<unsigned long long>(repaired.files_set_aside), RankLostDir(path).c_str());
+        Log(LogLevel::kWarning, what + ": repaired (" + repaired.problem + "): " + repaired.action + "; " +
+                                    std::to_string(repaired.tables_recovered) + " table files in use, " +
+                                    std::to_string(repaired.files_set_aside) + " files set aside in " +
+                                    RankLostDir(path));
         DCP_ASSIGN_OR_RETURN(contents, ScanRankDir(path));
         listed = ListedTables(path, rank);
         if (!listed.ok()) return listed.status().Annotate("after repair");

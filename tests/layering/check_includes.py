@@ -28,7 +28,7 @@ ENGINE = {
 }
 # Public headers that are vocabulary, usable anywhere. The facade (store.h,
 # the dcp.h umbrella), the Megatron helpers, MPI and LibTorch are not.
-VOCABULARY = {"communicator.h", "factory.h", "metadata.h", "options.h", "plain.h", "reports.h", "sharded.h",
+VOCABULARY = {"communicator.h", "factory.h", "log.h", "metadata.h", "options.h", "plain.h", "reports.h", "sharded.h",
               "state_dict.h", "status.h", "tensor_view.h", "types.h", "value.h"}
 EXTRA_PUBLIC = {"coord": {"mpi.h"}}  # the MPI communicator lives in coord
 
