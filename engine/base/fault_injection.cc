@@ -89,6 +89,7 @@ void DisarmAllFaultPoints() {
   r.any = false;
 }
 
+#if DCP_FAULT_INJECTION
 Status CheckFaultPoint(std::string_view name, int rank) {
   Registry& r = Get();
   if (!r.any.load(std::memory_order_relaxed)) return Status::OK();
@@ -103,5 +104,6 @@ Status CheckFaultPoint(std::string_view name, int rank) {
   }
   return Status::OK();
 }
+#endif  // DCP_FAULT_INJECTION
 
 }  // namespace dcp::base
