@@ -24,7 +24,7 @@
 //            --exchange plain, the one-round exchange (DecodeRankDecl each)
 //   validate sharding::ValidateGlobal
 //   assign   fully parallel: write::HeldBoxes + write::WriteAssignment::Compute
-//   merge    rank 0 only: coord::MergeFragments of every rank's fragment
+//   merge    rank 0 only: protocol::MergeFragments of every rank's fragment
 //            (the chunks the assignment gives it) + manifest::EncodeManifest
 //   load     every rank: manifest::DecodeManifest + query::StepIndex
 //   plan     query::ReadPlanner over the rank's requests in another layout
@@ -52,7 +52,7 @@
 
 #include "bench/bench_util.h"
 #include "dcp/sharded.h"
-#include "engine/coord/commit.h"
+#include "engine/protocol/commit.h"
 #include "engine/manifest/exchange_codec.h"
 #include "engine/manifest/manifest_codec.h"
 #include "engine/query/chunk_index.h"
@@ -399,7 +399,7 @@ Result Run(const Model& m, int n, int max_pp, uint64_t chunk_bytes, bool fully_p
   std::string manifest_bytes;
   res.merge = Best(repeat, [&] {
     std::vector<std::string_view> views(fragments.begin(), fragments.end());
-    auto merged = dcp::coord::MergeFragments(skeleton, views);
+    auto merged = dcp::protocol::MergeFragments(skeleton, views);
     if (!merged.ok()) Die(merged.status(), "merge");
     res.chunks = 0;
     for (const auto& t : merged->tensors) res.chunks += t.chunks.size();

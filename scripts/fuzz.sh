@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh [seconds per target]     default 30 (CI); e.g. 3600 for a long run
 #   scripts/fuzz.sh --runs N                 N executions per target (the long run: 10000000)
 #   DCP_FUZZ_PARALLEL=K                      targets run at once (default: one per core)
+#   DCP_FUZZ_TARGETS="wire exchange"         only these targets
 #   scripts/fuzz.sh --make-corpus            regenerates the seed corpus from real stores
 # New inputs that grow coverage go to build-asan/corpus/<target> (not the repo's
 # seeds); a crash leaves crash-* in build-asan/findings/<target>: fix it, then
@@ -24,7 +25,8 @@ limit=(-max_total_time="${1:-30}")
 if [[ "${1:-}" == "--runs" ]]; then limit=(-runs="${2:?--runs needs a count}"); fi
 parallel=${DCP_FUZZ_PARALLEL:-$(nproc)}
 cmake --build "$build_dir" --target fuzzers --parallel "$(nproc)"
-targets=(manifest common_state chunk_record exchange key_layout region wire)
+# shellcheck disable=SC2206
+targets=(${DCP_FUZZ_TARGETS:-manifest common_state chunk_record exchange key_layout region wire})
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer-16 || command -v llvm-symbolizer || true)
 export ASAN_SYMBOLIZER_PATH

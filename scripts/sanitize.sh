@@ -45,7 +45,7 @@ case "$mode" in
     build_dir=${DCP_TSAN_BUILD_DIR:-build-tsan}
     cmake -S . -B "$build_dir" "${configure[@]}" -DDCP_SANITIZE=thread > /dev/null
     ((configure_only)) && exit 0
-    targets=(base_test coord_test query_test write_test store_test store_parallel_test)
+    targets=(base_test coord_test protocol_test query_test write_test store_test store_parallel_test)
     cmake --build "$build_dir" --parallel "$(nproc)" --target "${targets[@]}"
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/sanitizers/tsan.supp"
     regex="^($(IFS='|'; echo "${targets[*]}"))\."

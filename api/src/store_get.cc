@@ -7,7 +7,7 @@
 
 #include "api/src/store_impl.h"
 #include "engine/coord/agreement.h"
-#include "engine/coord/strict_keys.h"
+#include "engine/protocol/strict_keys.h"
 #include "engine/cuda/device.h"
 #include "engine/manifest/common_state_codec.h"
 #include "engine/query/assembler.h"
@@ -29,8 +29,8 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
   auto index = LoadStepCollective(step);
   LoadResult result;
   if (local.ok()) local = index.status();
-  // Strict key handling (coord/strict_keys.h): drops unexpected entries, or fails.
-  local = coord::ApplyStrictHandling(comm, options.strict, step, local.ok() ? &(*index)->manifest() : nullptr, local, &flat,
+  // Strict key handling (protocol/strict_keys.h): drops unexpected entries, or fails.
+  local = protocol::ApplyStrictHandling(comm, options.strict, step, local.ok() ? &(*index)->manifest() : nullptr, local, &flat,
                               &result);
   // A read-once load is collective: a rank that failed before planning still
   // takes part (engine/query/read_once.h), and so stops every rank early.

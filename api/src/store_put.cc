@@ -23,7 +23,7 @@
 #include "engine/base/fault_injection.h"
 #include "engine/codec/checksum.h"
 #include "engine/coord/agreement.h"
-#include "engine/coord/commit.h"
+#include "engine/protocol/commit.h"
 #include "engine/manifest/common_state_codec.h"
 #include "engine/manifest/exchange_codec.h"
 #include "engine/manifest/manifest_codec.h"
@@ -320,7 +320,7 @@ Status Store::Impl::CommitStep(Communicator* c, SaveReport* report) {
 Status Store::Impl::Commit(Communicator* c, const Status& written, SaveReport* report) {
   std::unique_ptr<Session> s = std::move(session_);
   const std::string what = "put of step " + std::to_string(s->step);
-  coord::CommitRequest request;
+  protocol::CommitRequest request;
   request.root = root;
   Status prepared = written;
   if (c->rank() == 0 && prepared.ok()) {
@@ -337,7 +337,7 @@ Status Store::Impl::Commit(Communicator* c, const Status& written, SaveReport* r
     }
   }
   // A rank's failed write fails the commit (its status rides on the gather).
-  DCP_RETURN_IF_ERROR(coord::CommitStep(c, request, prepared, s->fragment).Annotate(what));
+  DCP_RETURN_IF_ERROR(protocol::CommitStep(c, request, prepared, s->fragment).Annotate(what));
   if (report != nullptr) *report = s->report;
   return Status::OK();
 }

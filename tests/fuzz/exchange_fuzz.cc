@@ -5,7 +5,7 @@
 // corrupted memory). The first input byte picks the message:
 //   0  a rank's declaration (round 2 of the declaration exchange)
 //   1  a replica signature (round 1)
-//   2  a commit message (a rank's status and fragment; coord/commit.h)
+//   2  a commit message (a rank's status and fragment; protocol/commit.h)
 //   3  a whole declaration exchange: up to 8 ranks' (signature, message) pairs
 //   4  commit fragments merged into a skeleton manifest
 // Invariants: no crash; a declaration that decodes re-encodes to the same
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/coord/commit.h"
+#include "engine/protocol/commit.h"
 #include "engine/manifest/exchange_codec.h"
 #include "engine/manifest/manifest_codec.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -60,9 +60,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 2: {
       Status s;
       std::string_view payload;
-      if (coord::DecodeCommitMessage(rest, 5, &s, &payload).ok() && s.ok()) {
+      if (protocol::DecodeCommitMessage(rest, 5, &s, &payload).ok() && s.ok()) {
         // A fragment merged into an empty skeleton: every tensor is undeclared.
-        (void)coord::MergeFragments(manifest::StepManifest(), {payload});
+        (void)protocol::MergeFragments(manifest::StepManifest(), {payload});
       }
       break;
     }
@@ -90,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto skeleton = manifest::DecodeManifestPayload(pieces[0], "fuzz skeleton");
       if (!skeleton.ok()) return 0;
       std::vector<std::string_view> fragments(pieces.begin() + 1, pieces.end());
-      (void)coord::MergeFragments(*skeleton, fragments);
+      (void)protocol::MergeFragments(*skeleton, fragments);
       break;
     }
   }

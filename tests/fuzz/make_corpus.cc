@@ -20,8 +20,8 @@
 
 #include "engine/codec/checksum.h"
 #include "engine/codec/frame.h"
-#include "engine/coord/commit.h"
-#include "engine/coord/strict_keys.h"
+#include "engine/protocol/commit.h"
+#include "engine/protocol/strict_keys.h"
 #include "engine/manifest/common_state_codec.h"
 #include "engine/manifest/exchange_codec.h"
 #include "engine/manifest/manifest_codec.h"
@@ -153,18 +153,18 @@ void AddWireSeeds(const manifest::StepManifest& m, const std::string& manifest_b
   add('\x04', wire::EncodeResult(Status::NotFound("step 7 is not in store '/ckpt'"), ""));
   manifest::StepManifest fragment = m;
   fragment.common_state.clear();
-  add('\x05', coord::EncodeCommitMessage(Status::OK(), manifest::EncodeManifestPayload(fragment)));
-  add('\x05', coord::EncodeCommitMessage(failed, ""));
-  coord::KeyCheckReport report;
+  add('\x05', protocol::EncodeCommitMessage(Status::OK(), manifest::EncodeManifestPayload(fragment)));
+  add('\x05', protocol::EncodeCommitMessage(failed, ""));
+  protocol::KeyCheckReport report;
   report.has_bitmap = true;
   report.bitmap = std::string((keys.size() + 7) / 8, '\x5a');
   report.unexpected = 20;
   report.listed = {"decoder.layers.0.mlp", "optimizer.state.exp_avg"};
-  add('\x06', coord::EncodeKeyCheckReport(report));
+  add('\x06', protocol::EncodeKeyCheckReport(report));
   report.local = failed;
-  add('\x06', coord::EncodeKeyCheckReport(report));
-  add('\x07', coord::EncodeKeyCheckVerdict(Status::OK(), report.bitmap));
-  add('\x07', coord::EncodeKeyCheckVerdict(Status::NotFound("strict key handling: unexpected keys"), ""));
+  add('\x06', protocol::EncodeKeyCheckReport(report));
+  add('\x07', protocol::EncodeKeyCheckVerdict(Status::OK(), report.bitmap));
+  add('\x07', protocol::EncodeKeyCheckVerdict(Status::NotFound("strict key handling: unexpected keys"), ""));
   uint64_t total = 0;
   for (const auto& t : m.tensors) total += t.chunks.size();
   std::vector<query::ChunkOrdinal> needs;
@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
   // Commit messages as ranks send them.
   for (const Status& s : {Status::DataLoss("record 'w'@[0,0] in rank store 1 is damaged"),
                           Status::InvalidArgument("tensor 'x' has dtype float32 on rank 0, bfloat16 on rank 2")}) {
-    corpus.Add("exchange", std::string(1, '\x02') + coord::EncodeCommitMessage(s, ""));
+    corpus.Add("exchange", std::string(1, '\x02') + protocol::EncodeCommitMessage(s, ""));
   }
 
   // Regions: the first byte is the tensor's rank, then its extents, then the text.

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/coord/commit.h"
-#include "engine/coord/strict_keys.h"
+#include "engine/protocol/commit.h"
+#include "engine/protocol/strict_keys.h"
 #include "engine/query/read_once_messages.h"
 #include "engine/wire/wire.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -112,20 +112,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 5: {
       Status s;
       std::string_view fragment;
-      if (coord::DecodeCommitMessage(rest, 2, &s, &fragment).ok()) {
+      if (protocol::DecodeCommitMessage(rest, 2, &s, &fragment).ok()) {
         Status s2;
         std::string_view f2;
-        const std::string again = coord::EncodeCommitMessage(s, fragment);
-        FUZZ_CHECK(coord::DecodeCommitMessage(again, 2, &s2, &f2).ok() && SameStatus(s, s2) && f2 == fragment);
+        const std::string again = protocol::EncodeCommitMessage(s, fragment);
+        FUZZ_CHECK(protocol::DecodeCommitMessage(again, 2, &s2, &f2).ok() && SameStatus(s, s2) && f2 == fragment);
       }
       break;
     }
     case 6: {
-      coord::KeyCheckReport r;
-      if (coord::DecodeKeyCheckReport(rest, 4, &r).ok()) {
-        FUZZ_CHECK(r.listed.size() <= coord::kListedKeys);
-        coord::KeyCheckReport r2;
-        FUZZ_CHECK(coord::DecodeKeyCheckReport(coord::EncodeKeyCheckReport(r), 4, &r2).ok());
+      protocol::KeyCheckReport r;
+      if (protocol::DecodeKeyCheckReport(rest, 4, &r).ok()) {
+        FUZZ_CHECK(r.listed.size() <= protocol::kListedKeys);
+        protocol::KeyCheckReport r2;
+        FUZZ_CHECK(protocol::DecodeKeyCheckReport(protocol::EncodeKeyCheckReport(r), 4, &r2).ok());
         FUZZ_CHECK(SameStatus(r.local, r2.local) && r.has_bitmap == r2.has_bitmap && r.bitmap == r2.bitmap &&
                    r.unexpected == r2.unexpected && r.listed == r2.listed);
       }
@@ -134,10 +134,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 7: {
       Status verdict;
       std::string bitmap;
-      if (coord::DecodeKeyCheckVerdict(rest, &verdict, &bitmap).ok()) {
+      if (protocol::DecodeKeyCheckVerdict(rest, &verdict, &bitmap).ok()) {
         Status v2;
         std::string b2;
-        FUZZ_CHECK(coord::DecodeKeyCheckVerdict(coord::EncodeKeyCheckVerdict(verdict, bitmap), &v2, &b2).ok());
+        FUZZ_CHECK(protocol::DecodeKeyCheckVerdict(protocol::EncodeKeyCheckVerdict(verdict, bitmap), &v2, &b2).ok());
         FUZZ_CHECK(SameStatus(verdict, v2) && bitmap == b2);
       }
       break;

@@ -23,7 +23,8 @@ ENGINE = {
     "store": ["base", "codec"],
     "write": ["array", "base", "codec", "cuda", "manifest", "sharding", "store"],
     "query": ["array", "base", "codec", "cuda", "manifest", "sharding", "store", "wire"],
-    "coord": ["base", "manifest", "sharding", "store", "wire"],
+    "coord": ["base", "wire"],
+    "protocol": ["base", "coord", "manifest", "sharding", "store", "wire"],
     "inspect": ["base", "codec", "manifest", "query", "sharding", "store"],
 }
 # Public headers that are vocabulary, usable anywhere. The facade (store.h,

@@ -20,7 +20,7 @@
 
 #include "dcp/mpi.h"
 #include "engine/coord/agreement.h"
-#include "engine/coord/commit.h"
+#include "engine/protocol/commit.h"
 #include "engine/manifest/manifest_codec.h"
 #include "engine/store/catalog.h"
 #include "tests/engine/coord/collective_payloads.h"
@@ -192,7 +192,7 @@ TEST_CASE("CommitStep over MPI publishes once every rank succeeded", "[mpi]") {
   if (me == 0) created = storage::CreateOrCheckStoreRoot(root);
   CHECK_OK(coord::AgreeOnStatus(c, created));
 
-  coord::CommitRequest req;
+  protocol::CommitRequest req;
   req.root = root;
   if (me == 0) {
     req.skeleton.step = 3;
@@ -218,12 +218,12 @@ TEST_CASE("CommitStep over MPI publishes once every rank succeeded", "[mpi]") {
   fragment.tensors.push_back(mine);
 
   // First a failing rank: nothing is published, every rank hears why.
-  const Status failed = coord::CommitStep(c, req, me == 1 ? Status::DataLoss("broken") : Status::OK(), fragment);
+  const Status failed = protocol::CommitStep(c, req, me == 1 ? Status::DataLoss("broken") : Status::OK(), fragment);
   CHECK(failed == Status::DataLoss("rank 1: broken"));
   CHECK_FALSE(storage::StepExists(root, 3));
   CHECK_OK(c->Barrier());
 
-  const Status ok = coord::CommitStep(c, req, Status::OK(), fragment);
+  const Status ok = protocol::CommitStep(c, req, Status::OK(), fragment);
   CHECK_OK(ok);
   CHECK(storage::StepExists(root, 3));
   auto bytes = storage::ReadManifestFile(root, 3);

@@ -13,8 +13,8 @@
 //
 // Thread safety: one call per rank, on the get's thread.
 
-#ifndef DCP_ENGINE_COORD_STRICT_KEYS_H_
-#define DCP_ENGINE_COORD_STRICT_KEYS_H_
+#ifndef DCP_ENGINE_PROTOCOL_STRICT_KEYS_H_
+#define DCP_ENGINE_PROTOCOL_STRICT_KEYS_H_
 
 #include <cstdint>
 #include <string>
@@ -28,7 +28,7 @@
 #include "engine/manifest/manifest.h"
 #include "engine/sharding/flatten.h"
 
-namespace dcp::coord {
+namespace dcp::protocol {
 
 // The step's keys (tensor keys and object keys), sorted, without repeats.
 // The views point into `m`.
@@ -76,6 +76,6 @@ Status DecodeKeyCheckVerdict(std::string_view bytes, Status* verdict, std::strin
 Status ApplyStrictHandling(Communicator* comm, StrictHandling mode, uint64_t step, const manifest::StepManifest* m,
                            const Status& local, sharding::FlatRequest* request, LoadResult* result);
 
-}  // namespace dcp::coord
+}  // namespace dcp::protocol
 
-#endif  // DCP_ENGINE_COORD_STRICT_KEYS_H_
+#endif  // DCP_ENGINE_PROTOCOL_STRICT_KEYS_H_

@@ -1,6 +1,6 @@
 // Copyright (c) dcp authors.
 
-#include "engine/coord/commit.h"
+#include "engine/protocol/commit.h"
 
 #include <chrono>
 #include <map>
@@ -11,7 +11,7 @@
 #include "engine/store/catalog.h"
 #include "engine/wire/wire.h"
 
-namespace dcp::coord {
+namespace dcp::protocol {
 namespace {
 
 // Rank 0: merge and publish.
@@ -21,7 +21,7 @@ Status MergeAndPublish(const CommitRequest& request, const std::vector<std::stri
   for (size_t r = 0; r < messages.size(); ++r) {
     DCP_RETURN_IF_ERROR(DecodeCommitMessage(messages[r], static_cast<int>(r), &statuses[r], &fragments[r]));
   }
-  DCP_RETURN_IF_ERROR(CombineStatuses(statuses));
+  DCP_RETURN_IF_ERROR(coord::CombineStatuses(statuses));
 
   DCP_ASSIGN_OR_RETURN(manifest::StepManifest m, MergeFragments(request.skeleton, fragments));
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("put.before_publish", 0));
@@ -88,4 +88,4 @@ Status CommitStep(Communicator* comm, const CommitRequest& request, const Status
   return published;
 }
 
-}  // namespace dcp::coord
+}  // namespace dcp::protocol

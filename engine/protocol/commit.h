@@ -16,8 +16,8 @@
 //
 // Collective: every rank calls CommitStep, whatever its local status.
 
-#ifndef DCP_ENGINE_COORD_COMMIT_H_
-#define DCP_ENGINE_COORD_COMMIT_H_
+#ifndef DCP_ENGINE_PROTOCOL_COMMIT_H_
+#define DCP_ENGINE_PROTOCOL_COMMIT_H_
 
 #include <string>
 #include <string_view>
@@ -27,7 +27,7 @@
 #include "dcp/status.h"
 #include "engine/manifest/manifest.h"
 
-namespace dcp::coord {
+namespace dcp::protocol {
 
 struct CommitRequest {
   std::string root;
@@ -57,6 +57,6 @@ Status DecodeCommitMessage(std::string_view bytes, int from, Status* status, std
 Status CommitStep(Communicator* comm, const CommitRequest& request, const Status& local_status,
                   const manifest::StepManifest& fragment);
 
-}  // namespace dcp::coord
+}  // namespace dcp::protocol
 
-#endif  // DCP_ENGINE_COORD_COMMIT_H_
+#endif  // DCP_ENGINE_PROTOCOL_COMMIT_H_

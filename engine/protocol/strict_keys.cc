@@ -1,6 +1,6 @@
 // Copyright (c) dcp authors.
 
-#include "engine/coord/strict_keys.h"
+#include "engine/protocol/strict_keys.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -10,7 +10,7 @@
 #include "engine/coord/agreement.h"
 #include "engine/wire/wire.h"
 
-namespace dcp::coord {
+namespace dcp::protocol {
 namespace {
 
 // Ranks named in one error before "and N more ranks".
@@ -63,7 +63,7 @@ Status Combine(StrictHandling mode, uint64_t step, const std::vector<std::string
     locals.push_back(reports[r].local);
   }
   // A failure before the check (the same as the get would report) wins.
-  DCP_RETURN_IF_ERROR(CombineStatuses(locals));
+  DCP_RETURN_IF_ERROR(coord::CombineStatuses(locals));
 
   std::vector<std::string_view> missing;
   if (NeedsMissing(mode)) {
@@ -241,4 +241,4 @@ Status ApplyStrictHandling(Communicator* comm, StrictHandling mode, uint64_t ste
   return Status::OK();
 }
 
-}  // namespace dcp::coord
+}  // namespace dcp::protocol

@@ -1,10 +1,10 @@
 // Copyright (c) dcp authors.
-// Tests of engine/coord/commit.cc: merging rank fragments and publishing a step.
+// Tests of engine/protocol/commit.cc: merging rank fragments and publishing a step.
 //
 // CommitStep merges metadata only, so fragments are built by hand and refer
 // to records that were never written.
 
-#include "engine/coord/commit.h"
+#include "engine/protocol/commit.h"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -22,7 +22,7 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
-namespace dcp::coord {
+namespace dcp::protocol {
 namespace {
 
 namespace fs = std::filesystem;
@@ -290,4 +290,4 @@ TEST_CASE("A failure to publish is reported on every rank", "[coord]") {
 }
 
 }  // namespace
-}  // namespace dcp::coord
+}  // namespace dcp::protocol
