@@ -82,7 +82,9 @@ StateDict& StateDict::Add(std::string key, ShardedTensorFactory factory) {
 
 StateDict& StateDict::Child(std::string_view key) {
   const size_t i = Find(key);
-  if (i != npos) return dict(i);
+  if (i != npos && kind(i) == Kind::kDict) return dict(i);
+  // Absent, or held by another kind: a second entry under `key` then makes
+  // put and get refuse the key on every rank (as a key added twice).
   Add(std::string(key), StateDict());
   return *dicts_.back();
 }

@@ -170,5 +170,21 @@ TEST_CASE("Add keeps a duplicate key; Replace and Remove act on the first", "[ap
   CHECK(Entries(sd) == std::vector<std::string>{"w=second:0"});
 }
 
+TEST_CASE("Child of a key that holds no dict adds a dict beside it, never another kind's slot", "[api][state_dict]") {
+  // The other entry stays as it was; put/get refuse the duplicate key.
+  StateDict sd;
+  sd.Add("w", Tensor("weight")).Add("v", Value("value"));
+  StateDict& child = sd.Child("w");
+  child.Add("inner", Value("x"));
+  REQUIRE(sd.size() == 3);
+  CHECK(sd.kind(0) == StateDict::Kind::kTensor);
+  CHECK(sd.kind(2) == StateDict::Kind::kDict);
+  CHECK(&sd.dict(2) == &child);
+  CHECK(sd.dict(2).size() == 1);
+  // An existing dict is returned as is.
+  StateDict& again = sd.Child("d");
+  CHECK(&sd.Child("d") == &again);
+}
+
 }  // namespace
 }  // namespace dcp

@@ -61,7 +61,8 @@ class StateDict {
   // The child dict under `key`, appended empty if absent. References to child
   // dicts stay valid as entries are added (references to other entries do
   // not, as with std::vector).
-  // REQUIRES: an existing entry under `key` is a dict.
+  // If `key` holds another kind of entry, a dict is added under it as well,
+  // and put and get refuse the key (added twice) on every rank.
   StateDict& Child(std::string_view key);
 
   // Replaces the first entry under `key`, whatever its kind, with the given
