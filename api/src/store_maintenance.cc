@@ -15,6 +15,7 @@
 #include "engine/base/file.h"
 #include "engine/coord/agreement.h"
 #include "engine/manifest/manifest_codec.h"
+#include "engine/query/live_records.h"
 #include "engine/store/catalog.h"
 #include "engine/store/gc.h"
 #include "engine/store/key_layout.h"
@@ -206,18 +207,8 @@ Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
       s = m.status().Annotate("refusing to collect garbage");
       break;
     }
-    for (const auto& t : m->tensors) {
-      for (const auto& c : t.chunks) {
-        if (std::find(handled.begin(), handled.end(), c.record.store_rank) == handled.end()) continue;
-        live[c.record.store_rank][c.record.generation].emplace(
-            storage::ChunkRecordKey(c.record.generation, t.key, c.box.origin), c.record.stored_size);
-      }
-    }
-    for (const auto& o : m->objects) {
-      if (std::find(handled.begin(), handled.end(), o.record.store_rank) == handled.end()) continue;
-      live[o.record.store_rank][o.record.generation].emplace(
-          storage::ObjectRecordKey(o.record.generation, o.unique_key()), o.record.stored_size);
-    }
+    query::AddLiveRecords(
+        *m, [&](uint32_t r) { return std::find(handled.begin(), handled.end(), r) != handled.end(); }, &live);
   }
   for (uint32_t r : handled) {
     if (!s.ok()) break;

@@ -27,10 +27,12 @@
 #include <utility>
 #include <vector>
 
+#include "dcp/options.h"
 #include "engine/inspect/cli.h"
 #include "engine/inspect/diff.h"
 #include "engine/inspect/dump.h"
 #include "engine/inspect/export.h"
+#include "engine/inspect/gc.h"
 #include "engine/inspect/inspect.h"
 #include "engine/inspect/reader.h"
 #include "engine/inspect/render.h"
@@ -85,6 +87,7 @@ struct Args {
   bool json = false, exact = false, no_progress = false, raw = false;
   size_t count = 8;
   int threads = 0;
+  double compact_dead_fraction = dcp::GcOptions().compact_dead_fraction;
   bool progress() const { return !no_progress && ::isatty(STDERR_FILENO); }
 };
 
@@ -182,6 +185,15 @@ int RunCommon(inspect::StoreReader* r, const Args& a) {
   return Emit(inspect::RenderCommonJson(*c));
 }
 
+int RunGc(inspect::StoreReader* r, const Args& a) {
+  ASSIGN_OR_FAIL(s, inspect::SurveyGarbage(r, a.compact_dead_fraction));
+  Emit(a.json ? inspect::RenderGarbageJson(*s) : inspect::RenderGarbageTable(*s));
+  for (const auto& rank : s->ranks) {
+    if (!rank.problem.empty()) return 1;
+  }
+  return 0;
+}
+
 // Not a reader: takes the writer lock and changes the rank stores' metadata.
 int RunRepair(const Args& a) {
   ASSIGN_OR_FAIL(s, inspect::RepairStore(a.root));
@@ -254,6 +266,13 @@ int RunCli(int argc, char** argv) {
   exp->add_flag("--no-progress", a.no_progress, "no progress bar, even on a terminal");
   auto* common = add("common", "the common state of a step as JSON", RunCommon);
   common->add_option("step", a.step_a, kStep)->required();
+  auto* gc = add("gc",
+                  "what CollectGarbage would free now (unreferenced puts, dead records of shared puts) and what "
+                  "it would leave pending; changes nothing",
+                  RunGc);
+  gc->add_option("--compact-dead-fraction", a.compact_dead_fraction,
+                 "GcOptions::compact_dead_fraction of the collection to predict (default 0.5)")
+      ->check(CLI::Range(0.0, 1.0));
   CLI::App* repair = app.add_subcommand(
       "repair",
       "make every rank store consistent again, deleting nothing (damaged RocksDB metadata rebuilt from the table "

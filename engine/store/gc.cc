@@ -17,41 +17,44 @@ uint64_t TableBytes(const std::vector<RankStore::TableFile>& files) {
   return n;
 }
 
-}  // namespace
+// What a collection finds in one generation.
+struct GenerationPlan {
+  uint64_t generation = 0;
+  uint64_t bytes = 0;         // its table bytes
+  bool referenced = false;    // any record still referenced
+  bool in_level0 = false;     // left behind by a collection killed before its compaction
+  uint64_t dead_bytes = 0;    // referenced generations: table bytes beyond the live records'
+  std::vector<std::string> dead;  // referenced generations: records no step references
+  std::vector<std::pair<std::string, std::string>> rewritten;  // their index records, without the dead
+};
 
-Status CollectRankStore(RankStore* store, const LiveRecords& live, double compact_dead_fraction,
-                        RankGcStats* stats) {
-  DCP_ASSIGN_OR_RETURN(auto files, store->TableFiles());
-  stats->bytes_before += TableBytes(files);
-  std::set<uint64_t> generations, in_level0;
-  std::map<uint64_t, uint64_t> generation_bytes;
-  const std::string what = "rank store " + std::to_string(store->rank()) + " at '" + store->path() + "'";
+// Classifies every generation of `store` against `live` (reads its table
+// metadata and the index records of partly referenced generations).
+Status PlanCollection(const RankStore& store, const LiveRecords& live, std::vector<GenerationPlan>* plans,
+                      uint64_t* table_bytes) {
+  DCP_ASSIGN_OR_RETURN(auto files, store.TableFiles());
+  *table_bytes = TableBytes(files);
+  std::map<uint64_t, GenerationPlan> by_generation;
+  const std::string what = "rank store " + std::to_string(store.rank()) + " at '" + store.path() + "'";
   for (const auto& f : files) {
     const auto first = GenerationOfKey(f.smallest_key);
     const auto last = GenerationOfKey(f.largest_key);
     if (!first || !last || *first != *last) {
       return Status::DataLoss(what + ": table file " + f.name + " does not hold exactly one generation");
     }
-    generations.insert(*first);
-    generation_bytes[*first] += f.size;
-    // Level 0 holds what a collection killed before its compaction left
-    // behind (recovered from the log): finish that compaction.
-    if (f.level == 0) in_level0.insert(*first);
+    GenerationPlan& p = by_generation[*first];
+    p.generation = *first;
+    p.bytes += f.size;
+    if (f.level == 0) p.in_level0 = true;
   }
-  for (uint64_t g : generations) {
+  for (auto& [g, p] : by_generation) {
     auto it = live.find(g);
-    if (it == live.end()) {
-      DCP_RETURN_IF_ERROR(store->DropGeneration(g));
-      ++stats->generations_removed;
-      DCP_RETURN_IF_ERROR(base::CheckFaultPoint("gc.after_drop", static_cast<int>(store->rank())));
-      continue;
-    }
+    p.referenced = it != live.end();
+    if (!p.referenced) continue;
     // Partly referenced: the put's index lists what it wrote.
     const auto [begin, end] = GenerationRange(g);
     const std::string index_begin = GenerationIndexKey(g, 0).substr(0, 19);  // "<gen>/x/"
-    std::vector<std::string> dead;
-    std::vector<std::pair<std::string, std::string>> rewritten;
-    DCP_RETURN_IF_ERROR(store->Scan(index_begin, end, [&](std::string_view key, std::string_view value) -> Status {
+    DCP_RETURN_IF_ERROR(store.Scan(index_begin, end, [&](std::string_view key, std::string_view value) -> Status {
       DCP_ASSIGN_OR_RETURN(codec::Unframed u,
                            codec::UnframeBlob(value, kGenerationIndexMagic, what + ": index '" + std::string(key) + "'"));
       std::string kept;
@@ -64,36 +67,77 @@ Status CollectRankStore(RankStore* store, const LiveRecords& live, double compac
           kept += record;
           kept += '\n';
         } else {
-          dead.push_back(record);
+          p.dead.push_back(record);
         }
         pos = nl + 1;
       }
       if (kept.size() != u.payload.size()) {
-        rewritten.emplace_back(std::string(key), codec::FrameBlob(kGenerationIndexMagic, 1, kept));
+        p.rewritten.emplace_back(std::string(key), codec::FrameBlob(kGenerationIndexMagic, 1, kept));
       }
       return Status::OK();
     }));
-    // Worth compacting (rewriting the live bytes) only once enough is dead.
-    if (!dead.empty()) {
+    if (!p.dead.empty()) {
       uint64_t live_bytes = 0;
       for (const auto& [key, size] : it->second) live_bytes += size;
-      const uint64_t bytes = generation_bytes[g];
-      const uint64_t dead_bytes = bytes > live_bytes ? bytes - live_bytes : 0;
-      if (static_cast<double>(dead_bytes) < compact_dead_fraction * static_cast<double>(bytes)) {
-        stats->bytes_pending += dead_bytes;
-        dead.clear();
-      }
+      p.dead_bytes = p.bytes > live_bytes ? p.bytes - live_bytes : 0;
     }
-    if (dead.empty()) {
-      if (in_level0.count(g)) DCP_RETURN_IF_ERROR(store->CompactGeneration(g));
+  }
+  plans->clear();
+  for (auto& [g, p] : by_generation) plans->push_back(std::move(p));
+  return Status::OK();
+}
+
+// Worth compacting (rewriting the live bytes) only once enough is dead.
+bool WorthCompacting(const GenerationPlan& p, double compact_dead_fraction) {
+  return !p.dead.empty() &&
+         static_cast<double>(p.dead_bytes) >= compact_dead_fraction * static_cast<double>(p.bytes);
+}
+
+}  // namespace
+
+Status CollectRankStore(RankStore* store, const LiveRecords& live, double compact_dead_fraction,
+                        RankGcStats* stats) {
+  std::vector<GenerationPlan> plans;
+  uint64_t before = 0;
+  DCP_RETURN_IF_ERROR(PlanCollection(*store, live, &plans, &before));
+  stats->bytes_before += before;
+  for (const GenerationPlan& p : plans) {
+    if (!p.referenced) {
+      DCP_RETURN_IF_ERROR(store->DropGeneration(p.generation));
+      ++stats->generations_removed;
+      DCP_RETURN_IF_ERROR(base::CheckFaultPoint("gc.after_drop", static_cast<int>(store->rank())));
       continue;
     }
-    DCP_RETURN_IF_ERROR(store->RewriteGeneration(g, dead, rewritten));
-    stats->records_removed += dead.size();
+    if (!WorthCompacting(p, compact_dead_fraction)) {
+      if (!p.dead.empty()) stats->bytes_pending += p.dead_bytes;
+      if (p.in_level0) DCP_RETURN_IF_ERROR(store->CompactGeneration(p.generation));
+      continue;
+    }
+    DCP_RETURN_IF_ERROR(store->RewriteGeneration(p.generation, p.dead, p.rewritten));
+    stats->records_removed += p.dead.size();
     DCP_RETURN_IF_ERROR(base::CheckFaultPoint("gc.after_rewrite", static_cast<int>(store->rank())));
   }
-  DCP_ASSIGN_OR_RETURN(files, store->TableFiles());
+  DCP_ASSIGN_OR_RETURN(auto files, store->TableFiles());
   stats->bytes_after += TableBytes(files);
+  return Status::OK();
+}
+
+Status SurveyRankStore(const RankStore& store, const LiveRecords& live, double compact_dead_fraction,
+                       RankGcSurvey* survey) {
+  std::vector<GenerationPlan> plans;
+  uint64_t bytes = 0;
+  DCP_RETURN_IF_ERROR(PlanCollection(store, live, &plans, &bytes));
+  survey->table_bytes += bytes;
+  for (const GenerationPlan& p : plans) {
+    if (!p.referenced) {
+      ++survey->unreferenced_generations;
+      survey->unreferenced_bytes += p.bytes;
+    } else if (!p.dead.empty()) {
+      ++survey->partial_generations;
+      survey->dead_records += p.dead.size();
+      (WorthCompacting(p, compact_dead_fraction) ? survey->compacted_bytes : survey->pending_bytes) += p.dead_bytes;
+    }
+  }
   return Status::OK();
 }
 

@@ -49,6 +49,20 @@ struct RankGcStats {
 Status CollectRankStore(RankStore* store, const LiveRecords& live, double compact_dead_fraction,
                         RankGcStats* stats);
 
+// What CollectRankStore would do now, changing nothing (dcp-inspect gc); a
+// read instance will do.
+struct RankGcSurvey {
+  uint64_t table_bytes = 0;
+  uint64_t unreferenced_generations = 0;  // whole puts the next collection drops...
+  uint64_t unreferenced_bytes = 0;        // ...and their table bytes
+  uint64_t partial_generations = 0;       // puts with dead records some step still shares
+  uint64_t dead_records = 0;
+  uint64_t compacted_bytes = 0;  // dead bytes of those at >= compact_dead_fraction (the next collection)
+  uint64_t pending_bytes = 0;    // dead bytes below it (a collection with fraction 0 frees them)
+};
+Status SurveyRankStore(const RankStore& store, const LiveRecords& live, double compact_dead_fraction,
+                       RankGcSurvey* survey);
+
 }  // namespace dcp::storage
 
 #endif  // DCP_ENGINE_STORE_GC_H_

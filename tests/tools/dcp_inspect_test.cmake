@@ -66,6 +66,15 @@ expect("OK: no problems" "${out}")
 run(0 ${INSPECT} ${root} verify 42 --json)
 expect("\"ok\": true" "${out}")
 
+# gc: a survey of what a collection would free; changes nothing.
+run(0 ${INSPECT} ${root} gc)
+expect("against the references of 2 committed steps" "${out}")
+expect("pending" "${out}")
+run(0 ${INSPECT} ${root} gc --json --compact-dead-fraction 0)
+expect("\"compact_dead_fraction\": 0" "${out}")
+expect("\"pending_bytes\": 0" "${out}")
+run(2 ${INSPECT} ${root} gc --compact-dead-fraction 2)
+
 # diff: the same values, one step later.
 run(0 ${INSPECT} ${root} diff 42 50)
 expect("0.00%" "${out}")
