@@ -35,7 +35,8 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
   // A read-once load is collective: a rank that failed before planning still
   // takes part (engine/query/read_once.h), and so stops every rank early.
   if (options.read_once && !local.ok()) {
-    local = query::ExecuteReadOnce(comm, stores.get(), nullptr, query::ReadPlan(), local, options, &result.report);
+    local = query::ExecuteReadOnce(comm, stores.get(), nullptr, query::ReadPlan(), local, options, &result.report,
+                                   ReadPool(options.read_threads));
   }
   if (local.ok()) {
     const manifest::StepManifest& m = (*index)->manifest();
@@ -57,10 +58,12 @@ Result<LoadResult> Store::Impl::Get(uint64_t step, StateDict* request, const Loa
     }
     if (options.read_once) {
       // Collective: every rank that got here takes part, whatever its status.
-      local = query::ExecuteReadOnce(comm, stores.get(), &m, planner.Finish(), local, options, &result.report);
+      local = query::ExecuteReadOnce(comm, stores.get(), &m, planner.Finish(), local, options, &result.report,
+                                     ReadPool(options.read_threads));
     } else if (local.ok()) {
       const query::ReadPlan plan = planner.Finish();
-      local = query::ExecuteReadPlan(stores.get(), m.generation, plan, options, comm->rank());
+      local = query::ExecuteReadPlan(stores.get(), m.generation, plan, options, comm->rank(),
+                                     ReadPool(options.read_threads));
       if (local.ok()) result.report = LoadReport{plan.reads.size(), plan.record_bytes};
     }
     // Factories' pieces are loaded: merge them into the factories' views.
@@ -100,7 +103,8 @@ Status Store::Impl::Read(uint64_t step, std::string_view key, const Box& region,
   }
   query::ReadPlanner planner(index.get());
   DCP_RETURN_IF_ERROR(planner.Add(key, dest.dtype(), t->global_shape, region, dest, what));
-  return DeletedWhileRead(step, query::ExecuteReadPlan(stores.get(), m.generation, planner.Finish(), options));
+  return DeletedWhileRead(step, query::ExecuteReadPlan(stores.get(), m.generation, planner.Finish(), options,
+                                                       /*rank=*/-1, ReadPool(options.read_threads)));
 }
 
 }  // namespace dcp

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "dcp/store.h"
+#include "engine/base/thread_pool.h"
 #include "engine/manifest/manifest.h"
 #include "engine/query/chunk_index.h"
 #include "engine/query/record_check.h"
@@ -40,6 +41,12 @@ class Store::Impl {
   std::unique_ptr<query::StoreSet> stores;
   // Which base records an incremental put may reference.
   query::RecordCheck record_check;
+
+  // The store's threads, kept across calls: encoding and snapshots (puts,
+  // including the async put's thread, which runs while no other put can),
+  // and reads (gets, on the caller's thread).
+  base::ThreadPool* WritePool(int requested) { return write_pools_.Get(base::ResolveThreadCount(requested)); }
+  base::ThreadPool* ReadPool(int requested) { return read_pools_.Get(base::ResolveThreadCount(requested)); }
 
   Impl();
   ~Impl();
@@ -124,6 +131,9 @@ class Store::Impl {
   std::optional<std::pair<Status, SaveReport>> last_outcome_;
 
   Result<std::shared_ptr<query::StepIndex>> FromBytes(uint64_t step, const std::string& bytes);
+
+  base::PoolCache write_pools_;
+  base::PoolCache read_pools_;
 
   std::mutex cache_mu_;
   uint64_t cached_checksum_ = 0;

@@ -82,7 +82,8 @@ Result<PlainState> Store::LoadPlain(uint64_t step, const std::vector<std::string
             .Annotate(what));
   }
   DCP_RETURN_IF_ERROR(
-      impl_->DeletedWhileRead(step, query::ExecuteReadPlan(impl_->stores.get(), m.generation, planner.Finish(), options))
+      impl_->DeletedWhileRead(step, query::ExecuteReadPlan(impl_->stores.get(), m.generation, planner.Finish(), options,
+                                                           /*rank=*/-1, impl_->ReadPool(options.read_threads)))
           .Annotate(what));
   for (const manifest::ObjectEntry* o : objects) {  // sorted by unique key, as m.objects
     ShardedObject obj{o->key, "", o->global_shape, o->global_offset, {}};

@@ -266,7 +266,8 @@ Status Store::Impl::WritePart(Communicator* c, const StateDict& state, SaveRepor
     if (leaf.item->is_main_replica()) request.objects.push_back(leaf.item);
   }
   write::WriteStats stats;
-  Status written = write::WriteShards(own.get(), request, s.options, &s.fragment, &stats);
+  Status written = write::WriteShards(own.get(), request, s.options, &s.fragment, &stats,
+                                      WritePool(s.options.encode_threads));
   if (written.ok()) record_check.AddWritten(own->rank(), request.generation);
   ++s.parts;
   if (unagreed != nullptr) {
@@ -409,7 +410,8 @@ Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOp
   }
   // The snapshot: after it, the caller's tensors are no longer read.
   DCP_RETURN_IF_ERROR(
-      coord::AgreeOnStatus(comm, snapshot_.Take(expanded, options.encode_threads)).Annotate(what));
+      coord::AgreeOnStatus(comm, snapshot_.Take(expanded, options.encode_threads, WritePool(options.encode_threads)))
+          .Annotate(what));
 
   auto a = std::make_unique<AsyncPut>();
   a->step = step;

@@ -100,4 +100,19 @@ void ByteBudget::Release(uint64_t n) {
   cv_.notify_all();
 }
 
+ThreadPool* PoolCache::Get(int threads) {
+  threads = std::max(1, threads);
+  if (pool_ == nullptr || pool_->size() != threads) {
+    pool_.reset();  // joins the old workers first
+    pool_ = std::make_unique<ThreadPool>(threads);
+  }
+  return pool_.get();
+}
+
+ThreadPool* SharedOrOwn(ThreadPool* shared, int threads, std::unique_ptr<ThreadPool>* own) {
+  if (shared != nullptr) return shared;
+  *own = std::make_unique<ThreadPool>(std::max(1, threads));
+  return own->get();
+}
+
 }  // namespace dcp::base

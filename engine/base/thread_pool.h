@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -49,6 +50,22 @@ class ThreadPool {
   bool stopping_ = false;                    // guarded by mu_
   std::vector<std::thread> workers_;
 };
+
+// A pool kept across calls (a Store keeps one for writing and one for
+// reading, rather than starting threads in every call): Get(n) returns a pool
+// of n threads, the same one while n does not change.
+// Thread safety: one caller at a time; a pool it returned stays valid until
+// the next Get with another n.
+class PoolCache {
+ public:
+  ThreadPool* Get(int threads);
+
+ private:
+  std::unique_ptr<ThreadPool> pool_;
+};
+
+// `shared` if not null, else a pool of `threads` created in *own.
+ThreadPool* SharedOrOwn(ThreadPool* shared, int threads, std::unique_ptr<ThreadPool>* own);
 
 // Runs tasks on a pool; Wait() returns once all have finished, with the first
 // non-OK status any of them returned. Tasks started after a failure still run

@@ -123,13 +123,15 @@ Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, i
 }
 
 Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options,
-                       int rank) {
+                       int rank, base::ThreadPool* shared_pool) {
   if (plan.reads.empty()) return Status::OK();
-  const int threads = std::min<int>(base::ResolveThreadCount(options.read_threads),
-                                    static_cast<int>(plan.reads.size()));
-  base::ThreadPool pool(threads);
+  std::unique_ptr<base::ThreadPool> own_pool;
+  base::ThreadPool* pool = base::SharedOrOwn(
+      shared_pool,
+      std::min<int>(base::ResolveThreadCount(options.read_threads), static_cast<int>(plan.reads.size())),
+      &own_pool);
   base::ByteBudget budget(std::max<uint64_t>(options.max_inflight_bytes, 1));
-  base::TaskGroup group(&pool);
+  base::TaskGroup group(pool);
   for (const ChunkRead& read : plan.reads) {
     const uint64_t cost = read.chunk->record.stored_size + read.chunk->record.raw_size;
     budget.Acquire(cost);

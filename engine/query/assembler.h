@@ -33,6 +33,7 @@
 
 #include "dcp/options.h"
 #include "dcp/status.h"
+#include "engine/base/thread_pool.h"
 #include "engine/codec/chunk_codec.h"
 #include "engine/manifest/manifest.h"
 #include "engine/query/planner.h"
@@ -42,9 +43,11 @@
 namespace dcp::query {
 
 // `generation` is the manifest's (for catching up read instances). `rank`
-// is this process's rank, for fault points (-1 if unknown).
+// is this process's rank, for fault points (-1 if unknown). Reads run on
+// `pool` (the store's), or on a pool of options.read_threads made for the
+// call if it is null.
 Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options,
-                       int rank = -1);
+                       int rank = -1, base::ThreadPool* pool = nullptr);
 
 // "tensor '<key>' chunk at offset (<origin>)": how errors name a chunk.
 std::string ChunkSubject(const ChunkRead& read);

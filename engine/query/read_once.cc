@@ -135,7 +135,8 @@ struct Fetched {
 }  // namespace
 
 Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::StepManifest* m, const ReadPlan& plan,
-                       const Status& local, const LoadOptions& options, LoadReport* report) {
+                       const Status& local, const LoadOptions& options, LoadReport* report,
+                       base::ThreadPool* shared_pool) {
   const int me = comm->rank();
   const int n = comm->size();
   const bool can = local.ok() && m != nullptr;
@@ -181,8 +182,8 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
 
   // 3. Direct reads in the background, in plan order (store by store).
   Progress progress;
-  const int threads = base::ResolveThreadCount(options.read_threads);
-  base::ThreadPool pool(threads);
+  std::unique_ptr<base::ThreadPool> own_pool;
+  base::ThreadPool& pool = *base::SharedOrOwn(shared_pool, base::ResolveThreadCount(options.read_threads), &own_pool);
   std::vector<const ChunkRead*> direct;
   {
     const auto& d = schedule.direct[static_cast<size_t>(me)];

@@ -48,6 +48,7 @@
 #include "dcp/options.h"
 #include "dcp/status.h"
 #include "dcp/reports.h"
+#include "engine/base/thread_pool.h"
 #include "engine/manifest/manifest.h"
 #include "engine/query/planner.h"
 #include "engine/query/store_set.h"
@@ -66,10 +67,12 @@ namespace dcp::query {
 // Another rank's failure is not reported here (it is that rank's to report);
 // it only ends the exchange early. A communicator failure is returned as is.
 // Adds what this rank read, sent and received to *report (may be null).
+// Reads and decodes run on `pool` (the store's; null: one made for the call).
 //
 // REQUIRES: options.read_once agrees on every rank (the collectives differ).
 Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::StepManifest* manifest,
-                       const ReadPlan& plan, const Status& local, const LoadOptions& options, LoadReport* report);
+                       const ReadPlan& plan, const Status& local, const LoadOptions& options, LoadReport* report,
+                       base::ThreadPool* pool = nullptr);
 
 }  // namespace dcp::query
 

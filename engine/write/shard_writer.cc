@@ -141,7 +141,7 @@ void WriteRequest::AddTensor(const ShardedTensor& t) {
 }
 
 Status WriteShards(storage::RankStore* store, const WriteRequest& request, const SaveOptions& options,
-                   manifest::StepManifest* fragment, WriteStats* stats) {
+                   manifest::StepManifest* fragment, WriteStats* stats, base::ThreadPool* shared_pool) {
   const uint32_t rank = store->rank();
   const uint64_t generation = request.generation;
   if (options.chunk_bytes < 1 || options.chunk_bytes > codec::kMaxChunkRawSize) {
@@ -173,8 +173,10 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
   std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.record_key < b.record_key; });
 
   DCP_ASSIGN_OR_RETURN(auto writer, store->NewBulkWriter(storage::PutIngestName(generation, request.part)));
-  const int threads = base::ResolveThreadCount(options.encode_threads);
-  base::ThreadPool pool(threads);
+  std::unique_ptr<base::ThreadPool> own_pool;
+  base::ThreadPool& pool =
+      *base::SharedOrOwn(shared_pool, base::ResolveThreadCount(options.encode_threads), &own_pool);
+  const int threads = pool.size();
   const size_t ring = std::min(jobs.size(), static_cast<size_t>(2 * threads + 1));
   std::vector<Slot> slots(ring);
   std::mutex mu;

@@ -44,6 +44,7 @@
 #include "dcp/options.h"
 #include "dcp/sharded.h"
 #include "dcp/status.h"
+#include "engine/base/thread_pool.h"
 #include "engine/manifest/manifest.h"
 #include "engine/sharding/pieces.h"
 #include "engine/store/rank_store.h"
@@ -88,9 +89,11 @@ struct WriteRequest {
 // durable. On success appends them to *fragment (tensor entries sorted by
 // key, with dtype and global shape; objects) and adds to *stats. On failure
 // nothing is ingested.
+// Encoding runs on `pool` (the store's), or on a pool of
+// options.encode_threads threads made for the call if it is null.
 // REQUIRES: store opened for writing; shards validated.
 Status WriteShards(storage::RankStore* store, const WriteRequest& request, const SaveOptions& options,
-                   manifest::StepManifest* fragment, WriteStats* stats);
+                   manifest::StepManifest* fragment, WriteStats* stats, base::ThreadPool* pool = nullptr);
 
 }  // namespace dcp::write
 

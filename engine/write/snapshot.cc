@@ -24,7 +24,7 @@ size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace
 
-Status Snapshot::Take(const StateDict& state, int threads) {
+Status Snapshot::Take(const StateDict& state, int threads, base::ThreadPool* shared_pool) {
   copy_ = state;
   sharding::FlatRequest flat;
   DCP_RETURN_IF_ERROR(sharding::FlattenForLoad(&copy_, &flat));
@@ -70,8 +70,8 @@ Status Snapshot::Take(const StateDict& state, int threads) {
   }
 
   // Host -> host, in pieces on a pool.
-  base::ThreadPool pool(std::max(1, base::ResolveThreadCount(threads)));
-  base::TaskGroup group(&pool);
+  std::unique_ptr<base::ThreadPool> own_pool;
+  base::TaskGroup group(base::SharedOrOwn(shared_pool, base::ResolveThreadCount(threads), &own_pool));
   for (Item& it : host_items) {
     const TensorView& src = it.source;
     const TensorView dst(host_.data() + it.offset, src.dtype(), src.shape());

@@ -23,6 +23,7 @@
 #include "dcp/state_dict.h"
 #include "dcp/status.h"
 #include "engine/base/buffer.h"
+#include "engine/base/thread_pool.h"
 #include "engine/cuda/device.h"
 
 namespace dcp::write {
@@ -31,7 +32,7 @@ class Snapshot {
  public:
   // Copies `state`. REQUIRES: `state` passed local validation. `threads` as
   // in SaveOptions::encode_threads.
-  Status Take(const StateDict& state, int threads);
+  Status Take(const StateDict& state, int threads, base::ThreadPool* pool = nullptr);
 
   const StateDict& state() const { return copy_; }
   // Bytes copied by the last Take, and staging held now.
