@@ -61,7 +61,10 @@ class Writer {
 class Reader {
  public:
   // `what` names the message in errors ("commit message from rank 3").
+  // The reader views `bytes`: they must outlive it (a temporary string is
+  // refused at compile time).
   Reader(std::string_view bytes, std::string what);
+  Reader(std::string&& bytes, std::string what) = delete;
 
   uint8_t U8();
   uint32_t U32();

@@ -62,10 +62,12 @@ TEST_CASE("Varints cover the whole u64 range", "[wire]") {
     CHECK_OK(in.Finish());
   }
   // Eleven bytes, or a tenth byte carrying more than bit 63: refused.
-  Reader eleven(std::string(10, '\xff') + '\x01', "varint");
+  const std::string eleven_bytes = std::string(10, '\xff') + '\x01';
+  Reader eleven(eleven_bytes, "varint");
   eleven.Varint();
   CHECK_THAT(eleven.Finish(), StatusIs(StatusCode::kInternal, "malformed varint: varint longer than 64 bits"));
-  Reader big(std::string(9, '\xff') + '\x02', "varint");
+  const std::string big_bytes = std::string(9, '\xff') + '\x02';
+  Reader big(big_bytes, "varint");
   big.Varint();
   CHECK_FALSE(big.ok());
 }
@@ -123,7 +125,8 @@ TEST_CASE("Every truncation and every trailing byte is refused, naming the messa
 }
 
 TEST_CASE("A failed reader stays failed and reads zeros; the first failure is reported", "[wire]") {
-  Reader in(std::string("\x05", 1), "m");
+  const std::string bytes("\x05", 1);
+  Reader in(bytes, "m");
   CHECK(in.Bytes().empty());  // 5 bytes announced, none there
   CHECK_FALSE(in.ok());
   CHECK(in.U64() == 0);
@@ -139,7 +142,8 @@ TEST_CASE("Hostile counts never allocate", "[wire]") {
   CHECK_THAT(list.status(), StatusIs(StatusCode::kInternal, "malformed list of steps from rank 0: count"));
   auto keys = DecodeStringList(m, "keys");
   CHECK_THAT(keys.status(), StatusIs(StatusCode::kInternal, "exceeds what the 0 bytes left can hold"));
-  Reader in(std::string("\x03\x01\x02", 3), "m");
+  const std::string three("\x03\x01\x02", 3);
+  Reader in(three, "m");
   CHECK(in.Count(1) == 0);  // 3 elements of >= 1 byte do not fit in 2 bytes
   CHECK_FALSE(in.ok());
 }
