@@ -17,8 +17,10 @@ Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view 
   statuses.reserve(all.size());
   payloads->assign(all.size(), std::string());
   for (size_t r = 0; r < all.size(); ++r) {
-    // Every rank decodes the same bytes: a malformed one is the same error everywhere.
-    auto got = wire::DecodeResult(all[r], "status message from rank " + std::to_string(r));
+    // Every rank decodes the same bytes: a malformed one is the same error
+    // everywhere, and CombineStatuses names its rank (no string per rank
+    // here: at thousands of ranks this loop runs in every agreement).
+    auto got = wire::DecodeResult(all[r], "status message");
     if (got.ok()) (*payloads)[r] = std::move(got).value();
     statuses.push_back(got.status());
   }

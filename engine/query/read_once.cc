@@ -272,11 +272,16 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
     bool any_failed = false;
     std::vector<wire::Reader> from;
     from.reserve(recv.size());
+    // The sender and round are named only on failure (no strings per peer
+    // and round on this path).
+    auto malformed = [k](const wire::Reader& in, size_t sender) {
+      return in.Finish().Annotate("from rank " + std::to_string(sender) + " in round " + std::to_string(k));
+    };
     for (size_t p = 0; p < recv.size(); ++p) {
-      from.emplace_back(recv[p], "read-once message from rank " + std::to_string(p) + " in round " + std::to_string(k));
+      from.emplace_back(recv[p], "read-once message");
       uint8_t flag = from.back().U8();
       if (!from.back().ok()) {
-        progress.Fail(from.back().Finish());
+        progress.Fail(malformed(from.back(), p));
         flag = kReadOnceFailed;
       }
       any_failed = any_failed || (flag & kReadOnceFailed) != 0;
@@ -291,7 +296,7 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
         std::string_view rec;
         if (!GetReadOnceEntry(&in, sc.chunk, &rec)) {
           if (in.ok()) continue;  // its reader failed and says so in its flag
-          progress.Fail(in.Finish());
+          progress.Fail(malformed(in, static_cast<size_t>(sc.reader)));
           break;
         }
         const ChunkRead* read = my_read(sc.chunk);
