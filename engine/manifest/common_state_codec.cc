@@ -120,6 +120,14 @@ Result<Value> Parse(const flexbuffers::Reference& r, int depth) {
         shape.push_back(d);
         return Status::OK();
       }));
+      // A Value tensor's element count must fit in int64, computed as
+      // NumElements does (a zero extent after an overflow does not rescue it).
+      int64_t elements = 1;
+      bool overflow = false;
+      for (int64_t d : shape) overflow = __builtin_mul_overflow(elements, d, &elements) || overflow;
+      if (overflow) {
+        return Status::DataLoss("common-state tensor byte count does not match its shape (its element count overflows)");
+      }
       const auto blob = data_ref.AsBlob();
       // Bound the product before trusting it.
       uint64_t n = DTypeSize(*dtype);
