@@ -1,75 +1,97 @@
 // Copyright (c) dcp authors.
+//
+// The Store facade: checks what the caller may do with this store object now
+// (read-only, a write session or an async put open) and forwards to the
+// protocols in engine/protocol, which agree on that verdict with the other
+// ranks before anything changes.
 
 #include "dcp/store.h"
 
-#include <cstring>
-
 #include "api/src/store_impl.h"
-#include "engine/codec/checksum.h"
 #include "engine/coord/agreement.h"
 #include "engine/manifest/manifest_codec.h"
+#include "engine/protocol/load.h"
+#include "engine/protocol/maintenance.h"
 #include "engine/store/catalog.h"
-#include "engine/store/key_layout.h"
 
 namespace dcp {
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
-const std::string& Store::root() const { return impl_->root; }
+const std::string& Store::root() const { return impl_->store->root(); }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& root, Communicator* comm, const StoreOptions& options) {
   auto impl = std::make_unique<Impl>();
-  impl->root = root;
-  impl->options = options;
   if (comm == nullptr) {
     impl->self_comm = NewSelfCommunicator();
     comm = impl->self_comm.get();
   }
   impl->comm = comm;
-
-  // Rank 0 creates (or checks) the root; then every rank checks that it sees
-  // the store and opens its own rank store.
-  Status s;
-  if (comm->rank() == 0) {
-    if (options.read_only || !options.create_if_missing) s = storage::CheckStoreRoot(root);
-    else s = storage::CreateOrCheckStoreRoot(root);
-    if (s.ok() && !options.read_only) {
-      auto lock = storage::WriterLock::Acquire(root, options.lock_wait_ms);
-      if (lock.ok()) impl->lock = std::move(lock).value();
-      else s = lock.status();
-    }
-  }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s));
-  s = storage::CheckStoreRoot(root);
-  if (s.ok() && !options.read_only) {
-    const uint32_t rank = static_cast<uint32_t>(comm->rank());
-    auto own = storage::RankStore::Open(storage::RankStorePath(root, rank), rank, storage::RankStore::Mode::kWrite,
-                                        storage::RankStoreOptions{.repair = options.repair});
-    if (own.ok()) impl->own = std::move(own).value();
-    else s = own.status();
-  }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s));
-  impl->stores = std::make_unique<query::StoreSet>(root, impl->own.get());
+  DCP_ASSIGN_OR_RETURN(impl->store, protocol::OpenStore(comm, root, options));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
+Status Store::Impl::Busy(Communicator* c) const {
+  if (store->own() == nullptr) {
+    return Status::FailedPrecondition("store '" + store->root() + "' was opened read-only");
+  }
+  // The async put's own thread (c == async_comm_) never reads async_: the
+  // caller's thread sets it once that thread runs (TSan found the race).
+  if (c == comm && async_ != nullptr) {
+    return Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
+                                      " has not been collected (call WaitForPut first)");
+  }
+  return Status::OK();
+}
+
+Status Store::Impl::BusyOrInSession(Communicator* c, const char* why) const {
+  DCP_RETURN_IF_ERROR(Busy(c));
+  if (session != nullptr) {
+    return Status::FailedPrecondition("a write session for step " + std::to_string(session->step) + " is open" + why);
+  }
+  return Status::OK();
+}
+
 Status Store::Put(uint64_t step, const StateDict& state, const SaveOptions& options, SaveReport* report) {
-  return impl_->Put(impl_->comm, step, state, options, report);
+  Impl& i = *impl_;
+  return protocol::Put(i.comm, i.store.get(), step, state, options,
+                       i.BusyOrInSession(i.comm, " (CommitStep or AbortStep first)"), report);
 }
 
 Status Store::BeginStep(uint64_t step, const SaveOptions& options) {
-  return impl_->BeginStep(impl_->comm, step, options);
+  Impl& i = *impl_;
+  DCP_ASSIGN_OR_RETURN(i.session, protocol::BeginStep(i.comm, i.store.get(), step, options,
+                                                      i.BusyOrInSession(i.comm, " (CommitStep or AbortStep first)")));
+  return Status::OK();
 }
-Status Store::PutPart(const StateDict& part, SaveReport* report) { return impl_->PutPart(impl_->comm, part, report); }
-Status Store::CommitStep() { return impl_->CommitStep(impl_->comm, nullptr); }
-Status Store::AbortStep() { return impl_->AbortStep(impl_->comm); }
-Status Store::DeleteStep(uint64_t step) { return impl_->DeleteStep(step); }
-Result<std::vector<uint64_t>> Store::ApplyRetention(const RetentionPolicy& policy) {
-  return impl_->ApplyRetention(policy);
+
+Status Store::PutPart(const StateDict& part, SaveReport* report) {
+  Impl& i = *impl_;
+  // Agreed first: when busy, the session belongs to the async put's thread.
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(i.comm, i.Busy(i.comm)).Annotate("put"));
+  return protocol::WritePart(i.comm, i.store.get(), i.session.get(), part, Status::OK(), report, nullptr);
 }
-Status Store::CollectGarbage(GcReport* report, const GcOptions& options) {
-  return impl_->CollectGarbage(report, options);
+
+Status Store::CommitStep() {
+  Impl& i = *impl_;
+  Status local = i.Busy(i.comm);
+  if (local.ok() && i.session == nullptr) local = Status::FailedPrecondition("no write session is open (BeginStep first)");
+  if (local.ok() && !i.session->broken.ok()) {
+    local = Status::FailedPrecondition("the write session failed (" + i.session->broken.message() +
+                                       "); AbortStep and start again");
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(i.comm, local).Annotate("commit"));
+  return protocol::Commit(i.store.get(), std::move(i.session), Status::OK(), nullptr);
+}
+
+Status Store::AbortStep() {
+  Impl& i = *impl_;
+  Status local = i.Busy(i.comm);
+  if (local.ok() && i.session == nullptr) local = Status::FailedPrecondition("no write session is open");
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(i.comm, local).Annotate("abort"));
+  i.session.reset();  // its records are garbage for CollectGarbage
+  return Status::OK();
 }
 
 Status Store::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options) {
@@ -81,56 +103,45 @@ Status Store::WaitForPut(SaveReport* report) { return impl_->WaitForPut(report);
 std::optional<Status> Store::PollPut(SaveReport* report) { return impl_->PollPut(report); }
 
 Result<LoadResult> Store::Get(uint64_t step, StateDict* request, const LoadOptions& options) {
-  return impl_->Get(step, request, options);
+  return protocol::Get(impl_->comm, impl_->store.get(), step, request, options, Status::OK());
 }
 
 Status Store::Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,
                    const LoadOptions& options) {
-  return impl_->Read(step, key, region, dest, options);
+  return protocol::Read(impl_->store.get(), step, key, region, dest, options);
 }
 
-Result<std::vector<uint64_t>> Store::Steps() const { return storage::ListSteps(impl_->root); }
+Result<PlainState> Store::LoadPlain(uint64_t step, const std::vector<std::string>& keys, const LoadOptions& options) {
+  return protocol::LoadPlain(impl_->store.get(), step, keys, options);
+}
 
-Result<std::optional<uint64_t>> Store::LatestStep() const { return storage::LatestStep(impl_->root); }
+Result<std::vector<std::string>> Store::RemoveTensors(uint64_t step, std::string_view key_prefix,
+                                                      const RemoveTensorsOptions& options) {
+  Impl& i = *impl_;
+  return protocol::RemoveTensors(i.comm, i.store.get(), step, key_prefix, options, i.BusyOrInSession(i.comm, ""));
+}
+
+Status Store::DeleteStep(uint64_t step) {
+  return protocol::DeleteStep(impl_->comm, impl_->store.get(), step, impl_->Busy(impl_->comm));
+}
+
+Result<std::vector<uint64_t>> Store::ApplyRetention(const RetentionPolicy& policy) {
+  return protocol::ApplyRetention(impl_->comm, impl_->store.get(), policy, impl_->Busy(impl_->comm));
+}
+
+Status Store::CollectGarbage(GcReport* report, const GcOptions& options) {
+  Impl& i = *impl_;
+  return protocol::CollectGarbage(i.comm, i.store.get(), options,
+                                  i.BusyOrInSession(i.comm, "; its records are not committed yet"), report);
+}
+
+Result<std::vector<uint64_t>> Store::Steps() const { return storage::ListSteps(impl_->store->root()); }
+
+Result<std::optional<uint64_t>> Store::LatestStep() const { return storage::LatestStep(impl_->store->root()); }
 
 Result<StepMetadata> Store::Metadata(uint64_t step) const {
-  DCP_ASSIGN_OR_RETURN(auto index, impl_->LoadStepLocal(step));
+  DCP_ASSIGN_OR_RETURN(auto index, protocol::LoadStepLocal(impl_->store.get(), step));
   return manifest::Describe(index->manifest());
-}
-
-Result<std::shared_ptr<query::StepIndex>> Store::Impl::FromBytes(uint64_t step, const std::string& bytes) {
-  const uint64_t checksum = codec::Checksum64(bytes.data(), bytes.size());
-  {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    if (cached_ && cached_checksum_ == checksum && cached_->manifest().step == step) return cached_;
-  }
-  DCP_ASSIGN_OR_RETURN(manifest::StepManifest m, manifest::DecodeManifest(bytes, storage::ManifestPath(root, step)));
-  if (m.step != step) {
-    return Status::DataLoss("manifest '" + storage::ManifestPath(root, step) + "' describes step " +
-                            std::to_string(m.step));
-  }
-  auto index = std::make_shared<query::StepIndex>(std::make_shared<const manifest::StepManifest>(std::move(m)));
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  cached_ = index;
-  cached_checksum_ = checksum;
-  return index;
-}
-
-Result<std::shared_ptr<query::StepIndex>> Store::Impl::LoadStepLocal(uint64_t step) {
-  DCP_RETURN_IF_ERROR(storage::CheckStepIntact(root, step));
-  DCP_ASSIGN_OR_RETURN(std::string bytes, storage::ReadManifestFile(root, step));
-  return FromBytes(step, bytes);
-}
-
-Result<std::shared_ptr<query::StepIndex>> Store::Impl::LoadStepCollective(uint64_t step) {
-  // Rank 0 reads the manifest; every rank gets it, or why it could not be read.
-  Result<std::string> bytes = std::string();
-  if (comm->rank() == 0) {
-    Status intact = storage::CheckStepIntact(root, step);
-    bytes = intact.ok() ? storage::ReadManifestFile(root, step) : Result<std::string>(intact);
-  }
-  DCP_ASSIGN_OR_RETURN(std::string manifest, coord::BroadcastResult(comm, 0, std::move(bytes)));
-  return FromBytes(step, manifest);
 }
 
 }  // namespace dcp

@@ -15,7 +15,8 @@ namespace dcp::protocol {
 namespace {
 
 // Rank 0: merge and publish.
-Status MergeAndPublish(const CommitRequest& request, const std::vector<std::string>& messages) {
+Status MergeAndPublish(const CommitRequest& request, const std::vector<std::string>& messages,
+                       manifest::StepManifest* own) {
   std::vector<Status> statuses(messages.size());
   std::vector<std::string_view> fragments(messages.size());
   for (size_t r = 0; r < messages.size(); ++r) {
@@ -23,7 +24,7 @@ Status MergeAndPublish(const CommitRequest& request, const std::vector<std::stri
   }
   DCP_RETURN_IF_ERROR(coord::CombineStatuses(statuses));
 
-  DCP_ASSIGN_OR_RETURN(manifest::StepManifest m, MergeFragments(request.skeleton, fragments));
+  DCP_ASSIGN_OR_RETURN(manifest::StepManifest m, MergeFragments(request.skeleton, fragments, own));
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("put.before_publish", 0));
   return storage::PublishManifest(request.root, m.step, m.generation, manifest::EncodeManifest(m));
 }
@@ -31,27 +32,37 @@ Status MergeAndPublish(const CommitRequest& request, const std::vector<std::stri
 }  // namespace
 
 std::string EncodeCommitMessage(const Status& status, std::string_view fragment_payload) {
-  return wire::EncodeResult(status, fragment_payload);
+  wire::Writer w;
+  w.PutStatus(status);  // one byte when OK
+  if (status.ok()) w.U32(0).U8(0).U8(0).U8(0).Raw(fragment_payload);
+  return w.Finish();
 }
 
 Status DecodeCommitMessage(std::string_view bytes, int from, Status* status, std::string_view* fragment_payload) {
   wire::Reader in(bytes, "commit message from rank " + std::to_string(from));
   *status = in.GetStatus();
-  *fragment_payload = status->ok() ? in.Rest() : std::string_view();
+  *fragment_payload = std::string_view();
+  if (status->ok() && in.ok()) {
+    const bool zero = in.U32() == 0 && in.U8() == 0 && in.U8() == 0 && in.U8() == 0;
+    if (!zero) in.Fail("padding before the fragment is not zero");
+    *fragment_payload = in.Rest();
+  }
   return in.Finish();
 }
 
 Result<manifest::StepManifest> MergeFragments(const manifest::StepManifest& skeleton,
-                                              const std::vector<std::string_view>& payloads) {
+                                              const std::vector<std::string_view>& payloads,
+                                              manifest::StepManifest* own) {
   manifest::StepManifest m = skeleton;
   std::map<std::string, size_t> position;
   for (size_t i = 0; i < m.tensors.size(); ++i) position[m.tensors[i].key] = i;
   for (size_t r = 0; r < payloads.size(); ++r) {
-    // FlatBuffers reads its scalars in place, so the payload must start on an
-    // 8-byte boundary; inside the commit envelope it follows the status.
-    const std::string aligned(payloads[r]);
-    DCP_ASSIGN_OR_RETURN(manifest::StepManifest f,
-                         manifest::DecodeManifestPayload(aligned, "fragment of rank " + std::to_string(r)));
+    manifest::StepManifest f;
+    if (r == 0 && own != nullptr) {
+      f = std::move(*own);
+    } else {
+      DCP_ASSIGN_OR_RETURN(f, manifest::DecodeManifestPayload(payloads[r], "fragment of rank " + std::to_string(r)));
+    }
     for (manifest::TensorEntry& t : f.tensors) {
       auto it = position.find(t.key);
       if (it == position.end()) {
@@ -74,13 +85,13 @@ Result<manifest::StepManifest> MergeFragments(const manifest::StepManifest& skel
 }
 
 Status CommitStep(Communicator* comm, const CommitRequest& request, const Status& local_status,
-                  const manifest::StepManifest& fragment) {
-  const std::string mine =
-      EncodeCommitMessage(local_status, local_status.ok() ? manifest::EncodeManifestPayload(fragment) : "");
+                  manifest::StepManifest fragment) {
+  const bool send = local_status.ok() && comm->rank() != 0;  // rank 0 merges its own as it is
+  const std::string mine = EncodeCommitMessage(local_status, send ? manifest::EncodeManifestPayload(fragment) : "");
   std::vector<std::string> messages;
   DCP_RETURN_IF_ERROR(comm->Gather(0, mine, &messages));
   std::string outcome;
-  if (comm->rank() == 0) outcome = wire::Writer().PutStatus(MergeAndPublish(request, messages)).Finish();
+  if (comm->rank() == 0) outcome = wire::Writer().PutStatus(MergeAndPublish(request, messages, &fragment)).Finish();
   DCP_RETURN_IF_ERROR(comm->Broadcast(0, &outcome));
   wire::Reader in(outcome, "commit outcome from rank 0");
   Status published = in.GetStatus();

@@ -38,24 +38,29 @@ struct CommitRequest {
 
 // Rank 0's merge (step 2 without publishing): the skeleton plus every rank's
 // fragment (`payloads[r]`: manifest::EncodeManifestPayload of rank r's
-// fragment, any alignment), canonicalized and checked. Internal if a fragment
-// does not decode, names a tensor the skeleton lacks, or the result breaks a
-// manifest invariant (a bug in dcp: such a manifest is never written).
-// Pure; exposed for the planning benchmark (bench/planner_bench.cc).
+// fragment; decoded in place where it is 8-byte aligned, copied otherwise),
+// canonicalized and checked. With `own`, that is rank 0's fragment, never
+// encoded, and payloads[0] is ignored. Internal if a fragment does not
+// decode, names a tensor the skeleton lacks, or the result breaks a manifest
+// invariant (a bug in dcp: such a manifest is never written). Pure; exposed
+// for the planning benchmark (bench/planner_bench.cc).
 Result<manifest::StepManifest> MergeFragments(const manifest::StepManifest& skeleton,
-                                              const std::vector<std::string_view>& payloads);
+                                              const std::vector<std::string_view>& payloads,
+                                              manifest::StepManifest* own = nullptr);
 
-// What a rank sends rank 0 in step 1 (a wire::EncodeResult message): its
-// status and, if OK, its fragment's payload. DecodeCommitMessage is Internal
-// naming rank `from` if the message is malformed; `*fragment_payload` points
-// into `bytes`.
+// What a rank sends rank 0 in step 1 (engine/wire): its status and, if OK,
+// seven zero bytes and its fragment's payload, so that the payload starts 8
+// bytes into the message and decodes where it lies. DecodeCommitMessage is
+// Internal naming rank `from` if the message is malformed;
+// `*fragment_payload` points into `bytes`.
 std::string EncodeCommitMessage(const Status& status, std::string_view fragment_payload);
 Status DecodeCommitMessage(std::string_view bytes, int from, Status* status, std::string_view* fragment_payload);
 
 // Collective. Returns the same status on every rank: OK once the step is
-// published; the lowest failing rank's error otherwise.
+// published; the lowest failing rank's error otherwise. Rank 0's own
+// `fragment` is merged as it is (moved), the others' are encoded and sent.
 Status CommitStep(Communicator* comm, const CommitRequest& request, const Status& local_status,
-                  const manifest::StepManifest& fragment);
+                  manifest::StepManifest fragment);
 
 }  // namespace dcp::protocol
 

@@ -25,6 +25,10 @@ using testing::TensorSpec;
 
 constexpr int kRanks = 4;
 
+// An incremental put with a base takes one round more than the 6:
+// rank 0 broadcasts the base manifest instead of putting it into BeginStep's
+// all-gather, where a ring algorithm passes its many MB through every rank in
+// turn ((n - 1) times its transfer time instead of about once).
 TEST_CASE("a put takes at most 6 collective rounds and a get at most 3", "[api]") {
   testing::TempDir dir;
   const std::vector<TensorSpec> specs = {
@@ -93,7 +97,7 @@ TEST_CASE("a put takes at most 6 collective rounds and a get at most 3", "[api]"
     CHECK(other.read_once_get == c.read_once_get);
   }
   CHECK(c.put <= 6);
-  CHECK(c.incremental_put <= 6);
+  CHECK(c.incremental_put <= 7);  // + the base manifest's broadcast
   CHECK(c.failed_put == 1);
   CHECK(c.get <= 3);
   CHECK(c.strict_get <= 5);  // the key check's gather and verdict broadcast on top

@@ -24,7 +24,7 @@ ENGINE = {
     "write": ["array", "base", "codec", "cuda", "manifest", "sharding", "store"],
     "query": ["array", "base", "codec", "cuda", "manifest", "sharding", "store", "wire"],
     "coord": ["base", "wire"],
-    "protocol": ["base", "coord", "manifest", "sharding", "store", "wire"],
+    "protocol": ["base", "codec", "coord", "cuda", "manifest", "query", "sharding", "store", "wire", "write"],
     "inspect": ["base", "codec", "manifest", "query", "sharding", "store"],
 }
 # Public headers that are vocabulary, usable anywhere. The facade (store.h,

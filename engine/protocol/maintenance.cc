@@ -1,16 +1,13 @@
 // Copyright (c) dcp authors.
-//
-// Store lifecycle (collective): deleting steps, retention, removing tensors
-// from a step, garbage collection. Rank 0 changes the catalog and broadcasts
-// the outcome; for garbage collection every rank cleans its own rank store
-// (and those of ranks beyond the world size), from the references of every
-// committed step.
+
+#include "engine/protocol/maintenance.h"
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <set>
 
-#include "api/src/store_impl.h"
 #include "engine/base/fault_injection.h"
 #include "engine/base/file.h"
 #include "engine/coord/agreement.h"
@@ -21,7 +18,7 @@
 #include "engine/store/key_layout.h"
 #include "engine/wire/wire.h"
 
-namespace dcp {
+namespace dcp::protocol {
 namespace {
 
 // Rank 0 runs `fn`; every rank gets its status and, if OK, its payload.
@@ -44,16 +41,19 @@ int64_t NowNanos() {
 
 }  // namespace
 
-Status Store::Impl::DeleteStep(uint64_t step) {
+Status DeleteStep(Communicator* comm, StoreContext* store, uint64_t step, const Status& local) {
   const std::string what = "delete of step " + std::to_string(step);
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, Busy(comm)).Annotate(what));
+  const std::string& root = store->root();
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
   return OnRankZero(comm, [&](std::string*) { return storage::DeleteManifest(root, step); }, nullptr)
       .Annotate(what);
 }
 
-Result<std::vector<uint64_t>> Store::Impl::ApplyRetention(const RetentionPolicy& policy) {
+Result<std::vector<uint64_t>> ApplyRetention(Communicator* comm, StoreContext* store, const RetentionPolicy& policy,
+                                             const Status& local) {
   const std::string what = "retention";
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, Busy(comm)).Annotate(what));
+  const std::string& root = store->root();
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
   std::string deleted;
   DCP_RETURN_IF_ERROR(OnRankZero(
                           comm,
@@ -81,15 +81,14 @@ Result<std::vector<uint64_t>> Store::Impl::ApplyRetention(const RetentionPolicy&
   return wire::DecodeU64List(deleted, "list of deleted steps from rank 0");
 }
 
-Result<std::vector<std::string>> Store::Impl::RemoveTensors(uint64_t step, std::string_view key_prefix,
-                                                            const RemoveTensorsOptions& options) {
+Result<std::vector<std::string>> RemoveTensors(Communicator* comm, StoreContext* store, uint64_t step,
+                                               std::string_view key_prefix, const RemoveTensorsOptions& options,
+                                               const Status& caller) {
+  const std::string& root = store->root();
   const uint64_t target = options.into_step.value_or(step);
   const std::string what = "removal of tensors '" + std::string(key_prefix) + "*' from step " + std::to_string(step) +
                            (target != step ? " into step " + std::to_string(target) : "");
-  Status local = Busy(comm);
-  if (local.ok() && session_ != nullptr) {
-    local = Status::FailedPrecondition("a write session for step " + std::to_string(session_->step) + " is open");
-  }
+  Status local = caller;
   if (local.ok() && key_prefix.empty()) {
     local = Status::InvalidArgument("the key prefix is empty: it would remove every tensor (DeleteStep deletes a step)");
   }
@@ -134,7 +133,7 @@ Result<std::vector<std::string>> Store::Impl::RemoveTensors(uint64_t step, std::
                   if (lm.ok()) seen = std::max(seen, lm->generation);
                 }
               }
-              if (auto newest = own->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
+              if (auto newest = store->own()->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
               m.generation = std::max(manifest::StepGenerationOf(static_cast<uint64_t>(NowNanos())),
                                       manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
               m.step = target;
@@ -153,13 +152,10 @@ Result<std::vector<std::string>> Store::Impl::RemoveTensors(uint64_t step, std::
   return wire::DecodeStringList(removed, "list of removed tensors from rank 0");
 }
 
-Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
+Status CollectGarbage(Communicator* comm, StoreContext* store, const GcOptions& options, const Status& local,
+                      GcReport* report) {
   const std::string what = "garbage collection";
-  Status local = Busy(comm);
-  if (local.ok() && session_ != nullptr) {
-    local = Status::FailedPrecondition("a write session for step " + std::to_string(session_->step) +
-                                       " is open; its records are not committed yet");
-  }
+  const std::string& root = store->root();
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
 
   // Rank 0 fixes the set of committed steps (and sweeps temporary files).
@@ -214,18 +210,18 @@ Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
     if (!s.ok()) break;
     storage::RankGcStats stats;
     std::unique_ptr<storage::RankStore> other;
-    storage::RankStore* store = own.get();
+    storage::RankStore* rank_store = store->own();
     if (r != rank) {
       auto opened = storage::RankStore::Open(storage::RankStorePath(root, r), r, storage::RankStore::Mode::kWrite,
-                                             storage::RankStoreOptions{.repair = this->options.repair});
+                                             storage::RankStoreOptions{.repair = store->options().repair});
       if (!opened.ok()) {
         s = opened.status();
         break;
       }
       other = std::move(opened).value();
-      store = other.get();
+      rank_store = other.get();
     }
-    s = storage::CollectRankStore(store, live[r], options.compact_dead_fraction, &stats);
+    s = storage::CollectRankStore(rank_store, live[r], options.compact_dead_fraction, &stats);
     mine.generations_removed += stats.generations_removed;
     mine.records_removed += stats.records_removed;
     mine.bytes_before += stats.bytes_before;
@@ -236,14 +232,9 @@ Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
   // Read instances keep every table file they have seen open (so a reader is
   // never cut off mid-step); drop them, or the files deleted now would keep
   // their disk space until the store is closed.
-  stores = std::make_unique<query::StoreSet>(root, own.get());
+  store->ReopenStores();
   if (report != nullptr) *report = mine;
   return Status::OK();
 }
 
-Result<std::vector<std::string>> Store::RemoveTensors(uint64_t step, std::string_view key_prefix,
-                                                      const RemoveTensorsOptions& options) {
-  return impl_->RemoveTensors(step, key_prefix, options);
-}
-
-}  // namespace dcp
+}  // namespace dcp::protocol

@@ -1,0 +1,318 @@
+// Copyright (c) dcp authors.
+
+#include "engine/protocol/put.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "dcp/log.h"
+#include "engine/base/fault_injection.h"
+#include "engine/codec/checksum.h"
+#include "engine/coord/agreement.h"
+#include "engine/manifest/common_state_codec.h"
+#include "engine/manifest/exchange_codec.h"
+#include "engine/manifest/manifest_codec.h"
+#include "engine/protocol/commit.h"
+#include "engine/sharding/flatten.h"
+#include "engine/sharding/validation.h"
+#include "engine/store/catalog.h"
+#include "engine/store/key_layout.h"
+#include "engine/wire/wire.h"
+#include "engine/write/assignment.h"
+#include "engine/write/shard_writer.h"
+
+namespace dcp::protocol {
+namespace {
+
+uint64_t NowNanos() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+// Merges map `from` into map `into` (nested maps merge, other values replace).
+void MergeCommon(const Value& from, Value* into) {
+  for (size_t i = 0; i < from.size(); ++i) {
+    const std::string& k = from.keys()[i];
+    Value* existing = into->Find(k);
+    if (existing != nullptr && existing->kind() == Value::Kind::kMap && from.at(i).kind() == Value::Kind::kMap) {
+      MergeCommon(from.at(i), existing);
+    } else {
+      into->Set(k, from.at(i));
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* store, uint64_t step,
+                                              const SaveOptions& options, const Status& caller) {
+  const std::string what = "put of step " + std::to_string(step);
+  const std::string& root = store->root();
+  Status local = caller;
+  if (local.ok() && (options.chunk_bytes < 1 || options.chunk_bytes > codec::kMaxChunkRawSize)) {
+    local = Status::InvalidArgument("chunk_bytes " + std::to_string(options.chunk_bytes) + " is outside [1, " +
+                                    std::to_string(codec::kMaxChunkRawSize) + "]");
+  }
+  if (local.ok() && c->rank() == 0 && !options.overwrite && storage::StepExists(root, step)) {
+    local = Status::AlreadyExists("step " + std::to_string(step) + " already exists in store '" + root +
+                                  "' (set SaveOptions::overwrite to replace it)");
+  }
+  if (local.ok()) local = base::CheckFaultPoint("put.validate", c->rank());
+
+  // Rank 0: the generation, riding on the status agreement (one all-gather),
+  // and whether a base manifest follows. Parts get generation + part: the
+  // low bits start clear. The generation is rank 0's clock, but never below
+  // what this store already used (a clock that stepped back must not reuse
+  // an older put's record keys).
+  std::string start;
+  std::string base_bytes;                                 // rank 0: the base manifest file
+  std::shared_ptr<const manifest::StepManifest> base;     // rank 0: decoded once
+  if (local.ok() && c->rank() == 0) {
+    uint64_t seen = 0;
+    auto latest = storage::LatestStep(root);
+    if (latest.ok() && latest->has_value()) {
+      auto bytes = storage::ReadManifestFile(root, **latest);
+      if (bytes.ok()) {
+        auto m = manifest::DecodeManifest(*bytes, "latest manifest");
+        if (m.ok()) {
+          seen = m->generation;
+          // Nothing of a step a repair found damaged is referenced; a base
+          // that does not decode only costs deduplication.
+          auto damage = storage::StepDamage(root, **latest);
+          if (options.incremental && damage.ok() && !damage->has_value()) {
+            base_bytes = std::move(bytes).value();
+            base = std::make_shared<const manifest::StepManifest>(std::move(m).value());
+          }
+        }
+      }
+    }
+    if (auto newest = store->own()->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
+    const uint64_t generation = std::max(manifest::StepGenerationOf(NowNanos()),
+                                         manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
+    start = wire::Writer().U64(generation).U8(base != nullptr ? 1 : 0).Finish();
+  }
+  std::vector<std::string> all;
+  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(c, local, start, &all).Annotate(what));
+  wire::Reader in(all[0], "start of step " + std::to_string(step) + " from rank 0");
+  auto session = std::make_unique<PutSession>();
+  session->comm = c;
+  session->step = step;
+  session->options = options;
+  session->generation = in.U64();
+  const bool has_base = in.U8() != 0;
+  DCP_RETURN_IF_ERROR(in.Finish().Annotate(what));
+  if (has_base) {
+    // A broadcast, not a part of the all-gather: a ring all-gather would pass
+    // a manifest of many MB through every rank in turn.
+    DCP_RETURN_IF_ERROR(c->Broadcast(0, &base_bytes).Annotate(what));
+    if (c->rank() != 0) {
+      // Every rank decodes the same bytes rank 0 decoded: the same verdict.
+      auto decoded = manifest::DecodeManifest(base_bytes, "base manifest");
+      if (decoded.ok()) base = std::make_shared<const manifest::StepManifest>(std::move(decoded).value());
+    }
+    session->base = std::move(base);
+  }
+  return session;
+}
+
+Status WritePart(Communicator* c, StoreContext* store, PutSession* session, const StateDict& state,
+                 const Status& caller, SaveReport* report, Status* unagreed) {
+  Status local = caller;
+  if (local.ok() && (session == nullptr || session->comm != c)) {
+    local = Status::FailedPrecondition("no write session is open (BeginStep first)");
+  }
+  if (local.ok() && !session->broken.ok()) {
+    local = Status::FailedPrecondition("the write session failed (" + session->broken.message() +
+                                       "); AbortStep and start again");
+  }
+  if (local.ok() && session->parts + 1 >= manifest::kGenerationParts) {
+    local = Status::FailedPrecondition("step " + std::to_string(session->step) + " already has " +
+                                       std::to_string(session->parts) + " parts, the most one step may have");
+  }
+  const std::string what =
+      "put of step " + std::to_string(session != nullptr ? session->step : 0) +
+      (session != nullptr && session->parts > 0 ? " (part " + std::to_string(session->parts) + ")" : "");
+  const int rank = c->rank();
+
+  // A. Local validation.
+  sharding::FlatState flat;
+  codec::Hash128 common_hash;
+  std::string common_encoded;  // rank 0 keeps it: a one-part step commits these bytes
+  if (local.ok()) local = sharding::FlattenForSave(state, &flat);
+  if (local.ok()) local = sharding::ValidateLocalSave(flat);
+  if (local.ok()) {
+    auto encoded = manifest::EncodeCommonState(flat.common);
+    if (encoded.ok()) {
+      common_hash = codec::ContentHash128(encoded->data(), encoded->size());
+      common_encoded = std::move(encoded).value();
+    } else {
+      local = encoded.status();
+    }
+  }
+  // B. Exchange declarations, non-main replicas sent once per distinct set
+  // (manifest/exchange_codec.h: two all-gathers, the first carrying the
+  // agreement on A); validate the global picture everywhere.
+  manifest::SplitDecl mine;
+  if (local.ok()) mine = manifest::SplitRankDecl(sharding::DeclareState(flat, common_hash));
+  std::vector<std::string> all;
+  DCP_RETURN_IF_ERROR(
+      coord::AgreeAndGather(c, local, local.ok() ? manifest::EncodeSignature(mine.signature) : "", &all)
+          .Annotate(what));
+  PutSession& s = *session;
+  Status global;
+  std::vector<manifest::ReplicaSignature> signatures;
+  for (int r = 0; r < static_cast<int>(all.size()) && global.ok(); ++r) {
+    auto sig = manifest::DecodeSignature(all[r], r);
+    if (sig.ok()) signatures.push_back(*sig);
+    else global = sig.status();
+  }
+  const bool representative = global.ok() && manifest::Representatives(signatures)[rank] == rank;
+  DCP_RETURN_IF_ERROR(c->AllGather(manifest::EncodeExchangeDecl(mine, representative), &all));
+  manifest::GlobalDecls decls;
+  if (global.ok()) {
+    auto g = manifest::AssembleGlobalDecls(signatures, all);
+    if (g.ok()) decls = std::move(g).value();
+    else global = g.status();
+  }
+  all.clear();
+  if (global.ok()) global = manifest::CheckOwnReplicas(decls, rank, mine.replicas);
+  std::vector<manifest::TensorEntry> entries;
+  if (global.ok()) {
+    auto v = sharding::ValidateGlobal(decls);
+    if (v.ok()) entries = std::move(v).value();
+    else global = v.status();
+  }
+  std::set<std::string> cells;
+  for (size_t r = 0; global.ok() && r < decls.ranks.size(); ++r) {
+    for (const auto& o : decls.ranks[r].objects) cells.insert(ObjectUniqueKey(o.key, o.global_offset, o.global_shape));
+  }
+  for (const auto& e : entries) {
+    if (global.ok() && s.tensors.count(e.key)) {
+      global = Status::InvalidArgument("key '" + e.key + "' was already written by an earlier part of step " +
+                                       std::to_string(s.step));
+    }
+  }
+  for (const auto& cell : cells) {
+    if (global.ok() && s.object_cells.count(cell)) {
+      global = Status::InvalidArgument("object '" + cell + "' was already written by an earlier part of step " +
+                                       std::to_string(s.step));
+    }
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, global).Annotate(what));
+  if (rank == 0) {
+    for (size_t r = 1; r < decls.ranks.size(); ++r) {
+      if (decls.ranks[r].common_state_hash != decls.ranks[0].common_state_hash) {
+        Log(LogLevel::kWarning,
+            what + ": common state of rank " + std::to_string(r) + " differs from rank 0's; rank 0's copy is saved");
+        break;
+      }
+    }
+  }
+
+  // C. Write this rank's main replicas.
+  write::WriteRequest request;
+  request.generation = s.generation + s.parts;  // each part its own key range
+  request.part = 0;
+  request.base = s.options.incremental ? s.base.get() : nullptr;
+  if (request.base != nullptr) {
+    request.reference_ok = [store, base_generation = request.base->generation](const manifest::RecordRef& ref,
+                                                                              const std::string& key) {
+      return store->record_check().Usable(store->stores(), base_generation, ref, key);
+    };
+  }
+  // Fully parallel: replicated boxes' chunks spread over their holders, the
+  // same assignment on every rank (engine/write/assignment.h).
+  std::optional<write::WriteAssignment> assignment;
+  if (s.options.fully_parallel) {
+    assignment = write::WriteAssignment::Compute(write::HeldBoxes(decls), s.options.chunk_bytes);
+  }
+  for (const auto& leaf : flat.tensors) {
+    if (assignment) {
+      assignment->AddTensor(*leaf.item, rank, &request);
+    } else if (leaf.item->is_main_replica()) {
+      request.AddTensor(*leaf.item);  // its pieces (flat ranges: boxes)
+    }
+  }
+  for (const auto& leaf : flat.objects) {
+    if (leaf.item->is_main_replica()) request.objects.push_back(leaf.item);
+  }
+  write::WriteStats stats;
+  Status written = write::WriteShards(store->own(), request, s.options, &s.fragment, &stats,
+                                      store->WritePool(s.options.encode_threads));
+  if (written.ok()) store->record_check().AddWritten(store->own()->rank(), request.generation);
+  ++s.parts;
+  if (unagreed != nullptr) {
+    // Put: the commit's gather carries this rank's outcome.
+    *unagreed = written;
+  } else {
+    Status agreed = coord::AgreeOnStatus(c, written).Annotate(what);
+    if (!agreed.ok()) {
+      s.broken = agreed;
+      return agreed;
+    }
+  }
+  for (auto& e : entries) s.tensors.emplace(e.key, std::move(e));
+  s.object_cells.insert(cells.begin(), cells.end());
+  if (rank == 0) {
+    MergeCommon(flat.common, &s.common);
+    s.common_encoded = s.parts == 1 ? std::move(common_encoded) : std::string();
+  }
+  SaveReport part_report;
+  part_report.chunks_written = stats.chunks;
+  part_report.objects_written = stats.objects;
+  part_report.raw_bytes_written = stats.raw_bytes;
+  part_report.stored_bytes_written = stats.stored_bytes;
+  part_report.chunks_referenced = stats.chunks_referenced;
+  part_report.raw_bytes_referenced = stats.raw_bytes_referenced;
+  part_report.base_records_unusable = stats.base_records_unusable;
+  s.report.chunks_written += stats.chunks;
+  s.report.objects_written += stats.objects;
+  s.report.raw_bytes_written += stats.raw_bytes;
+  s.report.stored_bytes_written += stats.stored_bytes;
+  s.report.chunks_referenced += stats.chunks_referenced;
+  s.report.raw_bytes_referenced += stats.raw_bytes_referenced;
+  s.report.base_records_unusable += stats.base_records_unusable;
+  if (report != nullptr) *report = part_report;
+  return Status::OK();
+}
+
+Status Commit(StoreContext* store, std::unique_ptr<PutSession> s, const Status& written, SaveReport* report) {
+  Communicator* c = s->comm;
+  const std::string what = "put of step " + std::to_string(s->step);
+  CommitRequest request;
+  request.root = store->root();
+  Status prepared = written;
+  if (c->rank() == 0 && prepared.ok()) {
+    request.skeleton.step = s->step;
+    request.skeleton.generation = s->generation;
+    request.skeleton.world_size = static_cast<uint32_t>(c->size());
+    for (auto& [key, e] : s->tensors) request.skeleton.tensors.push_back(std::move(e));
+    if (s->parts == 1) {
+      request.skeleton.common_state = std::move(s->common_encoded);  // the one part's, encoded once
+    } else {
+      auto common = manifest::EncodeCommonState(s->common);
+      if (common.ok()) request.skeleton.common_state = std::move(common).value();
+      else prepared = common.status();
+    }
+  }
+  // A rank's failed write fails the commit (its status rides on the gather).
+  DCP_RETURN_IF_ERROR(CommitStep(c, request, prepared, std::move(s->fragment)).Annotate(what));
+  if (report != nullptr) *report = s->report;
+  return Status::OK();
+}
+
+Status Put(Communicator* c, StoreContext* store, uint64_t step, const StateDict& state, const SaveOptions& options,
+           const Status& local, SaveReport* report) {
+  DCP_ASSIGN_OR_RETURN(std::unique_ptr<PutSession> session, BeginStep(c, store, step, options, local));
+  Status written;
+  // Every rank failed the same way, or none did: every rank drops the session.
+  DCP_RETURN_IF_ERROR(WritePart(c, store, session.get(), state, Status::OK(), nullptr, &written));
+  return Commit(store, std::move(session), written, report);
+}
+
+}  // namespace dcp::protocol

@@ -1,0 +1,87 @@
+// Copyright (c) dcp authors.
+//
+// The put protocol (collective), as a write session:
+//   BeginStep  rank 0 checks the step, picks the generation and reads the
+//              base step (the latest committed one) for incremental writes;
+//              one all-gather agrees on every rank's checks and carries the
+//              generation; rank 0 then broadcasts the base manifest, if there
+//              is one
+//   WritePart  A. local validation (view vs declaration, offsets, duplicates)
+//              B. exchange of shard declarations (two all-gathers, the first
+//                 carrying the agreement on A); global validation on every
+//                 rank, including that the part's keys are new to the step;
+//                 one agreement
+//              C. each rank writes its main-replica chunks into its own rank
+//                 store (skipping chunks unchanged since the base step)
+//   Commit     rank 0 merges the fragments and publishes the manifest
+//              (commit.h: a gather and a broadcast)
+// Put is one session with one part, in six rounds (seven when an
+// incremental put has a base): each rank's write outcome rides on the
+// commit's gather instead of an agreement of its own.
+//
+// Collective discipline: every rank runs the same sequence of collectives
+// whatever happens locally; a local error is carried to the next agreement
+// and all ranks return there together, with the same status.
+
+#ifndef DCP_ENGINE_PROTOCOL_PUT_H_
+#define DCP_ENGINE_PROTOCOL_PUT_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "dcp/communicator.h"
+#include "dcp/options.h"
+#include "dcp/reports.h"
+#include "dcp/state_dict.h"
+#include "dcp/status.h"
+#include "dcp/value.h"
+#include "engine/manifest/manifest.h"
+#include "engine/protocol/store_context.h"
+
+namespace dcp::protocol {
+
+// An open write session (BeginStep .. Commit, or abandoned).
+struct PutSession {
+  Communicator* comm = nullptr;  // the collectives of every call of the session
+  uint64_t step = 0;
+  uint64_t generation = 0;
+  SaveOptions options;
+  std::shared_ptr<const manifest::StepManifest> base;    // incremental base (may be null)
+  std::map<std::string, manifest::TensorEntry> tensors;  // keys written so far (every rank)
+  std::set<std::string> object_cells;
+  manifest::StepManifest fragment;  // this rank's chunks and objects
+  Value common = Value::Map();      // rank 0: the merged common state
+  std::string common_encoded;       // rank 0, one part: its common state, encoded
+  uint32_t parts = 0;
+  Status broken;  // a failed write ends the session
+  SaveReport report;
+};
+
+// Collective over `comm`: starts a session for `step`. `local` is the
+// caller's verdict on this rank (may it write now?); any rank's failure
+// fails every rank. REQUIRES: store->own() is not null where `local` is OK.
+Result<std::unique_ptr<PutSession>> BeginStep(Communicator* comm, StoreContext* store, uint64_t step,
+                                              const SaveOptions& options, const Status& local);
+
+// Collective over `comm`: writes one part of the step. `session` may be null
+// or belong to another communicator on some rank (an error there, agreed on
+// like any other). With `unagreed` (Put), this rank's write outcome is left
+// there for the commit's gather instead of being agreed on (one round less).
+Status WritePart(Communicator* comm, StoreContext* store, PutSession* session, const StateDict& part,
+                 const Status& local, SaveReport* report, Status* unagreed);
+
+// Collective over session->comm, after the caller agreed that every rank may
+// commit: merges and publishes. `written` is this rank's unagreed write
+// outcome (Put) or OK. The session ends either way.
+Status Commit(StoreContext* store, std::unique_ptr<PutSession> session, const Status& written, SaveReport* report);
+
+// Collective: BeginStep, one WritePart, Commit. `local` as BeginStep's.
+Status Put(Communicator* comm, StoreContext* store, uint64_t step, const StateDict& state, const SaveOptions& options,
+           const Status& local, SaveReport* report);
+
+}  // namespace dcp::protocol
+
+#endif  // DCP_ENGINE_PROTOCOL_PUT_H_

@@ -1,0 +1,71 @@
+// Copyright (c) dcp authors.
+
+#include "engine/protocol/store_context.h"
+
+#include "engine/codec/checksum.h"
+#include "engine/coord/agreement.h"
+#include "engine/manifest/manifest_codec.h"
+#include "engine/store/catalog.h"
+#include "engine/store/key_layout.h"
+
+namespace dcp::protocol {
+
+StoreContext::StoreContext(std::string root, const StoreOptions& options)
+    : root_(std::move(root)), options_(options) {}
+
+StoreContext::~StoreContext() = default;
+
+void StoreContext::ReopenStores() { stores_ = std::make_unique<query::StoreSet>(root_, own_.get()); }
+
+base::ThreadPool* StoreContext::WritePool(int requested) {
+  return write_pools_.Get(base::ResolveThreadCount(requested));
+}
+
+base::ThreadPool* StoreContext::ReadPool(int requested) { return read_pools_.Get(base::ResolveThreadCount(requested)); }
+
+Result<std::shared_ptr<query::StepIndex>> StoreContext::IndexFromBytes(uint64_t step, const std::string& bytes) {
+  const uint64_t checksum = codec::Checksum64(bytes.data(), bytes.size());
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cached_ && cached_checksum_ == checksum && cached_->manifest().step == step) return cached_;
+  }
+  const std::string path = storage::ManifestPath(root_, step);
+  DCP_ASSIGN_OR_RETURN(manifest::StepManifest m, manifest::DecodeManifest(bytes, path));
+  if (m.step != step) return Status::DataLoss("manifest '" + path + "' describes step " + std::to_string(m.step));
+  auto index = std::make_shared<query::StepIndex>(std::make_shared<const manifest::StepManifest>(std::move(m)));
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  cached_ = index;
+  cached_checksum_ = checksum;
+  return index;
+}
+
+Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::string& root,
+                                                const StoreOptions& options) {
+  auto store = std::make_unique<StoreContext>(root, options);
+  // Rank 0 creates (or checks) the root and takes the writer lock; then every
+  // rank checks that it sees the store and opens its own rank store.
+  Status s;
+  if (comm->rank() == 0) {
+    if (options.read_only || !options.create_if_missing) s = storage::CheckStoreRoot(root);
+    else s = storage::CreateOrCheckStoreRoot(root);
+    if (s.ok() && !options.read_only) {
+      auto lock = storage::WriterLock::Acquire(root, options.lock_wait_ms);
+      if (lock.ok()) store->lock_ = std::move(lock).value();
+      else s = lock.status();
+    }
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s));
+  s = storage::CheckStoreRoot(root);
+  if (s.ok() && !options.read_only) {
+    const uint32_t rank = static_cast<uint32_t>(comm->rank());
+    auto own = storage::RankStore::Open(storage::RankStorePath(root, rank), rank, storage::RankStore::Mode::kWrite,
+                                        storage::RankStoreOptions{.repair = options.repair});
+    if (own.ok()) store->own_ = std::move(own).value();
+    else s = own.status();
+  }
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s));
+  store->ReopenStores();
+  return store;
+}
+
+}  // namespace dcp::protocol

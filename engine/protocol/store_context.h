@@ -1,0 +1,95 @@
+// Copyright (c) dcp authors.
+//
+// StoreContext: what one process holds of an open store, shared by the
+// collective protocols (put.h, load.h, maintenance.h): the root, the writer
+// lock (rank 0), this rank's writer instance, read access to every rank
+// store, which base records an incremental put may reference, the store's
+// thread pools, and the last manifest loaded.
+//
+// OpenStore is the open protocol: rank 0 creates (or checks) the root and
+// takes the writer lock; every rank then checks that it sees the store and
+// opens its own rank store; two agreements.
+//
+// Thread safety: the handles are set at open and not changed after, except
+// `stores`, which garbage collection replaces (no get may run meanwhile: the
+// facade's calls on one store are not concurrent, an async put's thread
+// aside, which never touches `stores`' pointer). IndexFromBytes and the pool
+// accessors may be called concurrently.
+
+#ifndef DCP_ENGINE_PROTOCOL_STORE_CONTEXT_H_
+#define DCP_ENGINE_PROTOCOL_STORE_CONTEXT_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "dcp/communicator.h"
+#include "dcp/options.h"
+#include "dcp/status.h"
+#include "engine/base/thread_pool.h"
+#include "engine/query/chunk_index.h"
+#include "engine/query/record_check.h"
+#include "engine/query/store_set.h"
+#include "engine/store/rank_store.h"
+#include "engine/store/store_lock.h"
+
+namespace dcp::protocol {
+
+class StoreContext {
+ public:
+  StoreContext(std::string root, const StoreOptions& options);
+  ~StoreContext();
+  StoreContext(const StoreContext&) = delete;
+  StoreContext& operator=(const StoreContext&) = delete;
+
+  const std::string& root() const { return root_; }
+  const StoreOptions& options() const { return options_; }
+
+  // This rank's writer instance; null if the store was opened read-only.
+  storage::RankStore* own() const { return own_.get(); }
+  // Read access to every rank store (this rank's through `own`).
+  query::StoreSet* stores() const { return stores_.get(); }
+  // Drops the read instances (they keep every table file they have seen
+  // open): after a garbage collection, so that deleted files free their space.
+  void ReopenStores();
+
+  // Which base records an incremental put may reference.
+  query::RecordCheck& record_check() { return record_check_; }
+
+  // The store's threads, kept across calls: encoding and snapshots (puts,
+  // including an async put's thread, which runs while no other put can), and
+  // reads (gets, on the caller's thread). `requested` as
+  // base::ResolveThreadCount.
+  base::ThreadPool* WritePool(int requested);
+  base::ThreadPool* ReadPool(int requested);
+
+  // The verified manifest of `step` from its file's bytes, and its index;
+  // the last one is kept and returned again for the same bytes (by checksum).
+  Result<std::shared_ptr<query::StepIndex>> IndexFromBytes(uint64_t step, const std::string& bytes);
+
+ private:
+  friend Result<std::unique_ptr<StoreContext>> OpenStore(Communicator*, const std::string&, const StoreOptions&);
+
+  const std::string root_;
+  const StoreOptions options_;
+  std::unique_ptr<storage::WriterLock> lock_;  // rank 0 of a writable store
+  std::unique_ptr<storage::RankStore> own_;
+  std::unique_ptr<query::StoreSet> stores_;
+  query::RecordCheck record_check_;
+  base::PoolCache write_pools_;
+  base::PoolCache read_pools_;
+
+  std::mutex cache_mu_;
+  uint64_t cached_checksum_ = 0;               // guarded by cache_mu_
+  std::shared_ptr<query::StepIndex> cached_;  // guarded by cache_mu_
+};
+
+// Collective over `comm`: opens (with StoreOptions::create_if_missing,
+// creates) the store at `root`. The same status on every rank.
+Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::string& root,
+                                                const StoreOptions& options);
+
+}  // namespace dcp::protocol
+
+#endif  // DCP_ENGINE_PROTOCOL_STORE_CONTEXT_H_
