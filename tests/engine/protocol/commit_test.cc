@@ -291,3 +291,45 @@ TEST_CASE("A failure to publish is reported on every rank", "[coord]") {
 
 }  // namespace
 }  // namespace dcp::protocol
+
+namespace dcp::protocol {
+namespace {
+
+TEST_CASE("A commit message carries the fragment 8 bytes in, where it decodes in place", "[coord]") {
+  const std::string payload = manifest::EncodeManifestPayload(Fragment(1, 2));
+  const std::string message = EncodeCommitMessage(Status::OK(), payload);
+  REQUIRE(message.size() == 8 + payload.size());
+  CHECK(message.compare(8, std::string::npos, payload) == 0);
+  Status status;
+  std::string_view fragment;
+  REQUIRE_OK(DecodeCommitMessage(message, 1, &status, &fragment));
+  REQUIRE_OK(status);
+  CHECK(fragment.data() == message.data() + 8);
+
+  std::string bad = message;
+  bad[3] = 1;  // padding must be zero
+  CHECK_THAT(DecodeCommitMessage(bad, 1, &status, &fragment),
+             StatusIs(StatusCode::kInternal, "commit message from rank 1"));
+  CHECK_THAT(DecodeCommitMessage(message.substr(0, 5), 1, &status, &fragment), StatusIs(StatusCode::kInternal));
+
+  const std::string failed = EncodeCommitMessage(Status::IOError("disk"), payload);
+  REQUIRE_OK(DecodeCommitMessage(failed, 1, &status, &fragment));
+  CHECK_THAT(status, StatusIs(StatusCode::kIOError, "disk"));
+  CHECK(fragment.empty());
+}
+
+TEST_CASE("MergeFragments takes rank 0's fragment as it is", "[coord]") {
+  const int n = 2;
+  StepManifest own = Fragment(0, n);
+  const std::string other = manifest::EncodeManifestPayload(Fragment(1, n));
+  auto merged = MergeFragments(Skeleton(n), {std::string_view(), other}, &own);
+  REQUIRE_OK(merged.status());
+  const std::string p0 = manifest::EncodeManifestPayload(Fragment(0, n));
+  auto reference = MergeFragments(Skeleton(n), {p0, other});
+  REQUIRE_OK(reference.status());
+  merged->commit_time_ns = reference->commit_time_ns;
+  CHECK(manifest::EncodeManifest(*merged) == manifest::EncodeManifest(*reference));
+}
+
+}  // namespace
+}  // namespace dcp::protocol

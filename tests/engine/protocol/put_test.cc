@@ -1,0 +1,113 @@
+// Copyright (c) dcp authors.
+// Tests of engine/protocol/put.cc: the write session over in-process ranks.
+
+#include "engine/protocol/put.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/protocol/load.h"
+#include "engine/store/catalog.h"
+#include "tests/engine/protocol/protocol_fixture.h"
+#include "tests/testing/counting_communicator.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace dcp::protocol {
+namespace {
+
+using testing::StatusIs;
+
+constexpr int kRanks = 3;
+
+TEST_CASE("a put writes every rank's slabs and a plain load reassembles them", "[protocol]") {
+  testing::TempDir dir;
+  std::vector<Status> put(kRanks);
+  RunOnStore(dir.path(), kRanks, [&](int rank, Communicator* comm, StoreContext* store) {
+    RankState s = WState(rank, kRanks, /*fill=*/true);
+    put[rank] = Put(comm, store, 5, s.dict, SaveOptions(), Status::OK(), nullptr);
+  });
+  for (const Status& s : put) REQUIRE_OK(s);
+
+  StoreOptions read_only;
+  read_only.read_only = true;
+  RunOnStore(
+      dir.path(), 1,
+      [&](int, Communicator*, StoreContext* store) {
+        auto plain = LoadPlain(store, 5, {}, LoadOptions());
+        REQUIRE_OK(plain.status());
+        const PlainTensor* w = plain->FindTensor("w");
+        REQUIRE(w != nullptr);
+        CHECK(testing::CheckRegion("w", {4 * kRanks, 8}, Box{{0, 0}, {4 * kRanks, 8}}, w->view()).empty());
+        CHECK(plain->common_state.Find("iteration") != nullptr);
+      },
+      read_only);
+}
+
+TEST_CASE("a caller's refusal on one rank refuses the put on every rank and writes nothing", "[protocol]") {
+  testing::TempDir dir;
+  std::vector<Status> put(kRanks);
+  RunOnStore(dir.path(), kRanks, [&](int rank, Communicator* comm, StoreContext* store) {
+    RankState s = WState(rank, kRanks, /*fill=*/true);
+    const Status local = rank == 1 ? Status::FailedPrecondition("busy here") : Status::OK();
+    put[rank] = Put(comm, store, 5, s.dict, SaveOptions(), local, nullptr);
+  });
+  for (const Status& s : put) REQUIRE_THAT(s, StatusIs(StatusCode::kFailedPrecondition, "rank 1: busy here"));
+  auto steps = storage::ListSteps(dir.path());
+  REQUIRE_OK(steps.status());
+  CHECK(steps->empty());
+}
+
+TEST_CASE("a part on a rank without the session fails on every rank, and the session goes on", "[protocol]") {
+  testing::TempDir dir;
+  std::vector<Status> part(kRanks), commit(kRanks);
+  RunOnStore(dir.path(), kRanks, [&](int rank, Communicator* comm, StoreContext* store) {
+    auto session = BeginStep(comm, store, 9, SaveOptions(), Status::OK());
+    if (!session.ok()) {
+      part[rank] = session.status();
+      return;
+    }
+    RankState s = WState(rank, kRanks, /*fill=*/true);
+    part[rank] = WritePart(comm, store, rank == 2 ? nullptr : session->get(), s.dict, Status::OK(), nullptr, nullptr);
+    // The refused part changed nothing: the same part again, then the commit.
+    if (WritePart(comm, store, session->get(), s.dict, Status::OK(), nullptr, nullptr).ok()) {
+      commit[rank] = Commit(store, std::move(session).value(), Status::OK(), nullptr);
+    } else {
+      commit[rank] = Status::Internal("the second part failed");
+    }
+  });
+  for (const Status& s : part) REQUIRE_THAT(s, StatusIs(StatusCode::kFailedPrecondition, "rank 2: no write session"));
+  for (const Status& s : commit) REQUIRE_OK(s);
+  CHECK(storage::StepExists(dir.path(), 9));
+}
+
+TEST_CASE("an incremental put gets rank 0's base on every rank and references what did not change",
+          "[protocol]") {
+  testing::TempDir dir;
+  std::vector<SaveReport> first(kRanks), second(kRanks);
+  std::vector<int> rounds(kRanks);
+  std::vector<Status> status(kRanks);
+  RunOnStore(dir.path(), kRanks, [&](int rank, Communicator* inner, StoreContext* store) {
+    testing::CountingCommunicator comm(inner);
+    RankState s = WState(rank, kRanks, /*fill=*/true);
+    SaveOptions incremental;
+    incremental.incremental = true;
+    status[rank] = Put(&comm, store, 1, s.dict, incremental, Status::OK(), &first[rank]);
+    comm.Reset();
+    if (status[rank].ok()) status[rank] = Put(&comm, store, 2, s.dict, incremental, Status::OK(), &second[rank]);
+    rounds[rank] = comm.rounds();
+  });
+  for (int r = 0; r < kRanks; ++r) {
+    INFO("rank " << r);
+    REQUIRE_OK(status[r]);
+    CHECK(first[r].chunks_written > 0);
+    CHECK(first[r].chunks_referenced == 0);
+    CHECK(second[r].chunks_written == 0);
+    CHECK(second[r].chunks_referenced == first[r].chunks_written);
+    CHECK(rounds[r] == 7);  // 6, and the base manifest's broadcast
+  }
+}
+
+}  // namespace
+}  // namespace dcp::protocol
