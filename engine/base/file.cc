@@ -174,6 +174,33 @@ Result<std::string> ReadFileHead(const std::string& path, size_t n, uint64_t* fi
   return ReadAt(fd, path, static_cast<size_t>(std::min<uint64_t>(size, n)));
 }
 
+Result<std::unique_ptr<RandomAccessFile>> RandomAccessFile::Open(const std::string& path) {
+  Fd fd(-1);
+  uint64_t size = 0;
+  DCP_RETURN_IF_ERROR(OpenRegular(path, &fd, &size));
+  return std::unique_ptr<RandomAccessFile>(new RandomAccessFile(path, fd.release(), size));
+}
+
+RandomAccessFile::~RandomAccessFile() { ::close(fd_); }
+
+Status RandomAccessFile::Read(uint64_t offset, size_t n, void* dst) const {
+  char* out = static_cast<char*>(dst);
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t r = ::pread(fd_, out + done, n - done, static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "cannot read", path_);
+    }
+    if (r == 0) {
+      return Status::DataLoss("file '" + path_ + "' ends at byte " + std::to_string(offset + done) + ", before byte " +
+                              std::to_string(offset + n) + " (it shrank while being read)");
+    }
+    done += static_cast<size_t>(r);
+  }
+  return Status::OK();
+}
+
 Status CheckRegularFile(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "cannot stat", path);

@@ -71,6 +71,30 @@ Status SyncDir(const std::string& dir);
 // Removes a file; OK if it does not exist.
 Status RemoveFile(const std::string& path);
 
+// A regular file read at offsets (pread), for inputs read piece by piece
+// (imports). Open refuses what is not a regular file without blocking
+// (DataLoss, as ReadFile). Thread safety: Read may be called concurrently.
+class RandomAccessFile {
+ public:
+  static Result<std::unique_ptr<RandomAccessFile>> Open(const std::string& path);
+  ~RandomAccessFile();
+  RandomAccessFile(const RandomAccessFile&) = delete;
+  RandomAccessFile& operator=(const RandomAccessFile&) = delete;
+
+  // Exactly `n` bytes at `offset` into `dst`; DataLoss naming the path if the
+  // file ends first (it shrank), IOError on a read error.
+  Status Read(uint64_t offset, size_t n, void* dst) const;
+  // The size when opened.
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  RandomAccessFile(std::string path, int fd, uint64_t size) : path_(std::move(path)), fd_(fd), size_(size) {}
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
 // Writes a new file sequentially and publishes it whole: the bytes go to a
 // temporary file next to `path` ("<path>.tmp.<pid>"); Commit() fsyncs it and
 // renames it over `path`. A writer destroyed without a successful Commit()

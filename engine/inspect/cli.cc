@@ -9,7 +9,7 @@
 //   dcp-inspect ROOT verify [STEP]                   read and check every record
 //   dcp-inspect ROOT diff STEP_A STEP_B              what changed between two steps
 //   dcp-inspect ROOT dump STEP KEY [--region R] [--npy FILE [--raw]]
-//   dcp-inspect ROOT export STEP --safetensors FILE [--keys GLOB]
+//   dcp-inspect ROOT export STEP --safetensors FILE [--keys GLOB] [--max-shard-size 5GB]
 //   dcp-inspect ROOT common STEP                     the common state as JSON
 //   dcp-inspect ROOT repair                          rebuild damaged rank stores' metadata, mark damaged steps
 //
@@ -21,7 +21,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <chrono>
+#include <cstring>
+#include <optional>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -83,7 +86,7 @@ int Emit(const std::string& text) {
 }
 
 struct Args {
-  std::string root, step_a, step_b, key, keys, region, npy, safetensors;
+  std::string root, step_a, step_b, key, keys, region, npy, safetensors, max_shard_size;
   bool json = false, exact = false, no_progress = false, raw = false;
   size_t count = 8;
   int threads = 0;
@@ -165,10 +168,41 @@ int RunDump(inspect::StoreReader* r, const Args& a) {
   return Emit(a.json ? inspect::RenderDumpJson(*d) : inspect::RenderDumpText(*d));
 }
 
+// "5GB", "500MB", "1GiB", "4096": bytes (Hugging Face's units: KB/MB/GB are
+// powers of 1000, KiB/MiB/GiB of 1024). nullopt if malformed or zero.
+std::optional<uint64_t> ParseSize(const std::string& text) {
+  static const std::pair<const char*, uint64_t> kUnits[] = {
+      {"KIB", 1ull << 10}, {"MIB", 1ull << 20}, {"GIB", 1ull << 30}, {"TIB", 1ull << 40}, {"KB", 1000ull},
+      {"MB", 1000ull * 1000}, {"GB", 1000ull * 1000 * 1000}, {"TB", 1000ull * 1000 * 1000 * 1000}, {"B", 1}};
+  std::string t;
+  for (char c : text) t += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  uint64_t unit = 1;
+  for (const auto& [name, factor] : kUnits) {
+    const size_t n = std::strlen(name);
+    if (t.size() > n && t.compare(t.size() - n, n, name) == 0) {
+      unit = factor;
+      t.resize(t.size() - n);
+      break;
+    }
+  }
+  if (t.empty() || t.size() > 12 || t.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  const uint64_t n = std::stoull(t);
+  if (n == 0 || n > UINT64_MAX / unit) return std::nullopt;
+  return n * unit;
+}
+
 int RunExport(inspect::StoreReader* r, const Args& a) {
   ASSIGN_OR_FAIL(step, inspect::ResolveStep(a.root, a.step_a));
   inspect::ExportOptions o;
   o.keys_glob = a.keys;
+  if (!a.max_shard_size.empty()) {
+    const auto bytes = ParseSize(a.max_shard_size);
+    if (!bytes) {
+      return Fail(dcp::Status::InvalidArgument("--max-shard-size '" + a.max_shard_size +
+                                               "' is not a size such as 5GB, 500MB or 1GiB"));
+    }
+    o.max_shard_bytes = *bytes;
+  }
   dcp::Result<inspect::ExportReport> e = dcp::Status::Internal("not run");
   {
     Progress bar(a.progress());
@@ -263,6 +297,9 @@ int RunCli(int argc, char** argv) {
   exp->add_option("step", a.step_a, kStep)->required();
   exp->add_option("--safetensors", a.safetensors, "output file")->required();
   exp->add_option("--keys", a.keys, "only tensors whose key matches this glob");
+  exp->add_option("--max-shard-size", a.max_shard_size,
+                  "split into shards of at most this much tensor data (5GB, 500MB, 1GiB) with an index.json, "
+                  "in Hugging Face's layout");
   exp->add_flag("--no-progress", a.no_progress, "no progress bar, even on a terminal");
   auto* common = add("common", "the common state of a step as JSON", RunCommon);
   common->add_option("step", a.step_a, kStep)->required();

@@ -2,40 +2,18 @@
 
 #include "engine/inspect/export.h"
 
-#include <bit>
 #include <chrono>
-#include <nlohmann/json.hpp>
+#include <cstdio>
+#include <map>
 
 #include "engine/base/buffer.h"
 #include "engine/base/file.h"
 #include "engine/inspect/inspect.h"
+#include "engine/interop/safetensors.h"
+#include "engine/manifest/common_state_codec.h"
 #include "engine/sharding/chunking.h"
 
 namespace dcp::inspect {
-
-// dcp stores the host's bytes; safetensors wants little-endian.
-static_assert(std::endian::native == std::endian::little, "safetensors export assumes a little-endian host");
-
-std::string_view SafetensorsDType(DType dtype) {
-  switch (dtype) {
-    case DType::kBool: return "BOOL";
-    case DType::kUInt8: return "U8";
-    case DType::kInt8: return "I8";
-    case DType::kInt16: return "I16";
-    case DType::kInt32: return "I32";
-    case DType::kInt64: return "I64";
-    case DType::kUInt16: return "U16";
-    case DType::kUInt32: return "U32";
-    case DType::kUInt64: return "U64";
-    case DType::kFloat16: return "F16";
-    case DType::kBFloat16: return "BF16";
-    case DType::kFloat32: return "F32";
-    case DType::kFloat64: return "F64";
-    case DType::kFloat8E4M3: return "F8_E4M3";
-    case DType::kFloat8E5M2: return "F8_E5M2";
-  }
-  return "";
-}
 
 Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const std::string& path,
                                        const ExportOptions& options) {
@@ -61,59 +39,94 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
   for (const manifest::ObjectEntry& o : m.objects) {
     if (KeyMatches(options.keys_glob, o.key)) ++r.skipped_objects;
   }
-  // Readers locate tensors by their offsets, not by the order of the header's
-  // keys (which nlohmann::json sorts); data follows `tensors`.
-  nlohmann::json header = nlohmann::json::object();
-  uint64_t offset = 0;
-  for (const manifest::TensorEntry* t : tensors) {
-    if (t->key == "__metadata__") {
-      return Status::InvalidArgument("step " + std::to_string(step) +
-                                     " holds a tensor named '__metadata__', which safetensors reserves");
+  // The metadata an import kept, then the step's own.
+  std::map<std::string, std::string> metadata;
+  DCP_ASSIGN_OR_RETURN(Value common, manifest::DecodeCommonState(m.common_state));
+  if (const Value* kept = common.Find("safetensors_metadata"); kept != nullptr && kept->kind() == Value::Kind::kMap) {
+    for (size_t i = 0; i < kept->size(); ++i) {
+      if (kept->at(i).kind() == Value::Kind::kString) metadata[kept->keys()[i]] = kept->at(i).as_string();
     }
-    const uint64_t bytes = t->raw_bytes();
-    header[t->key] = {
-        {"dtype", SafetensorsDType(t->dtype)}, {"shape", t->global_shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
   }
-  header["__metadata__"] = {
-      {"format", "pt"}, {"dcp.step", std::to_string(step)}, {"dcp.generation", std::to_string(m.generation)}};
-  std::string json;
-  try {
-    json = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
-  } catch (const nlohmann::json::exception& e) {
-    // safetensors names are JSON strings; dcp keys are bytes.
-    return Status::InvalidArgument("step " + std::to_string(step) +
-                                   " holds a tensor key that is not valid UTF-8, which safetensors cannot name (" +
-                                   e.what() + "); --keys can leave it out");
-  }
-  json.append((8 - json.size() % 8) % 8, ' ');
-  std::string prefix(8, '\0');
-  const uint64_t n = json.size();
-  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  r.header_bytes = 8 + n;
+  metadata.emplace("format", "pt");
+  metadata["dcp.step"] = std::to_string(step);
+  metadata["dcp.generation"] = std::to_string(m.generation);
 
-  DCP_ASSIGN_OR_RETURN(std::unique_ptr<base::FileWriter> out, base::FileWriter::Create(path));
-  DCP_RETURN_IF_ERROR(out->Append(prefix));
-  DCP_RETURN_IF_ERROR(out->Append(json));
-  base::Buffer buf;
-  const uint64_t total = offset;
-  for (const manifest::TensorEntry* t : tensors) {  // the order of the offsets
-    const size_t elem = DTypeSize(t->dtype);
-    const Box whole{Shape(t->global_shape.size(), 0), t->global_shape};
-    for (const Box& block : sharding::ChunkBox(whole, elem, std::max<uint64_t>(options.block_bytes, elem))) {
-      const uint64_t bytes = static_cast<uint64_t>(block.num_elements()) * elem;
-      buf.Resize(bytes);
-      DCP_RETURN_IF_ERROR(reader->ReadRegion(*loaded, *t, block, buf.data()));
-      DCP_RETURN_IF_ERROR(out->Append(std::string_view(buf.data(), bytes)));
-      r.data_bytes += bytes;
-      if (options.progress) options.progress(r.data_bytes, total);
+  // Shards: consecutive runs of tensors (key order) of at most max_shard_bytes.
+  std::vector<std::vector<const manifest::TensorEntry*>> shards(1);
+  uint64_t in_shard = 0, total = 0;
+  for (const manifest::TensorEntry* t : tensors) {
+    const uint64_t bytes = t->raw_bytes();
+    if (options.max_shard_bytes > 0 && in_shard > 0 && in_shard + bytes > options.max_shard_bytes) {
+      shards.emplace_back();
+      in_shard = 0;
     }
+    shards.back().push_back(t);
+    in_shard += bytes;
+    total += bytes;
   }
-  if (r.data_bytes != total) {
-    return Status::Internal("export of step " + std::to_string(step) + " wrote " + std::to_string(r.data_bytes) +
-                            " data bytes, expected " + std::to_string(total));
+  std::vector<std::string> paths;
+  std::map<std::string, std::string> weight_map;
+  if (shards.size() == 1) {
+    paths.push_back(path);
+  } else {
+    const std::string suffix = ".safetensors";
+    if (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      return Status::InvalidArgument("a sharded export needs an output path ending in '.safetensors' (got '" + path +
+                                     "'): the shards and the index are named after it");
+    }
+    const std::string stem = path.substr(0, path.size() - suffix.size());
+    char numbers[32];
+    for (size_t i = 0; i < shards.size(); ++i) {
+      std::snprintf(numbers, sizeof numbers, "-%05zu-of-%05zu", i + 1, shards.size());
+      paths.push_back(stem + numbers + suffix);
+      const std::string name = paths.back().substr(paths.back().rfind('/') + 1);
+      for (const manifest::TensorEntry* t : shards[i]) weight_map[t->key] = name;
+    }
+    r.path = path + ".index.json";
   }
-  DCP_RETURN_IF_ERROR(out->Commit());
+
+  base::Buffer buf;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    std::vector<interop::SafetensorsTensor> header_tensors;
+    for (const manifest::TensorEntry* t : shards[i]) {
+      header_tensors.push_back({t->key, t->dtype, t->global_shape, 0, t->raw_bytes()});
+    }
+    Result<std::string> header = interop::EncodeSafetensorsHeader(header_tensors, metadata);
+    if (!header.ok()) {
+      return Status::InvalidArgument("step " + std::to_string(step) + ": " + header.status().message() +
+                                     "; --keys can leave such a tensor out");
+    }
+    r.header_bytes += header->size();
+    DCP_ASSIGN_OR_RETURN(std::unique_ptr<base::FileWriter> out, base::FileWriter::Create(paths[i]));
+    DCP_RETURN_IF_ERROR(out->Append(*header));
+    uint64_t shard_bytes = 0;
+    for (const manifest::TensorEntry* t : shards[i]) {  // the order of the offsets
+      const size_t elem = DTypeSize(t->dtype);
+      const Box whole{Shape(t->global_shape.size(), 0), t->global_shape};
+      for (const Box& block : sharding::ChunkBox(whole, elem, std::max<uint64_t>(options.block_bytes, elem))) {
+        const uint64_t bytes = static_cast<uint64_t>(block.num_elements()) * elem;
+        buf.Resize(bytes);
+        DCP_RETURN_IF_ERROR(reader->ReadRegion(*loaded, *t, block, buf.data()));
+        DCP_RETURN_IF_ERROR(out->Append(std::string_view(buf.data(), bytes)));
+        r.data_bytes += bytes;
+        shard_bytes += bytes;
+        if (options.progress) options.progress(r.data_bytes, total);
+      }
+      shard_bytes -= t->raw_bytes();
+    }
+    if (shard_bytes != 0) {
+      return Status::Internal("export of step " + std::to_string(step) + " wrote the wrong number of bytes to '" +
+                              paths[i] + "'");
+    }
+    DCP_RETURN_IF_ERROR(out->Commit());
+    r.files.push_back(paths[i]);
+  }
+  if (shards.size() > 1) {
+    // Last: a reader that finds the index finds every shard.
+    DCP_ASSIGN_OR_RETURN(std::unique_ptr<base::FileWriter> index, base::FileWriter::Create(r.path));
+    DCP_RETURN_IF_ERROR(index->Append(interop::EncodeSafetensorsIndex(weight_map, total)));
+    DCP_RETURN_IF_ERROR(index->Commit());
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -1,20 +1,22 @@
 // Copyright (c) dcp authors.
 //
-// Export: a step's tensors, consolidated to their full global shapes, as one
-// safetensors file (the format Hugging Face loads).
-//
-// safetensors layout: 8 bytes little-endian N, then N bytes of JSON header
-// {"<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]},
-//  ..., "__metadata__": {string: string}}, padded with spaces to a multiple
-// of 8, then the tensors' raw little-endian row-major bytes, back to back
-// in header order, offsets relative to the first byte after the header.
+// Export: a step's tensors, consolidated to their full global shapes, as
+// one safetensors file (the format Hugging Face loads; engine/interop/
+// safetensors.h), or, with max_shard_bytes, as a sharded model in Hugging
+// Face's layout: "<dir>/<name>-00001-of-0000N.safetensors", ... and the index
+// "<dir>/<name>.safetensors.index.json" for an output path
+// "<dir>/<name>.safetensors" (a model that fits one shard is one file, as
+// save_pretrained writes it). Tensors go to shards in key order; a tensor
+// larger than the bound has a shard of its own.
 //
 // The file is written sequentially: tensor by tensor, each in blocks of at
 // most ExportOptions::block_bytes read through the query layer, so memory
 // stays bounded whatever the tensors' sizes. It appears under its name only
 // once complete (a temporary is renamed), and is removed on failure.
-// Objects are not tensors and are not exported; the metadata names the
-// step, its generation and the format ("pt", which transformers expects).
+// Objects are not tensors and are not exported; the metadata is what an
+// import kept (common state "safetensors_metadata"), with the step, its
+// generation and the format ("pt", which transformers expects, unless the
+// import kept another).
 //
 // Thread safety: as the StoreReader.
 
@@ -25,15 +27,13 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dcp/status.h"
 #include "dcp/types.h"
 #include "engine/inspect/reader.h"
 
 namespace dcp::inspect {
-
-// "F32", "BF16", "F8_E4M3", ...
-std::string_view SafetensorsDType(DType dtype);
 
 struct ExportOptions {
   // Only tensors whose key matches (see KeyMatches).
@@ -44,6 +44,10 @@ struct ExportOptions {
   // Default: 64 MiB
   uint64_t block_bytes = uint64_t{64} << 20;
 
+  // Split into shards of at most this many bytes of tensor data (see above).
+  // Default: 0 (one file)
+  uint64_t max_shard_bytes = 0;
+
   // Called after each block with (bytes written, bytes to write) of tensor
   // data.
   // Default: none
@@ -51,7 +55,8 @@ struct ExportOptions {
 };
 
 struct ExportReport {
-  std::string path;
+  std::string path;                 // the file, or the index of a sharded model
+  std::vector<std::string> files;   // the safetensors files written
   uint64_t step = 0;
   uint64_t tensors = 0;
   uint64_t header_bytes = 0;  // including the 8-byte length

@@ -270,6 +270,7 @@ std::string RenderExportText(const ExportReport& r) {
       fmt::format("exported {} tensors of step {} to {}: {} ({} of header) in {:.2f} s ({}/s)\n", r.tensors, r.step,
                   r.path, HumanBytes(r.header_bytes + r.data_bytes), HumanBytes(r.header_bytes), r.seconds,
                   HumanBytes(r.seconds > 0 ? static_cast<uint64_t>(r.data_bytes / r.seconds) : 0));
+  if (r.files.size() > 1) out += fmt::format("{} shards: {} .. {}\n", r.files.size(), r.files.front(), r.files.back());
   if (r.skipped_objects) out += fmt::format("{} objects are not tensors and were not exported\n", r.skipped_objects);
   return out;
 }

@@ -281,6 +281,7 @@ std::string RenderDumpJson(const DumpReport& d) {
 
 std::string RenderExportJson(const ExportReport& r) {
   return Dump({{"path", r.path},
+               {"files", r.files},
                {"step", r.step},
                {"tensors", r.tensors},
                {"header_bytes", r.header_bytes},

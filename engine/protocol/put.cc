@@ -281,6 +281,47 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
   return Status::OK();
 }
 
+Status WriteLocalPart(StoreContext* store, PutSession* session, std::vector<manifest::TensorEntry> entries,
+                      write::WriteRequest request, const Value& common, SaveReport* report) {
+  PutSession& s = *session;
+  const std::string what = "put of step " + std::to_string(s.step);
+  if (s.comm->size() != 1 || s.parts != 0) {
+    return Status::Internal(what + ": a local part needs a one-process session with no part yet");
+  }
+  for (const auto& e : entries) {
+    if (s.tensors.count(e.key)) return Status::InvalidArgument(what + ": tensor '" + e.key + "' is declared twice");
+  }
+  DCP_ASSIGN_OR_RETURN(s.common_encoded, manifest::EncodeCommonState(common));
+  request.generation = s.generation;
+  request.part = 0;
+  request.base = s.options.incremental ? s.base.get() : nullptr;
+  if (request.base != nullptr) {
+    request.reference_ok = [store, base_generation = request.base->generation](const manifest::RecordRef& ref,
+                                                                               const std::string& key) {
+      return store->record_check().Usable(store->stores(), base_generation, ref, key);
+    };
+  }
+  write::WriteStats stats;
+  Status written = write::WriteShards(store->own(), request, s.options, &s.fragment, &stats,
+                                      store->WritePool(s.options.encode_threads));
+  ++s.parts;
+  if (!written.ok()) {
+    s.broken = written;
+    return written.Annotate(what);
+  }
+  store->record_check().AddWritten(store->own()->rank(), request.generation);
+  for (auto& e : entries) s.tensors.emplace(e.key, std::move(e));
+  s.common = common;
+  s.report.chunks_written += stats.chunks;
+  s.report.raw_bytes_written += stats.raw_bytes;
+  s.report.stored_bytes_written += stats.stored_bytes;
+  s.report.chunks_referenced += stats.chunks_referenced;
+  s.report.raw_bytes_referenced += stats.raw_bytes_referenced;
+  s.report.base_records_unusable += stats.base_records_unusable;
+  if (report != nullptr) *report = s.report;
+  return Status::OK();
+}
+
 Status Commit(StoreContext* store, std::unique_ptr<PutSession> s, const Status& written, SaveReport* report) {
   Communicator* c = s->comm;
   const std::string what = "put of step " + std::to_string(s->step);

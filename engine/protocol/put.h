@@ -31,6 +31,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "dcp/communicator.h"
 #include "dcp/options.h"
@@ -40,6 +41,7 @@
 #include "dcp/value.h"
 #include "engine/manifest/manifest.h"
 #include "engine/protocol/store_context.h"
+#include "engine/write/shard_writer.h"
 
 namespace dcp::protocol {
 
@@ -72,6 +74,14 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* comm, StoreContext* 
 // there for the commit's gather instead of being agreed on (one round less).
 Status WritePart(Communicator* comm, StoreContext* store, PutSession* session, const StateDict& part,
                  const Status& local, SaveReport* report, Status* unagreed);
+
+// One process (a communicator of size 1): writes a part whose tensors the
+// caller declared and checked itself (an import: `entries` gives each tensor's
+// key, dtype and global shape, `request` its pieces, which must tile it; the
+// commit refuses a manifest they do not tile), with `common` as the step's
+// common state. Instead of WritePart, once per session.
+Status WriteLocalPart(StoreContext* store, PutSession* session, std::vector<manifest::TensorEntry> entries,
+                      write::WriteRequest request, const Value& common, SaveReport* report);
 
 // Collective over session->comm, after the caller agreed that every rank may
 // commit: merges and publishes. `written` is this rank's unagreed write

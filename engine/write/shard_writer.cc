@@ -26,7 +26,8 @@ struct Job {
   std::string record_key;
   const ShardedTensor* tensor = nullptr;  // chunk job
   Box chunk;                              // global coordinates
-  TensorView source;                      // the chunk's elements
+  TensorView source;                      // the chunk's elements (unless read)
+  const BoxReader* read = nullptr;        // or where to read them from
   const ShardedObject* object = nullptr;  // object job
   const manifest::RecordRef* base = nullptr;  // the base step's record of the same box, if any
 };
@@ -71,7 +72,13 @@ Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& op
   }
   const TensorView& src = job.source;
   const void* raw = src.data();
-  if (!src.device().is_host()) {
+  if (job.read != nullptr) {
+    slot->staging.Resize(src.size_bytes());
+    DCP_RETURN_IF_ERROR((*job.read)(job.chunk, slot->staging.data())
+                            .Annotate("tensor '" + job.tensor->key + "' chunk at offset " +
+                                      ShapeToString(job.chunk.origin)));
+    raw = slot->staging.data();
+  } else if (!src.device().is_host()) {
     // Device -> pinned host on this slot's stream; other slots encode meanwhile.
     DCP_RETURN_IF_ERROR(slot->pinned.Reserve(src.size_bytes()));
     DCP_RETURN_IF_ERROR(cuda::CopyToHost(src, slot->pinned.data(), &slot->stream)
@@ -158,7 +165,12 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
       j.record_key = storage::ChunkRecordKey(generation, t->key, c.origin);
       j.tensor = t;
       j.base = base.Find(*t, c);
-      j.source = p.piece.data.Slice(array::RelativeTo(c, p.piece.box.origin));
+      if (p.read) {
+        j.read = &p.read;
+        j.source = TensorView(static_cast<const void*>(nullptr), t->dtype, c.shape);  // only its dtype and size are used
+      } else {
+        j.source = p.piece.data.Slice(array::RelativeTo(c, p.piece.box.origin));
+      }
       j.chunk = std::move(c);
       jobs.push_back(std::move(j));
     }

@@ -61,11 +61,19 @@ struct WriteStats {
   uint64_t base_records_unusable = 0;  // equal to a base record that was missing or damaged: written
 };
 
+// Fills `dst` with the elements of `box` (global coordinates), row-major.
+// Called from worker threads, concurrently, each time with one chunk.
+using BoxReader = std::function<Status(const Box& box, void* dst)>;
+
 // A box of a shard to write: the shard names the tensor (key, dtype, global
-// shape); the piece is the box and the view of exactly its elements.
+// shape); the piece is the box and the view of exactly its elements, or,
+// with `read`, the piece's view is unused and each chunk's elements are read
+// from there into the chunk's own buffer (a source larger than memory: an
+// import streams its files through here, one chunk at a time).
 struct TensorPiece {
   const ShardedTensor* tensor = nullptr;
   sharding::Piece piece;
+  BoxReader read;
 };
 
 struct WriteRequest {

@@ -25,7 +25,8 @@ ENGINE = {
     "query": ["array", "base", "codec", "cuda", "manifest", "sharding", "store", "wire"],
     "coord": ["base", "wire"],
     "protocol": ["base", "codec", "coord", "cuda", "manifest", "query", "sharding", "store", "wire", "write"],
-    "inspect": ["base", "codec", "manifest", "query", "sharding", "store"],
+    "interop": ["base", "codec", "manifest", "protocol", "query", "sharding", "store", "write"],
+    "inspect": ["base", "codec", "interop", "manifest", "query", "sharding", "store"],
 }
 # Public headers that are vocabulary, usable anywhere. The facade (store.h,
 # the dcp.h umbrella), the Megatron helpers, MPI and LibTorch are not.
@@ -54,8 +55,8 @@ def allowed(path: pathlib.Path, root: pathlib.Path, inc: str) -> bool:
     if rel[0] == "api" and rel[1] == "include":
         return inc.startswith("dcp/")
     if rel[0] == "tools":
-        # Thin mains: the public API, the inspect module, the synthetic model.
-        return inc.startswith(("dcp/", "engine/inspect/", "tools/"))
+        # Thin mains: the public API, the inspect and import command lines, the synthetic model.
+        return inc.startswith(("dcp/", "engine/inspect/", "engine/interop/cli.h", "tools/"))
     return True
 
 
