@@ -308,9 +308,9 @@ Result<std::vector<Destination>> KeyMapping::Apply(const std::vector<SourceTenso
         d.shape = s.shape;
         d.shape[rule.axis] = 0;
       } else {
-        Shape other = s.shape;
-        other[rule.axis] = 0;
-        if (s.dtype != d.dtype || other != d.shape) {
+        Shape other = s.shape, so_far = d.shape;
+        other[rule.axis] = so_far[rule.axis] = 0;
+        if (s.dtype != d.dtype || other != so_far) {
           return Status::InvalidArgument(what + ": dtype " + std::string(DTypeName(s.dtype)) + " shape " +
                                          ShapeToString(s.shape) + " does not fit the parts before it");
         }
