@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates (once) and prints the path of a virtual environment with what users
 # run: PyPI's torch 2.x (its Linux build is a CUDA build that runs on the CPU)
-# NumPy and Megatron-Core, pinned, for Debian's Python 3.11, plus the dcp package from
+# NumPy, Megatron-Core and safetensors, pinned, for Debian's Python 3.11, plus the dcp package from
 # build/python on its path. Reused by later runs (pip's cache makes a rebuilt
 # one quick). Used by the demo's torchrun part and the torch 2.x tests.
 #   venv=$(scripts/venv.sh)   then   "$venv/bin/python" ... / "$venv/bin/torchrun" ...
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${DCP_BUILD_DIR:-build}
 venv=${DCP_VENV:-$build_dir/venv-torch2}
-requirements=(torch==2.11.0 numpy==2.2.6 pytest==8.3.5 megatron-core==0.16.1 packaging==26.4)
+requirements=(torch==2.11.0 numpy==2.2.6 pytest==8.3.5 megatron-core==0.16.1 packaging==26.4 safetensors==0.7.0)
 stamp="$venv/.dcp-requirements"
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "${requirements[*]}" ]]; then
   if ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then

@@ -18,6 +18,8 @@
 #include "dcp/store.h"
 #include "engine/inspect/cli.h"
 #include "engine/inspect/export.h"
+#include "engine/interop/cli.h"
+#include "engine/interop/import.h"
 #include "engine/inspect/reader.h"
 #include "engine/manifest/common_state_codec.h"
 
@@ -454,11 +456,12 @@ PYBIND11_MODULE(_dcp, m) {
     return dcp::inspect::RunCli(static_cast<int>(args.size()), argv.data());
   });
   m.def("export_safetensors", [](const std::string& root, uint64_t step, const std::string& path,
-                                 const std::string& keys) {
+                                 const std::string& keys, uint64_t max_shard_bytes) {
     py::gil_scoped_release nogil;
     auto reader = dcp::python::ValueOrThrow(dcp::inspect::StoreReader::Open(root));
     dcp::inspect::ExportOptions o;
     o.keys_glob = keys;
+    o.max_shard_bytes = max_shard_bytes;
     const dcp::inspect::ExportReport r =
         dcp::python::ValueOrThrow(dcp::inspect::ExportSafetensors(reader.get(), step, path, o));
     py::gil_scoped_acquire gil;
@@ -468,6 +471,45 @@ PYBIND11_MODULE(_dcp, m) {
     d["tensors"] = r.tensors;
     d["data_bytes"] = r.data_bytes;
     d["skipped_objects"] = r.skipped_objects;
+    d["files"] = r.files;
+    return d;
+  });
+
+  // dcp-import (python3 -m dcp.convert from-safetensors) and the import as a function.
+  m.def("import_main", [](std::vector<std::string> args) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    py::gil_scoped_release nogil;
+    return dcp::interop::RunImportCli(static_cast<int>(args.size()), argv.data());
+  });
+  m.def("import_safetensors", [](const std::string& root, const std::string& source, std::optional<uint64_t> step,
+                                 const std::string& rules, bool keep_unmatched, bool overwrite, bool incremental,
+                                 uint64_t chunk_bytes, int threads) {
+    py::gil_scoped_release nogil;
+    dcp::interop::KeyMapping mapping;
+    dcp::interop::ImportOptions o;
+    if (!rules.empty()) {
+      mapping = dcp::python::ValueOrThrow(dcp::interop::KeyMapping::Read(rules));
+      o.mapping = &mapping;
+    }
+    o.step = step;
+    o.keep_unmatched = keep_unmatched;
+    o.save.overwrite = overwrite;
+    o.save.incremental = incremental;
+    if (chunk_bytes > 0) o.save.chunk_bytes = chunk_bytes;
+    o.save.encode_threads = threads;
+    const dcp::interop::ImportReport r = dcp::python::ValueOrThrow(dcp::interop::ImportSafetensors(root, source, o));
+    py::gil_scoped_acquire gil;
+    py::dict d;
+    d["step"] = r.step;
+    d["files"] = r.files;
+    d["source_tensors"] = r.source_tensors;
+    d["tensors"] = r.tensors;
+    d["data_bytes"] = r.data_bytes;
+    d["chunks_written"] = r.save.chunks_written;
+    d["chunks_referenced"] = r.save.chunks_referenced;
+    d["seconds"] = r.seconds;
     return d;
   });
 

@@ -29,16 +29,24 @@ from .store import GcReport, LoadReport, LoadResult, SaveReport, Store
 
 
 
-def export_safetensors(checkpoint_dir, step, path, keys=""):
-    """Writes `step`'s tensors, consolidated, to the safetensors file `path` (dcp.inspect)."""
+def export_safetensors(checkpoint_dir, step, path, keys="", max_shard_bytes=0):
+    """Writes `step`'s tensors, consolidated, to the safetensors file `path`, or a sharded
+    model with `max_shard_bytes` (dcp.inspect)."""
     from .inspect import export_safetensors as export
-    return export(checkpoint_dir, step, path, keys)
+    return export(checkpoint_dir, step, path, keys, max_shard_bytes)
+
+
+def import_safetensors(checkpoint_dir, source, step=None, **options):
+    """Imports a safetensors model (a file or a sharded model's index.json) as one step
+    (dcp.convert)."""
+    from .convert import import_safetensors as imp
+    return imp(checkpoint_dir, source, step, **options)
 
 
 __all__ = [
     "AlreadyExistsError", "AsyncSave", "DataLossError", "DcpError", "DcpIOError", "FailedPreconditionError",
     "GcReport", "InternalError", "InvalidArgumentError", "LoadReport", "LoadResult", "LocalNonpersistentObject",
     "NotFoundError", "SaveReport", "ShardedObject", "ShardedTensor", "ShardedTensorFactory", "Store",
-    "StrictHandling", "UnimplementedError", "export_safetensors", "is_main_replica", "load", "load_common_state_dict",
+    "StrictHandling", "UnimplementedError", "export_safetensors", "import_safetensors", "is_main_replica", "load", "load_common_state_dict",
     "load_plain_tensors", "load_sharded_metadata", "load_tensors_metadata", "remove_sharded_tensors", "save",
 ]

@@ -15,10 +15,12 @@ def main(argv=None):
     return _dcp.inspect_main(["dcp-inspect"] + [str(a) for a in args])
 
 
-def export_safetensors(checkpoint_dir, step, path, keys=""):
+def export_safetensors(checkpoint_dir, step, path, keys="", max_shard_bytes=0):
     """Writes `step`'s tensors, consolidated, to the safetensors file `path` (streamed in
-    bounded memory); `keys` a glob of tensor keys. Returns what was written."""
-    return _dcp.export_safetensors(str(checkpoint_dir), int(step), str(path), str(keys))
+    bounded memory); `keys` a glob of tensor keys. With `max_shard_bytes`, a sharded model in
+    Hugging Face's layout (`<stem>-00001-of-0000N.safetensors` and `<path>.index.json`).
+    Returns what was written."""
+    return _dcp.export_safetensors(str(checkpoint_dir), int(step), str(path), str(keys), int(max_shard_bytes))
 
 
 if __name__ == "__main__":
