@@ -44,13 +44,13 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& root, Communicator
   s = storage::CheckStoreRoot(root);
   if (s.ok() && !options.read_only) {
     const uint32_t rank = static_cast<uint32_t>(comm->rank());
-    auto own = storage::RankStore::Open(storage::RankStorePath(root, rank), rank, storage::RankStore::Mode::kWrite,
-                                        storage::RankStoreOptions{.repair = options.repair});
+    auto own = impl->backend->Open(storage::RankStorePath(root, rank), rank, storage::RankStore::Mode::kWrite,
+                                   storage::RankStoreOptions{.repair = options.repair});
     if (own.ok()) impl->own = std::move(own).value();
     else s = own.status();
   }
   DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s));
-  impl->stores = std::make_unique<query::StoreSet>(root, impl->own.get());
+  impl->stores = std::make_unique<query::StoreSet>(root, impl->own.get(), impl->backend);
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 

@@ -37,6 +37,8 @@ class Store::Impl {
   std::unique_ptr<Communicator> self_comm;  // when the caller passed none
   StoreOptions options;
   std::unique_ptr<storage::WriterLock> lock;  // rank 0 of a writable store
+  // Opens the rank stores (RocksDB; no public option chooses another yet).
+  storage::RankStoreBackend* backend = storage::DefaultBackend();
   std::unique_ptr<storage::RankStore> own;  // this rank's writer instance (null if read-only)
   std::unique_ptr<query::StoreSet> stores;
   // Which base records an incremental put may reference.

@@ -216,8 +216,8 @@ Status Store::Impl::CollectGarbage(GcReport* report, const GcOptions& options) {
     std::unique_ptr<storage::RankStore> other;
     storage::RankStore* store = own.get();
     if (r != rank) {
-      auto opened = storage::RankStore::Open(storage::RankStorePath(root, r), r, storage::RankStore::Mode::kWrite,
-                                             storage::RankStoreOptions{.repair = this->options.repair});
+      auto opened = backend->Open(storage::RankStorePath(root, r), r, storage::RankStore::Mode::kWrite,
+                                  storage::RankStoreOptions{.repair = this->options.repair});
       if (!opened.ok()) {
         s = opened.status();
         break;
