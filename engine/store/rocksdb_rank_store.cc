@@ -713,7 +713,7 @@ Status RocksDbBulkWriter::Commit() {
 
 Result<std::unique_ptr<RankStore::BulkWriter>> RocksDbRankStore::NewBulkWriter(std::string_view name) {
   if (mode() != Mode::kWrite) {
-    return Status::FailedPrecondition("rank store " + std::to_string(rank()) + " is open read-only");
+    return Status::FailedPrecondition(What() + " is open read-only");
   }
   auto rep = std::make_unique<RocksDbBulkWriter::Rep>();
   rep->db = rep_->db.get();
@@ -747,7 +747,7 @@ Status RocksDbRankStore::Scan(std::string_view begin, std::string_view end,
 }
 
 Status RocksDbRankStore::DropGeneration(uint64_t generation) {
-  if (mode() != Mode::kWrite) return Status::FailedPrecondition("rank store " + std::to_string(rank()) + " is read-only");
+  if (mode() != Mode::kWrite) return Status::FailedPrecondition(What() + " is open read-only");
   const std::string what = "rank store " + std::to_string(rank()) + " at '" + path() + "'";
   const auto [b, e] = GenerationRange(generation);
   const rocksdb::Slice begin(b), end(e);
@@ -780,7 +780,7 @@ Status RocksDbRankStore::CompactGeneration(uint64_t generation) {
 
 Status RocksDbRankStore::RewriteGeneration(uint64_t generation, const std::vector<std::string>& keys,
                                     const std::vector<std::pair<std::string, std::string>>& puts) {
-  if (mode() != Mode::kWrite) return Status::FailedPrecondition("rank store " + std::to_string(rank()) + " is read-only");
+  if (mode() != Mode::kWrite) return Status::FailedPrecondition(What() + " is open read-only");
   const std::string what = "rank store " + std::to_string(rank()) + " at '" + path() + "'";
   rocksdb::WriteBatch batch;
   for (const std::string& k : keys) DCP_RETURN_IF_ERROR(FromRocks(batch.Delete(k), "cannot delete in " + what));
