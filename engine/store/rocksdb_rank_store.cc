@@ -657,16 +657,14 @@ Status RocksDbRankStore::Get(std::string_view key, PinnedValue* value, bool fill
   const rocksdb::Status s = rep_->db->Get(ro, rep_->db->DefaultColumnFamily(), rocksdb::Slice(key.data(), key.size()),
                                           &pin->slice);
   if (s.ok()) value->set_view(std::string_view(pin->slice.data(), pin->slice.size()));
-  if (s.IsNotFound()) return Status::NotFound("record '" + std::string(key) + "' not found in rank store " +
-                                              std::to_string(rank()) + " at '" + path() + "'");
-  return FromRocks(s, "cannot read record '" + std::string(key) + "' from rank store " + std::to_string(rank()) +
-                          " at '" + path() + "'");
+  if (s.IsNotFound()) return Status::NotFound("record '" + std::string(key) + "' not found in " + What());
+  return FromRocks(s, "cannot read record '" + std::string(key) + "' from " + What());
 }
 
 Status RocksDbRankStore::CatchUp() {
   if (mode() == Mode::kWrite) return Status::OK();
   return FromRocks(rep_->db->TryCatchUpWithPrimary(),
-                   "cannot catch up with rank store " + std::to_string(rank()) + " at '" + path() + "'");
+                   "cannot catch up with " + What());
 }
 
 struct RocksDbBulkWriter::Rep {
@@ -719,7 +717,7 @@ Result<std::unique_ptr<RankStore::BulkWriter>> RocksDbRankStore::NewBulkWriter(s
   rep->db = rep_->db.get();
   rep->writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(rep_->options), rep_->options);
   rep->file = IngestFilePath(path(), name);
-  rep->what = "rank store " + std::to_string(rank()) + " at '" + path() + "'";
+  rep->what = What();
   return std::unique_ptr<BulkWriter>(new RocksDbBulkWriter(std::move(rep)));
 }
 
@@ -743,12 +741,12 @@ Status RocksDbRankStore::Scan(std::string_view begin, std::string_view end,
     DCP_RETURN_IF_ERROR(fn(std::string_view(it->key().data(), it->key().size()),
                            std::string_view(it->value().data(), it->value().size())));
   }
-  return FromRocks(it->status(), "cannot scan rank store " + std::to_string(rank()) + " at '" + path() + "'");
+  return FromRocks(it->status(), "cannot scan " + What());
 }
 
 Status RocksDbRankStore::DropGeneration(uint64_t generation) {
   if (mode() != Mode::kWrite) return Status::FailedPrecondition(What() + " is open read-only");
-  const std::string what = "rank store " + std::to_string(rank()) + " at '" + path() + "'";
+  const std::string what = What();
   const auto [b, e] = GenerationRange(generation);
   const rocksdb::Slice begin(b), end(e);
   DCP_RETURN_IF_ERROR(FromRocks(rocksdb::DeleteFilesInRange(rep_->db.get(), rep_->db->DefaultColumnFamily(), &begin,
@@ -775,13 +773,13 @@ Status RocksDbRankStore::CompactGeneration(uint64_t generation) {
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   co.exclusive_manual_compaction = true;
   return FromRocks(rep_->db->CompactRange(co, &begin, &end),
-                   "cannot compact rank store " + std::to_string(rank()) + " at '" + path() + "'");
+                   "cannot compact " + What());
 }
 
 Status RocksDbRankStore::RewriteGeneration(uint64_t generation, const std::vector<std::string>& keys,
                                     const std::vector<std::pair<std::string, std::string>>& puts) {
   if (mode() != Mode::kWrite) return Status::FailedPrecondition(What() + " is open read-only");
-  const std::string what = "rank store " + std::to_string(rank()) + " at '" + path() + "'";
+  const std::string what = What();
   rocksdb::WriteBatch batch;
   for (const std::string& k : keys) DCP_RETURN_IF_ERROR(FromRocks(batch.Delete(k), "cannot delete in " + what));
   for (const auto& [k, v] : puts) DCP_RETURN_IF_ERROR(FromRocks(batch.Put(k, v), "cannot write in " + what));
