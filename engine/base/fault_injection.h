@@ -20,6 +20,12 @@
 //
 // Error points of loads: get.read_chunk (before each chunk record is fetched).
 //
+// In-process tests of the engine that need a rank store operation to fail
+// (an I/O error, a short ingestion, a crash) use storage::FaultBackend
+// (engine/store/fault_rank_store.h) instead: it is configured per test, not
+// process-wide. These points remain for protocol steps and for tests that
+// kill real processes (tests/crash, tests/mpi) or go through the facade.
+//
 // The check is one relaxed atomic load when nothing is armed. Builds without
 // the tests (-DDCP_FAULT_INJECTION=OFF: installs, the pip package) compile
 // the points out: CheckFaultPoint is then an inline OK, and the variables

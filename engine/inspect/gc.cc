@@ -51,7 +51,7 @@ Result<GarbageSurvey> SurveyGarbage(StoreReader* reader, double compact_dead_fra
     RankGarbage g;
     g.rank = *rank;
     g.path = storage::RankStorePath(reader->root(), *rank);
-    auto store = storage::RankStore::Open(g.path, *rank, storage::RankStore::Mode::kRead);
+    auto store = reader->backend()->Open(g.path, *rank, storage::RankStore::Mode::kRead, {});
     Status s = store.status();
     if (s.ok()) s = storage::SurveyRankStore(**store, live[*rank], compact_dead_fraction, &g.survey);
     if (!s.ok()) g.problem = s.ToString();

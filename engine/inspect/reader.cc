@@ -96,13 +96,14 @@ Result<std::shared_ptr<const LoadedStep>> DecodeStep(std::string_view bytes, con
   return std::shared_ptr<const LoadedStep>(std::move(step));
 }
 
-Result<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string& root, LoadOptions options) {
+Result<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string& root, LoadOptions options,
+                                                       storage::RankStoreBackend* backend) {
   DCP_RETURN_IF_ERROR(storage::CheckStoreRoot(root));
-  return std::unique_ptr<StoreReader>(new StoreReader(root, options));
+  return std::unique_ptr<StoreReader>(new StoreReader(root, options, backend));
 }
 
-StoreReader::StoreReader(std::string root, LoadOptions options)
-    : root_(std::move(root)), options_(options), stores_(root_, nullptr) {}
+StoreReader::StoreReader(std::string root, LoadOptions options, storage::RankStoreBackend* backend)
+    : root_(std::move(root)), options_(options), backend_(backend), stores_(root_, nullptr, backend) {}
 
 Result<std::vector<uint64_t>> StoreReader::Steps() const { return storage::ListSteps(root_); }
 

@@ -64,9 +64,12 @@ class StoreReader {
  public:
   // NotFound if `root` does not exist; FailedPrecondition if it is not a dcp
   // store (or an unsupported version).
-  static Result<std::unique_ptr<StoreReader>> Open(const std::string& root, LoadOptions options = {});
+  // Rank stores are opened with `backend`, which must outlive the reader.
+  static Result<std::unique_ptr<StoreReader>> Open(const std::string& root, LoadOptions options = {},
+                                                   storage::RankStoreBackend* backend = storage::DefaultBackend());
 
   const std::string& root() const { return root_; }
+  storage::RankStoreBackend* backend() const { return backend_; }
   const LoadOptions& options() const { return options_; }
 
   // Committed steps, ascending.
@@ -95,10 +98,11 @@ class StoreReader {
   query::StoreSet* stores() { return &stores_; }
 
  private:
-  StoreReader(std::string root, LoadOptions options);
+  StoreReader(std::string root, LoadOptions options, storage::RankStoreBackend* backend);
 
   const std::string root_;
   const LoadOptions options_;
+  storage::RankStoreBackend* const backend_;
   query::StoreSet stores_;
   std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<const LoadedStep>> steps_;  // guarded by mu_

@@ -22,7 +22,7 @@ namespace {
 
 // Verifies every step and marks or clears it. REQUIRES: the writer lock.
 Status CheckSteps(const std::string& root, const RepairOptions& options, std::vector<StepCheck>* out) {
-  DCP_ASSIGN_OR_RETURN(auto reader, StoreReader::Open(root));
+  DCP_ASSIGN_OR_RETURN(auto reader, StoreReader::Open(root, {}, options.backend));
   VerifyOptions vo;
   vo.threads = options.threads;
   DCP_ASSIGN_OR_RETURN(VerifyReport report, Verify(reader.get(), vo));
@@ -68,7 +68,7 @@ Result<RepairSummary> RepairStore(const std::string& root, const RepairOptions& 
     RankRepair r;
     r.rank = *rank;
     r.path = storage::RankStorePath(root, *rank);
-    auto report = storage::RankStore::Repair(r.path, *rank);
+    auto report = options.backend->Repair(r.path, *rank);
     if (report.ok()) r.report = std::move(report).value();
     else r.status = report.status();
     s.ranks.push_back(std::move(r));

@@ -47,6 +47,9 @@ struct RepairOptions {
   // Verify's threads (0: this process's share of the cores).
   // Default: 0
   int threads = 0;
+  // Repairs and reads the rank stores; must outlive the call.
+  // Default: storage::DefaultBackend() (RocksDB)
+  storage::RankStoreBackend* backend = storage::DefaultBackend();
 };
 
 struct RepairSummary {

@@ -212,8 +212,8 @@ Status CollectGarbage(Communicator* comm, StoreContext* store, const GcOptions& 
     std::unique_ptr<storage::RankStore> other;
     storage::RankStore* rank_store = store->own();
     if (r != rank) {
-      auto opened = storage::RankStore::Open(storage::RankStorePath(root, r), r, storage::RankStore::Mode::kWrite,
-                                             storage::RankStoreOptions{.repair = store->options().repair});
+      auto opened = store->backend()->Open(storage::RankStorePath(root, r), r, storage::RankStore::Mode::kWrite,
+                                           storage::RankStoreOptions{.repair = store->options().repair});
       if (!opened.ok()) {
         s = opened.status();
         break;

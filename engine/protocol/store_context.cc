@@ -10,12 +10,12 @@
 
 namespace dcp::protocol {
 
-StoreContext::StoreContext(std::string root, const StoreOptions& options)
-    : root_(std::move(root)), options_(options) {}
+StoreContext::StoreContext(std::string root, const StoreOptions& options, storage::RankStoreBackend* backend)
+    : root_(std::move(root)), options_(options), backend_(backend) {}
 
 StoreContext::~StoreContext() = default;
 
-void StoreContext::ReopenStores() { stores_ = std::make_unique<query::StoreSet>(root_, own_.get()); }
+void StoreContext::ReopenStores() { stores_ = std::make_unique<query::StoreSet>(root_, own_.get(), backend_); }
 
 base::ThreadPool* StoreContext::WritePool(int requested) {
   return write_pools_.Get(base::ResolveThreadCount(requested));
@@ -40,8 +40,8 @@ Result<std::shared_ptr<query::StepIndex>> StoreContext::IndexFromBytes(uint64_t 
 }
 
 Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::string& root,
-                                                const StoreOptions& options) {
-  auto store = std::make_unique<StoreContext>(root, options);
+                                                const StoreOptions& options, storage::RankStoreBackend* backend) {
+  auto store = std::make_unique<StoreContext>(root, options, backend);
   // Rank 0 creates (or checks) the root and takes the writer lock; then every
   // rank checks that it sees the store and opens its own rank store.
   Status s;
@@ -58,8 +58,8 @@ Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::s
   s = storage::CheckStoreRoot(root);
   if (s.ok() && !options.read_only) {
     const uint32_t rank = static_cast<uint32_t>(comm->rank());
-    auto own = storage::RankStore::Open(storage::RankStorePath(root, rank), rank, storage::RankStore::Mode::kWrite,
-                                        storage::RankStoreOptions{.repair = options.repair});
+    auto own = backend->Open(storage::RankStorePath(root, rank), rank, storage::RankStore::Mode::kWrite,
+                             storage::RankStoreOptions{.repair = options.repair});
     if (own.ok()) store->own_ = std::move(own).value();
     else s = own.status();
   }

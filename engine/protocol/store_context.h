@@ -38,13 +38,16 @@ namespace dcp::protocol {
 
 class StoreContext {
  public:
-  StoreContext(std::string root, const StoreOptions& options);
+  // `backend` (not owned; outlives the context) opens the rank stores.
+  StoreContext(std::string root, const StoreOptions& options,
+               storage::RankStoreBackend* backend = storage::DefaultBackend());
   ~StoreContext();
   StoreContext(const StoreContext&) = delete;
   StoreContext& operator=(const StoreContext&) = delete;
 
   const std::string& root() const { return root_; }
   const StoreOptions& options() const { return options_; }
+  storage::RankStoreBackend* backend() const { return backend_; }
 
   // This rank's writer instance; null if the store was opened read-only.
   storage::RankStore* own() const { return own_.get(); }
@@ -69,10 +72,12 @@ class StoreContext {
   Result<std::shared_ptr<query::StepIndex>> IndexFromBytes(uint64_t step, const std::string& bytes);
 
  private:
-  friend Result<std::unique_ptr<StoreContext>> OpenStore(Communicator*, const std::string&, const StoreOptions&);
+  friend Result<std::unique_ptr<StoreContext>> OpenStore(Communicator*, const std::string&, const StoreOptions&,
+                                                         storage::RankStoreBackend*);
 
   const std::string root_;
   const StoreOptions options_;
+  storage::RankStoreBackend* const backend_;
   std::unique_ptr<storage::WriterLock> lock_;  // rank 0 of a writable store
   std::unique_ptr<storage::RankStore> own_;
   std::unique_ptr<query::StoreSet> stores_;
@@ -86,9 +91,11 @@ class StoreContext {
 };
 
 // Collective over `comm`: opens (with StoreOptions::create_if_missing,
-// creates) the store at `root`. The same status on every rank.
+// creates) the store at `root`, its rank stores through `backend` (tests
+// hand in a fault-injecting one). The same status on every rank.
 Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::string& root,
-                                                const StoreOptions& options);
+                                                const StoreOptions& options,
+                                                storage::RankStoreBackend* backend = storage::DefaultBackend());
 
 }  // namespace dcp::protocol
 

@@ -6,7 +6,8 @@
 
 namespace dcp::query {
 
-StoreSet::StoreSet(std::string root, storage::RankStore* own) : root_(std::move(root)), own_(own) {}
+StoreSet::StoreSet(std::string root, storage::RankStore* own, storage::RankStoreBackend* backend)
+    : root_(std::move(root)), own_(own), backend_(backend) {}
 StoreSet::~StoreSet() = default;
 
 std::string StoreSet::Where(uint32_t rank) const { return " at '" + storage::RankStorePath(root_, rank) + "'"; }
@@ -26,8 +27,8 @@ Status StoreSet::Get(uint32_t rank, uint64_t generation, std::string_view key, s
   {
     std::lock_guard<std::mutex> lock(e->mu);
     if (!e->store) {
-      DCP_ASSIGN_OR_RETURN(e->store, storage::RankStore::Open(storage::RankStorePath(root_, rank), rank,
-                                                               storage::RankStore::Mode::kRead));
+      DCP_ASSIGN_OR_RETURN(e->store, backend_->Open(storage::RankStorePath(root_, rank), rank,
+                                                     storage::RankStore::Mode::kRead, {}));
       e->seen_generation = generation;
     } else if (e->seen_generation < generation) {
       DCP_RETURN_IF_ERROR(e->store->CatchUp());
@@ -65,10 +66,10 @@ Status StoreSet::Get(uint32_t rank, uint64_t generation, std::string_view key, s
     std::lock_guard<std::mutex> lock(e->mu);
     if (!e->diagnosed) {
       e->diagnosed = true;
-      e->damage = storage::RankStore::CheckMetadata(storage::RankStorePath(root_, rank), rank);
+      e->damage = backend_->CheckMetadata(storage::RankStorePath(root_, rank), rank);
       if (!e->damage.ok()) {
-        auto opened = storage::RankStore::Open(storage::RankStorePath(root_, rank), rank,
-                                               storage::RankStore::Mode::kSalvage);
+        auto opened =
+            backend_->Open(storage::RankStorePath(root_, rank), rank, storage::RankStore::Mode::kSalvage, {});
         if (opened.ok()) e->salvage = std::move(opened).value();
       }
     }

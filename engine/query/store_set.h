@@ -3,7 +3,8 @@
 // StoreSet: read access to every rank store of one store root.
 //
 // A chunk may live in any rank's store. StoreSet opens each one on first use
-// (as a read instance) and reuses it; the writer instance of this process's
+// (as a read instance of its backend, RocksDB unless told otherwise) and
+// reuses it; the writer instance of this process's
 // own rank, if any, serves that rank. Before a step's records are read, the
 // read instances are brought up to date with that step: an instance that has
 // not yet seen the step's generation catches up with its writer first, and
@@ -35,7 +36,9 @@ namespace dcp::query {
 class StoreSet {
  public:
   // `own` (may be null) is this process's writer instance; not owned.
-  StoreSet(std::string root, storage::RankStore* own);
+  // Other ranks' stores are opened with `backend`, which must outlive this.
+  StoreSet(std::string root, storage::RankStore* own,
+           storage::RankStoreBackend* backend = storage::DefaultBackend());
   ~StoreSet();
 
   // Reads record `key` from rank `rank`'s store, as of a step whose manifest
@@ -64,6 +67,7 @@ class StoreSet {
 
   const std::string root_;
   storage::RankStore* own_;
+  storage::RankStoreBackend* const backend_;
   std::mutex mu_;
   std::map<uint32_t, std::unique_ptr<Entry>> entries_;  // guarded by mu_
 };

@@ -1,102 +1,110 @@
 // Copyright (c) dcp authors.
 //
-// RankStore: one rank's RocksDB instance (ranks/rank-NNNNN under the root).
-// The only code in dcp that includes RocksDB; rocksdb::Status is translated
-// here, and every message names the rank and the path.
+// RankStore: one rank's store of records (ranks/rank-NNNNN under the root),
+// and RankStoreBackend, the factory that opens, checks and repairs them (the
+// leveldb Env pattern: every caller that opens a rank store can be handed a
+// backend, and nothing above this header knows which one it has).
 //
-// Writes go in bulk: a BulkWriter builds a table file (SstFileWriter) from
-// records added in increasing key order, and Commit() ingests it into the
-// database (the file is linked in, fsynced, and the database's MANIFEST
-// synced), so after Commit() returns the records are durable and visible.
-// This is one sequential pass over the bytes, close to a raw write; there is
-// no write-ahead log and no memtable on this path.
+// Backends:
+//   DefaultBackend()  RocksDB on disk (rocksdb_rank_store.h): what dcp uses.
+//   MemoryBackend     process-local sorted maps (memory_rank_store.h): fast
+//                     unit tests of the query and write paths, no disk.
+//   FaultBackend      wraps another backend and injects I/O errors, short
+//                     writes and crashes (fault_rank_store.h): failure tests
+//                     without environment variables.
 //
-// Reads: a writer's own instance serves its reads. Other processes (and other
-// ranks) open a store as a RocksDB secondary instance, which keeps every table
-// file open (so files removed later by the writer stay readable) and catches
-// up with the writer on demand (CatchUp) when a newer step is requested.
+// The contract every backend keeps (tests/engine/store/rank_store_test.cc is
+// the conformance suite):
+//   - Writes go in bulk: a BulkWriter takes records in increasing key order
+//     and Commit() makes them durable and visible at once (all or nothing; a
+//     failed Commit leaves none of them visible). One committed bulk writer is
+//     one table file, which holds the records of one generation (key_layout.h
+//     puts the generation first in every key).
+//   - One writer instance (kWrite) per store; a second gets IOError. Read
+//     instances (kRead) see what the writer committed up to their open or
+//     their last CatchUp (a backend may show more).
+//   - Errors are Status codes: NotFound for an absent record or store,
+//     DataLoss for damage, IOError for the rest. Messages name the rank and
+//     the path.
 //
-// Damage: RocksDB opened for writing creates a new, empty database where
-// CURRENT is missing and deletes every table file its MANIFEST does not list,
-// which on a damaged store would destroy every earlier step's records. So a
-// writer first checks the metadata with a read-only instance that changes
-// nothing (CheckMetadata); a damaged store is repaired (Repair: nothing is
-// deleted) or refused, and table files the metadata does not list are moved
-// to quarantine/ rather than handed to RocksDB. A reader that finds a record
-// missing can fall back to a salvage instance (kSalvage) that serves the
-// table files that are there. RocksDB's info log (LOG) is never written;
-// its warnings and errors go to stderr. A writer opens a rank store only
-// under the store's writer lock (store_lock.h): another writer's table file,
-// linked but not yet recorded, would otherwise be set aside.
-//
-// Values are read pinned in their table block (no copy); blocks pass through
-// a small process-wide cache, whose buffers are recycled rather than
-// reallocated, so a chunk read costs one read of its block and no page faults.
-//
-// Thread safety: Get and CatchUp may be called concurrently; a BulkWriter is
-// used by one thread.
+// Thread safety: Get, CatchUp, TableFiles and Scan may be called
+// concurrently; a BulkWriter and the maintenance calls (Drop, Compact,
+// Rewrite) are used by one thread. A backend may be used from any thread.
 
 #ifndef DCP_ENGINE_STORE_RANK_STORE_H_
 #define DCP_ENGINE_STORE_RANK_STORE_H_
 
 #include <cstdint>
 #include <functional>
-#include <set>
-#include <utility>
-#include <vector>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "dcp/status.h"
 
 namespace dcp::storage {
 
-// A value pinned in memory until destruction.
+// A value read from a rank store: a view of its bytes, kept valid by an owned
+// pin (RocksDB: the table block, pinned in the block cache, no copy; memory:
+// a reference to the stored value). view() is valid until the next Get into
+// this object or its destruction.
 class PinnedValue {
  public:
-  PinnedValue();
-  ~PinnedValue();
+  // What keeps the bytes alive; each backend derives its own.
+  class Pin {
+   public:
+    virtual ~Pin() = default;
+  };
+
+  PinnedValue() = default;
+  ~PinnedValue() = default;
   PinnedValue(const PinnedValue&) = delete;
   PinnedValue& operator=(const PinnedValue&) = delete;
 
-  std::string_view view() const;
+  std::string_view view() const { return view_; }
+
+  // For backends. Reset: the value is now `view`, kept alive by `pin` (the
+  // previous pin is released). pin(): the current pin, which a backend may
+  // reuse for its next read (the RocksDB backend reuses its PinnableSlice).
+  // set_view: the view alone changes (the pin already holds the new bytes).
+  void Reset(std::string_view view = {}, std::unique_ptr<Pin> pin = nullptr) {
+    view_ = view;
+    pin_ = std::move(pin);
+  }
+  Pin* pin() const { return pin_.get(); }
+  void set_view(std::string_view view) { view_ = view; }
 
  private:
-  friend class RankStore;
-  struct Rep;
-  std::unique_ptr<Rep> rep_;
+  std::unique_ptr<Pin> pin_;
+  std::string_view view_;
 };
 
 struct RankStoreOptions {
-  // Writers: repair a store whose metadata is damaged (RankStore::Repair)
-  // before opening it; when false such a store is refused with DataLoss
-  // naming what is wrong, and nothing is changed.
+  // Writers: repair a store whose metadata is damaged (RankStoreBackend::
+  // Repair) before opening it; when false such a store is refused with
+  // DataLoss naming what is wrong, and nothing is changed.
   // Default: true
   bool repair = true;
 };
 
+class RankStoreBackend;
+
 class RankStore {
  public:
-  // kWrite: the writer's instance (RocksDB's lock; a second writer gets
-  //   IOError). Creates the store if the directory holds no database yet.
-  // kRead: a secondary instance, following the writer (CatchUp).
-  // kSalvage: a read-only instance that opens a damaged store as far as it
-  //   can (a table file its metadata lists but that is missing or unreadable
-  //   makes only that file's records unreadable). No CatchUp.
+  // kWrite: the writer's instance (a second writer gets IOError). Creates the
+  //   store if it does not exist yet.
+  // kRead: a read instance, following the writer (CatchUp).
+  // kSalvage: a read instance that opens a damaged store as far as it can (a
+  //   table file its metadata lists but that is missing or unreadable makes
+  //   only that file's records unreadable). No CatchUp.
   enum class Mode { kWrite, kRead, kSalvage };
 
-  // Opens the store at `path` for rank `rank`. kRead and kSalvage require the
-  // store to exist (NotFound otherwise). Errors name the rank and the path;
-  // DataLoss for a damaged store.
+  // The default backend's Open, CheckMetadata and Repair (RocksDB); see
+  // RankStoreBackend. Code that may be handed another backend calls it.
   static Result<std::unique_ptr<RankStore>> Open(const std::string& path, uint32_t rank, Mode mode,
                                                  const RankStoreOptions& options = {});
-
-  // Checks the store's RocksDB metadata without changing anything: CURRENT
-  // names a MANIFEST that reads back whole, and every table file it lists
-  // exists and its footer, index and properties verify. OK also for a
-  // directory that holds no database yet; NotFound if there is no directory;
-  // DataLoss naming what is wrong otherwise.
   static Status CheckMetadata(const std::string& path, uint32_t rank);
 
   struct RepairReport {
@@ -104,18 +112,11 @@ class RankStore {
     std::string action;             // what the repair did
     uint64_t tables_restored = 0;   // table files brought back from quarantine/
     uint64_t tables_recovered = 0;  // table files the repaired metadata lists
-    uint64_t files_set_aside = 0;   // files RocksDB's repair moved to lost/
+    uint64_t files_set_aside = 0;   // files the repair moved to lost/
   };
-  // Makes the store's metadata consistent again while deleting nothing: table
-  // files in quarantine/ come back; a missing or damaged CURRENT is pointed
-  // at the newest MANIFEST that lists every table file; failing that,
-  // RocksDB's RepairDB rebuilds the metadata from every table file that reads
-  // back whole, and moves what it cannot use (old MANIFESTs, logs,
-  // unreadable table files) to lost/. Records in unreadable table files are
-  // lost to the store (the steps that reference them are damaged: see
-  // dcp-inspect repair). REQUIRES: no writer has the store open.
   static Result<RepairReport> Repair(const std::string& path, uint32_t rank);
-  ~RankStore();
+
+  virtual ~RankStore() = default;
   RankStore(const RankStore&) = delete;
   RankStore& operator=(const RankStore&) = delete;
 
@@ -123,81 +124,109 @@ class RankStore {
   const std::string& path() const { return path_; }
   Mode mode() const { return mode_; }
 
-  // NotFound if `key` is absent. RocksDB verifies the checksum (XXH3) of the
-  // table block that holds the record: a damaged block is DataLoss, never
-  // parsed (Debian's RocksDB asserts on malformed blocks). dcp's own checks
-  // of the record (header, XXH3-128 of the decoded bytes) come on top.
-  // `fill_cache` false for one-off reads (checks) that should not displace
-  // the blocks of a load from the shared block cache.
-  Status Get(std::string_view key, PinnedValue* value, bool fill_cache = true) const;
+  // NotFound if `key` is absent; DataLoss if the bytes that hold it fail
+  // their checksum (RocksDB: the table block, XXH3). dcp's own checks of the
+  // record (header, XXH3-128 of the decoded bytes) come on top. `fill_cache`
+  // false for one-off reads (checks) that should not displace the blocks of
+  // a load from a shared cache (a hint; backends without one ignore it).
+  virtual Status Get(std::string_view key, PinnedValue* value, bool fill_cache = true) const = 0;
 
   // Read instances: pick up what the writer committed since open (or the last
   // catch-up). A no-op for the writer's own instance.
-  Status CatchUp();
+  virtual Status CatchUp() = 0;
 
   class BulkWriter {
    public:
-    ~BulkWriter();  // abandons (removes the table file) unless committed
+    virtual ~BulkWriter() = default;  // abandons what was added unless committed
     // REQUIRES: keys strictly increasing.
-    Status Add(std::string_view key, std::string_view value);
-    // Finishes the table file and ingests it. OK with no records added (no-op).
-    Status Commit();
-    uint64_t records() const { return records_; }
-
-   private:
-    friend class RankStore;
-    struct Rep;
-    explicit BulkWriter(std::unique_ptr<Rep> rep);
-    std::unique_ptr<Rep> rep_;
-    uint64_t records_ = 0;
+    virtual Status Add(std::string_view key, std::string_view value) = 0;
+    // Makes every record added durable and visible, at once. OK with no
+    // records added (a no-op). After a failure, none of them is visible.
+    virtual Status Commit() = 0;
+    // Records added so far.
+    virtual uint64_t records() const = 0;
   };
 
   // A writer whose table file is named after `name` (unique per put, e.g.
-  // the generation). REQUIRES: mode() == kWrite.
-  Result<std::unique_ptr<BulkWriter>> NewBulkWriter(std::string_view name);
+  // the generation). FailedPrecondition unless mode() == kWrite.
+  virtual Result<std::unique_ptr<BulkWriter>> NewBulkWriter(std::string_view name) = 0;
 
   // Maintenance (garbage collection). Every table file of a rank store holds
-  // the records of one generation: ingestion writes one file per put part,
-  // automatic compactions are off, and DeleteRecords compacts one
-  // generation's range only.
+  // the records of one generation: one file per committed bulk writer, never
+  // merged across generations.
   struct TableFile {
     std::string name;
-    int level = 0;
+    int level = 0;  // RocksDB's LSM level; 0 only for leftovers of an interrupted collection
     uint64_t size = 0;
     std::string smallest_key;
     std::string largest_key;
   };
-  Result<std::vector<TableFile>> TableFiles() const;
+  virtual Result<std::vector<TableFile>> TableFiles() const = 0;
   // The largest generation any table file holds (0 for an empty store).
-  Result<uint64_t> NewestGeneration() const;
+  // By default, from TableFiles().
+  virtual Result<uint64_t> NewestGeneration() const;
 
-  // Calls fn(key, value) for every record in [begin, end), in key order.
-  Status Scan(std::string_view begin, std::string_view end,
-              const std::function<Status(std::string_view key, std::string_view value)>& fn) const;
+  // Calls fn(key, value) for every record in [begin, end), in key order; the
+  // first error fn returns stops the scan and is returned.
+  virtual Status Scan(std::string_view begin, std::string_view end,
+                      const std::function<Status(std::string_view key, std::string_view value)>& fn) const = 0;
 
-  // Writer only: removes every record of `generation`: its table files are
-  // deleted outright where RocksDB allows (not in level 0); anything left is
-  // deleted with a range tombstone and compacted away.
-  Status DropGeneration(uint64_t generation);
+  // Writer only (FailedPrecondition otherwise): removes every record of
+  // `generation` and the table files that held them.
+  virtual Status DropGeneration(uint64_t generation) = 0;
 
   // Writer only: compacts `generation`'s range (drops deleted records and
-  // pushes level-0 leftovers of an interrupted collection down).
-  Status CompactGeneration(uint64_t generation);
+  // pushes leftovers of an interrupted collection down).
+  virtual Status CompactGeneration(uint64_t generation) = 0;
 
-  // Writer only: deletes `keys` of `generation` and writes `puts` (replacing
-  // records, e.g. its index) in one durable batch, then compacts the
-  // generation's range so that the space of the deleted records is freed.
-  Status RewriteGeneration(uint64_t generation, const std::vector<std::string>& keys,
-                           const std::vector<std::pair<std::string, std::string>>& puts);
+  // Writer only (FailedPrecondition otherwise): deletes `keys` of
+  // `generation` and writes `puts` (replacing records, e.g. its index) in one
+  // durable batch, then compacts the generation's range so that the space of
+  // the deleted records is freed.
+  virtual Status RewriteGeneration(uint64_t generation, const std::vector<std::string>& keys,
+                                   const std::vector<std::pair<std::string, std::string>>& puts) = 0;
+
+ protected:
+  RankStore(std::string path, uint32_t rank, Mode mode) : path_(std::move(path)), rank_(rank), mode_(mode) {}
+
+  // "rank store <rank> at '<path>'", for messages.
+  std::string What() const;
 
  private:
-  struct Rep;
-  RankStore(std::unique_ptr<Rep> rep, std::string path, uint32_t rank, Mode mode);
-  std::unique_ptr<Rep> rep_;
-  std::string path_;
-  uint32_t rank_;
-  Mode mode_;
+  const std::string path_;
+  const uint32_t rank_;
+  const Mode mode_;
 };
+
+// Opens, checks and repairs rank stores of one kind. Implementations are
+// thread-safe. A backend outlives every store it opened.
+class RankStoreBackend {
+ public:
+  virtual ~RankStoreBackend() = default;
+
+  // For messages and test names: "rocksdb", "memory", "fault(memory)".
+  virtual std::string Name() const = 0;
+
+  // Opens the store at `path` for rank `rank`. kRead and kSalvage require the
+  // store to exist (NotFound otherwise). Errors name the rank and the path;
+  // DataLoss for a damaged store.
+  virtual Result<std::unique_ptr<RankStore>> Open(const std::string& path, uint32_t rank, RankStore::Mode mode,
+                                                  const RankStoreOptions& options) = 0;
+
+  // Checks the store's metadata without changing anything. OK also for a
+  // store that holds no records yet; NotFound if there is no store at `path`;
+  // DataLoss naming what is wrong otherwise.
+  virtual Status CheckMetadata(const std::string& path, uint32_t rank) = 0;
+
+  // Makes the store's metadata consistent again while deleting nothing (see
+  // the backend for what that means). NotFound if there is no store at
+  // `path`. REQUIRES: no writer has the store open.
+  virtual Result<RankStore::RepairReport> Repair(const std::string& path, uint32_t rank) = 0;
+};
+
+// The backend dcp uses: RocksDB (rocksdb_rank_store.h). Never null, never
+// deleted.
+RankStoreBackend* DefaultBackend();
 
 }  // namespace dcp::storage
 

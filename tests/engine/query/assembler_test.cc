@@ -17,7 +17,7 @@ Status Load(StepFixture& f, const Box& region, testing::HostTensor* out) {
   auto index = f.Index();
   ReadPlanner planner(index.get());
   DCP_RETURN_IF_ERROR(planner.Add("w", DType::kFloat32, {12, 6}, region, out->view(), "w"));
-  StoreSet stores(f.dir.path(), nullptr);
+  StoreSet stores(f.root, nullptr, &f.memory);
   LoadOptions opts;
   opts.read_threads = 3;
   opts.max_inflight_bytes = 1;  // one chunk at a time: the bound must not deadlock
@@ -49,7 +49,7 @@ TEST_CASE("a record that does not match the manifest is data loss", "[query]") {
   const Status s = Load(f, Box{{0, 0}, {12, 6}}, &out);
   // The message names the chunk, the rank store and its path.
   REQUIRE_THAT(s, StatusIs(StatusCode::kDataLoss, "tensor 'w' chunk at offset (9, 0) in rank store 1 at '" +
-                                                      storage::RankStorePath(f.dir.path(), 1) +
+                                                      storage::RankStorePath(f.root, 1) +
                                                       "' does not match the manifest"));
 }
 
@@ -75,7 +75,7 @@ TEST_CASE("0-d tensors and objects", "[query]") {
   ReadPlanner planner(index.get());
   testing::HostTensor s(DType::kInt64, {});
   REQUIRE_OK(planner.Add("s", DType::kInt64, {}, Box{}, s.view(), "s"));
-  StoreSet stores(f.dir.path(), nullptr);
+  StoreSet stores(f.root, nullptr, &f.memory);
   REQUIRE_OK(ExecuteReadPlan(&stores, f.generation, planner.Finish(), LoadOptions()));
   CHECK(testing::CheckRegion("s", {}, Box{}, s.view()) == "");
 }

@@ -86,7 +86,7 @@ Status Execute(StepFixture& f, std::vector<Request*> requests) {
   auto index = f.Index();
   ReadPlanner planner(index.get());
   for (Request* r : requests) DCP_RETURN_IF_ERROR(planner.AddShard(r->t, "req"));
-  StoreSet stores(f.dir.path(), nullptr);
+  StoreSet stores(f.root, nullptr, &f.memory);
   return ExecuteReadPlan(&stores, f.generation, planner.Finish(), LoadOptions());
 }
 

@@ -1,7 +1,8 @@
 // Copyright (c) dcp authors.
 //
 // A step written by two rank stores (via the real write path) and its
-// manifest, for planner and assembler tests.
+// manifest, for planner and assembler tests. The rank stores are in memory
+// (storage::MemoryBackend): read them with StoreSet(f.root, nullptr, &f.memory).
 
 #ifndef DCP_TESTS_ENGINE_QUERY_QUERY_FIXTURE_H_
 #define DCP_TESTS_ENGINE_QUERY_QUERY_FIXTURE_H_
@@ -11,10 +12,10 @@
 #include "engine/manifest/manifest.h"
 #include "engine/query/chunk_index.h"
 #include "engine/store/key_layout.h"
+#include "engine/store/memory_rank_store.h"
 #include "engine/store/rank_store.h"
 #include "engine/write/shard_writer.h"
 #include "tests/testing/status_matchers.h"
-#include "tests/testing/temp_dir.h"
 #include "tests/testing/tensor_fill.h"
 
 namespace dcp::query {
@@ -23,7 +24,8 @@ namespace dcp::query {
 // 6-row shard is cut into balanced 3-row chunks (rows 0, 3 | 6, 9); tensor
 // "s" (int64, 0-d) on rank 0.
 struct StepFixture {
-  testing::TempDir dir;
+  storage::MemoryBackend memory;
+  const std::string root = "/memory/step";
   std::shared_ptr<manifest::StepManifest> m = std::make_shared<manifest::StepManifest>();
   uint64_t generation = 0x1234;
 
@@ -32,8 +34,8 @@ struct StepFixture {
     m->generation = generation;
     m->world_size = 2;
     for (uint32_t r = 0; r < 2; ++r) {
-      auto store = ValueOrDie(storage::RankStore::Open(storage::RankStorePath(dir.path(), r), r,
-                                                       storage::RankStore::Mode::kWrite));
+      auto store =
+          ValueOrDie(memory.Open(storage::RankStorePath(root, r), r, storage::RankStore::Mode::kWrite, {}));
       testing::HostTensor buf(DType::kFloat32, {6, 6});
       const Box box{{6 * r, 0}, {6, 6}};
       testing::FillRegion("w", {12, 6}, box, buf.view());

@@ -4,12 +4,16 @@
 
 #include <catch2/catch.hpp>
 
+#include "engine/store/fault_rank_store.h"
 #include "engine/store/key_layout.h"
+#include "engine/store/memory_rank_store.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
 namespace dcp::query {
 namespace {
+
+using Op = storage::FaultBackend::Op;
 
 void Write(storage::RankStore* store, const std::string& key, const std::string& value, const std::string& name) {
   auto w = ValueOrDie(store->NewBulkWriter(name));
@@ -17,6 +21,7 @@ void Write(storage::RankStore* store, const std::string& key, const std::string&
   REQUIRE_OK(w->Commit());
 }
 
+// On RocksDB: secondary instances really do see only what they caught up with.
 TEST_CASE("read instances catch up with records committed after they opened", "[query]") {
   testing::TempDir dir;
   auto writer = ValueOrDie(
@@ -40,33 +45,77 @@ TEST_CASE("read instances catch up with records committed after they opened", "[
 
 TEST_CASE("a miss catches up once per generation, then misses of that generation are final", "[query]") {
   // verify of a store that lost 40k records took a minute when every miss
-  // caught up with the writer.
-  testing::TempDir dir;
-  auto writer = ValueOrDie(
-      storage::RankStore::Open(storage::RankStorePath(dir.path(), 1), 1, storage::RankStore::Mode::kWrite));
+  // caught up with the writer. The catch-ups are counted by a fault backend
+  // that injects nothing.
+  storage::MemoryBackend memory;
+  storage::FaultBackend counting(&memory);
+  const std::string root = "/memory/root";
+  auto writer =
+      ValueOrDie(memory.Open(storage::RankStorePath(root, 1), 1, storage::RankStore::Mode::kWrite, {}));
   Write(writer.get(), "0000000000000001/c/a@0", "one", "g1");
-  StoreSet stores(dir.path(), nullptr);
+  StoreSet stores(root, nullptr, &counting);
   storage::PinnedValue v;
   REQUIRE_OK(stores.Get(1, 1, "0000000000000001/c/a@0", &v));
-  // The first miss of generation 1 caught up; a record written after it is not
-  // looked for again by reads of generation 1...
+  CHECK(counting.calls(Op::kOpen) == 1);
+  CHECK(counting.calls(Op::kCatchUp) == 0);  // just opened: nothing to catch up with
+  REQUIRE_OK(stores.Get(1, 1, "0000000000000001/c/a@0", &v));
+  CHECK(counting.calls(Op::kCatchUp) == 0);  // a hit of a generation already seen
+  // The first miss of generation 1 catches up once (and checks the metadata
+  // once: the store is not damaged, so the miss is NotFound)...
   REQUIRE_THAT(stores.Get(1, 1, "0000000000000001/c/lost@0", &v), testing::StatusIs(StatusCode::kNotFound));
+  CHECK(counting.calls(Op::kCatchUp) == 1);
+  CHECK(counting.calls(Op::kCheckMetadata) == 1);
+  // ...later misses of generation 1 do not.
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE_THAT(stores.Get(1, 1, "0000000000000001/c/lost" + std::to_string(i) + "@0", &v),
+                 testing::StatusIs(StatusCode::kNotFound));
+  }
+  CHECK(counting.calls(Op::kCatchUp) == 1);
+  CHECK(counting.calls(Op::kCheckMetadata) == 1);
+  // A read of a newer generation catches up before it reads, once.
   Write(writer.get(), "0000000000000002/c/a@0", "two", "g2");
-  REQUIRE_THAT(stores.Get(1, 1, "0000000000000002/c/a@0", &v), testing::StatusIs(StatusCode::kNotFound));
-  // ...but a read of its own generation catches up and finds it.
   REQUIRE_OK(stores.Get(1, 2, "0000000000000002/c/a@0", &v));
   CHECK(v.view() == "two");
+  CHECK(counting.calls(Op::kCatchUp) == 2);
+  REQUIRE_OK(stores.Get(1, 2, "0000000000000002/c/a@0", &v));
+  CHECK(counting.calls(Op::kCatchUp) == 2);
+  CHECK(counting.calls(Op::kOpen) == 1);  // one read instance per rank, reused
+}
+
+TEST_CASE("a store that cannot be read fails with its error, not as a missing record", "[query]") {
+  storage::MemoryBackend memory;
+  storage::FaultBackend fault(&memory);
+  const std::string root = "/memory/root";
+  auto writer =
+      ValueOrDie(memory.Open(storage::RankStorePath(root, 3), 3, storage::RankStore::Mode::kWrite, {}));
+  Write(writer.get(), "0000000000000001/c/a@0", "one", "g1");
+  StoreSet stores(root, nullptr, &fault);
+  storage::PinnedValue v;
+  fault.FailAt(Op::kOpen, 1, 3);
+  REQUIRE_THAT(stores.Get(3, 1, "0000000000000001/c/a@0", &v),
+               testing::StatusIs(StatusCode::kIOError, "injected I/O error in open #1 of rank store 3"));
+  // The next call opens it again.
+  REQUIRE_OK(stores.Get(3, 1, "0000000000000001/c/a@0", &v));
+  fault.FailAt(Op::kGet, 1, 3);
+  REQUIRE_THAT(stores.Get(3, 1, "0000000000000001/c/a@0", &v),
+               testing::StatusIs(StatusCode::kIOError, "injected I/O error in get #1 of rank store 3"));
+  // A damaged store (its metadata check fails) turns a miss into data loss naming the damage.
+  fault.FailAt(Op::kCheckMetadata, 1, 3);
+  REQUIRE_THAT(stores.Get(3, 1, "0000000000000001/c/gone@0", &v),
+               testing::StatusIs(StatusCode::kDataLoss, "record '0000000000000001/c/gone@0' is lost: injected"));
 }
 
 TEST_CASE("the process's own writer instance serves its rank", "[query]") {
-  testing::TempDir dir;
+  storage::MemoryBackend memory;
+  storage::FaultBackend nothing_opened(&memory);
   auto writer = ValueOrDie(
-      storage::RankStore::Open(storage::RankStorePath(dir.path(), 0), 0, storage::RankStore::Mode::kWrite));
-  StoreSet stores(dir.path(), writer.get());
+      memory.Open(storage::RankStorePath("/memory/root", 0), 0, storage::RankStore::Mode::kWrite, {}));
+  StoreSet stores("/memory/root", writer.get(), &nothing_opened);
   Write(writer.get(), "k", "v", "g");
   storage::PinnedValue v;
   REQUIRE_OK(stores.Get(0, 0, "k", &v));
   CHECK(v.view() == "v");
+  CHECK(nothing_opened.calls(Op::kOpen) == 0);
 }
 
 }  // namespace

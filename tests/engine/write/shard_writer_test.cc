@@ -6,11 +6,11 @@
 
 #include "engine/array/box.h"
 #include "engine/array/box_index.h"
-#include "engine/base/fault_injection.h"
 #include "engine/codec/chunk_codec.h"
+#include "engine/store/fault_rank_store.h"
 #include "engine/store/key_layout.h"
+#include "engine/store/memory_rank_store.h"
 #include "tests/testing/status_matchers.h"
-#include "tests/testing/temp_dir.h"
 #include "tests/testing/tensor_fill.h"
 
 namespace dcp::write {
@@ -27,10 +27,18 @@ WriteRequest Req(uint64_t generation, std::vector<const ShardedTensor*> tensors,
   return r;
 }
 
+// Rank store 3, in memory; `fault` opens it again with injected failures.
 struct Fixture {
-  testing::TempDir dir;
+  storage::MemoryBackend memory;
+  storage::FaultBackend fault{&memory};
   std::unique_ptr<storage::RankStore> store =
-      ValueOrDie(storage::RankStore::Open(dir.Sub("rank"), 3, storage::RankStore::Mode::kWrite));
+      ValueOrDie(memory.Open("/memory/rank", 3, storage::RankStore::Mode::kWrite, {}));
+
+  // The store, reopened through `fault`.
+  std::unique_ptr<storage::RankStore> Faulty() {
+    store.reset();
+    return ValueOrDie(fault.Open("/memory/rank", 3, storage::RankStore::Mode::kWrite, {}));
+  }
 };
 
 // Reads and decodes one chunk record.
@@ -120,18 +128,97 @@ TEST_CASE("byte planes are used for floats only", "[write]") {
   CHECK(frag.tensors[1].chunks[0].record.codec == codec::ChunkCodec::kLz4);
 }
 
-TEST_CASE("a failure before ingestion leaves nothing visible", "[write]") {
-  Fixture f;
-  std::vector<float> x(100, 2.0f);
+// Chunks of x (100 floats, 4 chunks of 100 bytes) and the generation index: 5 records.
+struct FailingWrite {
+  std::vector<float> x = std::vector<float>(100, 2.0f);
   ShardedTensor t = ShardedTensor::Whole("x", TensorView(x.data(), DType::kFloat32, {100}));
-  base::ArmFaultPoint("put.before_ingest", 3);
+  SaveOptions opts = [] {
+    SaveOptions o;
+    o.chunk_bytes = 100;
+    return o;
+  }();
   manifest::StepManifest frag;
   WriteStats stats;
-  REQUIRE_THAT(WriteShards(f.store.get(), Req(9, {&t}, {}), SaveOptions(), &frag, &stats),
-               StatusIs(StatusCode::kIOError, "injected fault at 'put.before_ingest' on rank 3"));
-  base::DisarmAllFaultPoints();
+};
+
+// Whether any record of generation 9 is visible.
+bool AnyVisible(storage::RankStore* store) {
+  bool any = false;
+  const auto [begin, end] = storage::GenerationRange(9);
+  REQUIRE_OK(store->Scan(begin, end, [&](std::string_view, std::string_view) {
+    any = true;
+    return Status::OK();
+  }));
+  return any;
+}
+
+TEST_CASE("a failed ingestion or record write fails the write and leaves nothing visible", "[write][fault]") {
+  Fixture f;
+  auto store = f.Faulty();
+  {
+    FailingWrite w;
+    f.fault.FailAt(storage::FaultBackend::Op::kCommit, 1, 3);
+    REQUIRE_THAT(WriteShards(store.get(), Req(9, {&w.t}, {}), w.opts, &w.frag, &w.stats),
+                 StatusIs(StatusCode::kIOError, "injected I/O error in commit #1 of rank store 3"));
+    CHECK(w.frag.tensors.empty());  // the fragment names no record of a failed write
+    CHECK_FALSE(AnyVisible(store.get()));
+  }
+  {
+    FailingWrite w;
+    f.fault.FailAt(storage::FaultBackend::Op::kAdd, 3, 3);
+    REQUIRE_THAT(WriteShards(store.get(), Req(9, {&w.t}, {}), w.opts, &w.frag, &w.stats),
+                 StatusIs(StatusCode::kIOError, "injected I/O error in add #3 of rank store 3"));
+    CHECK(w.frag.tensors.empty());
+    CHECK_FALSE(AnyVisible(store.get()));
+  }
+  {
+    FailingWrite w;
+    f.fault.FailAt(storage::FaultBackend::Op::kNewBulkWriter, 1, 3);
+    REQUIRE_THAT(WriteShards(store.get(), Req(9, {&w.t}, {}), w.opts, &w.frag, &w.stats),
+                 StatusIs(StatusCode::kIOError, "injected I/O error in new_bulk_writer #1"));
+  }
+  // Nothing else is armed: the same write now succeeds.
+  FailingWrite w;
+  REQUIRE_OK(WriteShards(store.get(), Req(9, {&w.t}, {}), w.opts, &w.frag, &w.stats));
+  REQUIRE(w.frag.tensors.size() == 1);
+  CHECK(w.frag.tensors[0].chunks.size() == 4);
+  CHECK(AnyVisible(store.get()));
+}
+
+TEST_CASE("a short ingestion is detected: the write fails and its fragment references nothing", "[write][fault]") {
+  Fixture f;
+  auto store = f.Faulty();
+  FailingWrite w;
+  f.fault.ShortWriteAt(/*keep=*/2);
+  REQUIRE_THAT(WriteShards(store.get(), Req(9, {&w.t}, {}), w.opts, &w.frag, &w.stats),
+               StatusIs(StatusCode::kIOError, "only 2 of 5 records were committed"));
+  CHECK(w.frag.tensors.empty());
+  // The two records that made it are garbage of a put that never committed:
+  // no manifest will reference them, and the generation's index is missing.
   storage::PinnedValue v;
-  REQUIRE_THAT(f.store->Get(storage::ChunkRecordKey(9, "x", {0}), &v), StatusIs(StatusCode::kNotFound));
+  CHECK_OK(store->Get(storage::ChunkRecordKey(9, "x", {0}), &v));
+  CHECK_THAT(store->Get(storage::ChunkRecordKey(9, "x", {50}), &v), StatusIs(StatusCode::kNotFound));
+  CHECK_THAT(store->Get(storage::GenerationIndexKey(9, 0), &v), StatusIs(StatusCode::kNotFound));
+}
+
+TEST_CASE("a crash during ingestion loses the write; the reopened store has the earlier one", "[write][crash]") {
+  Fixture f;
+  storage::FaultBackend fault(&f.memory, [&] { f.memory.Crash(); });
+  f.store.reset();
+  auto store = ValueOrDie(fault.Open("/memory/rank", 3, storage::RankStore::Mode::kWrite, {}));
+  FailingWrite first;
+  REQUIRE_OK(WriteShards(store.get(), Req(8, {&first.t}, {}), first.opts, &first.frag, &first.stats));
+  fault.CrashAt(storage::FaultBackend::Op::kCommit);
+  FailingWrite second;
+  REQUIRE_THAT(WriteShards(store.get(), Req(9, {&second.t}, {}), second.opts, &second.frag, &second.stats),
+               StatusIs(StatusCode::kIOError, "the store crashed"));
+  auto reopened = ValueOrDie(f.memory.Open("/memory/rank", 3, storage::RankStore::Mode::kWrite, {}));
+  CHECK_FALSE(AnyVisible(reopened.get()));
+  CHECK(ValueOrDie(reopened->NewestGeneration()) == 8);
+  for (const auto& c : first.frag.tensors[0].chunks) {
+    const std::string raw = ReadChunk(reopened.get(), 8, "x", c);
+    CHECK(raw.size() == c.record.raw_size);
+  }
 }
 
 TEST_CASE("chunk_bytes outside its range is refused", "[write]") {
