@@ -39,6 +39,8 @@ run incremental "${mpirun[@]}" -np 4 "$bin/incremental_bench" --root "$scratch/i
 run memory "${mpirun[@]}" -np 4 "$bin/memory_bench" --root "$scratch/memory"
 run async "${mpirun[@]}" -np 4 "$bin/async_bench" --root "$scratch/async"
 run codec "$bin/codec_bench"
+# dcp-import of a 2 GiB sharded safetensors model vs raw read + write+fsync; peak RSS.
+run import "$bin/import_bench" --root "$scratch/import"
 # Put/get metadata per rank at 1k/4k/16k simulated ranks, 1,000 tensors, no data (~15 s, 0.6 GiB).
 run planner "$bin/planner_bench"
 [[ -x $bin/torch_bench ]] && run torch_adapter "$bin/torch_bench" --root "$scratch/torch"

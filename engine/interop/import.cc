@@ -166,6 +166,7 @@ Result<ImportReport> ImportSafetensors(const std::string& root, const std::strin
   std::vector<ShardedTensor> tensors(destinations.size());  // outlive the request
   std::vector<manifest::TensorEntry> entries;
   write::WriteRequest request;
+  request.max_in_flight = std::max(1, options.chunks_in_flight);
   for (size_t i = 0; i < destinations.size(); ++i) {
     const Destination& d = destinations[i];
     ShardedTensor& t = tensors[i];

@@ -45,6 +45,10 @@ struct ImportOptions {
   SaveOptions save;
   // Create the store if `root` holds none.
   bool create_if_missing = true;
+  // Chunks being read and encoded at once (write::WriteRequest::max_in_flight):
+  // what bounds the import's memory, at about this many times three chunk
+  // buffers. Two keep the reads, the encoding and the appends overlapping.
+  int chunks_in_flight = 2;
 };
 
 struct ImportReport {

@@ -189,7 +189,9 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
   base::ThreadPool& pool =
       *base::SharedOrOwn(shared_pool, base::ResolveThreadCount(options.encode_threads), &own_pool);
   const int threads = pool.size();
-  const size_t ring = std::min(jobs.size(), static_cast<size_t>(2 * threads + 1));
+  const size_t slots_wanted = request.max_in_flight > 0 ? static_cast<size_t>(request.max_in_flight)
+                                                         : static_cast<size_t>(2 * threads + 1);
+  const size_t ring = std::min(jobs.size(), slots_wanted);
   std::vector<Slot> slots(ring);
   std::mutex mu;
   std::condition_variable cv;
