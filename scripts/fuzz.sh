@@ -26,7 +26,7 @@ if [[ "${1:-}" == "--runs" ]]; then limit=(-runs="${2:?--runs needs a count}"); 
 parallel=${DCP_FUZZ_PARALLEL:-$(nproc)}
 cmake --build "$build_dir" --target fuzzers --parallel "$(nproc)"
 # shellcheck disable=SC2206
-targets=(${DCP_FUZZ_TARGETS:-manifest common_state chunk_record exchange key_layout region wire})
+targets=(${DCP_FUZZ_TARGETS:-manifest common_state chunk_record exchange key_layout region wire safetensors})
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer-16 || command -v llvm-symbolizer || true)
 export ASAN_SYMBOLIZER_PATH

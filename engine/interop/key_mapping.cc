@@ -15,6 +15,7 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr size_t kMaxNameBytes = 4096;
+constexpr size_t kMaxPatternBytes = 1024;
 
 // "a, b, c and 7 more": names for messages.
 std::string NameList(const std::vector<std::string>& names) {
@@ -104,6 +105,10 @@ Result<KeyMapping> KeyMapping::Parse(std::string_view text, const std::string& p
       return bad("rule " + std::to_string(i) + " has no \"match\" string");
     }
     rule->pattern = j["match"].get<std::string>();
+    if (rule->pattern.size() > kMaxPatternBytes) {  // std::regex compiles and matches recursively
+      return bad(rule->Name().substr(0, 80) + "...: the expression is longer than " +
+                 std::to_string(kMaxPatternBytes) + " bytes");
+    }
     try {
       rule->re = std::regex(rule->pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {

@@ -24,8 +24,10 @@
 //
 // Sources that no rule matches are an error naming them, unless kept
 // (keep_unmatched: under their own names). Two destinations of one name are
-// an error. A rules file is untrusted input: malformed rules are
-// InvalidArgument naming the rule (its index) and what is wrong.
+// an error. A rules file is checked as input: malformed rules are
+// InvalidArgument naming the rule (its index) and what is wrong; expressions
+// longer than 1 KiB and tensor names longer than 4 KiB are refused (std::regex
+// recurses per character).
 
 #ifndef DCP_ENGINE_INTEROP_KEY_MAPPING_H_
 #define DCP_ENGINE_INTEROP_KEY_MAPPING_H_

@@ -20,6 +20,7 @@
 
 #include "engine/codec/checksum.h"
 #include "engine/codec/frame.h"
+#include "engine/interop/safetensors.h"
 #include "engine/protocol/commit.h"
 #include "engine/protocol/strict_keys.h"
 #include "engine/manifest/common_state_codec.h"
@@ -266,6 +267,25 @@ int main(int argc, char** argv) {
   // Regions: the first byte is the tensor's rank, then its extents, then the text.
   for (const char* text : {"", "0:4", "[0:4, 8:16]", "-2:", ":3,1", "::", "5", "[1, -1:]", "0:0"}) {
     corpus.Add("region", std::string("\x02\x10\x20", 3) + text);
+  }
+  // safetensors headers (the first byte picks the header; then the data
+  // length, 2 bytes), an index, and rules with the names they apply to.
+  {
+    const std::vector<interop::SafetensorsTensor> tensors = {{"w", DType::kFloat32, {2, 3}, 0, 24},
+                                                            {"b", DType::kBFloat16, {4}, 0, 8},
+                                                            {"s", DType::kInt64, {}, 0, 8},
+                                                            {"m", DType::kBool, {3}, 0, 3},
+                                                            {"e", DType::kFloat16, {0, 2}, 0, 0}};
+    const std::string header = interop::EncodeSafetensorsHeader(tensors, {{"format", "pt"}}).value();
+    corpus.Add("safetensors", std::string("\x00\x2b\x00", 3) + header.substr(8));
+    corpus.Add("safetensors", std::string(1, '\x01') +
+                                  interop::EncodeSafetensorsIndex({{"w", "m-1.safetensors"}, {"b", "m-2.safetensors"}}, 32));
+    corpus.Add("safetensors",
+               std::string(1, '\x02') +
+                   R"j({"rules": [{"match": "l\\.(\\d)\\.qkv", "split": {"into": [{"to": "q{1}"}, {"to": "k{1}"}]}},
+                       {"match": "l\\.(\\d)\\.(g|u)", "to": "f{1}", "concat": {"by": 2, "order": ["g", "u"]}},
+                       {"match": "x(.*)", "to": "y{1}"}]})j" +
+                   std::string(1, '\0') + "l.1.qkv\nl.1.g\nl.1.u\nxab\nzz");
   }
   std::printf("corpus written to %s\n", argv[1]);
   return 0;
