@@ -231,36 +231,6 @@ TEST_CASE("garbage collection reclaims unreferenced records and keeps referenced
   CHECK(again.bytes_after == gc.bytes_after);
 }
 
-TEST_CASE("leftovers of failed puts are reclaimed by the next garbage collection", "[api][lifecycle]") {
-  testing::TempDir dir;
-  std::string why;
-  const std::vector<testing::TensorSpec> specs = {{"x", DType::kFloat32, {64, 64}, 0, {2, 1}}};
-  REQUIRE(testing::AllOk(testing::SaveAll(dir.path(), 1, 2, specs), &why));
-  // Rank 1 fails right after its records became durable: nothing is
-  // published, and both ranks' records of the put are garbage.
-  base::ArmFaultPoint("put.after_ingest", 1);
-  SaveOptions full;
-  full.incremental = false;  // the same values: make it write anyway
-  const auto failed = testing::SaveAll(dir.path(), 2, 2, specs, full);
-  base::DisarmAllFaultPoints();
-  REQUIRE_THAT(failed.status[0], StatusIs(StatusCode::kIOError, "injected fault at 'put.after_ingest' on rank 1"));
-  // A manifest that was being published when the writer died.
-  std::ofstream(storage::ManifestTempPath(dir.path(), 7, 0x77)) << "half a manifest";
-  std::vector<GcReport> reports(2);
-  std::vector<Status> gc(2);
-  testing::RunRanks(2, [&](int rank, Communicator* comm) {
-    auto store = Store::Open(dir.path(), comm);
-    gc[rank] = store.ok() ? (*store)->CollectGarbage(&reports[rank]) : store.status();
-  });
-  REQUIRE_OK(gc[0]);
-  REQUIRE_OK(gc[1]);
-  CHECK(reports[0].generations_removed == 1);
-  CHECK(reports[1].generations_removed == 1);
-  CHECK(reports[0].temporary_files_removed == 1);
-  CHECK_FALSE(std::filesystem::exists(storage::ManifestTempPath(dir.path(), 7, 0x77)));
-  REQUIRE(testing::AllOk(testing::LoadAll(dir.path(), 1, 1, {{"x", DType::kFloat32, {64, 64}, 0, {1, 1}}}), &why));
-}
-
 TEST_CASE("one writer per store; readers read while it writes", "[api][lifecycle]") {
   testing::TempDir dir;
   auto writer = ValueOrDie(Store::Open(dir.path(), nullptr));

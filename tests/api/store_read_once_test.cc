@@ -11,7 +11,6 @@
 #include <random>
 
 #include "dcp/store.h"
-#include "engine/base/fault_injection.h"
 #include "tests/api/checkpoint_harness.h"
 #include "tests/testing/rank_runner.h"
 #include "tests/testing/status_matchers.h"
@@ -205,30 +204,6 @@ TEST_CASE("read-once: a bad request on one rank fails every rank the same way", 
                                               "'no.such.tensor' is not in step 1 (2 ranks failed"));
     CHECK(o.status[r] == o.status[0]);
   }
-}
-
-TEST_CASE("read-once: an injected read failure on one rank fails every rank; the next load works",
-          "[api][errors]") {
-  testing::TempDir dir;
-  const std::vector<TensorSpec> specs = {{"w", DType::kFloat32, {64, 8}, 0, {2, 1}}};
-  SaveOptions so;
-  so.chunk_bytes = 256;
-  std::string why;
-  REQUIRE(AllOk(SaveAll(dir.path(), 1, 2, specs, so), &why));
-  LoadOptions options;
-  options.read_once = true;
-  options.max_inflight_bytes = 1024;
-  base::ArmFaultPoint("get.read_chunk", 2);
-  const Loaded o = LoadWithReports(dir.path(), 1, 4, specs, options);
-  base::DisarmAllFaultPoints();
-  for (size_t r = 0; r < 4; ++r) {
-    CHECK_THAT(o.status[r], testing::StatusIs(StatusCode::kIOError,
-                                              "get of step 1: rank 2: tensor 'w' chunk at offset ("));
-    CHECK_THAT(o.status[r], testing::StatusIs(StatusCode::kIOError, "injected fault at 'get.read_chunk' on rank 2"));
-    CHECK(o.status[r] == o.status[0]);
-  }
-  const Loaded again = LoadWithReports(dir.path(), 1, 4, specs, options);
-  REQUIRE(AllLoaded(again, &why));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/protocol/put.h"
+#include "engine/store/fault_rank_store.h"
 #include "tests/engine/protocol/protocol_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -99,6 +100,66 @@ TEST_CASE("Read fetches one region on one process; a bad region is refused", "[p
     CHECK_THAT(Read(store, 3, "w", Box{{0}, {3, 4}}, buf.view(), LoadOptions()),
                StatusIs(StatusCode::kInvalidArgument, "different ranks"));
   });
+}
+
+}  // namespace
+}  // namespace dcp::protocol
+
+namespace dcp::protocol {
+namespace {
+
+TEST_CASE("read-once: a read failure on one rank fails every rank, naming it; the next load works", "[protocol]") {
+  testing::TempDir dir;
+  std::vector<Status> put(2);
+  RunOnStore(dir.path(), 2, [&](int rank, Communicator* comm, StoreContext* store) {
+    RankState s = WState(rank, 2, /*fill=*/true);
+    SaveOptions small;
+    small.chunk_bytes = 32;  // one row per chunk
+    put[rank] = Put(comm, store, 1, s.dict, small, Status::OK(), nullptr);
+  });
+  for (const Status& s : put) REQUIRE_OK(s);
+  // Four ranks load the whole tensor (every chunk wanted by all: the
+  // read-once exchange); rank 2's reads fail.
+  storage::FaultBackend fault(storage::DefaultBackend());
+  fault.FailAt(storage::FaultBackend::Op::kGet, 1, -1, storage::FaultBackend::kForever);
+  LoadOptions options;
+  options.read_once = true;
+  options.max_inflight_bytes = 128;
+  auto load_all = [&](bool inject) {
+    std::vector<Status> got(4);
+    std::vector<std::string> check(4);
+    RunOnStore(
+        dir.path(), 4,
+        [&](int rank, Communicator* comm, StoreContext* store) {
+          testing::HostTensor buf(DType::kFloat32, {8, 8});
+          ShardedTensor t;
+          t.key = "w";
+          t.data = buf.view();
+          t.dtype = DType::kFloat32;
+          t.local_shape = {8, 8};
+          t.global_shape = {8, 8};
+          t.global_offset = {0, 0};
+          t.replica_id = {rank};
+          StateDict request;
+          request.Add("w", t);
+          got[rank] = Get(comm, store, 1, &request, options, Status::OK()).status();
+          if (got[rank].ok()) check[rank] = testing::CheckRegion("w", {8, 8}, Box{{0, 0}, {8, 8}}, buf.view());
+        },
+        {}, [&](int rank) { return inject && rank == 2 ? &fault : storage::DefaultBackend(); });
+    return std::make_pair(got, check);
+  };
+  const auto [failed, unused] = load_all(true);
+  for (const Status& s : failed) {
+    REQUIRE_THAT(s, StatusIs(StatusCode::kIOError, "get of step 1: rank 2: "));
+    REQUIRE_THAT(s, StatusIs(StatusCode::kIOError, "fault backend"));
+    CHECK(s == failed[0]);
+  }
+  CHECK(fault.calls(storage::FaultBackend::Op::kGet) > 0);
+  const auto [ok, check] = load_all(false);
+  for (int r = 0; r < 4; ++r) {
+    REQUIRE_OK(ok[r]);
+    CHECK(check[r].empty());
+  }
 }
 
 }  // namespace

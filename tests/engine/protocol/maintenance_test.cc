@@ -5,12 +5,16 @@
 #include "engine/protocol/maintenance.h"
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "engine/base/file.h"
 #include "engine/protocol/load.h"
 #include "engine/protocol/put.h"
 #include "engine/store/catalog.h"
+#include "engine/store/fault_rank_store.h"
+#include "engine/store/key_layout.h"
 #include "tests/engine/protocol/protocol_fixture.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -117,6 +121,56 @@ TEST_CASE("garbage collection frees the records of deleted steps and keeps the o
     const PlainTensor* w = plain->FindTensor("w");
     REQUIRE(w != nullptr);
     CHECK(testing::CheckRegion("w", {4 * kRanks, 8}, Box{{0, 0}, {4 * kRanks, 8}}, w->view()).empty());
+  });
+}
+
+}  // namespace
+}  // namespace dcp::protocol
+
+namespace dcp::protocol {
+namespace {
+
+TEST_CASE("records of a put that failed after one rank's ingest are reclaimed by the next collection",
+          "[protocol]") {
+  testing::TempDir dir;
+  SaveSteps(dir.path(), 1);
+  // Rank 1's store dies right after its records became durable: nothing is
+  // published, and every rank's records of the put are garbage.
+  storage::FaultBackend fault(storage::DefaultBackend());
+  fault.CrashAt(storage::FaultBackend::Op::kCommit, 1, /*rank=*/1, storage::FaultBackend::When::kAfter);
+  std::vector<Status> put(kRanks);
+  RunOnStore(
+      dir.path(), kRanks,
+      [&](int rank, Communicator* comm, StoreContext* store) {
+        RankState s = WState(rank, kRanks, /*fill=*/true);
+        SaveOptions whole;
+        whole.incremental = false;
+        put[rank] = Put(comm, store, 2, s.dict, whole, Status::OK(), nullptr);
+      },
+      {}, [&](int) { return &fault; });
+  for (const Status& s : put) REQUIRE_THAT(s, StatusIs(StatusCode::kIOError, "crashed"));
+  CHECK(fault.crashed());
+  CHECK(Steps(dir.path()) == std::vector<uint64_t>{1});
+  // And a manifest that was being published when a writer died.
+  std::ofstream(storage::ManifestTempPath(dir.path(), 7, 0x77)) << "half a manifest";
+
+  std::vector<Status> gc(kRanks);
+  std::vector<GcReport> report(kRanks);
+  RunOnStore(dir.path(), kRanks, [&](int rank, Communicator* comm, StoreContext* store) {
+    gc[rank] = CollectGarbage(comm, store, GcOptions(), Status::OK(), &report[rank]);
+  });
+  for (int r = 0; r < kRanks; ++r) {
+    INFO("rank " << r);
+    REQUIRE_OK(gc[r]);
+    CHECK(report[r].generations_removed == 1);
+  }
+  CHECK(report[0].temporary_files_removed == 1);
+  CHECK_FALSE(base::PathExists(storage::ManifestTempPath(dir.path(), 7, 0x77)));
+  RunOnStore(dir.path(), 1, [&](int, Communicator*, StoreContext* store) {
+    auto plain = LoadPlain(store, 1, {}, LoadOptions());
+    REQUIRE_OK(plain.status());
+    CHECK(testing::CheckRegion("w", {4 * kRanks, 8}, Box{{0, 0}, {4 * kRanks, 8}}, plain->FindTensor("w")->view())
+              .empty());
   });
 }
 

@@ -1,8 +1,8 @@
 // Copyright (c) dcp authors.
 //
 // What the tests of the store protocols share: a state dict of n ranks (each
-// holds two row slabs of "w", a float32 tensor of 4n x 8, and rank 0 the
-// common state), and running a protocol on every rank of an in-process group
+// holds two row slabs of "w", a float32 tensor of 4n x 8, and the common
+// state), and running a protocol on every rank of an in-process group
 // over one StoreContext per rank.
 
 #ifndef DCP_TESTS_ENGINE_PROTOCOL_PROTOCOL_FIXTURE_H_
@@ -26,7 +26,8 @@ struct RankState {
 };
 
 // Rank `rank` of `ranks`: rows [4 rank, 4 rank + 4) of "w" as two slabs of 2
-// rows (keys "w.lo", "w.hi" in the dict), filled (save) or zeroed (load).
+// rows (keys "w.lo", "w.hi" in the dict), filled (save) or zeroed (load), and
+// the common state {"iteration": 7}.
 inline RankState WState(int rank, int ranks, bool fill) {
   RankState s;
   for (int half = 0; half < 2; ++half) {
@@ -43,15 +44,17 @@ inline RankState WState(int rank, int ranks, bool fill) {
     s.dict.Add(half == 0 ? "w.lo" : "w.hi", t);
     s.buffers.push_back(std::move(buf));
   }
-  if (rank == 0) s.dict.Add("iteration", Value(int64_t{7}));
+  s.dict.Add("iteration", Value(int64_t{7}));  // replicated, as Megatron's common state
   return s;
 }
 
 // Runs fn(rank, comm, store) on `ranks` in-process ranks, each over its own
-// StoreContext of `root` (opened collectively; REQUIREd to open).
+// StoreContext of `root` (opened collectively; REQUIREd to open), whose rank
+// stores rank r opens through backend_of(r) (default: RocksDB).
 void RunOnStore(const std::string& root, int ranks,
                 const std::function<void(int rank, Communicator* comm, StoreContext* store)>& fn,
-                const StoreOptions& options = {});
+                const StoreOptions& options = {},
+                const std::function<storage::RankStoreBackend*(int rank)>& backend_of = nullptr);
 
 }  // namespace dcp::protocol
 

@@ -9,6 +9,7 @@
 
 #include "engine/protocol/load.h"
 #include "engine/store/catalog.h"
+#include "engine/store/fault_rank_store.h"
 #include "tests/engine/protocol/protocol_fixture.h"
 #include "tests/testing/counting_communicator.h"
 #include "tests/testing/status_matchers.h"
@@ -107,6 +108,46 @@ TEST_CASE("an incremental put gets rank 0's base on every rank and references wh
     CHECK(second[r].chunks_referenced == first[r].chunks_written);
     CHECK(rounds[r] == 7);  // 6, and the base manifest's broadcast
   }
+}
+
+}  // namespace
+}  // namespace dcp::protocol
+
+namespace dcp::protocol {
+namespace {
+
+TEST_CASE("a failed ingest breaks the session: later parts and the commit are refused; the next put works",
+          "[protocol]") {
+  testing::TempDir dir;
+  storage::FaultBackend fault(storage::DefaultBackend());
+  fault.FailAt(storage::FaultBackend::Op::kCommit, /*nth=*/1, /*rank=*/1);
+  std::vector<Status> part(kRanks), again(kRanks), commit(kRanks), next(kRanks);
+  RunOnStore(
+      dir.path(), kRanks,
+      [&](int rank, Communicator* comm, StoreContext* store) {
+        RankState s = WState(rank, kRanks, /*fill=*/true);
+        auto session = BeginStep(comm, store, 2, SaveOptions(), Status::OK());
+        if (!session.ok()) {
+          part[rank] = session.status();
+          return;
+        }
+        part[rank] = WritePart(comm, store, session->get(), s.dict, Status::OK(), nullptr, nullptr);
+        again[rank] = WritePart(comm, store, session->get(), s.dict, Status::OK(), nullptr, nullptr);
+        session->reset();  // aborted: its records are garbage
+        next[rank] = Put(comm, store, 3, s.dict, SaveOptions(), Status::OK(), nullptr);
+      },
+      {}, [&](int) { return &fault; });
+  for (int r = 0; r < kRanks; ++r) {
+    INFO("rank " << r);
+    REQUIRE_THAT(part[r], StatusIs(StatusCode::kIOError, "rank 1: "));
+    REQUIRE_THAT(part[r], StatusIs(StatusCode::kIOError, "fault backend"));
+    REQUIRE_THAT(again[r], StatusIs(StatusCode::kFailedPrecondition, "the write session failed"));
+    REQUIRE_OK(next[r]);
+  }
+  CHECK(fault.calls(storage::FaultBackend::Op::kCommit) == 2 * kRanks);  // step 2's first part, step 3
+  auto steps = storage::ListSteps(dir.path());
+  REQUIRE_OK(steps.status());
+  CHECK(*steps == std::vector<uint64_t>{3});
 }
 
 }  // namespace
