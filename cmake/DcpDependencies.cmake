@@ -8,6 +8,7 @@ find_package(MPI REQUIRED COMPONENTS CXX)    # MPI::MPI_CXX, MPIEXEC_EXECUTABLE
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)        # PkgConfig::LZ4
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)  # headers (used inline)
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)            # PkgConfig::RE2 (engine/interop's rules)
 
 if(DCP_BUILD_TESTS)
   find_package(Catch2 2 CONFIG REQUIRED)     # Catch2 v2: <catch2/catch.hpp>

@@ -9,6 +9,7 @@ packages=(
   librocksdb-dev libflatbuffers-dev flatbuffers-compiler liblz4-dev libxxhash-dev
   libopenmpi-dev openmpi-bin
   catch2 libcli11-dev nlohmann-json3-dev libfmt-dev
+  libre2-dev  # dcp-import's key mapping rules: linear-time regular expressions on untrusted names
   python3-numpy  # reads dcp-inspect's safetensors and .npy output in a test
   # The Python package (import dcp): pybind11 bindings, tested with Debian's
   # torch, NumPy, mpi4py and pytest.

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <re2/re2.h>
 
 #include "engine/base/file.h"
 
@@ -14,8 +14,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr size_t kMaxNameBytes = 4096;
-constexpr size_t kMaxPatternBytes = 1024;
+// RE2 (linear time, no recursion) compiles an expression into at most this
+// much memory; a larger one is refused.
+constexpr int64_t kMaxRegexMemory = 8 << 20;
 
 // "a, b, c and 7 more": names for messages.
 std::string NameList(const std::vector<std::string>& names) {
@@ -40,12 +41,16 @@ int HighestGroup(const std::string& t) {
   return high;
 }
 
-std::string Expand(const std::string& t, const std::smatch& m) {
+// The match's groups: [0] the whole name, [k] group k (empty if it took no part).
+using Groups = std::vector<re2::StringPiece>;
+
+std::string Expand(const std::string& t, const Groups& m) {
   std::string out;
   for (size_t i = 0; i < t.size(); ++i) {
     if (t[i] == '{') {
       const size_t j = t.find('}', i);
-      out += m[static_cast<size_t>(std::stoi(t.substr(i + 1, j - i - 1)))].str();
+      const re2::StringPiece g = m[static_cast<size_t>(std::stoi(t.substr(i + 1, j - i - 1)))];
+      out.append(g.data() != nullptr ? g.data() : "", g.size());
       i = j;
     } else {
       out += t[i];
@@ -60,7 +65,7 @@ struct KeyMapping::Rule {
   enum class Kind { kRename, kSplit, kConcat };
   size_t index = 0;
   std::string pattern;
-  std::regex re;
+  std::unique_ptr<RE2> re;
   Kind kind = Kind::kRename;
   std::string to;
   int axis = 0;
@@ -105,16 +110,14 @@ Result<KeyMapping> KeyMapping::Parse(std::string_view text, const std::string& p
       return bad("rule " + std::to_string(i) + " has no \"match\" string");
     }
     rule->pattern = j["match"].get<std::string>();
-    if (rule->pattern.size() > kMaxPatternBytes) {  // std::regex compiles and matches recursively
-      return bad(rule->Name().substr(0, 80) + "...: the expression is longer than " +
-                 std::to_string(kMaxPatternBytes) + " bytes");
+    RE2::Options re_options;
+    re_options.set_log_errors(false);
+    re_options.set_max_mem(kMaxRegexMemory);
+    rule->re = std::make_unique<RE2>(rule->pattern, re_options);
+    if (!rule->re->ok()) {
+      return bad(rule->Name() + ": not a regular expression (" + rule->re->error() + ")");
     }
-    try {
-      rule->re = std::regex(rule->pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return bad(rule->Name() + ": not a regular expression (" + e.what() + ")");
-    }
-    const int groups = static_cast<int>(rule->re.mark_count());
+    const int groups = rule->re->NumberOfCapturingGroups();
     auto check_template = [&](const Json& t, const char* field) -> Status {
       if (!t.is_string() || t.get<std::string>().empty()) {
         return bad(rule->Name() + ": \"" + field + "\" is not a non-empty string");
@@ -212,15 +215,11 @@ Result<std::vector<Destination>> KeyMapping::Apply(const std::vector<SourceTenso
   };
   for (size_t i = 0; i < sources.size(); ++i) {
     const SourceTensor& s = sources[i];
-    if (s.name.size() > kMaxNameBytes) {  // std::regex recurses per character
-      return Status::InvalidArgument("tensor name '" + s.name.substr(0, 64) + "...' is " +
-                                     std::to_string(s.name.size()) + " bytes, more than the limit of " +
-                                     std::to_string(kMaxNameBytes));
-    }
     const Rule* rule = nullptr;
-    std::smatch m;
+    Groups m;
     for (const auto& r : rules_) {
-      if (std::regex_match(s.name, m, r->re)) {
+      m.assign(static_cast<size_t>(r->re->NumberOfCapturingGroups()) + 1, re2::StringPiece());
+      if (r->re->Match(s.name, 0, s.name.size(), RE2::ANCHOR_BOTH, m.data(), static_cast<int>(m.size()))) {
         rule = r.get();
         break;
       }
@@ -267,7 +266,8 @@ Result<std::vector<Destination>> KeyMapping::Apply(const std::vector<SourceTenso
         break;
       }
       case Rule::Kind::kConcat: {
-        const std::string value = m[static_cast<size_t>(rule->by)].str();
+        const std::string value(m[static_cast<size_t>(rule->by)].data() != nullptr ? m[static_cast<size_t>(rule->by)].data() : "",
+                                m[static_cast<size_t>(rule->by)].size());
         if (std::find(rule->order.begin(), rule->order.end(), value) == rule->order.end()) {
           return Status::InvalidArgument(what + ": group " + std::to_string(rule->by) + " is '" + value +
                                          "', which the rule's concat order does not name");

@@ -5,7 +5,8 @@
 // file applied on the way in.
 //
 // A rules file is JSON: {"rules": [rule, ...]}. The first rule whose `match`
-// (an ECMAScript regular expression, matched against the whole name) matches
+// (an RE2 regular expression: linear time, no backreferences; matched against
+// the whole name) matches
 // a source tensor decides what becomes of it; `{N}` in a template is the
 // match's N-th group ({0}: the whole name). Three kinds of rule:
 //
@@ -25,9 +26,9 @@
 // Sources that no rule matches are an error naming them, unless kept
 // (keep_unmatched: under their own names). Two destinations of one name are
 // an error. A rules file is checked as input: malformed rules are
-// InvalidArgument naming the rule (its index) and what is wrong; expressions
-// longer than 1 KiB and tensor names longer than 4 KiB are refused (std::regex
-// recurses per character).
+// InvalidArgument naming the rule (its index) and what is wrong; RE2 bounds
+// the time and memory of matching (an expression needing more than 8 MiB
+// compiled is refused).
 
 #ifndef DCP_ENGINE_INTEROP_KEY_MAPPING_H_
 #define DCP_ENGINE_INTEROP_KEY_MAPPING_H_
