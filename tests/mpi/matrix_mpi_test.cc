@@ -4,7 +4,7 @@
 // real mpirun (driven by ctest, see CMakeLists.txt):
 //
 //   matrix_mpi_test matrix ROOT TP PP DP TP PP DP [name=value ...]
-//       the synthetic transformer (tools/synthetic/transformer_state.h) saved
+//       the synthetic transformer (tests/testing/transformer_state.h) saved
 //       by the first TP*PP*DP ranks in the first layout, loaded by the first
 //       ranks of the second one; every loaded byte is checked, zero padding of
 //       the vocabulary rows included. Settings (default in brackets):
@@ -44,7 +44,7 @@
 #include "dcp/dcp.h"
 #include "tests/api/shard_layouts.h"
 #include "tests/mpi/mpi_checks.h"
-#include "tools/synthetic/transformer_state.h"
+#include "tests/testing/transformer_state.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // Copyright (c) dcp authors.
 
-#include "tools/synthetic/transformer_state.h"
+#include "tests/testing/transformer_state.h"
 
 #include <algorithm>
 #include <cstring>

@@ -5,7 +5,7 @@
 // not fit, an in-process save and load in another layout, and a Verify that
 // notices a wrong byte and a zero-padding boundary.
 
-#include "tools/synthetic/transformer_state.h"
+#include "tests/testing/transformer_state.h"
 
 #include <catch2/catch.hpp>
 #include <memory>

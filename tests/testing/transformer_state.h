@@ -41,8 +41,8 @@
 //
 // Thread safety: a value owning its buffers; the state dict views them.
 
-#ifndef DCP_TOOLS_SYNTHETIC_TRANSFORMER_STATE_H_
-#define DCP_TOOLS_SYNTHETIC_TRANSFORMER_STATE_H_
+#ifndef DCP_TESTS_TESTING_TRANSFORMER_STATE_H_
+#define DCP_TESTS_TESTING_TRANSFORMER_STATE_H_
 
 #include <cstdint>
 #include <memory>
@@ -130,4 +130,4 @@ class TransformerState {
 
 }  // namespace dcp::synthetic
 
-#endif  // DCP_TOOLS_SYNTHETIC_TRANSFORMER_STATE_H_
+#endif  // DCP_TESTS_TESTING_TRANSFORMER_STATE_H_
