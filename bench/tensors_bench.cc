@@ -29,7 +29,8 @@ namespace {
 
 using namespace dcp;  // NOLINT
 
-constexpr int64_t kCols = 1024, kSmallRows = 64;
+constexpr int64_t kCols = 1024;
+int64_t kSmallRows = 64;  // --small-rows
 
 struct Slab {
   std::string key;
@@ -128,7 +129,9 @@ int main(int argc, char** argv) {
   int small = 1000;
   app.add_option("--root", root, "scratch directory (removed at the end)");
   app.add_option("--gib", gib, "size of the large tensor");
-  app.add_option("--small", small, "number of 256 KiB tensors");
+  app.add_option("--small", small, "number of small tensors");
+  app.add_option("--small-rows", kSmallRows, "rows of 1024 float32 per small tensor (64: 256 KiB, 64 KiB records)")
+      ->check(CLI::Range(4, 1 << 20));
   app.add_option("--json", json, "write results as JSON here (rank 0)");
   CLI11_PARSE(app, argc, argv);
   int rank = 0, world = 1;

@@ -211,6 +211,10 @@ rocksdb::Options BaseOptions() {
   // Table files stay one generation each (see rank_store.h): only garbage
   // collection compacts, one generation's range at a time.
   o.disable_auto_compactions = true;
+  // Loads read a put's records in key order, which is their order in its
+  // table file: let the kernel read ahead (RocksDB's default advises random
+  // access, one disk request per record).
+  o.advise_random_on_open = false;
   return o;
 }
 
