@@ -238,7 +238,7 @@ def test_bad_input(tmp_path):
     d.mkdir()
     (d / "metadata.json").write_text(json.dumps({"sharded_backend": "torch_dist", "sharded_backend_version": 1,
                                                  "common_backend": "torch", "common_backend_version": 1}))
-    with pytest.raises(CheckpointingException, match="'torch_dist'"):
+    with pytest.raises(CheckpointingException, match="'torch_dist'.*dcp.convert from-torch-dist"):
         mcp.load_tensors_metadata(str(d), DcpLoadShardedStrategy())
     # A directory without dcp.json is named.
     (d / "metadata.json").write_text(json.dumps({"sharded_backend": "dcp", "sharded_backend_version": 1,

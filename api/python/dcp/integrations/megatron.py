@@ -209,7 +209,8 @@ class DcpLoadShardedStrategy(_base.LoadShardedStrategy):
             raise CheckpointingException(
                 f"this checkpoint's sharded backend is {loaded_backend!r}, not 'dcp': it is Megatron's own "
                 f"format ('torch_dist' is PyTorch's distributed checkpoint files); load it with Megatron's "
-                f"default strategy (sharded_strategy=None)")
+                f"default strategy (sharded_strategy=None), or bring it into a dcp store with "
+                f"`python3 -m dcp.convert from-torch-dist STORE DIR`")
 
     def check_version_compatibility(self, loaded_version):
         if int(loaded_version) > VERSION:
