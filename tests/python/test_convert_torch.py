@@ -212,7 +212,8 @@ def test_megatron_torch_dist_imported_tensors_objects_and_common_state(tmp_path)
     assert torch.equal(torch.as_tensor(loaded["lr"]), common["lr"])
     request = {f"o{i}": dcp.ShardedObject("optimizer.rng", None, (2,), (i,)) for i in range(2)}
     state = dcp.load(request, tmp_path / "store", group="self")
-    assert [state[f"o{i}"] for i in range(2)] == [{"seed": 1}, {"seed": 2}]
+    # as dcp.integrations.megatron stores ShardedObject data: DcpLoadShardedStrategy gives the value back
+    assert [state[f"o{i}"] for i in range(2)] == [{"megatron_dcp_value": {"seed": s}} for s in (1, 2)]
 
 
 @needs_torch2
@@ -315,3 +316,28 @@ def test_cli_exit_codes(tmp_path, capsys):
     r = subprocess.run([sys.executable, "-m", "dcp.convert", "to-torch-dcp", str(tmp_path / "nostore"),
                         str(tmp_path / "o2")], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "to-torch-dcp" in r.stderr
+
+
+@needs_torch2
+def test_megatron_rng_state_and_args_load_with_trust_pickle_only(tmp_path):
+    """Megatron's real common.pt holds `args` (an argparse.Namespace) and its rng_state ShardedObject NumPy's
+    state: both need full unpickling; with --trust-pickle args is stored as a dict and the rng state as dcp
+    plain values (tuples kept), read back by dcp.load as Megatron saved them."""
+    import argparse
+    import random
+
+    import numpy as np
+    rng = {"random_rng_state": random.getstate(), "np_rng_state": np.random.get_state(),
+           "torch_rng_state": torch.get_rng_state()}
+    _megatron_torch_dist(tmp_path / "in", {"w": torch.ones(3)}, {("rng_state", (0,), (1,)): [rng]},
+                         {"args": argparse.Namespace(lr=1.0, layers=2), "iteration": 9})
+    with pytest.raises(dcp.FailedPreconditionError, match="common.pt"):
+        ct.from_torch_dist(tmp_path / "store", tmp_path / "in")
+    assert convert_main(["from-torch-dist", str(tmp_path / "store"), str(tmp_path / "in"), "--trust-pickle"]) == 0
+    assert dcp.load_common_state_dict(str(tmp_path / "store"))["args"] == {"lr": 1.0, "layers": 2}
+    state = dcp.load({"o": dcp.ShardedObject("rng_state", None, (1,), (0,))}, tmp_path / "store", group="self")
+    from dcp.integrations._plain import from_plain
+    back = from_plain(state["o"]["megatron_dcp_value"])[0]
+    assert back["random_rng_state"] == rng["random_rng_state"]
+    assert back["np_rng_state"][0] == "MT19937" and np.array_equal(back["np_rng_state"][1], rng["np_rng_state"][1])
+    assert torch.equal(torch.as_tensor(back["torch_rng_state"]), rng["torch_rng_state"])

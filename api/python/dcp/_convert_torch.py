@@ -210,33 +210,47 @@ def _has_param(name):
     return name in inspect.signature(_torch().load).parameters
 
 
+def _reason(error):
+    """The line of torch's weights_only refusal that names what it refused."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    named = [line for line in lines if "GLOBAL" in line or "global" in line]
+    return (named or lines or [type(error).__name__])[0]
+
+
 def torch_load(data, what, trust_pickle=False, mmap=False):
     """torch.load of bytes or a path with weights_only=True; a blob that needs full unpickling is
-    refused (naming `what`) unless `trust_pickle`."""
+    refused (naming `what`) unless `trust_pickle`. `mmap` (a path, torch >= 2.1, zip format): the
+    tensors stay in the file until used."""
     torch = _torch()
-    src = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    kwargs = {}
-    if mmap and isinstance(src, str) and _has_param("mmap"):
-        kwargs["mmap"] = True  # torch >= 2.1: tensors stay in the file until used
+    src = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else os.fspath(data)
+    kwargs = {"mmap": True} if mmap and isinstance(src, str) and _has_param("mmap") else {}
     if not _has_param("weights_only"):
         if not trust_pickle:
             raise FailedPreconditionError(f"{what}: torch {torch.__version__} has no torch.load(weights_only=True); "
                                           f"loading would unpickle. Pass --trust-pickle if you trust this checkpoint")
         return torch.load(src, map_location="cpu", **kwargs)
     try:
-        return torch.load(src, map_location="cpu", weights_only=True, **kwargs)
+        try:
+            return torch.load(src, map_location="cpu", weights_only=True, **kwargs)
+        except RuntimeError as e:
+            if not kwargs or "mmap" not in str(e):
+                raise
+            kwargs = {}  # a legacy (non-zip) file cannot be mapped: read it
+            return torch.load(src, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if not trust_pickle:
-            raise FailedPreconditionError(f"{what}: needs full unpickling (weights_only=True refused it: "
-                                          f"{str(e).splitlines()[0]}). Pass --trust-pickle if you trust this "
-                                          f"checkpoint") from e
+            raise FailedPreconditionError(f"{what}: needs full unpickling (torch.load(weights_only=True) refused it: "
+                                          f"{_reason(e)}). Pass --trust-pickle if you trust this checkpoint") from e
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{what}: no such file") from e
     except Exception as e:  # noqa: BLE001 - a truncated or foreign blob
-        raise DataLossError(f"{what}: not a torch.save blob ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+        raise DataLossError(f"{what}: not a torch.save blob ({type(e).__name__}: {_reason(e)})") from e
     if isinstance(src, io.BytesIO):
         src.seek(0)
-    if _has_param("weights_only"):
-        kwargs["weights_only"] = False
-    return torch.load(src, map_location="cpu", **kwargs)
+    try:
+        return torch.load(src, map_location="cpu", weights_only=False, **kwargs)
+    except Exception as e:  # noqa: BLE001 - even unpickled, not loadable here
+        raise DataLossError(f"{what}: cannot be loaded ({type(e).__name__}: {_reason(e)})") from e
 
 
 class _DistcpFiles:
@@ -368,23 +382,49 @@ def from_torch_dcp(checkpoint_dir, source, step=None, *, trust_pickle=False, par
         return w.commit()
 
 
+_MEGATRON_VALUE = "megatron_dcp_value"  # as dcp.integrations.megatron stores ShardedObject data
+
+
 def _megatron_object(fqn, data, source, trust_pickle):
+    """(key, value to store, global shape, global offset) of a torch_dist BYTE_IO item: a ShardedObject
+    KEY/shard_OFFSET_SHAPE holding torch.save([data]) is stored as dcp.integrations.megatron stores it
+    (plain value, tuples kept), so that DcpLoadShardedStrategy and dcp.load give the data back."""
+    from .integrations._plain import to_plain
     m = _OBJECT_KEY.match(fqn)
-    value = torch_load(data, f"{source}: sharded object '{fqn}'", trust_pickle)
     if not m:
-        return fqn, value, (1,), (0,)
+        return fqn, data, (1,), (0,)  # not Megatron's: the bytes, as from_torch_dcp stores them
+    value = torch_load(data, f"{source}: sharded object '{fqn}'", trust_pickle)
     if isinstance(value, list) and len(value) == 1:  # Megatron saves torch.save([data])
         value = value[0]
     offset = tuple(int(x) for x in m.group(2).split("."))
     shape = tuple(int(x) for x in m.group(3).split("."))
-    return m.group(1), value, shape, offset
+    try:
+        plain = {_MEGATRON_VALUE: to_plain(_without_namespaces(value), fqn)}
+    except TypeError as e:
+        raise InvalidArgumentError(f"{source}: sharded object '{fqn}': {e}") from e
+    return m.group(1), plain, shape, offset
+
+
+def _without_namespaces(x):
+    """Megatron's common state holds `args`, an argparse.Namespace (loadable only with --trust-pickle):
+    stored as the dict of its attributes."""
+    import argparse
+    if isinstance(x, argparse.Namespace):
+        x = vars(x)
+    if isinstance(x, dict):
+        return {k: _without_namespaces(v) for k, v in x.items()}
+    if type(x) in (list, tuple):
+        return type(x)(_without_namespaces(v) for v in x)
+    return x
 
 
 def from_torch_dist(checkpoint_dir, source, step=None, *, trust_pickle=False, part_bytes=0, overwrite=False):
     """Imports Megatron-Core's torch_dist checkpoint directory `source`: tensors as from_torch_dcp,
     ShardedObjects (BYTE_IO items KEY/shard_OFFSET_SHAPE) as dcp objects KEY at their offset holding
-    the value, common.pt as the common state. Values are loaded with weights_only=True; one that
-    needs full unpickling is refused unless `trust_pickle`."""
+    the value as dcp.integrations.megatron stores it, common.pt as the common state (an
+    argparse.Namespace, Megatron's `args`, as a dict). Values are loaded with weights_only=True; one
+    that needs full unpickling is refused unless `trust_pickle`; one that dcp's plain values cannot
+    hold is an error naming it."""
     source = os.fspath(source)
     config_path = os.path.join(source, _MEGATRON_CONFIG)
     try:
@@ -403,6 +443,7 @@ def from_torch_dist(checkpoint_dir, source, step=None, *, trust_pickle=False, pa
         common = torch_load(common_path, f"{common_path}: the common state", trust_pickle)
         if not isinstance(common, dict):
             raise DataLossError(f"{common_path}: the common state is a {type(common).__name__}, not a dict")
+        common = _without_namespaces(common)
     read_dcp_metadata(source)
     with _StepWriter(checkpoint_dir, step, part_bytes, overwrite) as w:
         def on_bytes(fqn, data):
@@ -616,9 +657,10 @@ def _objects(store, step, meta):
         request = {"o": ShardedObject(key, None, shape, offset)}
         store.get(step, request)
         value = request["o"].data
-        if isinstance(value, dict) and "torch_dcp_value" in value:  # dcp.integrations.torch's SavePlanner
-            from .integrations._plain import from_plain
-            value = from_plain(value["torch_dcp_value"])
+        for wrapper in ("torch_dcp_value", _MEGATRON_VALUE):  # dcp.integrations' plain values
+            if isinstance(value, dict) and wrapper in value:
+                from .integrations._plain import from_plain
+                value = from_plain(value[wrapper])
         if shape == (1,) and offset == (0,):
             out[key] = value
         else:

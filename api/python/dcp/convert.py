@@ -118,7 +118,7 @@ def _run_torch(argv):
         else:
             r = ct.to_torch_save(a.root, a.outdir, a.step, offsets=a.offsets, tp=a.tp, pp=a.pp, splits=a.split,
                                  layer_pattern=a.layer_pattern, last_stage=a.last_stage)
-    except (DcpError, OSError) as e:
+    except (DcpError, OSError, TypeError, ValueError) as e:
         print(f"python3 -m dcp.convert {a.command}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     print(json.dumps(r))
