@@ -341,3 +341,65 @@ def test_megatron_rng_state_and_args_load_with_trust_pickle_only(tmp_path):
     assert back["random_rng_state"] == rng["random_rng_state"]
     assert back["np_rng_state"][0] == "MT19937" and np.array_equal(back["np_rng_state"][1], rng["np_rng_state"][1])
     assert torch.equal(torch.as_tensor(back["torch_rng_state"]), rng["torch_rng_state"])
+
+
+@needs_torch2
+def test_megatron_loads_the_torch_dist_import_through_dcps_strategy(tmp_path):
+    """The import is what dcp's own Megatron strategy would have saved: Megatron's dist_checkpointing.load
+    with DcpLoadShardedStrategy reads its tensors (in another layout: two row halves) and ShardedObjects."""
+    mcp = pytest.importorskip("megatron.core.dist_checkpointing")
+    from megatron.core.dist_checkpointing import ShardedObject, ShardedTensor
+    from dcp.integrations.megatron import DcpLoadShardedStrategy
+    import torch.distributed as dist
+    w = _values(torch.bfloat16, (6, 4), 3)
+    _megatron_torch_dist(tmp_path / "in", {"decoder.w": w}, {("rng", (0,), (1,)): {"seed": (1, 2)}}, {"iteration": 4})
+    ct.from_torch_dist(tmp_path / "store", tmp_path / "in")
+    it = tmp_path / "iter_0000004"
+    os.makedirs(it)
+    (it / "dcp.json").write_text('{"store": "../store", "step": 0}')
+    (it / "metadata.json").write_text('{"sharded_backend": "dcp", "sharded_backend_version": 1, '
+                                      '"common_backend": "torch", "common_backend_version": 1}')
+    os.link(tmp_path / "in" / "common.pt", it / "common.pt")  # Megatron's common strategy reads its own file
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        request = {f"w{i}": ShardedTensor.from_rank_offsets("decoder.w", torch.zeros(3, 4, dtype=torch.bfloat16),
+                                                            (0, i, 2)) for i in range(2)}
+        request["rng"] = ShardedObject("rng", None, (1,), (0,), replica_id=0)
+        state = mcp.load(request, str(it), sharded_strategy=DcpLoadShardedStrategy())
+    finally:
+        dist.destroy_process_group()
+    assert _bits_equal(torch.cat([state["w0"], state["w1"]]), w)
+    assert state["rng"] == {"seed": (1, 2)} and state["iteration"] == 4
+
+
+_PEAK = """
+import sys
+from dcp import _convert_torch as ct
+ct._checkpoint_api()
+def hwm():
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
+base = hwm()
+if sys.argv[1] == "in":
+    ct.from_torch_dcp(sys.argv[3], sys.argv[2], part_bytes=1)
+else:
+    ct.to_torch_dcp(sys.argv[2], sys.argv[3])
+print(hwm() - base)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory is read from /proc (Linux)")
+def test_import_and_export_hold_about_one_tensor_not_the_model(tmp_path):
+    """16 tensors of 8 MiB (128 MiB): the peak resident size of an import (one tensor per part) and of an
+    export grows by a few tensors, far less than the model."""
+    model = {f"t{i}": torch.full((1024, 2048), float(i)) for i in range(16)}
+    _save_torch_dcp(tmp_path / "in", model)
+    del model
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    for how, src, dst in (("in", tmp_path / "in", tmp_path / "store"), ("out", tmp_path / "store", tmp_path / "out")):
+        r = subprocess.run([sys.executable, "-c", _PEAK, how, str(src), str(dst)], env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        grown = int(r.stdout.split()[-1])
+        assert grown < 64 << 20, f"{how}: the peak grew by {grown >> 20} MiB for a 128 MiB model of 8 MiB tensors"
+    tensors, _ = _store_tensors(tmp_path / "store")
+    assert all(torch.equal(tensors[f"t{i}"], torch.full((1024, 2048), float(i))) for i in (0, 15))
