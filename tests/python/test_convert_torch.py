@@ -81,12 +81,18 @@ def _run_job(*args):
 
 # -- PyTorch distributed checkpoints --------------------------------------------------------------------------
 
-def test_four_rank_torch_checkpoint_imported_loaded_at_two_ranks_and_exported(tmp_path):
+def test_four_rank_torch_checkpoint_imported_loaded_at_two_ranks_and_exported(tmp_path, monkeypatch):
     """4 gloo ranks of the running torch (1.13: ShardedTensor, 2.x: DTensor) save; the import loads at 2 ranks
-    with dcp.load, and its export loads at 2 ranks with torch's own loader, every element checked."""
+    with dcp.load, and its export loads at 2 ranks with torch's own loader, every element checked. With a
+    1-byte part budget each part is one tensor: its 4 chunks together, as dcp needs."""
     _run_job("save", tmp_path / "torch")
-    report = ct.from_torch_dcp(tmp_path / "store", tmp_path / "torch")
+    parts = []
+    put_part = dcp.Store.put_part
+    monkeypatch.setattr(dcp.Store, "put_part", lambda self, sd: (parts.append(sd), put_part(self, sd))[1])
+    report = ct.from_torch_dcp(tmp_path / "store", tmp_path / "torch", part_bytes=1)
     assert report == {"step": 0, "tensors": 3, "objects": 1}
+    tensor_parts = [sorted(v.key for v in p.values() if isinstance(v, dcp.ShardedTensor)) for p in parts]
+    assert sorted(tensor_parts) == sorted([[k] * 4 for k in ("w.bf16", "w.f32", "w.i64")] + [[]]), tensor_parts
     ct.to_torch_dcp(tmp_path / "store", tmp_path / "out")
     out = _run_job("load", tmp_path / "store", tmp_path / "out")
     assert "torch dcp job ok: 2 ranks" in out
@@ -110,15 +116,17 @@ def test_torch_dcp_round_trip_is_bit_exact(tmp_path):
     assert back["step"] == {"n": 7}
 
 
-def test_parts_are_bounded_and_a_step_commits_once(tmp_path):
-    model = _model()
-    _save_torch_dcp(tmp_path / "in", model)
-    report = ct.from_torch_dcp(tmp_path / "store", tmp_path / "in", part_bytes=1)  # one tensor per part
-    assert report["tensors"] == len(model)
-    report = ct.from_torch_dcp(tmp_path / "store", tmp_path / "in")
-    assert report["step"] == 1
+def test_steps_follow_the_latest_and_an_existing_one_is_refused(tmp_path):
+    _save_torch_dcp(tmp_path / "in", _model())
+    assert ct.from_torch_dcp(tmp_path / "store", tmp_path / "in")["step"] == 0
+    assert ct.from_torch_dcp(tmp_path / "store", tmp_path / "in")["step"] == 1
+    with pytest.raises(dcp.DcpError, match="1"):
+        ct.from_torch_dcp(tmp_path / "store", tmp_path / "in", step=1)
+    assert ct.from_torch_dcp(tmp_path / "store", tmp_path / "in", step=1, overwrite=True)["step"] == 1
     with dcp.Store.open(tmp_path / "store", "self", read_only=True) as store:
         assert store.steps() == [0, 1]
+    with pytest.raises(dcp.AlreadyExistsError):
+        ct.to_torch_dcp(tmp_path / "store", tmp_path / "in")  # never over a checkpoint
 
 
 def _import_fails(tmp_path, error, *fragments):

@@ -289,12 +289,16 @@ class _StepWriter:
 
     def __init__(self, root, step, part_bytes, overwrite):
         self.store = Store.open(root, "self")
-        if step is None:
-            latest = self.store.latest_step()
-            step = 0 if latest is None else latest + 1
-        self.step = int(step)
-        self.part_bytes = int(part_bytes or DEFAULT_PART_BYTES)
-        self.store.begin_step(self.step, overwrite=bool(overwrite))
+        try:
+            if step is None:
+                latest = self.store.latest_step()
+                step = 0 if latest is None else latest + 1
+            self.step = int(step)
+            self.part_bytes = int(part_bytes or DEFAULT_PART_BYTES)
+            self.store.begin_step(self.step, overwrite=bool(overwrite))
+        except BaseException:
+            self.store.close()
+            raise
         self._part, self._bytes, self._n = {}, 0, 0
         self.tensors = self.objects = 0
 
@@ -345,8 +349,8 @@ class _StepWriter:
 
 # -- PyTorch distributed checkpoints and Megatron torch_dist in ------------------------------------------------
 
-def _import_dcp_dir(writer, root, trust_pickle, on_bytes):
-    items, storage = read_dcp_metadata(root)
+def _import_dcp_dir(writer, root, metadata, trust_pickle, on_bytes):
+    items, storage = metadata
     files = _DistcpFiles(root)
     torch = _torch()
     for fqn, item in items.items():
@@ -382,9 +386,9 @@ def from_torch_dcp(checkpoint_dir, source, step=None, *, trust_pickle=False, par
     offsets, each BYTE_IO item an object holding its bytes (key (1,), offset (0,), as
     dcp.integrations.torch stores them). Returns {'step', 'tensors', 'objects'}."""
     source = os.fspath(source)
-    read_dcp_metadata(source)  # refuse a malformed checkpoint before creating anything
+    metadata = read_dcp_metadata(source)  # a malformed checkpoint is refused before the store is touched
     with _StepWriter(checkpoint_dir, step, part_bytes, overwrite) as w:
-        _import_dcp_dir(w, source, trust_pickle, lambda fqn, data: w.add_object(fqn, data))
+        _import_dcp_dir(w, source, metadata, trust_pickle, lambda fqn, data: w.add_object(fqn, data))
         return w.commit()
 
 
@@ -450,12 +454,12 @@ def from_torch_dist(checkpoint_dir, source, step=None, *, trust_pickle=False, pa
         if not isinstance(common, dict):
             raise DataLossError(f"{common_path}: the common state is a {type(common).__name__}, not a dict")
         common = _without_namespaces(common)
-    read_dcp_metadata(source)
+    metadata = read_dcp_metadata(source)
     with _StepWriter(checkpoint_dir, step, part_bytes, overwrite) as w:
         def on_bytes(fqn, data):
             key, value, shape, offset = _megatron_object(fqn, data, source, trust_pickle)
             w.add_object(key, value, shape, offset)
-        _import_dcp_dir(w, source, trust_pickle, on_bytes)
+        _import_dcp_dir(w, source, metadata, trust_pickle, on_bytes)
         return w.commit(common)
 
 
@@ -739,6 +743,9 @@ def to_torch_dcp(checkpoint_dir, target, step=None):
     torch = _torch()
     save, FileSystemWriter, DefaultSavePlanner, WriteItemType = _checkpoint_api()
     root = os.fspath(checkpoint_dir)
+    if os.path.exists(os.path.join(target, ".metadata")):
+        from .errors import AlreadyExistsError
+        raise AlreadyExistsError(f"'{target}' already holds a PyTorch distributed checkpoint")
     store = Store.open(root, "self", read_only=True, create_if_missing=False)
     try:
         step = _step_of(store, step, root)
