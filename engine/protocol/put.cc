@@ -180,7 +180,10 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
     else global = g.status();
   }
   all.clear();
-  if (global.ok()) global = manifest::CheckOwnReplicas(decls, rank, mine.replicas);
+  // Everything up to here is computed from the same all-gathered bytes on
+  // every rank, so a failure is the same on every rank and needs no
+  // agreement round. Only whether this rank's own non-main shards match its
+  // set is local: that rides on the write's outcome (below).
   std::vector<manifest::TensorEntry> entries;
   if (global.ok()) {
     auto v = sharding::ValidateGlobal(decls);
@@ -203,7 +206,8 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
                                        std::to_string(s.step));
     }
   }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(c, global).Annotate(what));
+  DCP_RETURN_IF_ERROR(global.Annotate(what));
+  const Status own_replicas = manifest::CheckOwnReplicas(decls, rank, mine.replicas);
   if (rank == 0) {
     for (size_t r = 1; r < decls.ranks.size(); ++r) {
       if (decls.ranks[r].common_state_hash != decls.ranks[0].common_state_hash) {
@@ -242,8 +246,11 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
     if (leaf.item->is_main_replica()) request.objects.push_back(leaf.item);
   }
   write::WriteStats stats;
-  Status written = write::WriteShards(store->own(), request, s.options, &s.fragment, &stats,
-                                      store->WritePool(s.options.encode_threads));
+  // A rank whose replicas do not match writes nothing and fails the part
+  // (the other ranks' records of it are then garbage for GC).
+  Status written = own_replicas.ok() ? write::WriteShards(store->own(), request, s.options, &s.fragment, &stats,
+                                                          store->WritePool(s.options.encode_threads))
+                                     : own_replicas;
   if (written.ok()) store->record_check().AddWritten(store->own()->rank(), request.generation);
   ++s.parts;
   if (unagreed != nullptr) {

@@ -9,15 +9,19 @@
 //   WritePart  A. local validation (view vs declaration, offsets, duplicates)
 //              B. exchange of shard declarations (two all-gathers, the first
 //                 carrying the agreement on A); global validation on every
-//                 rank, including that the part's keys are new to the step;
-//                 one agreement
+//                 rank from the same gathered bytes, including that the
+//                 part's keys are new to the step: the same verdict
+//                 everywhere, without a round
 //              C. each rank writes its main-replica chunks into its own rank
-//                 store (skipping chunks unchanged since the base step)
+//                 store (skipping chunks unchanged since the base step); a
+//                 rank whose non-main shards do not match its replica set
+//                 (the one local check of B) writes nothing and fails here;
+//                 one agreement on the outcome
 //   Commit     rank 0 merges the fragments and publishes the manifest
 //              (commit.h: a gather and a broadcast)
-// Put is one session with one part, in six rounds (seven when an
-// incremental put has a base): each rank's write outcome rides on the
-// commit's gather instead of an agreement of its own.
+// Put is one session with one part, in five rounds, six when an incremental
+// put has a base: its write outcome rides on the commit's gather instead of
+// an agreement of its own.
 //
 // Collective discipline: every rank runs the same sequence of collectives
 // whatever happens locally; a local error is carried to the next agreement
