@@ -59,6 +59,10 @@ if [[ -f "$build_dir/python/dcp/__init__.py" ]]; then
   venv=$(scripts/venv.sh)
   "$venv/bin/python" bench/python/torch_dcp_bench.py --root "$scratch/torch_dcp" --json "$out/torch_dcp.json" ||
     echo "!! torch_dcp failed" >&2
+  # A Megatron torch_dist checkpoint into dcp against PyTorch's own load of it.
+  echo "== convert"
+  "$venv/bin/python" bench/python/convert_bench.py --root "$scratch/convert" --json "$out/convert.json" ||
+    echo "!! convert failed" >&2
 fi
 rm -rf "$scratch"
 
