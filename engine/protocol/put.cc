@@ -47,6 +47,40 @@ void MergeCommon(const Value& from, Value* into) {
   }
 }
 
+// Points `request` at the session's part: its generation, and the base step
+// whose records it may reference (those the store finds usable).
+void PrepareRequest(StoreContext* store, const PutSession& s, write::WriteRequest* request) {
+  request->generation = s.generation + s.parts;  // each part its own key range
+  request->part = 0;
+  request->base = s.options.incremental ? s.base.get() : nullptr;
+  if (request->base != nullptr) {
+    request->reference_ok = [store, base_generation = request->base->generation](const manifest::RecordRef& ref,
+                                                                                const std::string& key) {
+      return store->record_check().Usable(store->stores(), base_generation, ref, key);
+    };
+  }
+}
+
+// The report of a part's write; also added to the session's.
+SaveReport Report(const write::WriteStats& stats, SaveReport* session) {
+  SaveReport r;
+  r.chunks_written = stats.chunks;
+  r.objects_written = stats.objects;
+  r.raw_bytes_written = stats.raw_bytes;
+  r.stored_bytes_written = stats.stored_bytes;
+  r.chunks_referenced = stats.chunks_referenced;
+  r.raw_bytes_referenced = stats.raw_bytes_referenced;
+  r.base_records_unusable = stats.base_records_unusable;
+  session->chunks_written += r.chunks_written;
+  session->objects_written += r.objects_written;
+  session->raw_bytes_written += r.raw_bytes_written;
+  session->stored_bytes_written += r.stored_bytes_written;
+  session->chunks_referenced += r.chunks_referenced;
+  session->raw_bytes_referenced += r.raw_bytes_referenced;
+  session->base_records_unusable += r.base_records_unusable;
+  return r;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* store, uint64_t step,
@@ -220,15 +254,7 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
 
   // C. Write this rank's main replicas.
   write::WriteRequest request;
-  request.generation = s.generation + s.parts;  // each part its own key range
-  request.part = 0;
-  request.base = s.options.incremental ? s.base.get() : nullptr;
-  if (request.base != nullptr) {
-    request.reference_ok = [store, base_generation = request.base->generation](const manifest::RecordRef& ref,
-                                                                              const std::string& key) {
-      return store->record_check().Usable(store->stores(), base_generation, ref, key);
-    };
-  }
+  PrepareRequest(store, s, &request);
   // Fully parallel: replicated boxes' chunks spread over their holders, the
   // same assignment on every rank (engine/write/assignment.h).
   std::optional<write::WriteAssignment> assignment;
@@ -269,21 +295,7 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
     MergeCommon(flat.common, &s.common);
     s.common_encoded = s.parts == 1 ? std::move(common_encoded) : std::string();
   }
-  SaveReport part_report;
-  part_report.chunks_written = stats.chunks;
-  part_report.objects_written = stats.objects;
-  part_report.raw_bytes_written = stats.raw_bytes;
-  part_report.stored_bytes_written = stats.stored_bytes;
-  part_report.chunks_referenced = stats.chunks_referenced;
-  part_report.raw_bytes_referenced = stats.raw_bytes_referenced;
-  part_report.base_records_unusable = stats.base_records_unusable;
-  s.report.chunks_written += stats.chunks;
-  s.report.objects_written += stats.objects;
-  s.report.raw_bytes_written += stats.raw_bytes;
-  s.report.stored_bytes_written += stats.stored_bytes;
-  s.report.chunks_referenced += stats.chunks_referenced;
-  s.report.raw_bytes_referenced += stats.raw_bytes_referenced;
-  s.report.base_records_unusable += stats.base_records_unusable;
+  const SaveReport part_report = Report(stats, &s.report);
   if (report != nullptr) *report = part_report;
   return Status::OK();
 }
@@ -299,15 +311,7 @@ Status WriteLocalPart(StoreContext* store, PutSession* session, std::vector<mani
     if (s.tensors.count(e.key)) return Status::InvalidArgument(what + ": tensor '" + e.key + "' is declared twice");
   }
   DCP_ASSIGN_OR_RETURN(s.common_encoded, manifest::EncodeCommonState(common));
-  request.generation = s.generation;
-  request.part = 0;
-  request.base = s.options.incremental ? s.base.get() : nullptr;
-  if (request.base != nullptr) {
-    request.reference_ok = [store, base_generation = request.base->generation](const manifest::RecordRef& ref,
-                                                                               const std::string& key) {
-      return store->record_check().Usable(store->stores(), base_generation, ref, key);
-    };
-  }
+  PrepareRequest(store, s, &request);
   write::WriteStats stats;
   Status written = write::WriteShards(store->own(), request, s.options, &s.fragment, &stats,
                                       store->WritePool(s.options.encode_threads));
@@ -319,12 +323,7 @@ Status WriteLocalPart(StoreContext* store, PutSession* session, std::vector<mani
   store->record_check().AddWritten(store->own()->rank(), request.generation);
   for (auto& e : entries) s.tensors.emplace(e.key, std::move(e));
   s.common = common;
-  s.report.chunks_written += stats.chunks;
-  s.report.raw_bytes_written += stats.raw_bytes;
-  s.report.stored_bytes_written += stats.stored_bytes;
-  s.report.chunks_referenced += stats.chunks_referenced;
-  s.report.raw_bytes_referenced += stats.raw_bytes_referenced;
-  s.report.base_records_unusable += stats.base_records_unusable;
+  Report(stats, &s.report);
   if (report != nullptr) *report = s.report;
   return Status::OK();
 }
