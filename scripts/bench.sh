@@ -37,6 +37,8 @@ run save_load_dp2 "${mpirun[@]}" -np 4 "$bin/save_load_bench" --root "$scratch/s
 run legacy "${mpirun[@]}" -np 4 "$bin/legacy_bench" --root "$scratch/legacy" "${big[@]}"
 run incremental "${mpirun[@]}" -np 4 "$bin/incremental_bench" --root "$scratch/incremental"
 run memory "${mpirun[@]}" -np 4 "$bin/memory_bench" --root "$scratch/memory"
+# Issue 13's table: save / load / resharded load by record size (16 KiB .. one large tensor) vs raw I/O.
+run records "${mpirun[@]}" -np 4 "$bin/records_bench" --root "$scratch/records"
 run async "${mpirun[@]}" -np 4 "$bin/async_bench" --root "$scratch/async"
 run codec "$bin/codec_bench"
 # dcp-import of a 2 GiB sharded safetensors model vs raw read + write+fsync; peak RSS.
