@@ -113,8 +113,8 @@ Result<ImportReport> ImportSafetensors(const std::string& root, const std::strin
   std::map<std::string, std::string> metadata;
   std::map<std::string, std::string> found;  // tensor -> the file it was found in
   for (const std::string& path : paths) {
-    DCP_ASSIGN_OR_RETURN(SafetensorsFile header, ReadSafetensorsHeader(path));
     DCP_ASSIGN_OR_RETURN(auto file, base::RandomAccessFile::Open(path));
+    DCP_ASSIGN_OR_RETURN(SafetensorsFile header, ReadSafetensorsHeader(*file));
     for (const auto& [k, v] : header.metadata) metadata.emplace(k, v);  // the first file's value wins
     for (SafetensorsTensor& t : header.tensors) {
       if (sharded) {

@@ -140,12 +140,14 @@ Result<SafetensorsFile> ParseSafetensorsHeader(std::string_view text, uint64_t d
   return f;
 }
 
-Result<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
-  uint64_t file_size = 0;
-  DCP_ASSIGN_OR_RETURN(std::string head, base::ReadFileHead(path, 8, &file_size));
-  if (head.size() < 8) return Bad(path, "it is " + std::to_string(file_size) + " bytes, shorter than the 8-byte length");
+Result<SafetensorsFile> ReadSafetensorsHeader(const base::RandomAccessFile& file) {
+  const std::string& path = file.path();
+  const uint64_t file_size = file.size();
+  if (file_size < 8) return Bad(path, "it is " + std::to_string(file_size) + " bytes, shorter than the 8-byte length");
+  unsigned char head[8];
+  DCP_RETURN_IF_ERROR(file.Read(0, 8, head));
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(head[i]);
+  for (int i = 7; i >= 0; --i) n = (n << 8) | head[i];
   if (n > kMaxSafetensorsHeaderBytes) {
     return Bad(path, "the header declares " + std::to_string(n) + " bytes, more than the limit of " +
                          std::to_string(kMaxSafetensorsHeaderBytes));
@@ -154,13 +156,17 @@ Result<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
     return Bad(path, "the header declares " + std::to_string(n) + " bytes but only " + std::to_string(file_size - 8) +
                          " follow the length");
   }
-  DCP_ASSIGN_OR_RETURN(auto file, base::RandomAccessFile::Open(path));
   std::string json(n, '\0');
-  DCP_RETURN_IF_ERROR(file->Read(8, n, json.data()));
+  DCP_RETURN_IF_ERROR(file.Read(8, n, json.data()));
   DCP_ASSIGN_OR_RETURN(SafetensorsFile f, ParseSafetensorsHeader(json, file_size - 8 - n, path));
   f.data_start = 8 + n;
   for (SafetensorsTensor& t : f.tensors) t.offset += f.data_start;
   return f;
+}
+
+Result<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
+  DCP_ASSIGN_OR_RETURN(auto file, base::RandomAccessFile::Open(path));
+  return ReadSafetensorsHeader(*file);
 }
 
 Result<std::string> EncodeSafetensorsHeader(const std::vector<SafetensorsTensor>& tensors,

@@ -30,6 +30,7 @@
 
 #include "dcp/status.h"
 #include "dcp/types.h"
+#include "engine/base/file.h"
 
 namespace dcp::interop {
 
@@ -57,8 +58,10 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
-// Reads and checks the header of the file at `path` (see above).
+// Reads and checks the header of the file at `path` (see above), or of a
+// file already open (an import reads its data through the same handle).
 Result<SafetensorsFile> ReadSafetensorsHeader(const std::string& path);
+Result<SafetensorsFile> ReadSafetensorsHeader(const base::RandomAccessFile& file);
 
 // The checks of ReadSafetensorsHeader on a header's JSON, for a file whose
 // data part is `data_bytes` long; offsets in the result are relative to the
