@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -32,6 +33,23 @@ void DropPageCache(const std::string& path) {
   for (const auto& e : fs::recursive_directory_iterator(path)) {
     if (e.is_regular_file()) DropFile(e.path().string());
   }
+}
+
+PerfScope::PerfScope(const std::string& phase) {
+  const char* want = std::getenv("DCP_BENCH_PERF_PHASE");
+  const char* ctl = std::getenv("DCP_BENCH_PERF_CTL");
+  if (want == nullptr || ctl == nullptr || phase != want) return;
+  fd_ = ::open(ctl, O_WRONLY);
+  if (fd_ >= 0 && ::write(fd_, "enable\n", 7) != 7) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+PerfScope::~PerfScope() {
+  if (fd_ < 0) return;
+  [[maybe_unused]] ssize_t n = ::write(fd_, "disable\n", 8);
+  ::close(fd_);
 }
 
 double RawWrite(const std::string& path, const std::vector<std::pair<const char*, size_t>>& pieces) {

@@ -45,6 +45,22 @@ nlohmann::json GoalMet(const Figure& f);
 // [{"name", "value", "goal", "met"}, ...] for a bench's JSON "figures".
 nlohmann::json FiguresJson(const std::vector<Figure>& figures);
 
+// Profiles one phase of a bench with perf: when DCP_BENCH_PERF_PHASE names
+// this phase and DCP_BENCH_PERF_CTL a perf control fifo (perf record
+// --control=fifo:FILE -D -1), the scope enables perf's counters on entry and
+// disables them on exit. Does nothing otherwise.
+//   DCP_BENCH_PERF_PHASE="16 KiB save" perf record -D -1 --control=fifo:/tmp/ctl -o ... bench
+class PerfScope {
+ public:
+  explicit PerfScope(const std::string& phase);
+  ~PerfScope();
+  PerfScope(const PerfScope&) = delete;
+  PerfScope& operator=(const PerfScope&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // n values drawn from about N(0, 0.02), as float32 or bfloat16 bytes.
 std::vector<char> NormalFloats(size_t n, bool bf16, uint64_t seed);
 

@@ -16,12 +16,15 @@
 // then (cache dropped) reads it back. Every load is checked. Reported per
 // phase: GB/s and its ratio to the raw limit, CPU seconds per record (user +
 // system, all ranks), and read system calls per GB (/proc/self/io syscr).
+// One phase can be profiled with perf (bench_util.h, PerfScope), e.g.
+//   DCP_BENCH_PERF_PHASE="16 KiB save" perf record -D -1 --control=fifo:CTL ...
 
 #include <mpi.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -72,7 +75,8 @@ struct Cost {
 };
 
 template <typename F>
-Cost Measure(MPI_Comm comm, bool member, F fn) {
+Cost Measure(MPI_Comm comm, bool member, F fn, const std::string& phase = "") {
+  bench::PerfScope profile(phase);
   const double cpu0 = CpuSeconds();
   const uint64_t sc0 = ReadSyscalls();
   double t = 0;
@@ -120,6 +124,8 @@ int main(int argc, char** argv) {
   app.add_option("--root", root, "scratch directory (removed at the end)");
   app.add_option("--mib", mib, "state size per record size")->check(CLI::Range(16, 1 << 16));
   app.add_option("--json", json, "write results as JSON here (rank 0)");
+  std::vector<std::string> only;
+  app.add_option("--only", only, "run only these record sizes (16k, 64k, 1m, large)");
   CLI11_PARSE(app, argc, argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -135,10 +141,14 @@ int main(int argc, char** argv) {
   if (pair != MPI_COMM_NULL) pair_comm = std::move(NewMpiCommunicatorFromFortranHandle(MPI_Comm_c2f(pair)).value());
 
   const int64_t total_rows = mib * (1 << 20) / (kCols * 4);
-  const std::vector<Config> configs = {{"16 KiB", 4, total_rows / 16},
-                                       {"64 KiB", 16, total_rows / 64},
-                                       {"1 MiB", 256, total_rows / 1024},
-                                       {"large", total_rows / 4, 1}};
+  std::vector<Config> configs;
+  for (const auto& [flag, cfg] : std::vector<std::pair<std::string, Config>>{
+           {"16k", {"16 KiB", 4, total_rows / 16}},
+           {"64k", {"64 KiB", 16, total_rows / 64}},
+           {"1m", {"1 MiB", 256, total_rows / 1024}},
+           {"large", {"large", total_rows / 4, 1}}}) {
+    if (only.empty() || std::find(only.begin(), only.end(), flag) != only.end()) configs.push_back(cfg);
+  }
   const std::vector<char> noise = bench::NormalFloats(static_cast<size_t>(total_rows / 4 * kCols), false, 5 + rank);
   if (rank == 0) {
     std::printf("records_bench: %lld MiB per record size, 4 ranks save, 4 load, 2 load resharded; compression off; "
@@ -186,8 +196,8 @@ int main(int argc, char** argv) {
       auto store = Store::Open(dir, comm.get());
       bench::CheckOrFail(store.status(), "open");
       bench::CheckOrFail((*store)->Put(1, sd, so), "put");
-    });
-    auto load = [&](Communicator* c, MPI_Comm m, bool member, int ranks) {
+    }, cfg.name + " save");
+    auto load = [&](Communicator* c, MPI_Comm m, bool member, int ranks, const std::string& phase) {
       const int64_t per = 4 / ranks;  // slabs per rank
       std::vector<float> buf;
       StateDict req;
@@ -204,7 +214,7 @@ int main(int argc, char** argv) {
         auto store = Store::Open(dir, c, StoreOptions{.create_if_missing = false, .read_only = true});
         bench::CheckOrFail(store.status(), "open");
         bench::CheckOrFail((*store)->Get(1, &req).status(), "get");
-      });
+      }, cfg.name + " " + phase);
       // Check every element: slab s of tensor i holds rows [i * slab, (i + 1) * slab) of rank s's noise.
       if (member) {
         const size_t slab = static_cast<size_t>(cfg.slab_rows * kCols);
@@ -222,8 +232,8 @@ int main(int argc, char** argv) {
       }
       return cost;
     };
-    const Cost same = load(comm.get(), MPI_COMM_WORLD, true, 4);
-    const Cost resharded = load(pair_comm.get(), pair, pair != MPI_COMM_NULL, 2);
+    const Cost same = load(comm.get(), MPI_COMM_WORLD, true, 4, "load");
+    const Cost resharded = load(pair_comm.get(), pair, pair != MPI_COMM_NULL, 2, "resharded");
     if (rank == 0) {
       struct Row {
         const char* phase;
@@ -247,7 +257,7 @@ int main(int argc, char** argv) {
   }
   if (rank == 0) {
     for (const auto& r : results) {
-      if (r["records"] == "16 KiB") {
+      if (r["records"] == "16 KiB" && large_gbs.count(r["phase"].get<std::string>()) != 0) {
         const double v = r["gbs"].get<double>() / large_gbs[r["phase"].get<std::string>()];
         std::printf("  16 KiB / large, %s: %.2f\n", r["phase"].get<std::string>().c_str(), v);
         figures.push_back({"16 KiB / large tensor, " + r["phase"].get<std::string>(), v, ">= 0.8"});

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "engine/array/box.h"
 #include "engine/array/strided_copy.h"
@@ -32,18 +33,36 @@ struct Job {
   const manifest::RecordRef* base = nullptr;  // the base step's record of the same box, if any
 };
 
-struct Slot {
-  base::Buffer staging;
-  cuda::PinnedBuffer pinned;  // device chunks land here first
-  cuda::Stream stream;
+// What encoding one job produced.
+struct Output {
   base::Buffer record;
-  codec::ChunkEncoder encoder;
   codec::ChunkHeader header;
   bool referenced = false;  // the bytes equal the base record: nothing to write
   bool unusable = false;    // ... but that record is missing or damaged: written
-  Status status;
+};
+
+// Per-task scratch, reused from job to job.
+struct Scratch {
+  base::Buffer staging;
+  cuda::PinnedBuffer pinned;  // device chunks land here first
+  cuda::Stream stream;
+  codec::ChunkEncoder encoder;
+};
+
+// A run of neighbouring jobs (in record key order) encoded by one task. Small
+// records go many to a batch, so that handing a task to a thread and back
+// costs little against its work; a large record is a batch of its own.
+struct Batch {
+  size_t begin = 0, end = 0;  // jobs [begin, end)
+  Scratch scratch;
+  std::vector<Output> outputs;  // one per job, reused with the batch
+  Status status;                // the first failure; later jobs are not encoded
   bool ready = false;
 };
+
+// A batch closes at kBatchBytes of raw bytes or kBatchJobs jobs.
+constexpr uint64_t kBatchBytes = 1 << 20;
+constexpr size_t kBatchJobs = 256;
 
 // The record key of the base record `job` matches.
 std::string BaseRecordKey(const Job& job) {
@@ -53,21 +72,22 @@ std::string BaseRecordKey(const Job& job) {
 
 // True (and the slot marked) if `raw` equals the base record by content hash
 // and that record may be referenced.
-bool MatchesBase(const Job& job, const WriteRequest& request, const void* raw, size_t size, Slot* slot,
+bool MatchesBase(const Job& job, const WriteRequest& request, const void* raw, size_t size, Output* out,
                  codec::Hash128* hash) {
   *hash = codec::ContentHash128(raw, size);
   const bool equal = job.base != nullptr && job.base->raw_size == size && job.base->checksum == *hash;
-  slot->referenced = equal && (!request.reference_ok || request.reference_ok(*job.base, BaseRecordKey(job)));
-  slot->unusable = equal && !slot->referenced;
-  return slot->referenced;
+  out->referenced = equal && (!request.reference_ok || request.reference_ok(*job.base, BaseRecordKey(job)));
+  out->unusable = equal && !out->referenced;
+  return out->referenced;
 }
 
-Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& options, Slot* slot) {
+Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& options, Scratch* slot,
+              Output* out) {
   codec::Hash128 hash;
   if (job.object != nullptr) {
     const std::string& d = job.object->data;
-    if (MatchesBase(job, request, d.data(), d.size(), slot, &hash)) return Status::OK();
-    slot->header = slot->encoder.Encode(d.data(), d.size(), 1, options.compression, &slot->record, &hash);
+    if (MatchesBase(job, request, d.data(), d.size(), out, &hash)) return Status::OK();
+    out->header = slot->encoder.Encode(d.data(), d.size(), 1, options.compression, &out->record, &hash);
     return Status::OK();
   }
   const TensorView& src = job.source;
@@ -90,13 +110,28 @@ Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& op
     array::PackView(src, slot->staging.data());
     raw = slot->staging.data();
   }
-  if (MatchesBase(job, request, raw, src.size_bytes(), slot, &hash)) return Status::OK();
+  if (MatchesBase(job, request, raw, src.size_bytes(), out, &hash)) return Status::OK();
   // Byte planes only pay for floating-point values (shared sign/exponent bytes).
   Compression compression = options.compression;
   if (compression == Compression::kLz4BytePlane && !IsFloatingPoint(src.dtype())) compression = Compression::kLz4;
-  slot->header =
-      slot->encoder.Encode(raw, src.size_bytes(), DTypeSize(src.dtype()), compression, &slot->record, &hash);
+  out->header = slot->encoder.Encode(raw, src.size_bytes(), DTypeSize(src.dtype()), compression, &out->record, &hash);
   return Status::OK();
+}
+
+// Splits jobs [0, n) into batches (see Batch).
+std::vector<std::pair<size_t, size_t>> BatchRanges(const std::vector<Job>& jobs) {
+  std::vector<std::pair<size_t, size_t>> ranges;
+  size_t begin = 0;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    bytes += jobs[i].object != nullptr ? jobs[i].object->data.size() : jobs[i].source.size_bytes();
+    if (bytes >= kBatchBytes || i + 1 - begin >= kBatchJobs || i + 1 == jobs.size()) {
+      ranges.emplace_back(begin, i + 1);
+      begin = i + 1;
+      bytes = 0;
+    }
+  }
+  return ranges;
 }
 
 manifest::RecordRef RefOf(const codec::ChunkHeader& h, uint32_t rank, uint64_t generation) {
@@ -191,43 +226,53 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
   const int threads = pool.size();
   const size_t slots_wanted = request.max_in_flight > 0 ? static_cast<size_t>(request.max_in_flight)
                                                          : static_cast<size_t>(2 * threads + 1);
-  const size_t ring = std::min(jobs.size(), slots_wanted);
-  std::vector<Slot> slots(ring);
+  const std::vector<std::pair<size_t, size_t>> ranges = BatchRanges(jobs);
+  const size_t ring = std::min(ranges.size(), slots_wanted);
+  std::vector<Batch> batches(ring);
   std::mutex mu;
   std::condition_variable cv;
-  auto launch = [&](size_t i) {
-    Slot* s = &slots[i % ring];
-    s->ready = false;
-    pool.Schedule([&, i, s] {
-      s->status = Encode(jobs[i], request, options, s);
+  auto launch = [&](size_t b) {
+    Batch* batch = &batches[b % ring];
+    batch->begin = ranges[b].first;
+    batch->end = ranges[b].second;
+    batch->ready = false;
+    if (batch->outputs.size() < batch->end - batch->begin) batch->outputs.resize(batch->end - batch->begin);
+    pool.Schedule([&, batch] {
+      Status s;
+      for (size_t i = batch->begin; i < batch->end && s.ok(); ++i) {
+        s = Encode(jobs[i], request, options, &batch->scratch, &batch->outputs[i - batch->begin]);
+      }
       std::lock_guard<std::mutex> lock(mu);
-      s->ready = true;
+      batch->status = std::move(s);
+      batch->ready = true;
       cv.notify_all();
     });
   };
-  for (size_t i = 0; i < ring; ++i) launch(i);
+  for (size_t b = 0; b < ring; ++b) launch(b);
 
   std::map<std::string, manifest::TensorEntry> by_key;
   std::string written_keys;  // the generation index: one record key per line
   Status status;
   size_t launched = ring;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    Slot& s = slots[i % ring];
+  for (size_t b = 0; b < launched; ++b) {  // after a failure, waits for what was launched
+    Batch& batch = batches[b % ring];
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return s.ready; });
+      cv.wait(lock, [&] { return batch.ready; });
     }
-    if (status.ok()) status = s.status;
-    if (status.ok() && !s.referenced) {
-      status = writer->Add(jobs[i].record_key, s.record.view());
-      written_keys += jobs[i].record_key;
-      written_keys += '\n';
-    }
-    if (status.ok()) {
+    if (status.ok()) status = batch.status;
+    for (size_t i = batch.begin; i < batch.end && status.ok(); ++i) {
+      const Output& out = batch.outputs[i - batch.begin];
       const Job& j = jobs[i];
-      const manifest::RecordRef ref = s.referenced ? *j.base : RefOf(s.header, rank, generation);
-      if (s.unusable) ++stats->base_records_unusable;
-      if (s.referenced) {
+      if (!out.referenced) {
+        status = writer->Add(j.record_key, out.record.view());
+        if (!status.ok()) break;
+        written_keys += j.record_key;
+        written_keys += '\n';
+      }
+      const manifest::RecordRef ref = out.referenced ? *j.base : RefOf(out.header, rank, generation);
+      if (out.unusable) ++stats->base_records_unusable;
+      if (out.referenced) {
         ++stats->chunks_referenced;
         stats->raw_bytes_referenced += ref.raw_size;
       } else if (j.object != nullptr) {
@@ -235,7 +280,7 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
       } else {
         ++stats->chunks;
       }
-      if (!s.referenced) {
+      if (!out.referenced) {
         stats->raw_bytes += ref.raw_size;
         stats->stored_bytes += ref.stored_size;
       }
@@ -251,9 +296,9 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
         e.chunks.push_back({j.chunk, ref});
       }
     }
-    if (status.ok() && launched < jobs.size()) launch(launched++);
+    if (status.ok() && launched < ranges.size()) launch(launched++);
   }
-  // Every launched encode has been waited for above; the pool drains on exit.
+  // Every launched batch has been waited for above.
   DCP_RETURN_IF_ERROR(status);
   if (!written_keys.empty()) {
     DCP_RETURN_IF_ERROR(writer->Add(storage::GenerationIndexKey(generation, request.part),
@@ -262,16 +307,18 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("put.before_ingest", static_cast<int>(rank)));
   DCP_RETURN_IF_ERROR(writer->Commit());
   DCP_RETURN_IF_ERROR(base::CheckFaultPoint("put.after_ingest", static_cast<int>(rank)));
-  // Merge into the fragment (a streaming session calls this once per part).
+  // Merge into the fragment (a streaming session calls this once per part;
+  // a key may recur across parts).
+  std::unordered_map<std::string, size_t> existing;
+  existing.reserve(fragment->tensors.size());
+  for (size_t i = 0; i < fragment->tensors.size(); ++i) existing.emplace(fragment->tensors[i].key, i);
   for (auto& [key, e] : by_key) {
-    manifest::TensorEntry* existing = nullptr;
-    for (auto& t : fragment->tensors) {
-      if (t.key == key) existing = &t;
-    }
-    if (existing == nullptr) {
+    auto it = existing.find(key);
+    if (it == existing.end()) {
       fragment->tensors.push_back(std::move(e));
     } else {
-      existing->chunks.insert(existing->chunks.end(), e.chunks.begin(), e.chunks.end());
+      auto& chunks = fragment->tensors[it->second].chunks;
+      chunks.insert(chunks.end(), e.chunks.begin(), e.chunks.end());
     }
   }
   fragment->Canonicalize();

@@ -88,10 +88,12 @@ struct WriteRequest {
   // record reference and record key. Empty: every match is referenced.
   std::function<bool(const manifest::RecordRef&, const std::string& record_key)> reference_ok;
 
-  // Chunks in flight at once (each holds up to about three chunk-sized
-  // buffers: the gathered bytes, byte planes, the encoded record). 0: twice
-  // the pool's threads + 1, which keeps every thread busy; an import that
-  // must stay within a memory bound asks for fewer.
+  // Batches in flight at once. A batch is one task's work: a run of
+  // neighbouring chunks in record key order of up to 1 MiB or 256 chunks, or
+  // one larger chunk. Each holds its encoded records, plus up to two chunk-
+  // sized scratch buffers (gathered bytes, byte planes). 0: twice the pool's
+  // threads + 1, which keeps every thread busy; an import that must stay
+  // within a memory bound asks for fewer.
   int max_in_flight = 0;
 
   // Appends the pieces of shard `t` (none if it is empty). `t` must outlive

@@ -4,9 +4,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
 #include "engine/array/box.h"
 #include "engine/array/box_index.h"
 #include "engine/codec/chunk_codec.h"
+#include "engine/sharding/pieces.h"
 #include "engine/store/fault_rank_store.h"
 #include "engine/store/key_layout.h"
 #include "engine/store/memory_rank_store.h"
@@ -150,6 +153,72 @@ bool AnyVisible(storage::RankStore* store) {
     return Status::OK();
   }));
   return any;
+}
+
+TEST_CASE("small chunks are encoded in batches: every record lands in key order with any in-flight bound",
+          "[write]") {
+  // 1,600 chunks of 64 bytes (batches of 256 chunks), then a 2 MiB tensor in
+  // chunks of its own (batches of one), then 600 more small chunks.
+  std::vector<int32_t> small(1600 * 16), big(512 << 10), tail(600 * 16);
+  for (size_t i = 0; i < small.size(); ++i) small[i] = static_cast<int32_t>(i);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<int32_t>(3 * i + 1);
+  for (size_t i = 0; i < tail.size(); ++i) tail[i] = static_cast<int32_t>(7 * i);
+  ShardedTensor a = ShardedTensor::Whole("a", TensorView(small.data(), DType::kInt32, {1600, 16}));
+  ShardedTensor b = ShardedTensor::Whole("b", TensorView(big.data(), DType::kInt32, {512, 1024}));
+  ShardedTensor c = ShardedTensor::Whole("c", TensorView(tail.data(), DType::kInt32, {600, 16}));
+  for (int in_flight : {1, 2, 0}) {
+    CAPTURE(in_flight);
+    Fixture f;
+    SaveOptions opts;
+    opts.chunk_bytes = 64;
+    opts.compression = Compression::kNone;
+    WriteRequest req = Req(4, {&a, &c});
+    req.max_in_flight = in_flight;
+    SaveOptions big_opts = opts;
+    manifest::StepManifest frag;
+    WriteStats stats;
+    REQUIRE_OK(WriteShards(f.store.get(), req, opts, &frag, &stats));
+    CHECK(stats.chunks == 2200);
+    big_opts.chunk_bytes = 1 << 20;
+    WriteRequest big_req = Req(5, {&b});
+    big_req.max_in_flight = in_flight;
+    REQUIRE_OK(WriteShards(f.store.get(), big_req, big_opts, &frag, &stats));
+    REQUIRE(frag.tensors.size() == 3);
+    for (const auto& e : frag.tensors) {
+      const auto* data = e.key == "a" ? small.data() : e.key == "b" ? big.data() : tail.data();
+      const int64_t cols = e.key == "b" ? 1024 : 16;
+      for (const auto& ch : e.chunks) {
+        const std::string raw = ReadChunk(f.store.get(), ch.record.generation, e.key, ch);
+        REQUIRE(raw.size() == static_cast<size_t>(NumElements(ch.box.shape)) * 4);
+        CHECK(std::memcmp(raw.data(), data + ch.box.origin[0] * cols, raw.size()) == 0);
+      }
+    }
+    CHECK(frag.tensors[1].chunks.size() == 2);  // "b": 2 MiB in 1 MiB chunks of 256 rows
+  }
+}
+
+TEST_CASE("a chunk whose read fails in the middle of a batch fails the write, naming it; nothing is visible",
+          "[write]") {
+  Fixture f;
+  std::vector<int32_t> small(1600 * 16, 5);
+  ShardedTensor a = ShardedTensor::Whole("a", TensorView(small.data(), DType::kInt32, {1600, 16}));
+  WriteRequest req;
+  req.generation = 9;
+  for (sharding::Piece& p : sharding::PiecesOf(a)) {
+    req.tensors.push_back({&a, std::move(p), [&](const Box& box, void* dst) {
+                             if (box.origin[0] == 700) return Status::IOError("disk gone");
+                             std::memcpy(dst, small.data() + box.origin[0] * 16, NumElements(box.shape) * 4);
+                             return Status::OK();
+                           }});
+  }
+  SaveOptions opts;
+  opts.chunk_bytes = 64;
+  manifest::StepManifest frag;
+  WriteStats stats;
+  REQUIRE_THAT(WriteShards(f.store.get(), req, opts, &frag, &stats),
+               StatusIs(StatusCode::kIOError, "tensor 'a' chunk at offset (700, 0)"));
+  CHECK(frag.tensors.empty());
+  CHECK_FALSE(AnyVisible(f.store.get()));
 }
 
 TEST_CASE("a failed ingestion or record write fails the write and leaves nothing visible", "[write][fault]") {
