@@ -21,33 +21,45 @@ std::string RecordWhat(const std::string& subject, const manifest::RecordRef& r)
   return subject + " in rank store " + std::to_string(r.store_rank);
 }
 
-// Checks a record's header against what the manifest expects.
-Result<codec::ChunkHeader> CheckHeader(std::string_view record, const manifest::RecordRef& ref,
-                                       const std::string& where) {
+// Checks a record's header against what the manifest expects. `where` names
+// the record (called only on failure).
+template <typename Where>
+Result<codec::ChunkHeader> CheckHeader(std::string_view record, const manifest::RecordRef& ref, const Where& where) {
   auto h = codec::ParseChunkHeader(record);
-  if (!h.ok()) return h.status().Annotate(where);
+  if (!h.ok()) return h.status().Annotate(where());
   if (h->raw_size != ref.raw_size || h->checksum != ref.checksum) {
-    return Status::DataLoss(where + " does not match the manifest (raw size " + std::to_string(h->raw_size) +
+    return Status::DataLoss(where() + " does not match the manifest (raw size " + std::to_string(h->raw_size) +
                             " vs " + std::to_string(ref.raw_size) + ", checksum " + h->checksum.ToHex() + " vs " +
                             ref.checksum.ToHex() + ")");
   }
   return h;
 }
 
-// Fetches a record and checks its header against what the manifest expects.
-Status Fetch(StoreSet* stores, uint64_t generation, const std::string& record_key, const manifest::RecordRef& ref,
-             const std::string& subject, storage::PinnedValue* value, codec::ChunkHeader* header) {
+// Checks the outcome `s` of reading a record (its bytes `value`) and its
+// header against what the manifest expects. `subject` names the record
+// (called only on failure).
+template <typename Subject>
+Status CheckFetched(StoreSet* stores, const Status& s, std::string_view value, const manifest::RecordRef& ref,
+                    const Subject& subject, codec::ChunkHeader* header) {
   // RocksDB checks the table block's checksum (a damaged block is never
   // parsed); the header check here and the checksum of the decoded bytes
   // (DecodeChunkRecord, ReadObject) check the record against the manifest.
-  Status s = stores->Get(ref.store_rank, generation, record_key, value);
   if (s.IsNotFound()) {
-    return Status::DataLoss(RecordWhat(subject, ref) + " is missing: " + s.message());
+    return Status::DataLoss(RecordWhat(subject(), ref) + " is missing: " + s.message());
   }
-  DCP_RETURN_IF_ERROR(s.Annotate(RecordWhat(subject, ref)));
-  DCP_ASSIGN_OR_RETURN(*header,
-                       CheckHeader(value->view(), ref, RecordWhat(subject, ref) + stores->Where(ref.store_rank)));
+  if (!s.ok()) return s.Annotate(RecordWhat(subject(), ref));
+  DCP_ASSIGN_OR_RETURN(*header, CheckHeader(value, ref, [&] {
+                         return RecordWhat(subject(), ref) + stores->Where(ref.store_rank);
+                       }));
   return Status::OK();
+}
+
+// Fetches a record and checks it (CheckFetched).
+template <typename Subject>
+Status Fetch(StoreSet* stores, uint64_t generation, const std::string& record_key, const manifest::RecordRef& ref,
+             const Subject& subject, storage::PinnedValue* value, codec::ChunkHeader* header) {
+  const Status s = stores->Get(ref.store_rank, generation, record_key, value);
+  return CheckFetched(stores, s, value->view(), ref, subject, header);
 }
 
 // The chunk's bytes seen as a contiguous array of the chunk's shape.
@@ -65,22 +77,27 @@ Status FetchChunkRecord(StoreSet* stores, uint64_t generation, const ChunkRead& 
                         storage::PinnedValue* value, codec::ChunkHeader* header) {
   const manifest::TensorEntry& t = *read.tensor;
   const manifest::ChunkEntry& c = *read.chunk;
-  const std::string subject = ChunkSubject(read);
-  DCP_RETURN_IF_ERROR(base::CheckFaultPoint("get.read_chunk", rank).Annotate(RecordWhat(subject, c.record)));
+  auto subject = [&] { return ChunkSubject(read); };
+  Status fault = base::CheckFaultPoint("get.read_chunk", rank);
+  if (!fault.ok()) return fault.Annotate(RecordWhat(subject(), c.record));
   return Fetch(stores, generation, storage::ChunkRecordKey(c.record.generation, t.key, c.box.origin), c.record,
                subject, value, header);
 }
 
 Result<codec::ChunkHeader> CheckChunkRecord(std::string_view record, const ChunkRead& read,
                                             const std::string& source) {
-  return CheckHeader(record, read.chunk->record, RecordWhat(ChunkSubject(read), read.chunk->record) + source);
+  return CheckHeader(record, read.chunk->record,
+                     [&] { return RecordWhat(ChunkSubject(read), read.chunk->record) + source; });
 }
 
-Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& h, const ChunkRead& read,
-                         const std::string& source) {
+namespace {
+
+// DecodeChunkRecord; `source` is called only on failure.
+template <typename Source>
+Status Decode(std::string_view record, const codec::ChunkHeader& h, const ChunkRead& read, const Source& source) {
   const manifest::TensorEntry& t = *read.tensor;
   const manifest::ChunkEntry& c = *read.chunk;
-  auto where = [&] { return RecordWhat(ChunkSubject(read), c.record) + source; };
+  auto where = [&] { return RecordWhat(ChunkSubject(read), c.record) + source(); };
   const void* bytes = nullptr;
   thread_local base::Buffer scratch;
   if (h.codec == codec::ChunkCodec::kRaw) {
@@ -115,32 +132,121 @@ Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& h, c
   return Status::OK();
 }
 
+}  // namespace
+
+Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& h, const ChunkRead& read,
+                         const std::string& source) {
+  return Decode(record, h, read, [&] { return source; });
+}
+
 Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank) {
   storage::PinnedValue value;
   codec::ChunkHeader h;
   DCP_RETURN_IF_ERROR(FetchChunkRecord(stores, generation, read, rank, &value, &h));
-  return DecodeChunkRecord(value.view(), h, read, stores->Where(read.chunk->record.store_rank));
+  return Decode(value.view(), h, read, [&] { return stores->Where(read.chunk->record.store_rank); });
 }
+
+namespace {
+
+// Records smaller than kRunRecord are read in runs: neighbours in a rank
+// store's key order (a put writes each rank's records in key order into one
+// table file), up to kRunBytes or kRunRecords at a time, in one pass with
+// large reads. Larger records are read one by one (the kernel reads ahead).
+constexpr uint64_t kRunRecord = 1 << 20;
+constexpr uint64_t kRunBytes = 1 << 20;
+constexpr size_t kRunRecords = 256;
+
+uint64_t ReadCost(const ChunkRead& read) { return read.chunk->record.stored_size + read.chunk->record.raw_size; }
+
+// Reads, checks and decodes the chunks `reads` (neighbours in one rank
+// store, `keys` their record keys, increasing) in one pass.
+Status ReadRun(StoreSet* stores, uint64_t generation, const std::vector<const ChunkRead*>& reads,
+               const std::vector<std::string>& keys, uint64_t readahead, int rank) {
+  const uint32_t store = reads.front()->chunk->record.store_rank;
+  return stores->ReadRun(store, generation, keys, readahead, [&](size_t i, const Status& s, std::string_view value) {
+    const ChunkRead& read = *reads[i];
+    const manifest::RecordRef& ref = read.chunk->record;
+    auto subject = [&] { return ChunkSubject(read); };
+    Status fault = base::CheckFaultPoint("get.read_chunk", rank);
+    if (!fault.ok()) return fault.Annotate(RecordWhat(subject(), ref));
+    codec::ChunkHeader h;
+    DCP_RETURN_IF_ERROR(CheckFetched(stores, s, value, ref, subject, &h));
+    return Decode(value, h, read, [&] { return stores->Where(store); });
+  });
+}
+
+}  // namespace
 
 Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options,
                        int rank, base::ThreadPool* shared_pool) {
   if (plan.reads.empty()) return Status::OK();
+  // The reads in the stores' physical order: by rank store, then record key.
+  struct Item {
+    const ChunkRead* read;
+    std::string key;
+  };
+  std::vector<Item> items;
+  items.reserve(plan.reads.size());
+  for (const ChunkRead& read : plan.reads) {
+    const manifest::RecordRef& ref = read.chunk->record;
+    items.push_back({&read, storage::ChunkRecordKey(ref.generation, read.tensor->key, read.chunk->box.origin)});
+  }
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    const uint32_t ra = a.read->chunk->record.store_rank, rb = b.read->chunk->record.store_rank;
+    return ra != rb ? ra < rb : a.key < b.key;
+  });
+  const uint64_t limit = std::max<uint64_t>(options.max_inflight_bytes, 1);
+  // A run holds at most a quarter of the budget, so that several are in flight.
+  const uint64_t run_bytes = std::min<uint64_t>(kRunBytes, limit / 4);
+
   std::unique_ptr<base::ThreadPool> own_pool;
   base::ThreadPool* pool = base::SharedOrOwn(
       shared_pool,
       std::min<int>(base::ResolveThreadCount(options.read_threads), static_cast<int>(plan.reads.size())),
       &own_pool);
-  base::ByteBudget budget(std::max<uint64_t>(options.max_inflight_bytes, 1));
+  base::ByteBudget budget(limit);
   base::TaskGroup group(pool);
-  for (const ChunkRead& read : plan.reads) {
-    const uint64_t cost = read.chunk->record.stored_size + read.chunk->record.raw_size;
+  for (size_t i = 0; i < items.size();) {
+    const ChunkRead& first = *items[i].read;
+    const uint32_t store = first.chunk->record.store_rank;
+    if (first.chunk->record.stored_size >= kRunRecord) {
+      const uint64_t cost = ReadCost(first);
+      budget.Acquire(cost);
+      if (group.failed()) {
+        budget.Release(cost);
+        break;
+      }
+      group.Run([&, cost, read = &first] {
+        Status s = ReadChunk(stores, generation, *read, rank);
+        budget.Release(cost);
+        return s;
+      });
+      ++i;
+      continue;
+    }
+    std::vector<const ChunkRead*> reads;
+    std::vector<std::string> keys;
+    uint64_t cost = 0, stored = 0;
+    for (; i < items.size() && reads.size() < kRunRecords; ++i) {
+      const ChunkRead& r = *items[i].read;
+      const manifest::RecordRef& ref = r.chunk->record;
+      if (ref.store_rank != store || ref.stored_size >= kRunRecord) break;
+      if (!reads.empty() && stored + ref.stored_size > run_bytes) break;
+      reads.push_back(&r);
+      keys.push_back(std::move(items[i].key));
+      cost += ReadCost(r);
+      stored += ref.stored_size;
+    }
     budget.Acquire(cost);
     if (group.failed()) {
       budget.Release(cost);
       break;
     }
-    group.Run([&, cost] {
-      Status s = ReadChunk(stores, generation, read, rank);
+    // Read ahead the run's bytes (its records are usually contiguous), plus
+    // a block's worth of slack for the table's own bytes between them.
+    const uint64_t readahead = std::max<uint64_t>(stored + (16 << 10), 64 << 10);
+    group.Run([&, cost, readahead, reads = std::move(reads), keys = std::move(keys)] {
+      Status s = ReadRun(stores, generation, reads, keys, readahead, rank);
       budget.Release(cost);
       return s;
     });
@@ -153,7 +259,7 @@ Status ReadObject(StoreSet* stores, uint64_t generation, const manifest::ObjectE
   storage::PinnedValue value;
   codec::ChunkHeader h;
   DCP_RETURN_IF_ERROR(Fetch(stores, generation, storage::ObjectRecordKey(object.record.generation, object.unique_key()),
-                            object.record, subject, &value, &h));
+                            object.record, [&] { return subject; }, &value, &h));
   out->resize(h.raw_size);
   return codec::DecodeChunk(value.view(), h, out->data(), out->size())
       .Annotate(RecordWhat(subject, object.record) + stores->Where(object.record.store_rank));

@@ -19,25 +19,46 @@ Result<StoreSet::Entry*> StoreSet::Open(uint32_t rank) {
   return slot.get();
 }
 
+Result<storage::RankStore*> StoreSet::Instance(uint32_t rank, uint64_t generation, Entry** entry) {
+  *entry = nullptr;
+  if (own_ != nullptr && own_->rank() == rank) return own_;
+  DCP_ASSIGN_OR_RETURN(Entry * e, Open(rank));
+  std::lock_guard<std::mutex> lock(e->mu);
+  if (!e->store) {
+    DCP_ASSIGN_OR_RETURN(e->store, backend_->Open(storage::RankStorePath(root_, rank), rank,
+                                                   storage::RankStore::Mode::kRead, {}));
+    e->seen_generation = generation;
+  } else if (e->seen_generation < generation) {
+    DCP_RETURN_IF_ERROR(e->store->CatchUp());
+    e->seen_generation = generation;
+  }
+  *entry = e;
+  return e->store.get();
+}
+
+Status StoreSet::ReadRun(uint32_t rank, uint64_t generation, const std::vector<std::string>& keys, uint64_t readahead,
+                         const storage::RankStore::RunFn& fn) {
+  Entry* e = nullptr;
+  auto instance = Instance(rank, generation, &e);
+  if (!instance.ok()) {  // each record fails as Get's would
+    for (size_t i = 0; i < keys.size(); ++i) DCP_RETURN_IF_ERROR(fn(i, instance.status(), {}));
+    return Status::OK();
+  }
+  storage::RankStore* store = *instance;
+  storage::PinnedValue again;
+  return store->ReadRun(keys, readahead, [&](size_t i, const Status& s, std::string_view value) {
+    if (!s.IsNotFound() || e == nullptr) return fn(i, s, value);
+    const Status retried = Get(rank, generation, keys[i], &again);
+    return fn(i, retried, retried.ok() ? again.view() : std::string_view());
+  });
+}
+
 Status StoreSet::Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value,
                      bool fill_cache) {
-  if (own_ != nullptr && own_->rank() == rank) return own_->Get(key, value, fill_cache);
-  DCP_ASSIGN_OR_RETURN(Entry * e, Open(rank));
-  storage::RankStore* store = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(e->mu);
-    if (!e->store) {
-      DCP_ASSIGN_OR_RETURN(e->store, backend_->Open(storage::RankStorePath(root_, rank), rank,
-                                                     storage::RankStore::Mode::kRead, {}));
-      e->seen_generation = generation;
-    } else if (e->seen_generation < generation) {
-      DCP_RETURN_IF_ERROR(e->store->CatchUp());
-      e->seen_generation = generation;
-    }
-    store = e->store.get();
-  }
+  Entry* e = nullptr;
+  DCP_ASSIGN_OR_RETURN(storage::RankStore * store, Instance(rank, generation, &e));
   Status s = store->Get(key, value, fill_cache);
-  if (!s.IsNotFound()) return s;
+  if (!s.IsNotFound() || e == nullptr) return s;
   // One catch-up per generation on a miss: after it, this instance has seen
   // everything published up to `generation`, so further misses of that
   // generation are real (a catch-up costs a directory scan and reading the

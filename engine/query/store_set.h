@@ -27,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dcp/status.h"
 #include "engine/store/rank_store.h"
@@ -48,6 +49,14 @@ class StoreSet {
   Status Get(uint32_t rank, uint64_t generation, std::string_view key, storage::PinnedValue* value,
              bool fill_cache = true);
 
+  // Reads records `keys` (strictly increasing) of rank `rank`'s store, as of
+  // a step whose manifest has `generation`, in one pass where the backend can
+  // (RankStore::ReadRun): fn(i, status, value) for each in order, with Get's
+  // status. A record the pass does not find is looked up again as Get does
+  // (catch-up, damage diagnosis).
+  Status ReadRun(uint32_t rank, uint64_t generation, const std::vector<std::string>& keys, uint64_t readahead,
+                 const storage::RankStore::RunFn& fn);
+
   // " at '<path>'" of rank `rank`'s store, for messages that name a record.
   std::string Where(uint32_t rank) const;
 
@@ -64,6 +73,10 @@ class StoreSet {
     std::unique_ptr<storage::RankStore> salvage;
   };
   Result<Entry*> Open(uint32_t rank);
+  // The instance that serves rank `rank` as of `generation`: this process's
+  // writer, or a read instance opened or caught up as needed. *entry: its
+  // entry (null for the writer).
+  Result<storage::RankStore*> Instance(uint32_t rank, uint64_t generation, Entry** entry);
 
   const std::string root_;
   storage::RankStore* own_;

@@ -23,6 +23,15 @@ Result<RankStore::RepairReport> RankStore::Repair(const std::string& path, uint3
 
 std::string RankStore::What() const { return "rank store " + std::to_string(rank_) + " at '" + path_ + "'"; }
 
+Status RankStore::ReadRun(const std::vector<std::string>& keys, uint64_t /*readahead*/, const RunFn& fn) const {
+  PinnedValue value;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Status s = Get(keys[i], &value);
+    DCP_RETURN_IF_ERROR(fn(i, s, s.ok() ? value.view() : std::string_view()));
+  }
+  return Status::OK();
+}
+
 Result<uint64_t> RankStore::NewestGeneration() const {
   DCP_ASSIGN_OR_RETURN(auto files, TableFiles());
   uint64_t newest = 0;

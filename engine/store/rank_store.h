@@ -27,7 +27,7 @@
 //     DataLoss for damage, IOError for the rest. Messages name the rank and
 //     the path.
 //
-// Thread safety: Get, CatchUp, TableFiles and Scan may be called
+// Thread safety: Get, ReadRun, CatchUp, TableFiles and Scan may be called
 // concurrently; a BulkWriter and the maintenance calls (Drop, Compact,
 // Rewrite) are used by one thread. A backend may be used from any thread.
 
@@ -130,6 +130,16 @@ class RankStore {
   // false for one-off reads (checks) that should not displace the blocks of
   // a load from a shared cache (a hint; backends without one ignore it).
   virtual Status Get(std::string_view key, PinnedValue* value, bool fill_cache = true) const = 0;
+
+  // Reads the records `keys` (strictly increasing) in order: fn(i, status,
+  // value) for each, with Get's status and `value` valid during the call
+  // only. For runs of neighbouring records: a backend may read them in one
+  // pass with large reads (RocksDB: one iterator that reads `readahead` bytes
+  // at a time and copies each block out of them, instead of one system call
+  // and one cache insertion per block). The first error fn returns stops the
+  // run and is returned. By default, Get for each key.
+  using RunFn = std::function<Status(size_t i, const Status& status, std::string_view value)>;
+  virtual Status ReadRun(const std::vector<std::string>& keys, uint64_t readahead, const RunFn& fn) const;
 
   // Read instances: pick up what the writer committed since open (or the last
   // catch-up). A no-op for the writer's own instance.

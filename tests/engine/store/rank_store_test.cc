@@ -120,6 +120,65 @@ TEMPLATE_TEST_CASE("conformance: Get of a missing key is NotFound naming the key
   CHECK_THAT(s, StatusIs(StatusCode::kNotFound, env.Path(7)));
 }
 
+TEMPLATE_TEST_CASE("conformance: ReadRun reads keys in order, missing ones NotFound, across generations and files",
+                   "[store][conformance]", BACKENDS) {
+  TestType env;
+  auto store = OpenStore(env, 2, Mode::kWrite);
+  // Generation 1: 300 small records (many share a block) and a few large ones; generation 2: 5 more.
+  std::vector<size_t> sizes(300, 700);
+  sizes[17] = 200000;
+  sizes[150] = 0;
+  sizes[299] = 70000;
+  REQUIRE_OK(WriteRecords(store.get(), 1, sizes));
+  REQUIRE_OK(WriteRecords(store.get(), 2, {5, 6, 7, 8, 9}));
+  auto reader = OpenStore(env, 2, Mode::kRead);
+  for (const RankStore* s : {static_cast<const RankStore*>(store.get()), static_cast<const RankStore*>(reader.get())}) {
+    for (uint64_t readahead : {uint64_t{0}, uint64_t{4096}, uint64_t{1} << 20}) {
+      CAPTURE(s->mode() == Mode::kWrite, readahead);
+      // Every third record of generation 1, one absent key between them, then generation 2.
+      std::vector<std::string> keys;
+      std::vector<std::string> want;  // "" for NotFound
+      for (size_t i = 0; i < 300; i += 3) {
+        keys.push_back(Key(1, i));
+        want.push_back(ValueFor(i, sizes[i]));
+        if (i == 150) {
+          keys.push_back(Key(1, i) + "x");  // sorts between records 150 and 151
+          want.push_back("");
+        }
+      }
+      keys.push_back(Key(2, 1));
+      want.push_back(ValueFor(1, 6));
+      keys.push_back(Key(2, 7));  // past the last record
+      want.push_back("");
+      size_t calls = 0;
+      REQUIRE_OK(s->ReadRun(keys, readahead, [&](size_t i, const Status& st, std::string_view value) {
+        CHECK(i == calls++);
+        if (want[i].empty() && keys[i] != Key(1, 150)) {
+          CHECK_THAT(st, StatusIs(StatusCode::kNotFound, "record '" + keys[i] + "' not found in rank store 2"));
+        } else {
+          REQUIRE_OK(st);
+          CHECK(value == want[i]);
+        }
+        return Status::OK();
+      }));
+      CHECK(calls == keys.size());
+    }
+  }
+  // The first error fn returns stops the run and is returned.
+  size_t calls = 0;
+  CHECK_THAT(store->ReadRun({Key(1, 0), Key(1, 1), Key(1, 2)}, 0,
+                            [&](size_t i, const Status&, std::string_view) -> Status {
+                              ++calls;
+                              return i == 1 ? Status::Internal("enough") : Status::OK();
+                            }),
+             StatusIs(StatusCode::kInternal, "enough"));
+  CHECK(calls == 2);
+  REQUIRE_OK(store->ReadRun({}, 0, [&](size_t, const Status&, std::string_view) -> Status {
+    FAIL("called for no key");
+    return Status::OK();
+  }));
+}
+
 TEMPLATE_TEST_CASE("conformance: later bulk writes accumulate and a later write of a key wins",
                    "[store][conformance]", BACKENDS) {
   TestType env;

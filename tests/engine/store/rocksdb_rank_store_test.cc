@@ -153,6 +153,53 @@ TEST_CASE("A damaged record fails its block checksum; its neighbours still read"
   CHECK(v.view() == ValueFor(2, 100));
 }
 
+TEST_CASE("A damaged block in a run of reads fails its records only; the run goes on past it", "[store]") {
+  TempDir tmp;
+  const std::string path = tmp.Sub("rank-00000");
+  const std::vector<size_t> sizes = {100, 100, 200000, 100, 30000, 100};
+  {
+    auto store = OpenStore(path, 0, RankStore::Mode::kWrite);
+    REQUIRE_OK(WriteRecords(store.get(), "g1", 1, sizes));
+  }
+  // Flip one byte of record 2 (a block of its own).
+  const std::string needle = ValueFor(2, 200000).substr(100000, 64);
+  bool flipped = false;
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.path().extension() != ".sst") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    const size_t pos = bytes.find(needle);
+    if (pos == std::string::npos) continue;
+    bytes[pos + 10] ^= 0x40;
+    std::ofstream(e.path(), std::ios::binary | std::ios::trunc).write(bytes.data(),
+                                                                       static_cast<std::streamsize>(bytes.size()));
+    flipped = true;
+  }
+  REQUIRE(flipped);
+  for (uint64_t readahead : {uint64_t{0}, uint64_t{64} << 10, uint64_t{1} << 20}) {
+    CAPTURE(readahead);
+    auto store = OpenStore(path, 0, RankStore::Mode::kRead);
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < sizes.size(); ++i) keys.push_back(Key(1, i));
+    std::vector<Status> got(keys.size());
+    REQUIRE_OK(store->ReadRun(keys, readahead, [&](size_t i, const Status& s, std::string_view value) {
+      got[i] = s;
+      if (s.ok()) CHECK(value == ValueFor(i, sizes[i]));
+      return Status::OK();
+    }));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      CAPTURE(i);
+      if (i == 2) {
+        CHECK_THAT(got[i], StatusIs(StatusCode::kDataLoss, "checksum mismatch"));
+        CHECK_THAT(got[i], StatusIs(StatusCode::kDataLoss, "record '" + keys[2] + "'"));
+      } else {
+        CHECK_OK(got[i]);
+      }
+    }
+  }
+}
+
 TEST_CASE("Several bulk writes accumulate and a later write of a key wins", "[store]") {
   TempDir tmp;
   auto store = OpenStore(tmp.path(), 0, RankStore::Mode::kWrite);
