@@ -148,106 +148,110 @@ Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, i
 
 namespace {
 
-// Records smaller than kRunRecord are read in runs: neighbours in a rank
-// store's key order (a put writes each rank's records in key order into one
-// table file), up to kRunBytes or kRunRecords at a time, in one pass with
-// large reads. Larger records are read one by one (the kernel reads ahead).
+// Records smaller than kRunRecord are read in runs of up to kRunBytes or
+// kRunRecords; larger ones one by one (the kernel reads ahead).
 constexpr uint64_t kRunRecord = 1 << 20;
 constexpr uint64_t kRunBytes = 1 << 20;
 constexpr size_t kRunRecords = 256;
 
-uint64_t ReadCost(const ChunkRead& read) { return read.chunk->record.stored_size + read.chunk->record.raw_size; }
-
-// Reads, checks and decodes the chunks `reads` (neighbours in one rank
-// store, `keys` their record keys, increasing) in one pass.
-Status ReadRun(StoreSet* stores, uint64_t generation, const std::vector<const ChunkRead*>& reads,
-               const std::vector<std::string>& keys, uint64_t readahead, int rank) {
-  const uint32_t store = reads.front()->chunk->record.store_rank;
-  return stores->ReadRun(store, generation, keys, readahead, [&](size_t i, const Status& s, std::string_view value) {
-    const ChunkRead& read = *reads[i];
-    const manifest::RecordRef& ref = read.chunk->record;
-    auto subject = [&] { return ChunkSubject(read); };
-    Status fault = base::CheckFaultPoint("get.read_chunk", rank);
-    if (!fault.ok()) return fault.Annotate(RecordWhat(subject(), ref));
-    codec::ChunkHeader h;
-    DCP_RETURN_IF_ERROR(CheckFetched(stores, s, value, ref, subject, &h));
-    return Decode(value, h, read, [&] { return stores->Where(store); });
-  });
-}
-
 }  // namespace
 
-Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options,
-                       int rank, base::ThreadPool* shared_pool) {
-  if (plan.reads.empty()) return Status::OK();
-  // The reads in the stores' physical order: by rank store, then record key.
+std::vector<ReadTask> PlanReadTasks(std::vector<const ChunkRead*> reads, uint64_t max_inflight_bytes) {
   struct Item {
     const ChunkRead* read;
     std::string key;
   };
   std::vector<Item> items;
-  items.reserve(plan.reads.size());
-  for (const ChunkRead& read : plan.reads) {
-    const manifest::RecordRef& ref = read.chunk->record;
-    items.push_back({&read, storage::ChunkRecordKey(ref.generation, read.tensor->key, read.chunk->box.origin)});
+  items.reserve(reads.size());
+  for (const ChunkRead* read : reads) {
+    const manifest::RecordRef& ref = read->chunk->record;
+    items.push_back({read, storage::ChunkRecordKey(ref.generation, read->tensor->key, read->chunk->box.origin)});
   }
+  reads.clear();
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
     const uint32_t ra = a.read->chunk->record.store_rank, rb = b.read->chunk->record.store_rank;
     return ra != rb ? ra < rb : a.key < b.key;
   });
+  const uint64_t run_bytes = std::min<uint64_t>(kRunBytes, std::max<uint64_t>(max_inflight_bytes, 1) / 4);
+  std::vector<ReadTask> tasks;
+  for (size_t i = 0; i < items.size();) {
+    ReadTask task;
+    const uint32_t store = items[i].read->chunk->record.store_rank;
+    const bool single = items[i].read->chunk->record.stored_size >= kRunRecord;
+    do {
+      const ChunkRead& r = *items[i].read;
+      const manifest::RecordRef& ref = r.chunk->record;
+      if (!task.reads.empty() && (ref.store_rank != store || ref.stored_size >= kRunRecord ||
+                                  task.stored + ref.stored_size > run_bytes || task.reads.size() >= kRunRecords)) {
+        break;
+      }
+      task.reads.push_back(&r);
+      task.keys.push_back(std::move(items[i].key));
+      task.cost += ref.stored_size + ref.raw_size;
+      task.stored += ref.stored_size;
+      ++i;
+    } while (!single && i < items.size());
+    // A run reads ahead its bytes (its records are usually contiguous), plus
+    // a block's worth of slack for the table's own bytes between them.
+    if (!single) task.readahead = std::max<uint64_t>(task.stored + (16 << 10), 64 << 10);
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
+}
+
+Status ExecuteReadTask(StoreSet* stores, uint64_t generation, const ReadTask& task, int rank,
+                       const RecordDone& done) {
+  if (task.reads.empty()) return Status::OK();
+  const uint32_t store = task.reads.front()->chunk->record.store_rank;
+  auto where = [&] { return stores->Where(store); };
+  if (task.readahead == 0) {
+    const ChunkRead& read = *task.reads.front();
+    storage::PinnedValue value;
+    codec::ChunkHeader h;
+    DCP_RETURN_IF_ERROR(FetchChunkRecord(stores, generation, read, rank, &value, &h));
+    DCP_RETURN_IF_ERROR(Decode(value.view(), h, read, where));
+    if (done) done(0, value.view());
+    return Status::OK();
+  }
+  return stores->ReadRun(store, generation, task.keys, task.readahead,
+                         [&](size_t i, const Status& s, std::string_view value) {
+                           const ChunkRead& read = *task.reads[i];
+                           const manifest::RecordRef& ref = read.chunk->record;
+                           auto subject = [&] { return ChunkSubject(read); };
+                           Status fault = base::CheckFaultPoint("get.read_chunk", rank);
+                           if (!fault.ok()) return fault.Annotate(RecordWhat(subject(), ref));
+                           codec::ChunkHeader h;
+                           DCP_RETURN_IF_ERROR(CheckFetched(stores, s, value, ref, subject, &h));
+                           DCP_RETURN_IF_ERROR(Decode(value, h, read, where));
+                           if (done) done(i, value);
+                           return Status::OK();
+                         });
+}
+
+Status ExecuteReadPlan(StoreSet* stores, uint64_t generation, const ReadPlan& plan, const LoadOptions& options,
+                       int rank, base::ThreadPool* shared_pool) {
+  if (plan.reads.empty()) return Status::OK();
+  std::vector<const ChunkRead*> reads;
+  reads.reserve(plan.reads.size());
+  for (const ChunkRead& r : plan.reads) reads.push_back(&r);
   const uint64_t limit = std::max<uint64_t>(options.max_inflight_bytes, 1);
-  // A run holds at most a quarter of the budget, so that several are in flight.
-  const uint64_t run_bytes = std::min<uint64_t>(kRunBytes, limit / 4);
+  const std::vector<ReadTask> tasks = PlanReadTasks(std::move(reads), limit);
 
   std::unique_ptr<base::ThreadPool> own_pool;
   base::ThreadPool* pool = base::SharedOrOwn(
-      shared_pool,
-      std::min<int>(base::ResolveThreadCount(options.read_threads), static_cast<int>(plan.reads.size())),
+      shared_pool, std::min<int>(base::ResolveThreadCount(options.read_threads), static_cast<int>(tasks.size())),
       &own_pool);
   base::ByteBudget budget(limit);
   base::TaskGroup group(pool);
-  for (size_t i = 0; i < items.size();) {
-    const ChunkRead& first = *items[i].read;
-    const uint32_t store = first.chunk->record.store_rank;
-    if (first.chunk->record.stored_size >= kRunRecord) {
-      const uint64_t cost = ReadCost(first);
-      budget.Acquire(cost);
-      if (group.failed()) {
-        budget.Release(cost);
-        break;
-      }
-      group.Run([&, cost, read = &first] {
-        Status s = ReadChunk(stores, generation, *read, rank);
-        budget.Release(cost);
-        return s;
-      });
-      ++i;
-      continue;
-    }
-    std::vector<const ChunkRead*> reads;
-    std::vector<std::string> keys;
-    uint64_t cost = 0, stored = 0;
-    for (; i < items.size() && reads.size() < kRunRecords; ++i) {
-      const ChunkRead& r = *items[i].read;
-      const manifest::RecordRef& ref = r.chunk->record;
-      if (ref.store_rank != store || ref.stored_size >= kRunRecord) break;
-      if (!reads.empty() && stored + ref.stored_size > run_bytes) break;
-      reads.push_back(&r);
-      keys.push_back(std::move(items[i].key));
-      cost += ReadCost(r);
-      stored += ref.stored_size;
-    }
-    budget.Acquire(cost);
+  for (const ReadTask& task : tasks) {
+    budget.Acquire(task.cost);
     if (group.failed()) {
-      budget.Release(cost);
+      budget.Release(task.cost);
       break;
     }
-    // Read ahead the run's bytes (its records are usually contiguous), plus
-    // a block's worth of slack for the table's own bytes between them.
-    const uint64_t readahead = std::max<uint64_t>(stored + (16 << 10), 64 << 10);
-    group.Run([&, cost, readahead, reads = std::move(reads), keys = std::move(keys)] {
-      Status s = ReadRun(stores, generation, reads, keys, readahead, rank);
-      budget.Release(cost);
+    group.Run([&, task = &task] {
+      Status s = ExecuteReadTask(stores, generation, *task, rank);
+      budget.Release(task->cost);
       return s;
     });
   }

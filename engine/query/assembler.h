@@ -28,8 +28,10 @@
 #define DCP_ENGINE_QUERY_ASSEMBLER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dcp/options.h"
 #include "dcp/status.h"
@@ -75,6 +77,29 @@ Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& head
 
 // FetchChunkRecord, then DecodeChunkRecord.
 Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank);
+
+// One task's reads: a record of 1 MiB or more alone, or a run of smaller
+// neighbours in one rank store (up to 1 MiB or 256 records) read in one pass
+// with large reads (StoreSet::ReadRun).
+struct ReadTask {
+  std::vector<const ChunkRead*> reads;
+  std::vector<std::string> keys;  // their record keys, increasing
+  uint64_t cost = 0;              // stored + raw bytes: what the task holds at most
+  uint64_t stored = 0;            // stored bytes
+  uint64_t readahead = 0;         // a run's bytes to read ahead; 0 for a single record
+};
+
+// `reads` as tasks in the stores' physical order: by rank store, then record
+// key (a put writes each rank's records in key order into one table file).
+// A run holds at most a quarter of `max_inflight_bytes`.
+std::vector<ReadTask> PlanReadTasks(std::vector<const ChunkRead*> reads, uint64_t max_inflight_bytes);
+
+// Reads, checks and decodes the chunks of `task`, stopping at the first
+// failure. `done` (may be empty) is called with each record once it is
+// decoded (the record valid during the call only), e.g. to forward it.
+using RecordDone = std::function<void(size_t i, std::string_view record)>;
+Status ExecuteReadTask(StoreSet* stores, uint64_t generation, const ReadTask& task, int rank,
+                       const RecordDone& done = {});
 
 // Reads object `object` of a step into *out.
 Status ReadObject(StoreSet* stores, uint64_t generation, const manifest::ObjectEntry& object, std::string* out);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -71,37 +72,37 @@ class Progress {
   std::atomic<bool> failed_{false};
 };
 
-// Direct reads under a byte budget, launched as earlier ones finish (from
-// the finishing task itself), so that the calling thread never blocks on
-// them while it runs the exchange rounds.
+// Direct reads under a byte budget, in tasks (PlanReadTasks: the stores'
+// physical order, small records in runs), launched as earlier ones finish
+// (from the finishing task itself), so that the calling thread never blocks
+// on them while it runs the exchange rounds.
 class DirectReads {
  public:
   DirectReads(std::vector<const ChunkRead*> reads, uint64_t limit, StoreSet* stores, uint64_t generation, int rank,
               base::ThreadPool* pool, Progress* progress)
-      : reads_(std::move(reads)), limit_(std::max<uint64_t>(limit, 1)), stores_(stores), generation_(generation),
-        rank_(rank), group_(pool), progress_(progress) {}
+      : limit_(std::max<uint64_t>(limit, 1)), tasks_(PlanReadTasks(std::move(reads), limit_)), stores_(stores),
+        generation_(generation), rank_(rank), group_(pool), progress_(progress) {}
 
   void Pump() {
     std::lock_guard<std::mutex> lock(mu_);
-    while (next_ < reads_.size() && !progress_->failed()) {
-      const ChunkRead* read = reads_[next_];
-      const uint64_t cost = read->chunk->record.stored_size + read->chunk->record.raw_size;
-      if (inflight_ > 0 && inflight_ + cost > limit_) break;
-      inflight_ += cost;
+    while (next_ < tasks_.size() && !progress_->failed()) {
+      const ReadTask* task = &tasks_[next_];
+      if (inflight_ > 0 && inflight_ + task->cost > limit_) break;
+      inflight_ += task->cost;
       ++next_;
-      group_.Run([this, read, cost] {
+      group_.Run([this, task] {
         if (!progress_->failed()) {
-          Status s = ReadChunk(stores_, generation_, *read, rank_);
+          Status s = ExecuteReadTask(stores_, generation_, *task, rank_);
           if (s.ok()) {
-            progress_->chunks_read.fetch_add(1, std::memory_order_relaxed);
-            progress_->bytes_read.fetch_add(read->chunk->record.stored_size, std::memory_order_relaxed);
+            progress_->chunks_read.fetch_add(task->reads.size(), std::memory_order_relaxed);
+            progress_->bytes_read.fetch_add(task->stored, std::memory_order_relaxed);
           } else {
             progress_->Fail(std::move(s));
           }
         }
         {
           std::lock_guard<std::mutex> l(mu_);
-          inflight_ -= cost;
+          inflight_ -= task->cost;
         }
         Pump();
         return Status::OK();
@@ -112,8 +113,8 @@ class DirectReads {
   void Wait() { group_.Wait().IgnoreError(); }
 
  private:
-  const std::vector<const ChunkRead*> reads_;
   const uint64_t limit_;
+  const std::vector<ReadTask> tasks_;
   StoreSet* const stores_;
   const uint64_t generation_;
   const int rank_;
@@ -128,7 +129,7 @@ class DirectReads {
 struct Fetched {
   const SharedChunk* shared = nullptr;
   const ChunkRead* read = nullptr;  // this rank's own use of the chunk
-  storage::PinnedValue value;
+  std::string record;               // its bytes, checked and decoded here, to send
   bool ok = false;
 };
 
@@ -195,31 +196,38 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
                            &progress);
   direct_reads.Pump();
 
-  // Rounds: fetch(k + 1) overlaps exchange and decode of round k.
+  // Rounds: fetch(k + 1) overlaps exchange and decode of round k. A round's
+  // records are read in tasks (runs of neighbours), each record kept to send.
   auto fetch = [&](size_t k, std::vector<std::unique_ptr<Fetched>>* out, base::TaskGroup* group) {
     out->clear();
+    std::vector<const ChunkRead*> reads;
+    std::map<const ChunkRead*, Fetched*> by_read;
     for (size_t i = schedule.round_begin(k); i < schedule.round_end[k]; ++i) {
       const SharedChunk& sc = schedule.shared[i];
       if (sc.reader != me) continue;
       auto f = std::make_unique<Fetched>();
       f->shared = &sc;
       f->read = my_read(sc.chunk);  // a reader is always one of the chunk's needers
+      reads.push_back(f->read);
+      by_read[f->read] = f.get();
       out->push_back(std::move(f));
     }
-    for (auto& f : *out) {
-      Fetched* p = f.get();
-      group->Run([&, p] {
+    auto tasks = std::make_shared<std::vector<ReadTask>>(PlanReadTasks(std::move(reads), budget));
+    for (const ReadTask& task : *tasks) {
+      std::vector<Fetched*> targets;
+      for (const ChunkRead* r : task.reads) targets.push_back(by_read.at(r));
+      group->Run([&, tasks, task = &task, targets = std::move(targets)] {
         if (progress.failed()) return Status::OK();  // sends "unavailable"
-        codec::ChunkHeader h;
-        Status s = FetchChunkRecord(stores, m->generation, *p->read, me, &p->value, &h);
-        if (s.ok()) s = DecodeChunkRecord(p->value.view(), h, *p->read, stores->Where(p->read->chunk->record.store_rank));
+        Status s = ExecuteReadTask(stores, m->generation, *task, me, [&](size_t i, std::string_view record) {
+          targets[i]->record.assign(record);
+          targets[i]->ok = true;
+        });
         if (!s.ok()) {
           progress.Fail(std::move(s));
           return Status::OK();
         }
-        progress.chunks_read.fetch_add(1, std::memory_order_relaxed);
-        progress.bytes_read.fetch_add(p->read->chunk->record.stored_size, std::memory_order_relaxed);
-        p->ok = true;
+        progress.chunks_read.fetch_add(task->reads.size(), std::memory_order_relaxed);
+        progress.bytes_read.fetch_add(task->stored, std::memory_order_relaxed);
         return Status::OK();
       });
     }
@@ -245,7 +253,7 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
       for (int r : f->shared->receivers) {
         wire::Writer* msg = &writers[static_cast<size_t>(r)];
         if (f->ok) {
-          const std::string_view rec = f->value.view();
+          const std::string_view rec = f->record;
           PutReadOnceRecord(msg, f->shared->chunk, rec);
           progress.chunks_sent.fetch_add(1, std::memory_order_relaxed);
           progress.bytes_sent.fetch_add(rec.size(), std::memory_order_relaxed);
@@ -258,7 +266,7 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
     send.reserve(writers.size());
     for (wire::Writer& w : writers) send.push_back(w.Finish());
     writers.clear();
-    fetched[cur].clear();  // unpins the records
+    fetched[cur].clear();  // frees the records
     if (k + 1 < rounds) {
       fetching[nxt] = std::make_unique<base::TaskGroup>(&pool);
       fetch(k + 1, &fetched[nxt], fetching[nxt].get());
