@@ -11,7 +11,8 @@
 // (records of SaveOptions' default chunk_bytes, 8 MiB). Values are about
 // N(0, 0.02), which LZ4 cannot compress; compression is off, so the figures
 // are the I/O path's. Phases: 4 ranks save; page cache dropped; 4 ranks load
-// the same layout; dropped; ranks 0-1 load 2 slabs each (resharded). Limits
+// the same layout; dropped; ranks 0-1 load 2 slabs each (resharded); dropped;
+// rank 0 verifies the whole store (dcp-inspect verify). Limits
 // in the same run: each rank write+fsyncs its bytes to a file of its own,
 // then (cache dropped) reads it back. Every load is checked. Reported per
 // phase: GB/s and its ratio to the raw limit, CPU seconds per record (user +
@@ -37,6 +38,8 @@
 #include "bench/bench_mpi.h"
 #include "bench/bench_util.h"
 #include "dcp/dcp.h"
+#include "engine/inspect/reader.h"
+#include "engine/inspect/verify.h"
 
 namespace {
 
@@ -81,6 +84,9 @@ Cost Measure(MPI_Comm comm, bool member, F fn, const std::string& phase = "") {
   const uint64_t sc0 = ReadSyscalls();
   double t = 0;
   if (member) t = bench::TimedOverRanks(comm, fn);
+  // Ranks not taking part wait here without spinning (MPI's collectives
+  // poll, which would take the cores from the ranks at work).
+  bench::SleepingBarrier(MPI_COMM_WORLD);
   Cost c;
   c.seconds = bench::MaxOverRanks(t);
   double cpu = CpuSeconds() - cpu0, all = 0;
@@ -234,6 +240,19 @@ int main(int argc, char** argv) {
     };
     const Cost same = load(comm.get(), MPI_COMM_WORLD, true, 4, "load");
     const Cost resharded = load(pair_comm.get(), pair, pair != MPI_COMM_NULL, 2, "resharded");
+    // dcp-inspect verify of the whole store by one process (rank 0), against
+    // all four ranks' raw reads of the same bytes (the disk's limit).
+    if (rank == 0) DropCaches(dir);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const Cost verify = Measure(MPI_COMM_SELF, rank == 0, [&] {
+      auto reader = inspect::StoreReader::Open(dir);
+      bench::CheckOrFail(reader.status(), "open for verify");
+      auto report = inspect::Verify(reader->get());
+      bench::CheckOrFail(report.status(), "verify");
+      if (!report->problems.empty() || report->raw_bytes != static_cast<uint64_t>(gb * 1e9 + 0.5)) {
+        bench::FailJob("verify found problems or missed bytes (" + cfg.name + ")");
+      }
+    }, cfg.name + " verify");
     if (rank == 0) {
       struct Row {
         const char* phase;
@@ -241,7 +260,7 @@ int main(int argc, char** argv) {
         const Cost& limit;
       };
       for (const Row& r : {Row{"save", save, raw_write}, Row{"load", same, raw_read},
-                           Row{"resharded", resharded, raw_read}}) {
+                           Row{"resharded", resharded, raw_read}, Row{"verify", verify, raw_read}}) {
         const double gbs = gb / r.c.seconds, of_raw = r.limit.seconds / r.c.seconds;
         std::printf("  %-7s %-10s %8.2f %9.2f %8llu %14.1f %12.0f\n", cfg.name.c_str(), r.phase, gbs, of_raw,
                     static_cast<unsigned long long>(records), 1e6 * r.c.cpu / records, r.c.syscr / gb);

@@ -36,13 +36,12 @@ struct RecordJob {
   std::vector<Referent> referents;
 };
 
-Status CheckRecord(query::StoreSet* stores, const RecordJob& job) {
-  const manifest::RecordRef& ref = job.ref;
-  storage::PinnedValue value;
-  Status s = stores->Get(ref.store_rank, job.generation, job.record_key, &value);
+// Checks a record read with outcome `s` and bytes `record` against what the
+// manifests expect of it.
+Status CheckRecord(const Status& s, std::string_view record, const manifest::RecordRef& ref) {
   if (s.IsNotFound()) return Status::DataLoss("record is missing: " + s.message());
   DCP_RETURN_IF_ERROR(s);
-  DCP_ASSIGN_OR_RETURN(codec::ChunkHeader h, codec::ParseChunkHeader(value.view()));
+  DCP_ASSIGN_OR_RETURN(codec::ChunkHeader h, codec::ParseChunkHeader(record));
   std::string mismatch;
   if (h.raw_size != ref.raw_size) {
     mismatch += " raw size " + std::to_string(h.raw_size) + " (manifest: " + std::to_string(ref.raw_size) + ")";
@@ -59,10 +58,24 @@ Status CheckRecord(query::StoreSet* stores, const RecordJob& job) {
     mismatch += " checksum " + h.checksum.ToHex() + " (manifest: " + ref.checksum.ToHex() + ")";
   }
   if (!mismatch.empty()) return Status::DataLoss("record does not match the manifest:" + mismatch);
-  if (h.codec == codec::ChunkCodec::kRaw) return codec::RawChunkPayload(value.view(), h).status();
+  if (h.codec == codec::ChunkCodec::kRaw) return codec::RawChunkPayload(record, h).status();
   thread_local base::Buffer scratch;
   scratch.Resize(h.raw_size);
-  return codec::DecodeChunk(value.view(), h, scratch.data(), h.raw_size);
+  return codec::DecodeChunk(record, h, scratch.data(), h.raw_size);
+}
+
+// Records under kRunRecord bytes are read in runs of neighbours (one rank
+// store, record key order) of up to kRunBytes or kRunRecords, in one pass
+// with large reads; larger ones alone.
+constexpr uint64_t kRunRecord = 1 << 20;
+constexpr uint64_t kRunBytes = 1 << 20;
+constexpr size_t kRunRecords = 256;
+
+// What a record can at most hold in memory while it is checked (a corrupt
+// manifest may claim any size).
+uint64_t JobCost(const RecordJob& job) {
+  return std::min(job.ref.stored_size, codec::kMaxChunkRawSize + codec::kChunkHeaderSize) +
+         std::min(job.ref.raw_size, codec::kMaxChunkRawSize);
 }
 
 class Verifier {
@@ -115,33 +128,65 @@ class Verifier {
     for (const RecordJob& j : jobs_) progress.bytes_total += j.ref.stored_size;
     if (options_.progress) options_.progress(progress);
     if (!jobs_.empty()) {
-      const int threads = std::min<int>(base::ResolveThreadCount(options_.threads), static_cast<int>(jobs_.size()));
+      // In the stores' physical order, small records in runs.
+      std::sort(jobs_.begin(), jobs_.end(), [](const RecordJob& a, const RecordJob& b) {
+        return a.ref.store_rank != b.ref.store_rank ? a.ref.store_rank < b.ref.store_rank
+                                                    : a.record_key < b.record_key;
+      });
+      struct Task {
+        size_t begin = 0, end = 0;  // jobs_[begin, end)
+        uint64_t cost = 0, stored = 0;
+      };
+      std::vector<Task> tasks;
+      for (size_t i = 0; i < jobs_.size();) {
+        Task t{i, i};
+        const bool single = jobs_[i].ref.stored_size >= kRunRecord;
+        do {
+          const RecordJob& j = jobs_[t.end];
+          if (t.end > t.begin && (j.ref.store_rank != jobs_[t.begin].ref.store_rank ||
+                                  j.ref.stored_size >= kRunRecord || t.stored + j.ref.stored_size > kRunBytes ||
+                                  t.end - t.begin >= kRunRecords || j.record_key == jobs_[t.end - 1].record_key)) {
+            break;
+          }
+          t.cost += JobCost(j);
+          t.stored += j.ref.stored_size;
+          ++t.end;
+        } while (!single && t.end < jobs_.size());
+        i = t.end;
+        tasks.push_back(t);
+      }
+      const int threads = std::min<int>(base::ResolveThreadCount(options_.threads), static_cast<int>(tasks.size()));
       base::ThreadPool pool(threads);
       base::ByteBudget budget(std::max<uint64_t>(options_.max_inflight_bytes, 1));
       base::TaskGroup group(&pool);
-      for (const RecordJob& job : jobs_) {
-        // A corrupt manifest may claim any size: the budget counts what the
-        // record can at most hold.
-        const uint64_t cost = std::min(job.ref.stored_size, codec::kMaxChunkRawSize + codec::kChunkHeaderSize) +
-                              std::min(job.ref.raw_size, codec::kMaxChunkRawSize);
-        budget.Acquire(cost);
-        group.Run([&, cost] {
-          const Status s = CheckRecord(reader_->stores(), job);
-          budget.Release(cost);
-          std::lock_guard<std::mutex> lock(mu_);
-          ++progress.records_done;
-          progress.bytes_done += job.ref.stored_size;
-          if (s.ok()) {
-            report_.stored_bytes += job.ref.stored_size;
-            report_.raw_bytes += job.ref.raw_size;
+      for (const Task& task : tasks) {
+        budget.Acquire(task.cost);
+        group.Run([&, task] {
+          query::StoreSet* stores = reader_->stores();
+          const uint32_t rank = jobs_[task.begin].ref.store_rank;
+          if (task.end - task.begin == 1) {
+            const RecordJob& job = jobs_[task.begin];
+            storage::PinnedValue value;
+            const Status s = stores->Get(rank, job.generation, job.record_key, &value);
+            Done(job, CheckRecord(s, value.view(), job.ref), &progress);
           } else {
-            for (const Referent& r : job.referents) {
-              report_.problems.push_back(
-                  {Problem::Kind::kRecord, r.step, r.key, r.offset, job.ref.store_rank, s.message()});
+            std::vector<std::string> keys;
+            uint64_t generation = 0;
+            for (size_t i = task.begin; i < task.end; ++i) {
+              keys.push_back(jobs_[i].record_key);
+              generation = std::max(generation, jobs_[i].generation);
             }
+            const uint64_t readahead = std::max<uint64_t>(task.stored + (16 << 10), 64 << 10);
+            // Every record is checked: a failure is a problem, not the end of the run.
+            Status s = stores->ReadRun(rank, generation, keys, readahead,
+                                       [&](size_t i, const Status& read, std::string_view record) {
+                                         const RecordJob& job = jobs_[task.begin + i];
+                                         Done(job, CheckRecord(read, record, job.ref), &progress);
+                                         return Status::OK();
+                                       });
+            (void)s;  // fn never fails
           }
-          ++report_.records_read;
-          if (options_.progress) options_.progress(progress);
+          budget.Release(task.cost);
           return Status::OK();
         });
       }
@@ -155,6 +200,23 @@ class Verifier {
   }
 
  private:
+  // Accounts for a record checked with outcome `s`.
+  void Done(const RecordJob& job, const Status& s, VerifyProgress* progress) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++progress->records_done;
+    progress->bytes_done += job.ref.stored_size;
+    if (s.ok()) {
+      report_.stored_bytes += job.ref.stored_size;
+      report_.raw_bytes += job.ref.raw_size;
+    } else {
+      for (const Referent& r : job.referents) {
+        report_.problems.push_back({Problem::Kind::kRecord, r.step, r.key, r.offset, job.ref.store_rank, s.message()});
+      }
+    }
+    ++report_.records_read;
+    if (options_.progress) options_.progress(*progress);
+  }
+
   void AddProblem(Problem::Kind kind, uint64_t step, std::string key, std::optional<Shape> offset,
                   std::optional<uint32_t> rank, std::string message) {
     report_.problems.push_back({kind, step, std::move(key), std::move(offset), rank, std::move(message)});
@@ -193,6 +255,7 @@ class Verifier {
   const VerifyOptions& options_;
   VerifyReport report_;
   std::vector<RecordJob> jobs_;
+  // Queue's index of jobs_ (Run sorts jobs_; nothing is queued after).
   std::map<std::tuple<uint32_t, std::string, uint64_t, uint64_t, uint64_t, uint64_t, int>, size_t> index_;
   std::mutex mu_;
 };
