@@ -100,20 +100,41 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
     DCP_ASSIGN_OR_RETURN(std::unique_ptr<base::FileWriter> out, base::FileWriter::Create(paths[i]));
     DCP_RETURN_IF_ERROR(out->Append(*header));
     uint64_t shard_bytes = 0;
+    // Blocks of the data in file order, several small tensors' to a read (up
+    // to block_bytes), so that their chunks are read in runs.
+    std::vector<std::pair<const manifest::TensorEntry*, Box>> pending;
+    uint64_t pending_bytes = 0;
+    auto flush = [&]() -> Status {
+      if (pending.empty()) return Status::OK();
+      buf.Resize(pending_bytes);
+      std::vector<StoreReader::RegionRead> reads;
+      uint64_t at = 0;
+      for (const auto& [t, block] : pending) {
+        reads.push_back({t, block, buf.data() + at});
+        at += static_cast<uint64_t>(block.num_elements()) * DTypeSize(t->dtype);
+      }
+      DCP_RETURN_IF_ERROR(reader->ReadRegions(*loaded, reads));
+      DCP_RETURN_IF_ERROR(out->Append(std::string_view(buf.data(), pending_bytes)));
+      r.data_bytes += pending_bytes;
+      shard_bytes += pending_bytes;
+      pending.clear();
+      pending_bytes = 0;
+      if (options.progress) options.progress(r.data_bytes, total);
+      return Status::OK();
+    };
     for (const manifest::TensorEntry* t : shards[i]) {  // the order of the offsets
       const size_t elem = DTypeSize(t->dtype);
+      const uint64_t block_bytes = std::max<uint64_t>(options.block_bytes, elem);
       const Box whole{Shape(t->global_shape.size(), 0), t->global_shape};
-      for (const Box& block : sharding::ChunkBox(whole, elem, std::max<uint64_t>(options.block_bytes, elem))) {
+      for (const Box& block : sharding::ChunkBox(whole, elem, block_bytes)) {
         const uint64_t bytes = static_cast<uint64_t>(block.num_elements()) * elem;
-        buf.Resize(bytes);
-        DCP_RETURN_IF_ERROR(reader->ReadRegion(*loaded, *t, block, buf.data()));
-        DCP_RETURN_IF_ERROR(out->Append(std::string_view(buf.data(), bytes)));
-        r.data_bytes += bytes;
-        shard_bytes += bytes;
-        if (options.progress) options.progress(r.data_bytes, total);
+        if (pending_bytes > 0 && pending_bytes + bytes > block_bytes) DCP_RETURN_IF_ERROR(flush());
+        pending.emplace_back(t, block);
+        pending_bytes += bytes;
       }
-      shard_bytes -= t->raw_bytes();
     }
+    DCP_RETURN_IF_ERROR(flush());
+    for (const manifest::TensorEntry* t : shards[i]) shard_bytes -= t->raw_bytes();
     if (shard_bytes != 0) {
       return Status::Internal("export of step " + std::to_string(step) + " wrote the wrong number of bytes to '" +
                               paths[i] + "'");

@@ -143,10 +143,16 @@ Result<const manifest::TensorEntry*> StoreReader::Tensor(const LoadedStep& step,
 
 Status StoreReader::ReadRegion(const LoadedStep& step, const manifest::TensorEntry& tensor, const Box& region,
                                void* dest) {
+  return ReadRegions(step, {{&tensor, region, dest}});
+}
+
+Status StoreReader::ReadRegions(const LoadedStep& step, const std::vector<RegionRead>& reads) {
   query::ReadPlanner planner(step.index.get());
-  const TensorView view(dest, tensor.dtype, region.shape);
-  DCP_RETURN_IF_ERROR(planner.Add(tensor.key, tensor.dtype, tensor.global_shape, region, view,
-                                  "step " + std::to_string(step.manifest().step)));
+  const std::string what = "step " + std::to_string(step.manifest().step);
+  for (const RegionRead& r : reads) {
+    const TensorView view(r.dest, r.tensor->dtype, r.region.shape);
+    DCP_RETURN_IF_ERROR(planner.Add(r.tensor->key, r.tensor->dtype, r.tensor->global_shape, r.region, view, what));
+  }
   return query::ExecuteReadPlan(&stores_, step.manifest().generation, planner.Finish(), options_);
 }
 

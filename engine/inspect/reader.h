@@ -92,6 +92,16 @@ class StoreReader {
   // REQUIRES: tensor comes from Tensor() on `step`.
   Status ReadRegion(const LoadedStep& step, const manifest::TensorEntry& tensor, const Box& region, void* dest);
 
+  // ReadRegion of several regions (of one or more tensors) in one pass: the
+  // chunks of all of them are read in the stores' physical order, small ones
+  // in runs, which is what makes reading many small tensors fast.
+  struct RegionRead {
+    const manifest::TensorEntry* tensor = nullptr;  // from Tensor() on `step`
+    Box region;
+    void* dest = nullptr;  // region.shape's bytes, row-major
+  };
+  Status ReadRegions(const LoadedStep& step, const std::vector<RegionRead>& reads);
+
   // The decoded bytes of an object record.
   Status ReadObject(const LoadedStep& step, const manifest::ObjectEntry& object, std::string* out);
 
