@@ -116,16 +116,9 @@ TEST_CASE("Get of a missing key is NotFound naming the key, rank and path", "[st
   CHECK_THAT(Read(*store, Key(2, 0), &got), StatusIs(StatusCode::kNotFound));
 }
 
-TEST_CASE("A damaged record fails its block checksum; its neighbours still read", "[store]") {
-  TempDir tmp;
-  const std::string path = tmp.Sub("rank-00000");
-  {
-    auto store = OpenStore(path, 0, RankStore::Mode::kWrite);
-    REQUIRE_OK(WriteRecords(store.get(), "g1", 1, {100, 200000, 100}));
-  }
-  // Flip one byte in the middle of record 1's value (a block of its own).
-  const std::string value = ValueFor(1, 200000);
-  const std::string needle = value.substr(100000, 64);
+// Flips a bit of the byte 10 bytes into `needle` in the table file of the
+// store at `path` that holds it; false if none does.
+bool FlipByteAfter(const std::string& path, const std::string& needle) {
   bool flipped = false;
   for (const auto& e : fs::directory_iterator(path)) {
     if (e.path().extension() != ".sst") continue;
@@ -139,7 +132,18 @@ TEST_CASE("A damaged record fails its block checksum; its neighbours still read"
                                                                        static_cast<std::streamsize>(bytes.size()));
     flipped = true;
   }
-  REQUIRE(flipped);
+  return flipped;
+}
+
+TEST_CASE("A damaged record fails its block checksum; its neighbours still read", "[store]") {
+  TempDir tmp;
+  const std::string path = tmp.Sub("rank-00000");
+  {
+    auto store = OpenStore(path, 0, RankStore::Mode::kWrite);
+    REQUIRE_OK(WriteRecords(store.get(), "g1", 1, {100, 200000, 100}));
+  }
+  // Flip one byte in the middle of record 1's value (a block of its own).
+  REQUIRE(FlipByteAfter(path, ValueFor(1, 200000).substr(100000, 64)));
   // A fresh instance, so no block of the file is cached.
   auto store = OpenStore(path, 0, RankStore::Mode::kRead);
   PinnedValue v;
@@ -162,21 +166,7 @@ TEST_CASE("A damaged block in a run of reads fails its records only; the run goe
     REQUIRE_OK(WriteRecords(store.get(), "g1", 1, sizes));
   }
   // Flip one byte of record 2 (a block of its own).
-  const std::string needle = ValueFor(2, 200000).substr(100000, 64);
-  bool flipped = false;
-  for (const auto& e : fs::directory_iterator(path)) {
-    if (e.path().extension() != ".sst") continue;
-    std::ifstream in(e.path(), std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    in.close();
-    const size_t pos = bytes.find(needle);
-    if (pos == std::string::npos) continue;
-    bytes[pos + 10] ^= 0x40;
-    std::ofstream(e.path(), std::ios::binary | std::ios::trunc).write(bytes.data(),
-                                                                       static_cast<std::streamsize>(bytes.size()));
-    flipped = true;
-  }
-  REQUIRE(flipped);
+  REQUIRE(FlipByteAfter(path, ValueFor(2, 200000).substr(100000, 64)));
   for (uint64_t readahead : {uint64_t{0}, uint64_t{64} << 10, uint64_t{1} << 20}) {
     CAPTURE(readahead);
     auto store = OpenStore(path, 0, RankStore::Mode::kRead);
