@@ -12,6 +12,8 @@
 // N(0, 0.02), which LZ4 cannot compress; compression is off, so the figures
 // are the I/O path's. Phases: 4 ranks save; page cache dropped; 4 ranks load
 // the same layout; dropped; ranks 0-1 load 2 slabs each (resharded); dropped;
+// all 4 ranks load every slab with read_once (each record read by one rank
+// and sent to the other three; GB/s counts the state's bytes once); dropped;
 // rank 0 verifies the whole store (dcp-inspect verify). Limits
 // in the same run: each rank write+fsyncs its bytes to a file of its own,
 // then (cache dropped) reads it back. Every load is checked. Reported per
@@ -203,14 +205,18 @@ int main(int argc, char** argv) {
       bench::CheckOrFail(store.status(), "open");
       bench::CheckOrFail((*store)->Put(1, sd, so), "put");
     }, cfg.name + " save");
-    auto load = [&](Communicator* c, MPI_Comm m, bool member, int ranks, const std::string& phase) {
-      const int64_t per = 4 / ranks;  // slabs per rank
+    // `ranks` ranks of `c` each load 4 / ranks slabs; with `replicated`, every
+    // rank of `c` loads all 4 (the read-once exchange reads each once).
+    auto load = [&](Communicator* c, MPI_Comm m, bool member, int ranks, const std::string& phase,
+                    bool replicated = false) {
+      const int64_t per = replicated ? 4 : 4 / ranks;  // slabs per rank
+      const int64_t first = replicated ? 0 : rank * per;
       std::vector<float> buf;
       StateDict req;
       if (member) {
         buf.assign(static_cast<size_t>(cfg.tensors * per * cfg.slab_rows * kCols), 0.0f);
         for (int64_t i = 0; i < cfg.tensors; ++i) {
-          req.Add(Key(i), Shard("w." + Key(i), rows, rank * per * cfg.slab_rows, per * cfg.slab_rows,
+          req.Add(Key(i), Shard("w." + Key(i), rows, first * cfg.slab_rows, per * cfg.slab_rows,
                                 buf.data() + i * per * cfg.slab_rows * kCols));
         }
       }
@@ -219,13 +225,15 @@ int main(int argc, char** argv) {
       const Cost cost = Measure(m, member, [&] {
         auto store = Store::Open(dir, c, StoreOptions{.create_if_missing = false, .read_only = true});
         bench::CheckOrFail(store.status(), "open");
-        bench::CheckOrFail((*store)->Get(1, &req).status(), "get");
+        LoadOptions lo;
+        lo.read_once = replicated;
+        bench::CheckOrFail((*store)->Get(1, &req, lo).status(), "get");
       }, cfg.name + " " + phase);
       // Check every element: slab s of tensor i holds rows [i * slab, (i + 1) * slab) of rank s's noise.
       if (member) {
         const size_t slab = static_cast<size_t>(cfg.slab_rows * kCols);
         for (int64_t k = 0; k < per; ++k) {
-          const int src = static_cast<int>(rank * per + k);
+          const int src = static_cast<int>(first + k);
           const std::vector<char> theirs =
               src == rank ? std::vector<char>() : bench::NormalFloats(noise.size() / 4, false, 5 + src);
           const float* want = reinterpret_cast<const float*>(src == rank ? noise.data() : theirs.data());
@@ -240,6 +248,7 @@ int main(int argc, char** argv) {
     };
     const Cost same = load(comm.get(), MPI_COMM_WORLD, true, 4, "load");
     const Cost resharded = load(pair_comm.get(), pair, pair != MPI_COMM_NULL, 2, "resharded");
+    const Cost read_once = load(comm.get(), MPI_COMM_WORLD, true, 4, "read-once", /*replicated=*/true);
     // dcp-inspect verify of the whole store by one process (rank 0), against
     // all four ranks' raw reads of the same bytes (the disk's limit).
     if (rank == 0) DropCaches(dir);
@@ -260,7 +269,8 @@ int main(int argc, char** argv) {
         const Cost& limit;
       };
       for (const Row& r : {Row{"save", save, raw_write}, Row{"load", same, raw_read},
-                           Row{"resharded", resharded, raw_read}, Row{"verify", verify, raw_read}}) {
+                           Row{"resharded", resharded, raw_read}, Row{"read-once", read_once, raw_read},
+                           Row{"verify", verify, raw_read}}) {
         const double gbs = gb / r.c.seconds, of_raw = r.limit.seconds / r.c.seconds;
         std::printf("  %-7s %-10s %8.2f %9.2f %8llu %14.1f %12.0f\n", cfg.name.c_str(), r.phase, gbs, of_raw,
                     static_cast<unsigned long long>(records), 1e6 * r.c.cpu / records, r.c.syscr / gb);
