@@ -14,6 +14,7 @@
 #include "engine/base/thread_pool.h"
 #include "engine/codec/chunk_codec.h"
 #include "engine/manifest/common_state_codec.h"
+#include "engine/query/assembler.h"
 #include "engine/store/key_layout.h"
 #include "engine/store/rank_store.h"
 
@@ -63,13 +64,6 @@ Status CheckRecord(const Status& s, std::string_view record, const manifest::Rec
   scratch.Resize(h.raw_size);
   return codec::DecodeChunk(record, h, scratch.data(), h.raw_size);
 }
-
-// Records under kRunRecord bytes are read in runs of neighbours (one rank
-// store, record key order) of up to kRunBytes or kRunRecords, in one pass
-// with large reads; larger ones alone.
-constexpr uint64_t kRunRecord = 1 << 20;
-constexpr uint64_t kRunBytes = 1 << 20;
-constexpr size_t kRunRecords = 256;
 
 // What a record can at most hold in memory while it is checked (a corrupt
 // manifest may claim any size).
@@ -134,25 +128,18 @@ class Verifier {
                                                     : a.record_key < b.record_key;
       });
       struct Task {
-        size_t begin = 0, end = 0;  // jobs_[begin, end)
-        uint64_t cost = 0, stored = 0;
+        query::TaskRange range;  // jobs_[range.begin, range.end)
+        uint64_t cost = 0;
       };
       std::vector<Task> tasks;
-      for (size_t i = 0; i < jobs_.size();) {
-        Task t{i, i};
-        const bool single = jobs_[i].ref.stored_size >= kRunRecord;
-        do {
-          const RecordJob& j = jobs_[t.end];
-          if (t.end > t.begin && (j.ref.store_rank != jobs_[t.begin].ref.store_rank ||
-                                  j.ref.stored_size >= kRunRecord || t.stored + j.ref.stored_size > kRunBytes ||
-                                  t.end - t.begin >= kRunRecords || j.record_key == jobs_[t.end - 1].record_key)) {
-            break;
-          }
-          t.cost += JobCost(j);
-          t.stored += j.ref.stored_size;
-          ++t.end;
-        } while (!single && t.end < jobs_.size());
-        i = t.end;
+      for (const query::TaskRange& r : query::SplitIntoTasks(
+               jobs_.size(), options_.max_inflight_bytes, [&](size_t i) { return jobs_[i].ref.stored_size; },
+               [&](size_t i) {
+                 return jobs_[i].ref.store_rank == jobs_[i - 1].ref.store_rank &&
+                        jobs_[i].record_key != jobs_[i - 1].record_key;
+               })) {
+        Task t{r};
+        for (size_t i = r.begin; i < r.end; ++i) t.cost += JobCost(jobs_[i]);
         tasks.push_back(t);
       }
       const int threads = std::min<int>(base::ResolveThreadCount(options_.threads), static_cast<int>(tasks.size()));
@@ -163,24 +150,24 @@ class Verifier {
         budget.Acquire(task.cost);
         group.Run([&, task] {
           query::StoreSet* stores = reader_->stores();
-          const uint32_t rank = jobs_[task.begin].ref.store_rank;
-          if (task.end - task.begin == 1) {
-            const RecordJob& job = jobs_[task.begin];
+          const query::TaskRange& r = task.range;
+          const uint32_t rank = jobs_[r.begin].ref.store_rank;
+          if (r.readahead == 0) {
+            const RecordJob& job = jobs_[r.begin];
             storage::PinnedValue value;
             const Status s = stores->Get(rank, job.generation, job.record_key, &value);
             Done(job, CheckRecord(s, value.view(), job.ref), &progress);
           } else {
             std::vector<std::string> keys;
             uint64_t generation = 0;
-            for (size_t i = task.begin; i < task.end; ++i) {
+            for (size_t i = r.begin; i < r.end; ++i) {
               keys.push_back(jobs_[i].record_key);
               generation = std::max(generation, jobs_[i].generation);
             }
-            const uint64_t readahead = std::max<uint64_t>(task.stored + (16 << 10), 64 << 10);
             // Every record is checked: a failure is a problem, not the end of the run.
-            Status s = stores->ReadRun(rank, generation, keys, readahead,
+            Status s = stores->ReadRun(rank, generation, keys, r.readahead,
                                        [&](size_t i, const Status& read, std::string_view record) {
-                                         const RecordJob& job = jobs_[task.begin + i];
+                                         const RecordJob& job = jobs_[r.begin + i];
                                          Done(job, CheckRecord(read, record, job.ref), &progress);
                                          return Status::OK();
                                        });

@@ -156,6 +156,32 @@ constexpr size_t kRunRecords = 256;
 
 }  // namespace
 
+std::vector<TaskRange> SplitIntoTasks(size_t n, uint64_t max_inflight_bytes,
+                                      const std::function<uint64_t(size_t)>& stored,
+                                      const std::function<bool(size_t)>& joins) {
+  const uint64_t run_bytes = std::min<uint64_t>(kRunBytes, std::max<uint64_t>(max_inflight_bytes, 1) / 4);
+  std::vector<TaskRange> ranges;
+  for (size_t i = 0; i < n;) {
+    TaskRange r{i, i};
+    const bool single = stored(i) >= kRunRecord;
+    do {
+      const uint64_t bytes = stored(r.end);
+      if (r.end > r.begin && (!joins(r.end) || bytes >= kRunRecord || r.stored + bytes > run_bytes ||
+                              r.end - r.begin >= kRunRecords)) {
+        break;
+      }
+      r.stored += bytes;
+      ++r.end;
+    } while (!single && r.end < n);
+    // A run reads ahead its bytes (its records are usually contiguous), plus
+    // a block's worth of slack for the table's own bytes between them.
+    if (!single) r.readahead = std::max<uint64_t>(r.stored + (16 << 10), 64 << 10);
+    i = r.end;
+    ranges.push_back(r);
+  }
+  return ranges;
+}
+
 std::vector<ReadTask> PlanReadTasks(std::vector<const ChunkRead*> reads, uint64_t max_inflight_bytes) {
   struct Item {
     const ChunkRead* read;
@@ -172,29 +198,22 @@ std::vector<ReadTask> PlanReadTasks(std::vector<const ChunkRead*> reads, uint64_
     const uint32_t ra = a.read->chunk->record.store_rank, rb = b.read->chunk->record.store_rank;
     return ra != rb ? ra < rb : a.key < b.key;
   });
-  const uint64_t run_bytes = std::min<uint64_t>(kRunBytes, std::max<uint64_t>(max_inflight_bytes, 1) / 4);
-  std::vector<ReadTask> tasks;
-  for (size_t i = 0; i < items.size();) {
-    ReadTask task;
-    const uint32_t store = items[i].read->chunk->record.store_rank;
-    const bool single = items[i].read->chunk->record.stored_size >= kRunRecord;
-    do {
-      const ChunkRead& r = *items[i].read;
-      const manifest::RecordRef& ref = r.chunk->record;
-      if (!task.reads.empty() && (ref.store_rank != store || ref.stored_size >= kRunRecord ||
-                                  task.stored + ref.stored_size > run_bytes || task.reads.size() >= kRunRecords)) {
-        break;
-      }
-      task.reads.push_back(&r);
+  const std::vector<TaskRange> ranges = SplitIntoTasks(
+      items.size(), max_inflight_bytes, [&](size_t i) { return items[i].read->chunk->record.stored_size; },
+      [&](size_t i) {
+        return items[i].read->chunk->record.store_rank == items[i - 1].read->chunk->record.store_rank;
+      });
+  std::vector<ReadTask> tasks(ranges.size());
+  for (size_t t = 0; t < ranges.size(); ++t) {
+    ReadTask& task = tasks[t];
+    for (size_t i = ranges[t].begin; i < ranges[t].end; ++i) {
+      const manifest::RecordRef& ref = items[i].read->chunk->record;
+      task.reads.push_back(items[i].read);
       task.keys.push_back(std::move(items[i].key));
       task.cost += ref.stored_size + ref.raw_size;
-      task.stored += ref.stored_size;
-      ++i;
-    } while (!single && i < items.size());
-    // A run reads ahead its bytes (its records are usually contiguous), plus
-    // a block's worth of slack for the table's own bytes between them.
-    if (!single) task.readahead = std::max<uint64_t>(task.stored + (16 << 10), 64 << 10);
-    tasks.push_back(std::move(task));
+    }
+    task.stored = ranges[t].stored;
+    task.readahead = ranges[t].readahead;
   }
   return tasks;
 }

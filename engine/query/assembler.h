@@ -89,6 +89,21 @@ struct ReadTask {
   uint64_t readahead = 0;         // a run's bytes to read ahead; 0 for a single record
 };
 
+// The grouping PlanReadTasks uses, for callers with records of their own
+// (dcp-inspect verify). Items [0, n), sorted by (rank store, record key),
+// become tasks [begin, end): an item of 1 MiB or more stored alone, others in
+// runs of up to 1 MiB (at most a quarter of `max_inflight_bytes`) or 256.
+// `stored(i)`: item i's stored bytes; `joins(i)`: whether item i may follow
+// item i - 1 in a run (same rank store, a different record).
+struct TaskRange {
+  size_t begin = 0, end = 0;
+  uint64_t stored = 0;  // stored bytes
+  uint64_t readahead = 0;  // a run's bytes to read ahead; 0 for a single record
+};
+std::vector<TaskRange> SplitIntoTasks(size_t n, uint64_t max_inflight_bytes,
+                                      const std::function<uint64_t(size_t)>& stored,
+                                      const std::function<bool(size_t)>& joins);
+
 // `reads` as tasks in the stores' physical order: by rank store, then record
 // key (a put writes each rank's records in key order into one table file).
 // A run holds at most a quarter of `max_inflight_bytes`.

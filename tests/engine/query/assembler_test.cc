@@ -80,5 +80,35 @@ TEST_CASE("0-d tensors and objects", "[query]") {
   CHECK(testing::CheckRegion("s", {}, Box{}, s.view()) == "");
 }
 
+TEST_CASE("reads split into tasks: large records alone, small neighbours of one store in bounded runs", "[query]") {
+  // Stored sizes, and the store of each item (sorted by store).
+  const std::vector<uint64_t> sizes = {100, 200, 2 << 20, 300, 400000, 400000, 400000, 50, 60};
+  const std::vector<int> stores = {0, 0, 0, 0, 0, 0, 0, 1, 1};
+  auto split = [&](uint64_t inflight) {
+    std::vector<std::pair<size_t, size_t>> got;
+    for (const TaskRange& r : SplitIntoTasks(
+             sizes.size(), inflight, [&](size_t i) { return sizes[i]; },
+             [&](size_t i) { return stores[i] == stores[i - 1]; })) {
+      uint64_t stored = 0;
+      for (size_t i = r.begin; i < r.end; ++i) stored += sizes[i];
+      CHECK(r.stored == stored);
+      CHECK((r.readahead == 0) == (sizes[r.begin] >= (1 << 20)));  // only a large record is read alone
+      got.emplace_back(r.begin, r.end);
+    }
+    return got;
+  };
+  // The 2 MiB record alone; runs of up to 1 MiB; the store changes between 6 and 7.
+  CHECK(split(256 << 20) == std::vector<std::pair<size_t, size_t>>{{0, 2}, {2, 3}, {3, 6}, {6, 7}, {7, 9}});
+  // A small budget makes the runs shorter (a quarter of it each, at least one record).
+  CHECK(split(1 << 20) == std::vector<std::pair<size_t, size_t>>{{0, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 6}, {6, 7},
+                                                                 {7, 9}});
+  // At most 256 records a run.
+  const std::vector<uint64_t> many(600, 10);
+  const auto runs = SplitIntoTasks(many.size(), 256 << 20, [&](size_t i) { return many[i]; }, [](size_t) { return true; });
+  REQUIRE(runs.size() == 3);
+  CHECK(runs[0].end == 256);
+  CHECK(runs[2].end == 600);
+}
+
 }  // namespace
 }  // namespace dcp::query
