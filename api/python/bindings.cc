@@ -77,6 +77,35 @@ LoadOptions ToLoadOptions(const py::dict& o) {
   return l;
 }
 
+// This rank's verdict on the arguments of a collective call. A conversion
+// that fails on one rank only must still join the call, or the other ranks
+// wait for it forever: its error becomes the call's `local` status (see
+// dcp/store.h), and every rank raises it. `failure` is the Python layer's own
+// conversion error as (code, message) (dcp.errors.status_of), or None; then
+// `convert` runs, and what it throws is turned into a status the same way.
+template <typename F>
+Status Converted(const py::object& failure, F&& convert) {
+  if (!failure.is_none()) {
+    const auto t = failure.cast<py::tuple>();
+    return Status(static_cast<StatusCode>(t[0].cast<int>()), t[1].cast<std::string>());
+  }
+  try {
+    convert();
+    return Status::OK();
+  } catch (const StatusError& e) {
+    return e.status;
+  } catch (py::error_already_set& e) {
+    const auto t = py::module_::import("dcp.errors").attr("status_of")(e.value()).cast<py::tuple>();
+    return Status(static_cast<StatusCode>(t[0].cast<int>()), t[1].cast<std::string>());
+  } catch (const py::type_error& e) {
+    return Status::InvalidArgument(std::string("TypeError: ") + e.what());
+  } catch (const py::cast_error& e) {
+    return Status::InvalidArgument(std::string("TypeError: ") + e.what());
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(e.what());
+  }
+}
+
 // A store and the communicator it runs over (owned here).
 class PyStore {
  public:
@@ -119,28 +148,36 @@ class PyStore {
     return *store_;
   }
 
-  py::dict Put(uint64_t step, const py::dict& tree, const py::dict& options) {
-    const StateDict sd = ToStateDict(tree);
-    const SaveOptions o = ToSaveOptions(options);
+  py::dict Put(uint64_t step, const py::object& tree, const py::object& options, const py::object& failure) {
+    StateDict sd;
+    SaveOptions o;
+    const Status local = Converted(failure, [&] {
+      sd = ToStateDict(tree.cast<py::dict>());
+      o = ToSaveOptions(options.cast<py::dict>());
+    });
     SaveReport report;
     Status s;
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      s = st.Put(step, sd, o, &report);
+      s = st.Put(step, sd, o, &report, local);
     }
     ThrowIfError(s);
     return SaveReportDict(report);
   }
 
-  void PutAsync(uint64_t step, const py::dict& tree, const py::dict& options) {
-    const StateDict sd = ToStateDict(tree);
-    const SaveOptions o = ToSaveOptions(options);
+  void PutAsync(uint64_t step, const py::object& tree, const py::object& options, const py::object& failure) {
+    StateDict sd;
+    SaveOptions o;
+    const Status local = Converted(failure, [&] {
+      sd = ToStateDict(tree.cast<py::dict>());
+      o = ToSaveOptions(options.cast<py::dict>());
+    });
     Status s;
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      s = st.PutAsync(step, sd, o);
+      s = st.PutAsync(step, sd, o, local);
     }
     ThrowIfError(s);
   }
@@ -182,14 +219,15 @@ class PyStore {
     ThrowIfError(s);
   }
 
-  py::dict PutPart(const py::dict& tree) {
-    const StateDict sd = ToStateDict(tree);
+  py::dict PutPart(const py::object& tree, const py::object& failure) {
+    StateDict sd;
+    const Status local = Converted(failure, [&] { sd = ToStateDict(tree.cast<py::dict>()); });
     SaveReport report;
     Status s;
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      s = st.PutPart(sd, &report);
+      s = st.PutPart(sd, &report, local);
     }
     ThrowIfError(s);
     return SaveReportDict(report);
@@ -216,14 +254,18 @@ class PyStore {
   }
 
   // (common state, report, unexpected keys, missing keys, objects by path)
-  py::tuple Get(uint64_t step, const py::dict& tree, const py::dict& options) {
-    StateDict sd = ToStateDict(tree);
-    const LoadOptions o = ToLoadOptions(options);
+  py::tuple Get(uint64_t step, const py::object& tree, const py::object& options, const py::object& failure) {
+    StateDict sd;
+    LoadOptions o;
+    const Status local = Converted(failure, [&] {
+      sd = ToStateDict(tree.cast<py::dict>());
+      o = ToLoadOptions(options.cast<py::dict>());
+    });
     Result<LoadResult> r = Status::Internal("not run");
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      r = st.Get(step, &sd, o);
+      r = st.Get(step, &sd, o, local);
     }
     LoadResult result = ValueOrThrow(std::move(r));
     return py::make_tuple(FromValue(result.common_state), LoadReportDict(result.report), result.unexpected_keys,
@@ -378,7 +420,7 @@ class PyStore {
 
 void TranslateStatus(const StatusError& e) {
   py::module_ errors = py::module_::import("dcp.errors");
-  py::object cls = errors.attr("error_class")(static_cast<int>(e.status.code()));
+  py::object cls = errors.attr("error_class")(static_cast<int>(e.status.code()), e.status.message());
   PyErr_SetObject(cls.ptr(), py::str(e.status.message()).ptr());
 }
 

@@ -146,8 +146,9 @@ Value ToValue(const py::handle& obj, const std::string& path) {
     }
     return map;
   }
-  throw py::type_error("common state '" + path + "' is a " + std::string(py::str(py::type::of(obj).attr("__qualname__"))) +
-                       ", which dcp does not store (plain values only: None, bool, int, float, str, bytes, lists, "
+  const std::string type = py::str(py::type::of(obj).attr("__qualname__"));
+  throw py::type_error("common state '" + path + "' is of type '" + type +
+                       "', which dcp does not store (plain values only: None, bool, int, float, str, bytes, lists, "
                        "dicts with str keys, tensors; nothing is pickled)");
 }
 

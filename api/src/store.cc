@@ -53,10 +53,11 @@ Status Store::Impl::BusyOrInSession(Communicator* c, const char* why) const {
   return Status::OK();
 }
 
-Status Store::Put(uint64_t step, const StateDict& state, const SaveOptions& options, SaveReport* report) {
+Status Store::Put(uint64_t step, const StateDict& state, const SaveOptions& options, SaveReport* report,
+                  const Status& local) {
   Impl& i = *impl_;
   return protocol::Put(i.comm, i.store.get(), step, state, options,
-                       i.BusyOrInSession(i.comm, " (CommitStep or AbortStep first)"), report);
+                       local.ok() ? i.BusyOrInSession(i.comm, " (CommitStep or AbortStep first)") : local, report);
 }
 
 Status Store::BeginStep(uint64_t step, const SaveOptions& options) {
@@ -66,10 +67,11 @@ Status Store::BeginStep(uint64_t step, const SaveOptions& options) {
   return Status::OK();
 }
 
-Status Store::PutPart(const StateDict& part, SaveReport* report) {
+Status Store::PutPart(const StateDict& part, SaveReport* report, const Status& local) {
   Impl& i = *impl_;
   // Agreed first: when busy, the session belongs to the async put's thread.
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(i.comm, i.Busy(i.comm)).Annotate("put"));
+  // A refused part (`local`) leaves the session as it was.
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(i.comm, local.ok() ? i.Busy(i.comm) : local).Annotate("put"));
   return protocol::WritePart(i.comm, i.store.get(), i.session.get(), part, Status::OK(), report, nullptr);
 }
 
@@ -94,16 +96,16 @@ Status Store::AbortStep() {
   return Status::OK();
 }
 
-Status Store::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options) {
-  return impl_->PutAsync(step, state, options);
+Status Store::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options, const Status& local) {
+  return impl_->PutAsync(step, state, options, local);
 }
 
 Status Store::WaitForPut(SaveReport* report) { return impl_->WaitForPut(report); }
 
 std::optional<Status> Store::PollPut(SaveReport* report) { return impl_->PollPut(report); }
 
-Result<LoadResult> Store::Get(uint64_t step, StateDict* request, const LoadOptions& options) {
-  return protocol::Get(impl_->comm, impl_->store.get(), step, request, options, Status::OK());
+Result<LoadResult> Store::Get(uint64_t step, StateDict* request, const LoadOptions& options, const Status& local) {
+  return protocol::Get(impl_->comm, impl_->store.get(), step, request, options, local);
 }
 
 Status Store::Read(uint64_t step, std::string_view key, const Box& region, const TensorView& dest,

@@ -18,9 +18,10 @@ Store::Impl::~Impl() {
   if (async_ != nullptr && async_->thread.joinable()) async_->thread.join();
 }
 
-Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options) {
+Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options,
+                             const Status& caller) {
   const std::string what = "async put of step " + std::to_string(step);
-  Status local = Busy(comm);
+  Status local = caller.ok() ? Busy(comm) : caller;
   if (local.ok() && async_ != nullptr) {
     local = Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
                                        " is still in flight (call WaitForPut first)");

@@ -37,7 +37,7 @@ class Store::Impl {
   Status BusyOrInSession(Communicator* c, const char* why) const;
 
   // Async put (store_async.cc).
-  Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options);
+  Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options, const Status& local);
   Status WaitForPut(SaveReport* report);
   std::optional<Status> PollPut(SaveReport* report);
 

@@ -231,6 +231,42 @@ TEST_CASE("get errors are the same on every rank", "[api][errors]") {
   RequireAll(s, StatusCode::kNotFound, "rank 2: state dict entry 'model.w#0': tensor 'missing' is not in step 1");
 }
 
+TEST_CASE("a rank whose own input failed joins the call with it: every rank fails, nothing changes",
+          "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  const Status refused = Status::InvalidArgument("TypeError: common state 'opt.fn' holds a function");
+  std::vector<Status> put(3), async(3), part(3), get(3), after(3);
+  testing::RunRanks(3, [&](int rank, Communicator* comm) {
+    auto shards = testing::BuildShards(kBase, rank, 3, true);
+    const bool failing = rank == 1;
+    const StateDict empty;
+    const StateDict& mine = failing ? empty : shards.dict;
+    const Status local = failing ? refused : Status::OK();
+    auto store = ValueOrDie(Store::Open(dir.path(), comm));
+    put[rank] = store->Put(2, mine, {}, nullptr, local);
+    async[rank] = store->PutAsync(2, mine, {}, local);
+    // A refused part leaves the session usable: the parts then go in whole.
+    Status s = store->BeginStep(3);
+    if (s.ok()) {
+      part[rank] = store->PutPart(mine, nullptr, local);
+      s = store->PutPart(shards.dict);
+      if (s.ok()) s = store->AbortStep();
+    }
+    after[rank] = s;
+    auto request = testing::BuildShards(kBase, rank, 3, false);
+    StateDict nothing;
+    get[rank] = store->Get(1, failing ? &nothing : &request.dict, {}, local).status();
+  });
+  const std::string want = "rank 1: TypeError: common state 'opt.fn' holds a function";
+  RequireAll(put, StatusCode::kInvalidArgument, want);
+  RequireAll(async, StatusCode::kInvalidArgument, want);
+  RequireAll(part, StatusCode::kInvalidArgument, want);
+  RequireAll(get, StatusCode::kInvalidArgument, want);
+  for (const Status& s : after) REQUIRE(s.ok());
+  RequireBaselineIntact(dir.path());
+}
+
 TEST_CASE("read reports regions outside the tensor and destination mismatches", "[api][errors]") {
   testing::TempDir dir;
   SaveBaseline(dir.path());

@@ -86,6 +86,63 @@ def test_bad_input_raises_the_same_error_on_every_rank_and_commits_nothing(tmp_p
     assert dcp.Store.open(root, "self", read_only=True).steps() == []
 
 
+def _one_rank_bad_worker(rank, world, tmp, root, out):
+    """Each call fails on one rank only, in the Python layer's conversion of its arguments."""
+    import numpy as np
+    _init(rank, world, tmp)
+    rows = torch.full((2, 4), float(rank))
+    outcome = []
+
+    def attempt(what, call):
+        try:
+            call()
+            outcome.append(f"{what}: no error")
+        except dcp.DcpError as e:
+            outcome.append(f"{what}: {type(e).__name__} {isinstance(e, TypeError)} {e}")
+
+    def shard(data):
+        return dcp.ShardedTensor.from_rank_offsets("w", data, (0, rank, world))
+
+    # rank 1's common state holds a function; rank 0 saves a sparse tensor.
+    attempt("put", lambda: dcp.save({"w": shard(rows), "fn": (lambda: 0) if rank == 1 else 0}, root, step=1))
+    with dcp.Store.open(root) as store:
+        attempt("put_async", lambda: store.put_async(1, {"w": shard(rows.to_sparse() if rank == 0 else rows)}))
+        store.begin_step(1)
+        attempt("put_part", lambda: store.put_part({"w": shard(rows), "opt": {"lr": [0.1, object()] if rank else 1}}))
+        store.put_part({"w": shard(rows)})
+        store.commit_step()
+        # rank 0 loads into a read-only NumPy array.
+        dest = np.zeros((2, 4), np.float32)
+        dest.setflags(write=rank != 0)
+        attempt("get", lambda: store.get(1, {"w": shard(dest)}))
+        got = torch.zeros(2, 4)
+        store.get(1, {"w": shard(got)})
+        if not torch.equal(got, rows):
+            outcome.append("the step committed after the refused part is wrong")
+    with open(os.path.join(out, f"rank{rank}"), "w") as f:
+        f.write("\n".join(outcome))
+    dist.destroy_process_group()
+
+
+def test_a_conversion_failing_on_one_rank_raises_on_every_rank_and_hangs_none(tmp_path):
+    root = str(tmp_path / "store")
+    out = tmp_path / "out"
+    out.mkdir()
+    _spawn(_one_rank_bad_worker, 2, str(tmp_path), root, str(out))
+    outcomes = [(out / f"rank{r}").read_text().split("\n") for r in range(2)]
+    assert outcomes[0] == outcomes[1], outcomes
+    put, put_async, put_part, get = outcomes[0]
+    assert put.startswith("put: InvalidTypeError True put of step 1: rank 1: TypeError: common state 'fn' is of "
+                          "type 'function'"), put
+    assert put_async.startswith("put_async: InvalidArgumentError False async put of step 1: rank 0: tensor 'w' "
+                                "(entry 'w'): sparse tensors are not supported"), put_async
+    assert put_part.startswith("put_part: InvalidTypeError True put: rank 1: TypeError: common state 'opt.lr[1]' "
+                               "is of type 'object'"), put_part
+    assert get.startswith("get: InvalidArgumentError False get of step 1: rank 0: tensor 'w' (entry 'w'): the NumPy "
+                          "array is read-only"), get
+    assert dcp.Store.open(root, "self", read_only=True).steps() == [1]
+
+
 def _irregular_worker(rank, world, tmp, root, out):
     """Uneven, several and empty shards per rank; an async put while the caller overwrites its
     tensors; missing and unexpected keys agreed across ranks."""

@@ -73,9 +73,9 @@ def test_common_state_plain_values_and_tensors(tmp_path):
 
 def test_common_state_that_needs_pickle_is_a_type_error_naming_its_path(tmp_path):
     sd = {"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2,))), "sched": {"fn": lambda x: x}}
-    with pytest.raises(TypeError, match=r"common state 'sched.fn' is a function.*nothing is pickled"):
+    with pytest.raises(TypeError, match=r"common state 'sched.fn' is of type 'function'.*nothing is pickled"):
         dcp.save(sd, tmp_path)
-    with pytest.raises(TypeError, match=r"'opt.state\[1\]' is a object"):
+    with pytest.raises(TypeError, match=r"'opt.state\[1\]' is of type 'object'"):
         dcp.save({"opt": {"state": [1, object()]}}, tmp_path)
     with pytest.raises(TypeError, match=r"key 1 under .cfg.x. is not a str"):
         dcp.save({"cfg": {"x": {1: 2}}}, tmp_path)

@@ -24,6 +24,13 @@
 // every rank: a rank that fails makes all fail, and none hangs. A failed Put
 // commits nothing; earlier steps stay loadable.
 //
+// A rank that cannot make its part of a collective call (its own input failed
+// before it: a binding's conversion, the caller's check) still calls it, with
+// that failure as `local` and an empty state: the call then fails on every
+// rank with that status (the lowest failing rank's, naming it), in the call's
+// own first agreement, and changes nothing. Put, PutAsync, PutPart and Get
+// take it.
+//
 // Ownership: the communicator passed to Open is not owned and must outlive the
 // Store. Thread safety: a Store is used by one thread at a time (per rank);
 // PutAsync's background work is the store's own. Destroying a Store waits for
@@ -83,7 +90,7 @@ class Store {
   //   FailedPrecondition: the store was opened read-only.
   //   IOError: a record store or the manifest could not be written.
   Status Put(uint64_t step, const StateDict& state, const SaveOptions& options = {},
-             SaveReport* report = nullptr);
+             SaveReport* report = nullptr, const Status& local = Status::OK());
 
   // Streaming writes: one step from several parts (e.g. the model, then the
   // optimizer), each written as it arrives, so memory is bounded by the chunk
@@ -99,7 +106,7 @@ class Store {
   // the session and publishes nothing. Put is BeginStep + PutPart +
   // CommitStep.
   Status BeginStep(uint64_t step, const SaveOptions& options = {});
-  Status PutPart(const StateDict& part, SaveReport* report = nullptr);
+  Status PutPart(const StateDict& part, SaveReport* report = nullptr, const Status& local = Status::OK());
   Status CommitStep();
   Status AbortStep();
 
@@ -126,7 +133,8 @@ class Store {
   // errors copying device memory. Errors found later (global validation,
   // I/O, an existing step) come from WaitForPut / PollPut, and a failed async
   // put commits nothing.
-  Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options = {});
+  Status PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options = {},
+                  const Status& local = Status::OK());
 
   // Not collective. Blocks until the async put finishes and returns its
   // outcome; after that (and until the next PutAsync) returns the same
@@ -155,7 +163,8 @@ class Store {
   //     mismatch, malformed destination view.
   //   DataLoss: a corrupt or missing chunk record (naming key, offset, rank
   //     store) or a corrupt manifest.
-  Result<LoadResult> Get(uint64_t step, StateDict* request, const LoadOptions& options = {});
+  Result<LoadResult> Get(uint64_t step, StateDict* request, const LoadOptions& options = {},
+                         const Status& local = Status::OK());
 
   // Not collective. Reads `region` of tensor `key` of `step` into `dest`.
   // Errors as for Get; InvalidArgument if dest's dtype or shape differs from

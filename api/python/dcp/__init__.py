@@ -20,7 +20,7 @@ strided) and NumPy arrays cross without a copy. Nothing is ever pickled.
 
 from . import _dcp  # noqa: F401  (the extension: fails early if the build is missing)
 from .errors import (AlreadyExistsError, DataLossError, DcpError, DcpIOError, FailedPreconditionError, InternalError,
-                     InvalidArgumentError, NotFoundError, UnimplementedError)
+                     InvalidArgumentError, InvalidTypeError, NotFoundError, UnimplementedError)
 from .mapping import (LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory, StrictHandling,
                       is_main_replica)
 from .serialization import (AsyncSave, load, load_common_state_dict, load_plain_tensors, load_sharded_metadata,
@@ -45,8 +45,9 @@ def import_safetensors(checkpoint_dir, source, step=None, **options):
 
 __all__ = [
     "AlreadyExistsError", "AsyncSave", "DataLossError", "DcpError", "DcpIOError", "FailedPreconditionError",
-    "GcReport", "InternalError", "InvalidArgumentError", "LoadReport", "LoadResult", "LocalNonpersistentObject",
-    "NotFoundError", "SaveReport", "ShardedObject", "ShardedTensor", "ShardedTensorFactory", "Store",
-    "StrictHandling", "UnimplementedError", "export_safetensors", "import_safetensors", "is_main_replica", "load", "load_common_state_dict",
-    "load_plain_tensors", "load_sharded_metadata", "load_tensors_metadata", "remove_sharded_tensors", "save",
+    "GcReport", "InternalError", "InvalidArgumentError", "InvalidTypeError", "LoadReport", "LoadResult",
+    "LocalNonpersistentObject", "NotFoundError", "SaveReport", "ShardedObject", "ShardedTensor",
+    "ShardedTensorFactory", "Store", "StrictHandling", "UnimplementedError", "export_safetensors",
+    "import_safetensors", "is_main_replica", "load", "load_common_state_dict", "load_plain_tensors",
+    "load_sharded_metadata", "load_tensors_metadata", "remove_sharded_tensors", "save",
 ]

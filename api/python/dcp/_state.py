@@ -11,8 +11,6 @@ stored as dcp's common-state encoding behind a magic prefix (never pickle), and
 loads back as the same value. Anything else raises TypeError naming the path.
 """
 
-import contextlib
-
 from . import _dcp, _tensors
 from .errors import InvalidArgumentError
 
@@ -126,16 +124,16 @@ class _Walk:
         return ("V", to_common(node, path))
 
 
-@contextlib.contextmanager
 def for_save(state_dict):
+    """The core's tree of a state dict to save."""
     if not isinstance(state_dict, dict):
         raise TypeError("a sharded state dict must be a dict")
-    yield _Walk(load=False).tree(state_dict, ())
+    return _Walk(load=False).tree(state_dict, ())
 
 
-@contextlib.contextmanager
 def for_load(state_dict):
-    """Yields (tree, finish); finish(objects by path) puts loaded objects in place and merges factories."""
+    """(tree, finish) of a request; finish(objects by path) puts loaded objects in place and
+    merges factories."""
     if not isinstance(state_dict, dict):
         raise TypeError("a sharded state dict must be a dict")
     walk = _Walk(load=True)
@@ -149,7 +147,7 @@ def for_load(state_dict):
         for factory, built in walk.factories:
             factory.loaded = factory.merge_fn(_loaded(built))
 
-    yield tree, finish
+    return tree, finish
 
 
 def _has_sharded(node):

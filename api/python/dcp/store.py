@@ -88,6 +88,18 @@ def _load_options(strict=None, read_threads=None, max_inflight_bytes=None, read_
     return o
 
 
+def _converted(convert, fields):
+    """(convert(), None): the `fields` converted arguments of a collective call; or, if the
+    conversion raised, (Nones, this rank's failure as (code, message)). A rank whose arguments
+    fail still joins the call with its error (dcp.errors), so the others do not wait for it,
+    and every rank raises that error."""
+    try:
+        return convert(), None
+    except Exception as e:  # noqa: BLE001 - every error is raised on every rank
+        from .errors import status_of
+        return (None,) * fields, status_of(e)
+
+
 class Store:
     """A dcp store, open on every rank of a group (see the module docstring)."""
 
@@ -146,14 +158,16 @@ class Store:
     def put(self, step, state_dict, **options):
         """Saves `state_dict` as `step` (collective). Options: overwrite, chunk_bytes, compression
         ('none' | 'lz4' | 'lz4_byte_planes'), incremental, encode_threads, fully_parallel."""
-        with _state.for_save(state_dict) as tree:
-            return SaveReport(**self._s.put(int(step), tree, _save_options(**options)))
+        s, step = self._s, int(step)
+        (tree, opts), failure = _converted(lambda: (_state.for_save(state_dict), _save_options(**options)), 2)
+        return SaveReport(**s.put(step, tree, opts, failure))
 
     def put_async(self, step, state_dict, **options):
         """Starts saving `state_dict` as `step` in the background and returns once this rank's
         tensors are copied (collective); they may change right away. Collect with wait() or poll()."""
-        with _state.for_save(state_dict) as tree:
-            self._s.put_async(int(step), tree, _save_options(**options))
+        s, step = self._s, int(step)
+        (tree, opts), failure = _converted(lambda: (_state.for_save(state_dict), _save_options(**options)), 2)
+        s.put_async(step, tree, opts, failure)
 
     def wait(self):
         """Waits for the async put; its report, or its error (the same on every rank)."""
@@ -170,8 +184,9 @@ class Store:
 
     def put_part(self, state_dict):
         """Writes one part of the open step (collective)."""
-        with _state.for_save(state_dict) as tree:
-            return SaveReport(**self._s.put_part(tree))
+        s = self._s
+        (tree,), failure = _converted(lambda: (_state.for_save(state_dict),), 1)
+        return SaveReport(**s.put_part(tree, failure))
 
     def commit_step(self):
         self._s.commit_step()
@@ -184,9 +199,10 @@ class Store:
         """Loads `step` into `state_dict` (collective): every ShardedTensor's data is filled in
         place (allocated if it has none), every ShardedObject's data replaced by the saved value.
         Options: strict (StrictHandling), read_threads, max_inflight_bytes, read_once."""
-        with _state.for_load(state_dict) as (tree, finish):
-            common, report, unexpected, missing, objects = self._s.get(int(step), tree, _load_options(**options))
-            finish(objects)
+        s, step = self._s, int(step)
+        (tree, finish, opts), failure = _converted(lambda: _state.for_load(state_dict) + (_load_options(**options),), 3)
+        common, report, unexpected, missing, objects = s.get(step, tree, opts, failure)
+        finish(objects)
         return LoadResult(_state.from_value(common), LoadReport(**report), list(unexpected), list(missing))
 
     def read(self, step, key, region=None, out=None):
