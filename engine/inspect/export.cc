@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <map>
 
 #include "engine/base/buffer.h"
@@ -85,7 +86,11 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
     r.path = path + ".index.json";
   }
 
-  base::Buffer buf;
+  // Two buffers of half the bound each: a block is read into one while the
+  // block before it, in the other, is written (the output's buffered write is
+  // a copy as long as the read's; the two overlap on two cores).
+  const uint64_t half_bound = std::max<uint64_t>(options.block_bytes / 2, 1);
+  base::Buffer buffers[2];
   for (size_t i = 0; i < shards.size(); ++i) {
     std::vector<interop::SafetensorsTensor> header_tensors;
     for (const manifest::TensorEntry* t : shards[i]) {
@@ -100,12 +105,19 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
     DCP_ASSIGN_OR_RETURN(std::unique_ptr<base::FileWriter> out, base::FileWriter::Create(paths[i]));
     DCP_RETURN_IF_ERROR(out->Append(*header));
     uint64_t shard_bytes = 0;
+    // The write in flight, of buffers[1 - next]. Declared after `out`: on an
+    // early return it is waited for (a std::async future's destructor joins)
+    // before `out` goes.
+    std::future<Status> writing;
+    int next = 0;
+    auto written = [&]() -> Status { return writing.valid() ? writing.get() : Status::OK(); };
     // Blocks of the data in file order, several small tensors' to a read (up
-    // to block_bytes), so that their chunks are read in runs.
+    // to half the bound), so that their chunks are read in runs.
     std::vector<std::pair<const manifest::TensorEntry*, Box>> pending;
     uint64_t pending_bytes = 0;
     auto flush = [&]() -> Status {
       if (pending.empty()) return Status::OK();
+      base::Buffer& buf = buffers[next];
       buf.Resize(pending_bytes);
       std::vector<StoreReader::RegionRead> reads;
       uint64_t at = 0;
@@ -114,7 +126,11 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
         at += static_cast<uint64_t>(block.num_elements()) * DTypeSize(t->dtype);
       }
       DCP_RETURN_IF_ERROR(reader->ReadRegions(*loaded, reads));
-      DCP_RETURN_IF_ERROR(out->Append(std::string_view(buf.data(), pending_bytes)));
+      DCP_RETURN_IF_ERROR(written());
+      writing = std::async(std::launch::async, [f = out.get(), data = std::string_view(buf.data(), pending_bytes)] {
+        return f->Append(data);
+      });
+      next = 1 - next;
       r.data_bytes += pending_bytes;
       shard_bytes += pending_bytes;
       pending.clear();
@@ -124,7 +140,7 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
     };
     for (const manifest::TensorEntry* t : shards[i]) {  // the order of the offsets
       const size_t elem = DTypeSize(t->dtype);
-      const uint64_t block_bytes = std::max<uint64_t>(options.block_bytes, elem);
+      const uint64_t block_bytes = std::max<uint64_t>(half_bound, elem);
       const Box whole{Shape(t->global_shape.size(), 0), t->global_shape};
       for (const Box& block : sharding::ChunkBox(whole, elem, block_bytes)) {
         const uint64_t bytes = static_cast<uint64_t>(block.num_elements()) * elem;
@@ -134,6 +150,7 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
       }
     }
     DCP_RETURN_IF_ERROR(flush());
+    DCP_RETURN_IF_ERROR(written());
     for (const manifest::TensorEntry* t : shards[i]) shard_bytes -= t->raw_bytes();
     if (shard_bytes != 0) {
       return Status::Internal("export of step " + std::to_string(step) + " wrote the wrong number of bytes to '" +

@@ -9,9 +9,10 @@
 // save_pretrained writes it). Tensors go to shards in key order; a tensor
 // larger than the bound has a shard of its own.
 //
-// The file is written sequentially: tensor by tensor, each in blocks of at
-// most ExportOptions::block_bytes read through the query layer, so memory
-// stays bounded whatever the tensors' sizes. It appears under its name only
+// The file is written sequentially: tensor by tensor, in blocks read through
+// the query layer, each at most half of ExportOptions::block_bytes (several
+// small tensors to a block), so memory stays bounded whatever the tensors'
+// sizes. A block is read while the block before it is written. It appears under its name only
 // once complete (a temporary is renamed), and is removed on failure.
 // Objects are not tensors and are not exported; the metadata is what an
 // import kept (common state "safetensors_metadata"), with the step, its
@@ -48,8 +49,8 @@ struct ExportOptions {
   // Default: 0 (one file)
   uint64_t max_shard_bytes = 0;
 
-  // Called after each block with (bytes written, bytes to write) of tensor
-  // data.
+  // Called after each block is read and handed to the write, with (bytes
+  // done, bytes to write) of tensor data.
   // Default: none
   std::function<void(uint64_t done, uint64_t total)> progress;
 };

@@ -256,9 +256,13 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
   write::WriteRequest request;
   PrepareRequest(store, s, &request);
   // Fully parallel: replicated boxes' chunks spread over their holders, the
-  // same assignment on every rank (engine/write/assignment.h).
+  // same assignment on every rank (engine/write/assignment.h). Without any
+  // non-main shard nothing is replicated, and every main replica is written
+  // whole by its rank, as the assignment would have it.
   std::optional<write::WriteAssignment> assignment;
-  if (s.options.fully_parallel) {
+  const bool replicated = std::any_of(decls.replica_sets.begin(), decls.replica_sets.end(),
+                                      [](const auto& set) { return !set.shards.empty(); });
+  if (s.options.fully_parallel && replicated) {
     assignment = write::WriteAssignment::Compute(write::HeldBoxes(decls), s.options.chunk_bytes);
   }
   for (const auto& leaf : flat.tensors) {
