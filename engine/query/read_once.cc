@@ -234,6 +234,8 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
   };
 
   Status comm_status;
+  // Kept across rounds: a round's messages reuse the last round's buffers.
+  std::vector<std::string> send(static_cast<size_t>(n)), recv;
   const size_t rounds = schedule.rounds();
   std::vector<std::unique_ptr<Fetched>> fetched[2];
   std::unique_ptr<base::TaskGroup> fetching[2];
@@ -247,7 +249,15 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
 
     // Messages of round k (read_once_messages.h): the flag, then this rank's
     // records for each peer in schedule order.
-    std::vector<wire::Writer> writers(static_cast<size_t>(n));
+    std::vector<wire::Writer> writers;
+    {
+      std::vector<size_t> bytes(static_cast<size_t>(n), 1);
+      for (const auto& f : fetched[cur]) {
+        for (int r : f->shared->receivers) bytes[static_cast<size_t>(r)] += f->record.size() + kReadOnceEntryBytes;
+      }
+      writers.reserve(static_cast<size_t>(n));
+      for (int r = 0; r < n; ++r) writers.emplace_back(std::move(send[r])).Reserve(bytes[r]);
+    }
     for (wire::Writer& w : writers) w.U8(progress.failed() ? kReadOnceFailed : 0);
     for (const auto& f : fetched[cur]) {
       for (int r : f->shared->receivers) {
@@ -262,9 +272,7 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
         }
       }
     }
-    std::vector<std::string> send;
-    send.reserve(writers.size());
-    for (wire::Writer& w : writers) send.push_back(w.Finish());
+    for (int r = 0; r < n; ++r) send[r] = writers[r].Finish();
     writers.clear();
     fetched[cur].clear();  // frees the records
     if (k + 1 < rounds) {
@@ -272,9 +280,7 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
       fetch(k + 1, &fetched[nxt], fetching[nxt].get());
     }
 
-    std::vector<std::string> recv;
     comm_status = comm->AllToAll(send, &recv);
-    send.clear();
     if (!comm_status.ok()) break;
 
     bool any_failed = false;

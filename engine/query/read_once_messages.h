@@ -47,6 +47,8 @@ Status DecodeReadOnceNeeds(std::string_view bytes, int from, uint64_t total_chun
 constexpr uint8_t kReadOnceFailed = 1;  // flags: the sender has failed
 
 // One entry of a round message.
+// At most this many bytes besides the record (chunk, kind, length).
+constexpr size_t kReadOnceEntryBytes = 8 + 1 + 10;
 void PutReadOnceRecord(wire::Writer* w, ChunkOrdinal chunk, std::string_view record);
 void PutReadOnceUnavailable(wire::Writer* w, ChunkOrdinal chunk);
 // Reads the next entry, which must be of chunk `expected`: `*record` is set

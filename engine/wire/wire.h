@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dcp/status.h"
@@ -37,6 +38,11 @@ namespace dcp::wire {
 
 class Writer {
  public:
+  Writer() = default;
+  // Writes into `buffer`'s memory: cleared, its capacity kept (a message
+  // buffer reused from one exchange round to the next).
+  explicit Writer(std::string buffer) : out_(std::move(buffer)) { out_.clear(); }
+
   Writer& U8(uint8_t v);
   Writer& U32(uint32_t v);
   Writer& U64(uint64_t v);
@@ -44,6 +50,11 @@ class Writer {
   Writer& Bytes(std::string_view b);  // length-prefixed
   Writer& Raw(std::string_view b);    // as is: only as a message's last field
   Writer& PutStatus(const Status& s);
+  // Room for `bytes` in all, so that a large message is not copied as it grows.
+  Writer& Reserve(size_t bytes) {
+    out_.reserve(bytes);
+    return *this;
+  }
 
   size_t size() const { return out_.size(); }
   // The message; the writer is left empty.
