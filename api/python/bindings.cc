@@ -83,20 +83,32 @@ LoadOptions ToLoadOptions(const py::dict& o) {
 // dcp/store.h), and every rank raises it. `failure` is the Python layer's own
 // conversion error as (code, message) (dcp.errors.status_of), or None; then
 // `convert` runs, and what it throws is turned into a status the same way.
+// (code, message) from dcp.errors.status_of -> a failed status (Internal
+// for a code that is not one of dcp's errors).
+Status FailureStatus(const py::handle& failure) {
+  const auto t = failure.cast<py::tuple>();
+  const int code = t[0].cast<int>();
+  const std::string message = t[1].cast<std::string>();
+  const bool known = code >= static_cast<int>(StatusCode::kInvalidArgument) &&
+                     code <= static_cast<int>(StatusCode::kUnimplemented);
+  return Status(known ? static_cast<StatusCode>(code) : StatusCode::kInternal, message);
+}
+
 template <typename F>
 Status Converted(const py::object& failure, F&& convert) {
-  if (!failure.is_none()) {
-    const auto t = failure.cast<py::tuple>();
-    return Status(static_cast<StatusCode>(t[0].cast<int>()), t[1].cast<std::string>());
-  }
+  if (!failure.is_none()) return FailureStatus(failure);
   try {
     convert();
     return Status::OK();
   } catch (const StatusError& e) {
     return e.status;
   } catch (py::error_already_set& e) {
-    const auto t = py::module_::import("dcp.errors").attr("status_of")(e.value()).cast<py::tuple>();
-    return Status(static_cast<StatusCode>(t[0].cast<int>()), t[1].cast<std::string>());
+    if (!e.matches(PyExc_Exception)) throw;  // KeyboardInterrupt, SystemExit
+    try {
+      return FailureStatus(py::module_::import("dcp.errors").attr("status_of")(e.value()));
+    } catch (...) {
+      return Status::InvalidArgument(e.what());
+    }
   } catch (const py::type_error& e) {
     return Status::InvalidArgument(std::string("TypeError: ") + e.what());
   } catch (const py::cast_error& e) {
@@ -255,12 +267,12 @@ class PyStore {
 
   // (common state, report, unexpected keys, missing keys, objects by path)
   py::tuple Get(uint64_t step, const py::object& tree, const py::object& options, const py::object& failure) {
+    // The options first and apart: they decide which collectives the get
+    // runs, so a rank whose request failed must still pass them on.
     StateDict sd;
     LoadOptions o;
-    const Status local = Converted(failure, [&] {
-      sd = ToStateDict(tree.cast<py::dict>());
-      o = ToLoadOptions(options.cast<py::dict>());
-    });
+    Status local = Converted(py::none(), [&] { o = ToLoadOptions(options.cast<py::dict>()); });
+    if (local.ok()) local = Converted(failure, [&] { sd = ToStateDict(tree.cast<py::dict>()); });
     Result<LoadResult> r = Status::Internal("not run");
     Store& st = store();
     {

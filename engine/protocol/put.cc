@@ -128,11 +128,14 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
     if (auto newest = store->own()->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
     const uint64_t generation = std::max(manifest::StepGenerationOf(NowNanos()),
                                          manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
-    start = wire::Writer().U64(generation).U8(base != nullptr ? 1 : 0).Finish();
+    start = wire::Writer().U64(step).U64(generation).U8(base != nullptr ? 1 : 0).Finish();
+  } else {
+    start = wire::Writer().U64(step).Finish();
   }
   std::vector<std::string> all;
   DCP_RETURN_IF_ERROR(coord::AgreeAndGather(c, local, start, &all).Annotate(what));
   wire::Reader in(all[0], "start of step " + std::to_string(step) + " from rank 0");
+  const uint64_t first_step = in.U64();
   auto session = std::make_unique<PutSession>();
   session->comm = c;
   session->step = step;
@@ -140,6 +143,19 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
   session->generation = in.U64();
   const bool has_base = in.U8() != 0;
   DCP_RETURN_IF_ERROR(in.Finish().Annotate(what));
+  // Every rank's step, so that ranks that resolved "the next step" apart
+  // (each from its own view of a shared filesystem) fail together instead of
+  // writing one step under two numbers. The same bytes, the same verdict.
+  for (int r = 1; r < static_cast<int>(all.size()); ++r) {
+    wire::Reader theirs(all[r], "start of step from rank " + std::to_string(r));
+    const uint64_t their_step = theirs.U64();
+    DCP_RETURN_IF_ERROR(theirs.Finish().Annotate(what));
+    if (their_step != first_step) {
+      return Status::InvalidArgument("rank " + std::to_string(r) + " saves step " + std::to_string(their_step) +
+                                     " but rank 0 step " + std::to_string(first_step) +
+                                     ": every rank must save the same step");
+    }
+  }
   if (has_base) {
     // A broadcast, not a part of the all-gather: a ring all-gather would pass
     // a manifest of many MB through every rank in turn.

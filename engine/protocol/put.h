@@ -4,8 +4,9 @@
 //   BeginStep  rank 0 checks the step, picks the generation and reads the
 //              base step (the latest committed one) for incremental writes;
 //              one all-gather agrees on every rank's checks and carries the
-//              generation; rank 0 then broadcasts the base manifest, if there
-//              is one
+//              generation and every rank's step (ranks that disagree on the
+//              step fail together); rank 0 then broadcasts the base manifest,
+//              if there is one
 //   WritePart  A. local validation (view vs declaration, offsets, duplicates)
 //              B. exchange of shard declarations (two all-gathers, the first
 //                 carrying the agreement on A); global validation on every

@@ -178,6 +178,19 @@ TEST_CASE("put refuses an existing step unless overwrite is asked", "[api][error
   RequireBaselineIntact(dir.path());
 }
 
+TEST_CASE("put refuses ranks that save different steps", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  std::vector<Status> s(3);
+  testing::RunRanks(3, [&](int rank, Communicator* comm) {
+    auto shards = testing::BuildShards(kBase, rank, 3, true);
+    auto store = Store::Open(dir.path(), comm);
+    s[rank] = store.ok() ? (*store)->Put(rank == 2 ? 3 : 2, shards.dict) : store.status();
+  });
+  RequireAll(s, StatusCode::kInvalidArgument, "rank 2 saves step 3 but rank 0 step 2: every rank must save the same step");
+  RequireBaselineIntact(dir.path());
+}
+
 TEST_CASE("a read-only store refuses put", "[api][errors]") {
   testing::TempDir dir;
   SaveBaseline(dir.path());

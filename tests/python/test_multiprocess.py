@@ -115,6 +115,10 @@ def _one_rank_bad_worker(rank, world, tmp, root, out):
         dest = np.zeros((2, 4), np.float32)
         dest.setflags(write=rank != 0)
         attempt("get", lambda: store.get(1, {"w": shard(dest)}))
+        # The options that add collectives (strict modes, read_once) reach the core on the
+        # failing rank too.
+        attempt("get strict", lambda: store.get(1, {"w": shard(dest)}, strict=dcp.StrictHandling.LOG_ALL))
+        attempt("get read_once", lambda: store.get(1, {"w": shard(dest)}, read_once=True))
         got = torch.zeros(2, 4)
         store.get(1, {"w": shard(got)})
         if not torch.equal(got, rows):
@@ -131,7 +135,7 @@ def test_a_conversion_failing_on_one_rank_raises_on_every_rank_and_hangs_none(tm
     _spawn(_one_rank_bad_worker, 2, str(tmp_path), root, str(out))
     outcomes = [(out / f"rank{r}").read_text().split("\n") for r in range(2)]
     assert outcomes[0] == outcomes[1], outcomes
-    put, put_async, put_part, get = outcomes[0]
+    put, put_async, put_part, get, get_strict, get_read_once = outcomes[0]
     assert put.startswith("put: InvalidTypeError True put of step 1: rank 1: TypeError: common state 'fn' is of "
                           "type 'function'"), put
     assert put_async.startswith("put_async: InvalidArgumentError False async put of step 1: rank 0: tensor 'w' "
@@ -140,6 +144,8 @@ def test_a_conversion_failing_on_one_rank_raises_on_every_rank_and_hangs_none(tm
                                "is of type 'object'"), put_part
     assert get.startswith("get: InvalidArgumentError False get of step 1: rank 0: tensor 'w' (entry 'w'): the NumPy "
                           "array is read-only"), get
+    assert get_strict == get.replace("get:", "get strict:", 1), get_strict
+    assert get_read_once == get.replace("get:", "get read_once:", 1), get_read_once
     assert dcp.Store.open(root, "self", read_only=True).steps() == [1]
 
 

@@ -97,7 +97,7 @@ def status_of(error):
     """(code, message) of an exception this rank raised converting its arguments: what the
     extension hands the core as this rank's status in the collective call."""
     if isinstance(error, DcpError):
-        return error.code, str(error)
+        return (error.code if error.code in _BY_CODE else InternalError.code), str(error)
     if isinstance(error, TypeError):
         return InvalidArgumentError.code, f"TypeError: {error}"
     if isinstance(error, ValueError):

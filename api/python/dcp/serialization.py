@@ -12,7 +12,6 @@ every rank raises the same error; loads verify every byte.
 """
 
 import logging
-import os
 
 from . import _state, _tensors
 from .errors import InvalidArgumentError
@@ -67,10 +66,11 @@ def save(sharded_state_dict, checkpoint_dir, step=None, *, group=None, sharded_s
         raise InvalidArgumentError("dcp.save takes no strategies (dcp is the storage); pass None")
     if not validate_access_integrity:
         logger.debug("validate_access_integrity=False: dcp validates the global sharding on every save anyway")
-    if content_metadata is not None:
-        sharded_state_dict = dict(sharded_state_dict)
-        sharded_state_dict["content_metadata"] = content_metadata
-    os.makedirs(os.path.dirname(os.path.abspath(str(checkpoint_dir))) or "/", exist_ok=True)
+    # Nothing here may fail on one rank alone before the collective open (the
+    # others would wait in it): a state dict that is not a dict fails in the put,
+    # on every rank; the open creates the store's directories.
+    if content_metadata is not None and isinstance(sharded_state_dict, dict):
+        sharded_state_dict = {**sharded_state_dict, "content_metadata": content_metadata}
     store = Store.open(checkpoint_dir, group)
     try:
         if step is None:

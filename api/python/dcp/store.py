@@ -88,16 +88,22 @@ def _load_options(strict=None, read_threads=None, max_inflight_bytes=None, read_
     return o
 
 
-def _converted(convert, fields):
-    """(convert(), None): the `fields` converted arguments of a collective call; or, if the
-    conversion raised, (Nones, this rank's failure as (code, message)). A rank whose arguments
-    fail still joins the call with its error (dcp.errors), so the others do not wait for it,
-    and every rank raises that error."""
+def _collective(convert, fields, call):
+    """call(*convert(), failure): a collective call of the core with the `fields` arguments
+    `convert` makes from the caller's. If the conversion raises on this rank, the call is still
+    made (with Nones and this rank's failure as (code, message)), so the other ranks do not wait
+    for it: every rank then raises the same dcp error, here chained to the original exception."""
+    from .errors import DcpError, status_of
     try:
-        return convert(), None
+        args, failure, error = convert(), None, None
     except Exception as e:  # noqa: BLE001 - every error is raised on every rank
-        from .errors import status_of
-        return (None,) * fields, status_of(e)
+        args, failure, error = (None,) * fields, status_of(e), e
+    try:
+        return call(*args, failure)
+    except DcpError as agreed:
+        if error is None:
+            raise
+        raise agreed from error
 
 
 class Store:
@@ -159,15 +165,15 @@ class Store:
         """Saves `state_dict` as `step` (collective). Options: overwrite, chunk_bytes, compression
         ('none' | 'lz4' | 'lz4_byte_planes'), incremental, encode_threads, fully_parallel."""
         s, step = self._s, int(step)
-        (tree, opts), failure = _converted(lambda: (_state.for_save(state_dict), _save_options(**options)), 2)
-        return SaveReport(**s.put(step, tree, opts, failure))
+        return SaveReport(**_collective(lambda: (_state.for_save(state_dict), _save_options(**options)), 2,
+                                        lambda tree, opts, failure: s.put(step, tree, opts, failure)))
 
     def put_async(self, step, state_dict, **options):
         """Starts saving `state_dict` as `step` in the background and returns once this rank's
         tensors are copied (collective); they may change right away. Collect with wait() or poll()."""
         s, step = self._s, int(step)
-        (tree, opts), failure = _converted(lambda: (_state.for_save(state_dict), _save_options(**options)), 2)
-        s.put_async(step, tree, opts, failure)
+        _collective(lambda: (_state.for_save(state_dict), _save_options(**options)), 2,
+                    lambda tree, opts, failure: s.put_async(step, tree, opts, failure))
 
     def wait(self):
         """Waits for the async put; its report, or its error (the same on every rank)."""
@@ -185,8 +191,7 @@ class Store:
     def put_part(self, state_dict):
         """Writes one part of the open step (collective)."""
         s = self._s
-        (tree,), failure = _converted(lambda: (_state.for_save(state_dict),), 1)
-        return SaveReport(**s.put_part(tree, failure))
+        return SaveReport(**_collective(lambda: (_state.for_save(state_dict),), 1, s.put_part))
 
     def commit_step(self):
         self._s.commit_step()
@@ -200,8 +205,20 @@ class Store:
         place (allocated if it has none), every ShardedObject's data replaced by the saved value.
         Options: strict (StrictHandling), read_threads, max_inflight_bytes, read_once."""
         s, step = self._s, int(step)
-        (tree, finish, opts), failure = _converted(lambda: _state.for_load(state_dict) + (_load_options(**options),), 3)
-        common, report, unexpected, missing, objects = s.get(step, tree, opts, failure)
+        # The options decide which collectives the get runs (strict modes, read_once), so a rank
+        # whose request fails still passes them on: they are converted apart from the request.
+        opts, opts_error = {}, None
+        try:
+            opts = _load_options(**options)
+        except Exception as e:  # noqa: BLE001 - raised on every rank, through the call below
+            opts_error = e
+
+        def convert():
+            if opts_error is not None:
+                raise opts_error
+            return _state.for_load(state_dict)  # (tree, finish)
+        *got, finish = _collective(convert, 2, lambda tree, finish, failure: (*s.get(step, tree, opts, failure), finish))
+        common, report, unexpected, missing, objects = got
         finish(objects)
         return LoadResult(_state.from_value(common), LoadReport(**report), list(unexpected), list(missing))
 
