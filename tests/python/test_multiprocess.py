@@ -74,12 +74,18 @@ def _bad_worker(rank, world, tmp, root, out):
     dist.destroy_process_group()
 
 
-def test_bad_input_raises_the_same_error_on_every_rank_and_commits_nothing(tmp_path):
+def _outcomes(fn, world, tmp_path):
+    """Spawns `world` ranks of fn(rank, world, tmp, root, out) on a fresh store; (root, what each
+    rank wrote to out/rank<r>)."""
     root = str(tmp_path / "store")
     out = tmp_path / "out"
     out.mkdir()
-    _spawn(_bad_worker, 2, str(tmp_path), root, str(out))
-    msgs = [(out / f"rank{r}").read_text() for r in range(2)]
+    _spawn(fn, world, str(tmp_path), root, str(out))
+    return root, [(out / f"rank{r}").read_text() for r in range(world)]
+
+
+def test_bad_input_raises_the_same_error_on_every_rank_and_commits_nothing(tmp_path):
+    root, msgs = _outcomes(_bad_worker, 2, tmp_path)
     assert msgs[0] == msgs[1]
     assert msgs[0].startswith("InvalidArgumentError") and "key 'w': rank 0 declares float32 (4, 6) but rank 1 " \
         "declares float32 (4, 7)" in msgs[0]
@@ -129,11 +135,8 @@ def _one_rank_bad_worker(rank, world, tmp, root, out):
 
 
 def test_a_conversion_failing_on_one_rank_raises_on_every_rank_and_hangs_none(tmp_path):
-    root = str(tmp_path / "store")
-    out = tmp_path / "out"
-    out.mkdir()
-    _spawn(_one_rank_bad_worker, 2, str(tmp_path), root, str(out))
-    outcomes = [(out / f"rank{r}").read_text().split("\n") for r in range(2)]
+    root, texts = _outcomes(_one_rank_bad_worker, 2, tmp_path)
+    outcomes = [t.split("\n") for t in texts]
     assert outcomes[0] == outcomes[1], outcomes
     put, put_async, put_part, get, get_strict, get_read_once = outcomes[0]
     assert put.startswith("put: InvalidTypeError True put of step 1: rank 1: TypeError: common state 'fn' is of "
