@@ -77,12 +77,6 @@ LoadOptions ToLoadOptions(const py::dict& o) {
   return l;
 }
 
-// This rank's verdict on the arguments of a collective call. A conversion
-// that fails on one rank only must still join the call, or the other ranks
-// wait for it forever: its error becomes the call's `local` status (see
-// dcp/store.h), and every rank raises it. `failure` is the Python layer's own
-// conversion error as (code, message) (dcp.errors.status_of), or None; then
-// `convert` runs, and what it throws is turned into a status the same way.
 // (code, message) from dcp.errors.status_of -> a failed status (Internal
 // for a code that is not one of dcp's errors).
 Status FailureStatus(const py::handle& failure) {
@@ -94,6 +88,12 @@ Status FailureStatus(const py::handle& failure) {
   return Status(known ? static_cast<StatusCode>(code) : StatusCode::kInternal, message);
 }
 
+// This rank's verdict on the arguments of a collective call. A conversion
+// that fails on one rank only must still join the call, or the other ranks
+// wait for it forever: its error becomes the call's `local` status (see
+// dcp/store.h), and every rank raises it. `failure` is the Python layer's own
+// conversion error as (code, message) (dcp.errors.status_of), or None; then
+// `convert` runs, and what it throws is turned into a status the same way.
 template <typename F>
 Status Converted(const py::object& failure, F&& convert) {
   if (!failure.is_none()) return FailureStatus(failure);
@@ -116,6 +116,15 @@ Status Converted(const py::object& failure, F&& convert) {
   } catch (const std::exception& e) {
     return Status::InvalidArgument(e.what());
   }
+}
+
+// The state dict and options of a put (Converted: the local status).
+Status ConvertedSave(const py::object& tree, const py::object& options, const py::object& failure, StateDict* sd,
+                     SaveOptions* o) {
+  return Converted(failure, [&] {
+    *sd = ToStateDict(tree.cast<py::dict>());
+    *o = ToSaveOptions(options.cast<py::dict>());
+  });
 }
 
 // A store and the communicator it runs over (owned here).
@@ -163,10 +172,7 @@ class PyStore {
   py::dict Put(uint64_t step, const py::object& tree, const py::object& options, const py::object& failure) {
     StateDict sd;
     SaveOptions o;
-    const Status local = Converted(failure, [&] {
-      sd = ToStateDict(tree.cast<py::dict>());
-      o = ToSaveOptions(options.cast<py::dict>());
-    });
+    const Status local = ConvertedSave(tree, options, failure, &sd, &o);
     SaveReport report;
     Status s;
     Store& st = store();
@@ -181,10 +187,7 @@ class PyStore {
   void PutAsync(uint64_t step, const py::object& tree, const py::object& options, const py::object& failure) {
     StateDict sd;
     SaveOptions o;
-    const Status local = Converted(failure, [&] {
-      sd = ToStateDict(tree.cast<py::dict>());
-      o = ToSaveOptions(options.cast<py::dict>());
-    });
+    const Status local = ConvertedSave(tree, options, failure, &sd, &o);
     Status s;
     Store& st = store();
     {

@@ -217,8 +217,9 @@ class Store:
             if opts_error is not None:
                 raise opts_error
             return _state.for_load(state_dict)  # (tree, finish)
-        *got, finish = _collective(convert, 2, lambda tree, finish, failure: (*s.get(step, tree, opts, failure), finish))
-        common, report, unexpected, missing, objects = got
+        def call(tree, finish, failure):
+            return s.get(step, tree, opts, failure), finish
+        (common, report, unexpected, missing, objects), finish = _collective(convert, 2, call)
         finish(objects)
         return LoadResult(_state.from_value(common), LoadReport(**report), list(unexpected), list(missing))
 
