@@ -16,6 +16,7 @@
 #include "engine/sharding/flatten.h"
 #include "engine/sharding/validation.h"
 #include "engine/store/catalog.h"
+#include "engine/wire/wire.h"
 
 namespace dcp::protocol {
 namespace {
@@ -35,26 +36,49 @@ Result<std::shared_ptr<query::StepIndex>> LoadStepLocal(StoreContext* store, uin
   return store->IndexFromBytes(step, bytes);
 }
 
-Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(Communicator* comm, StoreContext* store, uint64_t step) {
-  Result<std::string> bytes = std::string();
+// Rank 0 reads the manifest and sends it with its step. Every rank then names
+// the get by rank 0's step (`*named`), and a rank that asked for another one
+// (ranks that resolved "the latest step" apart, each from its own view of a
+// shared filesystem) fails by name instead of on a manifest of another step.
+Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(Communicator* comm, StoreContext* store, uint64_t step,
+                                                             uint64_t* named) {
+  *named = step;
+  std::string message;
   if (comm->rank() == 0) {
     Status intact = storage::CheckStepIntact(store->root(), step);
-    bytes = intact.ok() ? storage::ReadManifestFile(store->root(), step) : Result<std::string>(intact);
+    auto manifest = intact.ok() ? storage::ReadManifestFile(store->root(), step) : Result<std::string>(intact);
+    message = wire::Writer()
+                  .U64(step)
+                  .PutStatus(manifest.status())
+                  .Raw(manifest.ok() ? std::string_view(*manifest) : std::string_view())
+                  .Finish();
   }
-  DCP_ASSIGN_OR_RETURN(std::string manifest, coord::BroadcastResult(comm, 0, std::move(bytes)));
+  DCP_RETURN_IF_ERROR(comm->Broadcast(0, &message));
+  wire::Reader in(message, "manifest broadcast by rank 0");
+  const uint64_t root_step = in.U64();
+  Status on_root = in.GetStatus();
+  const std::string_view manifest = in.Rest();
+  DCP_RETURN_IF_ERROR(in.Finish());
+  *named = root_step;
+  DCP_RETURN_IF_ERROR(on_root);
+  if (root_step != step) {
+    return Status::InvalidArgument("rank " + std::to_string(comm->rank()) + " gets step " + std::to_string(step) +
+                                   " but rank 0 step " + std::to_string(root_step) +
+                                   ": every rank must get the same step");
+  }
   return store->IndexFromBytes(step, manifest);
 }
 
 Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, StateDict* request,
                        const LoadOptions& options, const Status& caller) {
-  const std::string what = "get of step " + std::to_string(step);
   sharding::FlatRequest flat;
   Status local = caller;
   if (local.ok()) local = sharding::FlattenForLoad(request, &flat);
   if (local.ok()) local = sharding::ValidateLocalLoad(flat);
 
   // Every rank takes part in the broadcast, whatever its local status.
-  auto index = LoadStepCollective(comm, store, step);
+  uint64_t named = step;
+  auto index = LoadStepCollective(comm, store, step, &named);
   LoadResult result;
   if (local.ok()) local = index.status();
   // Strict key handling (strict_keys.h): drops unexpected entries, or fails.
@@ -102,7 +126,7 @@ Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, S
     }
   }
   local = DeletedWhileRead(*store, step, std::move(local));
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate("get of step " + std::to_string(named)));
   return result;
 }
 

@@ -23,7 +23,7 @@ base::ThreadPool* StoreContext::WritePool(int requested) {
 
 base::ThreadPool* StoreContext::ReadPool(int requested) { return read_pools_.Get(base::ResolveThreadCount(requested)); }
 
-Result<std::shared_ptr<query::StepIndex>> StoreContext::IndexFromBytes(uint64_t step, const std::string& bytes) {
+Result<std::shared_ptr<query::StepIndex>> StoreContext::IndexFromBytes(uint64_t step, std::string_view bytes) {
   const uint64_t checksum = codec::Checksum64(bytes.data(), bytes.size());
   {
     std::lock_guard<std::mutex> lock(cache_mu_);

@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "dcp/communicator.h"
 #include "dcp/options.h"
@@ -69,7 +70,7 @@ class StoreContext {
 
   // The verified manifest of `step` from its file's bytes, and its index;
   // the last one is kept and returned again for the same bytes (by checksum).
-  Result<std::shared_ptr<query::StepIndex>> IndexFromBytes(uint64_t step, const std::string& bytes);
+  Result<std::shared_ptr<query::StepIndex>> IndexFromBytes(uint64_t step, std::string_view bytes);
 
  private:
   friend Result<std::unique_ptr<StoreContext>> OpenStore(Communicator*, const std::string&, const StoreOptions&,

@@ -191,6 +191,31 @@ TEST_CASE("put refuses ranks that save different steps", "[api][errors]") {
   RequireBaselineIntact(dir.path());
 }
 
+TEST_CASE("get refuses ranks that get different steps", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  std::string why;
+  REQUIRE(testing::AllOk(testing::SaveAll(dir.path(), 2, 2, kBase), &why));
+  // `steps[r]`: the step rank r asks for, as ranks that each read "the
+  // latest" from their own view of the store could.
+  auto get = [&](std::vector<uint64_t> steps) {
+    std::vector<Status> s(steps.size());
+    testing::RunRanks(static_cast<int>(steps.size()), [&](int rank, Communicator* comm) {
+      auto shards = testing::BuildShards(kBase, rank, static_cast<int>(steps.size()), false);
+      auto store = Store::Open(dir.path(), comm, StoreOptions{.create_if_missing = false, .read_only = true});
+      s[rank] = store.ok() ? (*store)->Get(steps[rank], &shards.dict).status() : store.status();
+    });
+    return s;
+  };
+  RequireAll(get({2, 2, 1}), StatusCode::kInvalidArgument,
+             "get of step 2: rank 2: rank 2 gets step 1 but rank 0 step 2: every rank must get the same step");
+  RequireAll(get({1, 2, 2}), StatusCode::kInvalidArgument,
+             "get of step 1: rank 1: rank 1 gets step 2 but rank 0 step 1: every rank must get the same step");
+  // Rank 0's error wins where its own step is not there.
+  RequireAll(get({9, 1, 1}), StatusCode::kNotFound, "get of step 9: step 9 is not committed");
+  CHECK(get({2, 2, 2})[0].ok());
+}
+
 TEST_CASE("a read-only store refuses put", "[api][errors]") {
   testing::TempDir dir;
   SaveBaseline(dir.path());

@@ -276,7 +276,7 @@ def _bad_input_worker(rank, world, tmp, root, plain_dir):
     with pytest.raises(CheckpointException) as e:
         dist_cp.save(bad, storage_writer=StorageWriter(root), planner=SavePlanner())
     assert "'cfg.when'" in str(e.value) and all(
-        isinstance(_failure(e.value, r), TypeError) for r in range(world)), str(e.value)
+        isinstance(_failure(e.value, r), dcp.InvalidTypeError) for r in range(world)), str(e.value)
     assert not os.path.exists(root)  # every rank stopped before the store was even opened
 
     # A plain DCP directory is not a dcp store, for loads and for saves.

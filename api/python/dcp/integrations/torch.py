@@ -195,6 +195,8 @@ def _agreed(comm, prepare):
             from .. import errors
             cls = getattr(errors, name, None) if name.endswith("Error") and name != "error_class" else None
             cls = cls if isinstance(cls, type) and issubclass(cls, Exception) else _ERROR_TYPES.get(name, RuntimeError)
+            if cls is TypeError:
+                cls = errors.InvalidTypeError  # a TypeError too, as dcp's own calls raise it
             raise cls(f"rank {rank}: {text}") from error
     return result
 
