@@ -13,6 +13,9 @@ loads back as the same value. Anything else raises TypeError naming the path.
 
 from . import _dcp, _tensors
 from .errors import InvalidArgumentError
+from .mapping import (LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory, flat_bounds)
+
+_SHARDED = (ShardedTensor, ShardedObject, ShardedTensorFactory, LocalNonpersistentObject)
 
 _VALUE_MAGIC = b"DCPOBJV1\x00"
 
@@ -64,10 +67,20 @@ def _replica(r):
     return tuple(int(x) for x in r)
 
 
+class _TensorWhat:
+    """A tensor leaf's name in error messages, made only when one is raised (every leaf of a
+    state dict passes through here)."""
+    __slots__ = ("key", "path")
+
+    def __init__(self, key, path):
+        self.key, self.path = key, path
+
+    def __str__(self):
+        return f"tensor '{self.key}' (entry '{_path_str(self.path)}')"
+
+
 def tensor_leaf(t, path, load):
-    from .mapping import flat_bounds
-    what = f"tensor '{t.key}' (entry '{_path_str(path)}')"
-    desc = _tensors.descriptor(t.data, what, writable=load)
+    desc = _tensors.descriptor(t.data, _TensorWhat(t.key, path), writable=load)
     return ("T", t.key, desc, _tensors.dtype_name(t.dtype), tuple(t.local_shape), tuple(t.global_shape),
             tuple(t.global_offset), int(t.prepend_axis_num), _replica(t.replica_id),
             None if t.flattened_range is None else flat_bounds(t.key, t.flattened_range),
@@ -83,7 +96,8 @@ class _Walk:
         self.factories = []  # (factory, built subtree) to merge after a load
 
     def tree(self, node, path):
-        from .mapping import LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory
+        if type(node) is ShardedTensor:  # the most common leaf first
+            return self._tensor(node, path)
         if isinstance(node, (list, tuple)) and not _has_sharded(node):
             return None if self.load else ("V", to_common(node, path))  # a plain list: common state
         if isinstance(node, dict) or isinstance(node, list):
@@ -97,11 +111,7 @@ class _Walk:
                     out[str(k)] = leaf
             return out
         if isinstance(node, ShardedTensor):
-            if node.data is None:
-                if not self.load:
-                    raise InvalidArgumentError(f"tensor '{node.key}' (entry '{_path_str(path)}') has no data to save")
-                node.init_data()
-            return tensor_leaf(node, path, self.load)
+            return self._tensor(node, path)
         if isinstance(node, ShardedObject):
             if self.load:
                 self.objects[tuple(path)] = node
@@ -122,6 +132,13 @@ class _Walk:
         if self.load:
             return None  # common values of a request are ignored (the saved ones come back)
         return ("V", to_common(node, path))
+
+    def _tensor(self, node, path):
+        if node.data is None:
+            if not self.load:
+                raise InvalidArgumentError(f"tensor '{node.key}' (entry '{_path_str(path)}') has no data to save")
+            node.init_data()
+        return tensor_leaf(node, path, self.load)
 
 
 def for_save(state_dict):
@@ -151,8 +168,7 @@ def for_load(state_dict):
 
 
 def _has_sharded(node):
-    from .mapping import LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory
-    if isinstance(node, (ShardedTensor, ShardedObject, ShardedTensorFactory, LocalNonpersistentObject)):
+    if isinstance(node, _SHARDED):
         return True
     if isinstance(node, dict):
         return any(_has_sharded(v) for v in node.values())
@@ -163,7 +179,6 @@ def _has_sharded(node):
 
 def _loaded(node):
     """A built (factory) subtree after a load: ShardedTensors -> their data, objects -> their data."""
-    from .mapping import ShardedObject, ShardedTensor
     if isinstance(node, dict):
         return {k: _loaded(v) for k, v in node.items()}
     if isinstance(node, list):

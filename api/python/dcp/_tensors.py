@@ -91,18 +91,23 @@ def shape_of(x):
 
 
 def descriptor(x, what, writable=False):
-    """The C++ core's view of a tensor or array: (ptr, dtype, shape, strides, device, index)."""
+    """The C++ core's view of a tensor or array: (ptr, dtype, shape, strides, device, index).
+    `what` names it in errors (anything str() turns into the name)."""
     if is_torch_tensor(x):
-        if getattr(x, "is_sparse", False):
+        if x.is_sparse:
             raise InvalidArgumentError(f"{what}: sparse tensors are not supported")
         dev = x.device
-        if dev.type not in ("cpu", "cuda"):
+        kind = dev.type
+        if kind != "cpu" and kind != "cuda":
             raise InvalidArgumentError(f"{what}: device {dev} is not supported (cpu or cuda)")
-        strides = tuple(int(s) for s in x.stride())
+        strides = x.stride()  # a tuple of ints
         if any(s < 0 for s in strides):
             raise InvalidArgumentError(f"{what}: negative strides are not supported")
+        name = _torch_dtype_map().get(x.dtype)
+        if name is None:
+            raise InvalidArgumentError(f"{what}: torch dtype {x.dtype} is not supported by dcp")
         ptr = x.data_ptr() if x.numel() > 0 else 0
-        return (ptr, tensor_dtype(x), shape_of(x), strides, dev.type, dev.index if dev.index is not None else 0)
+        return (ptr, name, tuple(x.shape), strides, kind, dev.index or 0)
     if is_numpy_array(x):
         if writable and not x.flags.writeable:
             raise InvalidArgumentError(f"{what}: the NumPy array is read-only")
