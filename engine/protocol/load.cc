@@ -36,12 +36,24 @@ Result<std::shared_ptr<query::StepIndex>> LoadStepLocal(StoreContext* store, uin
   return store->IndexFromBytes(step, bytes);
 }
 
-// Rank 0 reads the manifest and sends it with its step. Every rank then names
-// the get by rank 0's step (`*named`), and a rank that asked for another one
-// (ranks that resolved "the latest step" apart, each from its own view of a
-// shared filesystem) fails by name instead of on a manifest of another step.
+// Megatron's names of the strict modes (StrictHandling's values index it).
+const char* StrictName(StrictHandling mode) {
+  static const char* const kNames[] = {"assume_ok_unexpected", "log_unexpected", "log_all",    "raise_unexpected",
+                                       "raise_all",            "return_unexpected", "return_all", "ignore_all"};
+  const auto i = static_cast<size_t>(mode);
+  return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "unknown";
+}
+
+// Rank 0 reads the manifest and sends it with its step and the options that
+// decide which collectives the get runs (strict, read_once). Every rank then
+// names the get by rank 0's step (`*named`) and runs the collectives of rank
+// 0's options (`*options` takes them), so that a rank that asked for another
+// step (ranks that resolved "the latest step" apart, each from its own view
+// of a shared filesystem) or other options fails by name, with the others,
+// instead of on a manifest of another step or in a collective no other rank
+// runs.
 Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(Communicator* comm, StoreContext* store, uint64_t step,
-                                                             uint64_t* named) {
+                                                             uint64_t* named, LoadOptions* options) {
   *named = step;
   std::string message;
   if (comm->rank() == 0) {
@@ -49,6 +61,8 @@ Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(Communicator* comm,
     auto manifest = intact.ok() ? storage::ReadManifestFile(store->root(), step) : Result<std::string>(intact);
     message = wire::Writer()
                   .U64(step)
+                  .U8(static_cast<uint8_t>(options->strict))
+                  .U8(options->read_once ? 1 : 0)
                   .PutStatus(manifest.status())
                   .Raw(manifest.ok() ? std::string_view(*manifest) : std::string_view())
                   .Finish();
@@ -56,15 +70,30 @@ Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(Communicator* comm,
   DCP_RETURN_IF_ERROR(comm->Broadcast(0, &message));
   wire::Reader in(message, "manifest broadcast by rank 0");
   const uint64_t root_step = in.U64();
+  const auto root_strict = static_cast<StrictHandling>(in.U8());
+  const bool root_read_once = in.U8() != 0;
   Status on_root = in.GetStatus();
   const std::string_view manifest = in.Rest();
   DCP_RETURN_IF_ERROR(in.Finish());
   *named = root_step;
+  const LoadOptions mine = *options;
+  options->strict = root_strict;
+  options->read_once = root_read_once;
   DCP_RETURN_IF_ERROR(on_root);
+  const std::string rank = "rank " + std::to_string(comm->rank());
   if (root_step != step) {
-    return Status::InvalidArgument("rank " + std::to_string(comm->rank()) + " gets step " + std::to_string(step) +
-                                   " but rank 0 step " + std::to_string(root_step) +
-                                   ": every rank must get the same step");
+    return Status::InvalidArgument(rank + " gets step " + std::to_string(step) + " but rank 0 step " +
+                                   std::to_string(root_step) + ": every rank must get the same step");
+  }
+  if (mine.strict != root_strict) {
+    return Status::InvalidArgument(rank + " gets with strict handling '" + StrictName(mine.strict) +
+                                   "' but rank 0 with '" + StrictName(root_strict) +
+                                   "': every rank must use the same");
+  }
+  if (mine.read_once != root_read_once) {
+    return Status::InvalidArgument(rank + (mine.read_once ? " gets read-once but rank 0 does not"
+                                                          : " does not get read-once but rank 0 does") +
+                                   ": every rank must use the same");
   }
   return store->IndexFromBytes(step, manifest);
 }
@@ -78,17 +107,18 @@ Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, S
 
   // Every rank takes part in the broadcast, whatever its local status.
   uint64_t named = step;
-  auto index = LoadStepCollective(comm, store, step, &named);
+  LoadOptions agreed = options;  // strict and read_once: rank 0's from here on
+  auto index = LoadStepCollective(comm, store, step, &named, &agreed);
   LoadResult result;
   if (local.ok()) local = index.status();
   // Strict key handling (strict_keys.h): drops unexpected entries, or fails.
-  local = ApplyStrictHandling(comm, options.strict, step, local.ok() ? &(*index)->manifest() : nullptr, local, &flat,
+  local = ApplyStrictHandling(comm, agreed.strict, step, local.ok() ? &(*index)->manifest() : nullptr, local, &flat,
                               &result);
-  base::ThreadPool* pool = store->ReadPool(options.read_threads);
+  base::ThreadPool* pool = store->ReadPool(agreed.read_threads);
   // A read-once load is collective: a rank that failed before planning still
   // takes part (engine/query/read_once.h), and so stops every rank early.
-  if (options.read_once && !local.ok()) {
-    local = query::ExecuteReadOnce(comm, store->stores(), nullptr, query::ReadPlan(), local, options, &result.report,
+  if (agreed.read_once && !local.ok()) {
+    local = query::ExecuteReadOnce(comm, store->stores(), nullptr, query::ReadPlan(), local, agreed, &result.report,
                                    pool);
   }
   if (local.ok()) {
@@ -108,13 +138,13 @@ Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, S
       }
       local = query::ReadObject(store->stores(), m.generation, *e, &o.data);
     }
-    if (options.read_once) {
+    if (agreed.read_once) {
       // Collective: every rank that got here takes part, whatever its status.
-      local = query::ExecuteReadOnce(comm, store->stores(), &m, planner.Finish(), local, options, &result.report,
+      local = query::ExecuteReadOnce(comm, store->stores(), &m, planner.Finish(), local, agreed, &result.report,
                                      pool);
     } else if (local.ok()) {
       const query::ReadPlan plan = planner.Finish();
-      local = query::ExecuteReadPlan(store->stores(), m.generation, plan, options, comm->rank(), pool);
+      local = query::ExecuteReadPlan(store->stores(), m.generation, plan, agreed, comm->rank(), pool);
       if (local.ok()) result.report = LoadReport{plan.reads.size(), plan.record_bytes};
     }
     // Factories' pieces are loaded: merge them into the factories' views.

@@ -81,6 +81,14 @@ SaveReport Report(const write::WriteStats& stats, SaveReport* session) {
   return r;
 }
 
+// The start of a step every rank sends: its step and the options every rank
+// must share.
+wire::Writer StartOf(uint64_t step, const SaveOptions& options) {
+  wire::Writer w;
+  w.U64(step).U8(options.fully_parallel ? 1 : 0).U64(options.chunk_bytes);
+  return w;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* store, uint64_t step,
@@ -128,14 +136,16 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
     if (auto newest = store->own()->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
     const uint64_t generation = std::max(manifest::StepGenerationOf(NowNanos()),
                                          manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
-    start = wire::Writer().U64(step).U64(generation).U8(base != nullptr ? 1 : 0).Finish();
+    start = StartOf(step, options).U64(generation).U8(base != nullptr ? 1 : 0).Finish();
   } else {
-    start = wire::Writer().U64(step).Finish();
+    start = StartOf(step, options).Finish();
   }
   std::vector<std::string> all;
   DCP_RETURN_IF_ERROR(coord::AgreeAndGather(c, local, start, &all).Annotate(what));
   wire::Reader in(all[0], "start of step " + std::to_string(step) + " from rank 0");
   const uint64_t first_step = in.U64();
+  const bool first_parallel = in.U8() != 0;
+  const uint64_t first_chunk_bytes = in.U64();
   auto session = std::make_unique<PutSession>();
   session->comm = c;
   session->step = step;
@@ -145,15 +155,31 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
   DCP_RETURN_IF_ERROR(in.Finish().Annotate(what));
   // Every rank's step, so that ranks that resolved "the next step" apart
   // (each from its own view of a shared filesystem) fail together instead of
-  // writing one step under two numbers. The same bytes, the same verdict.
+  // writing one step under two numbers; and the options every rank must
+  // share, from which each computes the same write assignment. The same
+  // bytes, the same verdict.
   for (int r = 1; r < static_cast<int>(all.size()); ++r) {
     wire::Reader theirs(all[r], "start of step from rank " + std::to_string(r));
     const uint64_t their_step = theirs.U64();
+    const bool their_parallel = theirs.U8() != 0;
+    const uint64_t their_chunk_bytes = theirs.U64();
     DCP_RETURN_IF_ERROR(theirs.Finish().Annotate(what));
+    const std::string rank = "rank " + std::to_string(r);
     if (their_step != first_step) {
-      return Status::InvalidArgument("rank " + std::to_string(r) + " saves step " + std::to_string(their_step) +
-                                     " but rank 0 step " + std::to_string(first_step) +
-                                     ": every rank must save the same step");
+      return Status::InvalidArgument(rank + " saves step " + std::to_string(their_step) + " but rank 0 step " +
+                                     std::to_string(first_step) + ": every rank must save the same step");
+    }
+    // (Named by the step from here on: every rank has the same one.)
+    if (their_parallel != first_parallel) {
+      return Status::InvalidArgument(what + ": " + rank +
+                                     (their_parallel ? " saves fully parallel but rank 0 does not"
+                                                     : " does not save fully parallel but rank 0 does") +
+                                     ": every rank must use the same");
+    }
+    if (their_chunk_bytes != first_chunk_bytes) {
+      return Status::InvalidArgument(what + ": " + rank + " saves with chunk_bytes " +
+                                     std::to_string(their_chunk_bytes) + " but rank 0 with " +
+                                     std::to_string(first_chunk_bytes) + ": every rank must use the same");
     }
   }
   if (has_base) {

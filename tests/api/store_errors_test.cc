@@ -191,6 +191,32 @@ TEST_CASE("put refuses ranks that save different steps", "[api][errors]") {
   RequireBaselineIntact(dir.path());
 }
 
+TEST_CASE("put refuses ranks whose write-layout options differ", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  // Each rank computes the same write assignment from chunk_bytes and
+  // fully_parallel: ranks that differ fail together, by name.
+  auto put = [&](const std::vector<SaveOptions>& options) {
+    std::vector<Status> s(options.size());
+    testing::RunRanks(static_cast<int>(options.size()), [&](int rank, Communicator* comm) {
+      auto shards = testing::BuildShards(kBase, rank, static_cast<int>(options.size()), true);
+      auto store = Store::Open(dir.path(), comm);
+      s[rank] = store.ok() ? (*store)->Put(2, shards.dict, options[rank]) : store.status();
+    });
+    return s;
+  };
+  const SaveOptions plain;
+  const SaveOptions small{.chunk_bytes = 64};
+  const SaveOptions serial{.fully_parallel = false};
+  RequireAll(put({plain, plain, small}), StatusCode::kInvalidArgument,
+             "put of step 2: rank 2 saves with chunk_bytes 64 but rank 0 with 8388608: every rank must use the same");
+  RequireAll(put({plain, serial, plain}), StatusCode::kInvalidArgument,
+             "rank 1 does not save fully parallel but rank 0 does: every rank must use the same");
+  RequireAll(put({serial, plain, serial}), StatusCode::kInvalidArgument,
+             "rank 1 saves fully parallel but rank 0 does not");
+  RequireBaselineIntact(dir.path());
+}
+
 TEST_CASE("get refuses ranks that get different steps", "[api][errors]") {
   testing::TempDir dir;
   SaveBaseline(dir.path());
@@ -214,6 +240,38 @@ TEST_CASE("get refuses ranks that get different steps", "[api][errors]") {
   // Rank 0's error wins where its own step is not there.
   RequireAll(get({9, 1, 1}), StatusCode::kNotFound, "get of step 9: step 9 is not committed");
   CHECK(get({2, 2, 2})[0].ok());
+}
+
+TEST_CASE("get refuses ranks whose strict or read-once options differ, without a hang", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  // The options decide which collectives a get runs: each rank that differs
+  // from rank 0 fails, and every rank runs rank 0's collectives meanwhile.
+  auto get = [&](const std::vector<LoadOptions>& options) {
+    std::vector<Status> s(options.size());
+    testing::RunRanks(static_cast<int>(options.size()), [&](int rank, Communicator* comm) {
+      auto shards = testing::BuildShards(kBase, rank, static_cast<int>(options.size()), false);
+      auto store = Store::Open(dir.path(), comm, StoreOptions{.create_if_missing = false, .read_only = true});
+      s[rank] = store.ok() ? (*store)->Get(1, &shards.dict, options[rank]).status() : store.status();
+    });
+    return s;
+  };
+  const LoadOptions plain;
+  const LoadOptions raise_all{.strict = StrictHandling::kRaiseAll};
+  const LoadOptions read_once{.read_once = true};
+  const LoadOptions both{.strict = StrictHandling::kRaiseAll, .read_once = true};
+  RequireAll(get({plain, raise_all, plain}), StatusCode::kInvalidArgument,
+             "get of step 1: rank 1: rank 1 gets with strict handling 'raise_all' but rank 0 with "
+             "'assume_ok_unexpected': every rank must use the same");
+  RequireAll(get({raise_all, raise_all, plain}), StatusCode::kInvalidArgument,
+             "rank 2 gets with strict handling 'assume_ok_unexpected' but rank 0 with 'raise_all'");
+  RequireAll(get({plain, plain, read_once}), StatusCode::kInvalidArgument,
+             "get of step 1: rank 2: rank 2 gets read-once but rank 0 does not: every rank must use the same");
+  RequireAll(get({both, read_once, both}), StatusCode::kInvalidArgument,
+             "rank 1 gets with strict handling 'assume_ok_unexpected' but rank 0 with 'raise_all'");
+  for (const auto& o : {plain, raise_all, read_once, both}) {
+    for (const Status& s : get({o, o, o})) CHECK(s.ok());
+  }
 }
 
 TEST_CASE("a read-only store refuses put", "[api][errors]") {

@@ -61,7 +61,8 @@ struct SaveOptions {
 
   // Upper bound on the raw bytes of one chunk record. Shards are cut along
   // their outermost axes into balanced chunks no larger than this (a chunk is
-  // never smaller than one element).
+  // never smaller than one element). Must be the same on every rank (a put
+  // whose ranks differ fails on every rank).
   // Default: 8 MiB
   uint64_t chunk_bytes = uint64_t{8} << 20;
 
@@ -92,8 +93,9 @@ struct SaveOptions {
   // data-parallel rank 0 write everything while the others wait, and because
   // it is bit-identical as long as replicas hold equal values, which is the
   // meaning of a replica id (the reference's users get it by default too).
-  // Turn it off if replicas may differ. PutAsync always writes from main
-  // replicas only (its snapshot stages nothing else).
+  // Turn it off if replicas may differ. Must be the same on every rank, as
+  // chunk_bytes. PutAsync always writes from main replicas only (its
+  // snapshot stages nothing else).
   // Default: true
   bool fully_parallel = true;
 };
@@ -137,11 +139,12 @@ struct LoadOptions {
   uint64_t max_inflight_bytes = uint64_t{256} << 20;
 
   // Strict key handling (see StrictHandling). Get only; must be the same on
-  // every rank.
+  // every rank (a rank whose mode differs from rank 0's fails the get, on
+  // every rank).
   // Default: kAssumeOkUnexpected
   StrictHandling strict = StrictHandling::kAssumeOkUnexpected;
 
-  // Read-once load (Get only; must be the same on every rank): every chunk
+  // Read-once load (Get only; must be the same on every rank, as `strict`): every chunk
   // that several ranks need (data-parallel replicas, overlapping requests)
   // is read from its rank store by one of them — the one with the least to
   // read — and its stored record is sent over the communicator to the
