@@ -71,7 +71,7 @@ Status Store::PutPart(const StateDict& part, SaveReport* report, const Status& l
   Impl& i = *impl_;
   // Agreed first: when busy, the session belongs to the async put's thread.
   // A refused part (`local`) leaves the session as it was.
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(i.comm, local.ok() ? i.Busy(i.comm) : local).Annotate("put"));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnCall(i.comm, local.ok() ? i.Busy(i.comm) : local, "PutPart", "put"));
   return protocol::WritePart(i.comm, i.store.get(), i.session.get(), part, Status::OK(), report, nullptr);
 }
 
@@ -83,7 +83,7 @@ Status Store::CommitStep() {
     local = Status::FailedPrecondition("the write session failed (" + i.session->broken.message() +
                                        "); AbortStep and start again");
   }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(i.comm, local).Annotate("commit"));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnCall(i.comm, local, "CommitStep", "commit"));
   return protocol::Commit(i.store.get(), std::move(i.session), Status::OK(), nullptr);
 }
 
@@ -91,7 +91,7 @@ Status Store::AbortStep() {
   Impl& i = *impl_;
   Status local = i.Busy(i.comm);
   if (local.ok() && i.session == nullptr) local = Status::FailedPrecondition("no write session is open");
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(i.comm, local).Annotate("abort"));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnCall(i.comm, local, "AbortStep", "abort"));
   i.session.reset();  // its records are garbage for CollectGarbage
   return Status::OK();
 }

@@ -34,6 +34,29 @@ Status AgreeOnStatus(Communicator* comm, const Status& local) {
   return AgreeAndGather(comm, local, std::string_view(), &payloads);
 }
 
+Status AgreeOnCall(Communicator* comm, const Status& local, std::string_view call, std::string_view what) {
+  std::vector<std::string> all;
+  DCP_RETURN_IF_ERROR(comm->AllGather(wire::Writer().PutStatus(local).Raw(call).Finish(), &all));
+  std::vector<Status> statuses;
+  std::vector<std::string_view> calls;
+  statuses.reserve(all.size());
+  calls.reserve(all.size());
+  for (const std::string& message : all) {
+    wire::Reader in(message, "call message");
+    statuses.push_back(in.GetStatus());
+    calls.push_back(in.Rest());
+    if (Status s = in.Finish(); !s.ok()) statuses.back() = s;
+  }
+  for (size_t r = 1; r < calls.size(); ++r) {
+    if (calls[r] != calls[0]) {
+      return Status::InvalidArgument("rank " + std::to_string(r) + " calls " + std::string(calls[r]) + " but rank 0 " +
+                                     std::string(calls[0]) + ": every rank must make the same call");
+    }
+  }
+  Status agreed = CombineStatuses(statuses);
+  return what.empty() ? agreed : agreed.Annotate(what);
+}
+
 Result<std::string> BroadcastResult(Communicator* comm, int root, Result<std::string> on_root) {
   std::string message;
   if (comm->rank() == root) {

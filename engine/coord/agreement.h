@@ -31,6 +31,15 @@ Status AgreeOnStatus(Communicator* comm, const Status& local);
 Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
                       std::vector<std::string>* payloads);
 
+// Collective, one all-gather: that every rank made the same call, and then
+// AgreeOnStatus annotated with `what`. `call` is this rank's call in words
+// with the arguments that must agree ("DeleteStep(3)"); if a rank's differs
+// from rank 0's, every rank fails with InvalidArgument naming the first such
+// rank and both calls, instead of acting on rank 0's arguments alone or
+// running collectives the others do not. `what` may name the arguments: it
+// is only used when every rank's are the same.
+Status AgreeOnCall(Communicator* comm, const Status& local, std::string_view call, std::string_view what);
+
 // The agreed outcome of per-rank statuses (element r is rank r's), by the rule
 // above. Pure: every rank computes the same result from the same vector.
 Status CombineStatuses(const std::vector<Status>& statuses);

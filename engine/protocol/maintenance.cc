@@ -34,6 +34,15 @@ Status OnRankZero(Communicator* comm, const std::function<Status(std::string* pa
   return Status::OK();
 }
 
+// ApplyRetention's call in words, the same for the same policy.
+std::string RetentionCall(const RetentionPolicy& policy) {
+  const std::set<uint64_t> pinned(policy.keep_steps.begin(), policy.keep_steps.end());
+  std::string call = "ApplyRetention(keep_last " + std::to_string(policy.keep_last) + ", keep_every " +
+                     std::to_string(policy.keep_every) + ", keep_steps [";
+  for (uint64_t s : pinned) call += (s == *pinned.begin() ? "" : ", ") + std::to_string(s);
+  return call + "])";
+}
+
 int64_t NowNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -44,7 +53,7 @@ int64_t NowNanos() {
 Status DeleteStep(Communicator* comm, StoreContext* store, uint64_t step, const Status& local) {
   const std::string what = "delete of step " + std::to_string(step);
   const std::string& root = store->root();
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnCall(comm, local, "DeleteStep(" + std::to_string(step) + ")", what));
   return OnRankZero(comm, [&](std::string*) { return storage::DeleteManifest(root, step); }, nullptr)
       .Annotate(what);
 }
@@ -53,7 +62,7 @@ Result<std::vector<uint64_t>> ApplyRetention(Communicator* comm, StoreContext* s
                                              const Status& local) {
   const std::string what = "retention";
   const std::string& root = store->root();
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnCall(comm, local, RetentionCall(policy), what));
   std::string deleted;
   DCP_RETURN_IF_ERROR(OnRankZero(
                           comm,
@@ -92,7 +101,10 @@ Result<std::vector<std::string>> RemoveTensors(Communicator* comm, StoreContext*
   if (local.ok() && key_prefix.empty()) {
     local = Status::InvalidArgument("the key prefix is empty: it would remove every tensor (DeleteStep deletes a step)");
   }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+  // Rank 0 edits the step for every rank: by arguments every rank shares.
+  const std::string call = "RemoveTensors(step " + std::to_string(step) + ", prefix '" + std::string(key_prefix) +
+                           "', into step " + std::to_string(target) + (options.overwrite ? ", overwrite)" : ")");
+  DCP_RETURN_IF_ERROR(coord::AgreeOnCall(comm, local, call, what));
 
   std::string removed;
   DCP_RETURN_IF_ERROR(

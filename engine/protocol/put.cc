@@ -82,10 +82,10 @@ SaveReport Report(const write::WriteStats& stats, SaveReport* session) {
 }
 
 // The start of a step every rank sends: its step and the options every rank
-// must share.
+// must share (the write assignment's, and overwrite, which rank 0 applies).
 wire::Writer StartOf(uint64_t step, const SaveOptions& options) {
   wire::Writer w;
-  w.U64(step).U8(options.fully_parallel ? 1 : 0).U64(options.chunk_bytes);
+  w.U64(step).U8(options.fully_parallel ? 1 : 0).U64(options.chunk_bytes).U8(options.overwrite ? 1 : 0);
   return w;
 }
 
@@ -146,6 +146,7 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
   const uint64_t first_step = in.U64();
   const bool first_parallel = in.U8() != 0;
   const uint64_t first_chunk_bytes = in.U64();
+  const bool first_overwrite = in.U8() != 0;
   auto session = std::make_unique<PutSession>();
   session->comm = c;
   session->step = step;
@@ -163,6 +164,7 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
     const uint64_t their_step = theirs.U64();
     const bool their_parallel = theirs.U8() != 0;
     const uint64_t their_chunk_bytes = theirs.U64();
+    const bool their_overwrite = theirs.U8() != 0;
     DCP_RETURN_IF_ERROR(theirs.Finish().Annotate(what));
     const std::string rank = "rank " + std::to_string(r);
     if (their_step != first_step) {
@@ -180,6 +182,13 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
       return Status::InvalidArgument(what + ": " + rank + " saves with chunk_bytes " +
                                      std::to_string(their_chunk_bytes) + " but rank 0 with " +
                                      std::to_string(first_chunk_bytes) + ": every rank must use the same");
+    }
+    if (their_overwrite != first_overwrite) {
+      // Rank 0 checks whether the step exists, for every rank.
+      return Status::InvalidArgument(what + ": " + rank +
+                                     (their_overwrite ? " saves with overwrite but rank 0 without"
+                                                      : " saves without overwrite but rank 0 with") +
+                                     ": every rank must use the same");
     }
   }
   if (has_base) {

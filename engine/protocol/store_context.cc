@@ -54,7 +54,12 @@ Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::s
       else s = lock.status();
     }
   }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s));
+  // Before any rank store opens: a rank that would open its store for
+  // writing while rank 0 took no writer lock (or the reverse), or repair
+  // what the others leave alone, fails every rank instead.
+  const std::string call = std::string("Open(") + (options.read_only ? "read_only" : "read-write") +
+                           (options.repair ? ", repair)" : ", no repair)");
+  DCP_RETURN_IF_ERROR(coord::AgreeOnCall(comm, s, call, ""));
   s = storage::CheckStoreRoot(root);
   if (s.ok() && !options.read_only) {
     const uint32_t rank = static_cast<uint32_t>(comm->rank());

@@ -217,6 +217,57 @@ TEST_CASE("put refuses ranks whose write-layout options differ", "[api][errors]"
   RequireBaselineIntact(dir.path());
 }
 
+TEST_CASE("calls that rank 0 carries out for every rank refuse ranks whose arguments differ", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  std::string why;
+  REQUIRE(testing::AllOk(testing::SaveAll(dir.path(), 2, 2, kBase), &why));
+  // `call(rank, store)` on 3 ranks of a writable store.
+  auto run = [&](const std::function<Status(int, Store&)>& call, StoreOptions options = {}) {
+    std::vector<Status> s(3);
+    testing::RunRanks(3, [&](int rank, Communicator* comm) {
+      StoreOptions o = options;
+      if (rank == 2 && o.read_only) o.read_only = false;  // the one rank that differs
+      auto store = Store::Open(dir.path(), comm, o);
+      s[rank] = store.ok() ? call(rank, **store) : store.status();
+    });
+    return s;
+  };
+  RequireAll(run([](int rank, Store& st) { return st.DeleteStep(rank == 1 ? 1 : 2); }),
+             StatusCode::kInvalidArgument,
+             "rank 1 calls DeleteStep(1) but rank 0 DeleteStep(2): every rank must make the same call");
+  RequireAll(run([](int rank, Store& st) {
+               return st.ApplyRetention(RetentionPolicy{.keep_steps = rank == 2 ? std::vector<uint64_t>{2, 1}
+                                                                                 : std::vector<uint64_t>{2}})
+                   .status();
+             }),
+             StatusCode::kInvalidArgument,
+             "rank 2 calls ApplyRetention(keep_last 0, keep_every 0, keep_steps [1, 2]) but rank 0 "
+             "ApplyRetention(keep_last 0, keep_every 0, keep_steps [2])");
+  RequireAll(run([](int rank, Store& st) {
+               return st.RemoveTensors(2, "w", RemoveTensorsOptions{.into_step = rank == 0 ? 3 : 2}).status();
+             }),
+             StatusCode::kInvalidArgument,
+             "rank 1 calls RemoveTensors(step 2, prefix 'w', into step 2) but rank 0 RemoveTensors(step 2, prefix "
+             "'w', into step 3)");
+  // A rank that would open its rank store for writing without rank 0's
+  // writer lock fails every rank before any rank store is opened.
+  RequireAll(run([](int, Store&) { return Status::OK(); }, StoreOptions{.read_only = true}),
+             StatusCode::kInvalidArgument,
+             "rank 2 calls Open(read-write, repair) but rank 0 Open(read_only, repair)");
+  // A write session that one rank commits and another aborts.
+  RequireAll(run([](int rank, Store& st) {
+               DCP_RETURN_IF_ERROR(st.BeginStep(5));
+               // Both fail and keep their sessions, which the store's close drops.
+               return rank == 1 ? st.AbortStep() : st.CommitStep();
+             }),
+             StatusCode::kInvalidArgument, "rank 1 calls AbortStep but rank 0 CommitStep");
+  // Nothing changed.
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
+  CHECK(ValueOrDie(store->Steps()) == std::vector<uint64_t>{1, 2});
+  CHECK(ValueOrDie(store->Metadata(2)).tensors.size() == 2);
+}
+
 TEST_CASE("get refuses ranks that get different steps", "[api][errors]") {
   testing::TempDir dir;
   SaveBaseline(dir.path());

@@ -56,6 +56,7 @@ struct StoreOptions {
 struct SaveOptions {
   // Allow Put to replace a step that is already committed. The old step stays
   // loadable until the new manifest is published, and is replaced atomically.
+  // Must be the same on every rank.
   // Default: false
   bool overwrite = false;
 
