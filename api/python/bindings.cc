@@ -302,6 +302,15 @@ class PyStore {
 
   std::vector<uint64_t> Steps() { return ValueOrThrow(store().Steps()); }
   std::optional<uint64_t> LatestStep() { return ValueOrThrow(store().LatestStep()); }
+  std::optional<uint64_t> AgreedLatestStep() {
+    Result<std::optional<uint64_t>> latest = std::optional<uint64_t>();
+    Store& st = store();
+    {
+      py::gil_scoped_release nogil;
+      latest = st.AgreedLatestStep();
+    }
+    return ValueOrThrow(std::move(latest));
+  }
 
   py::dict Metadata(uint64_t step) {
     StepMetadata m = ValueOrThrow(store().Metadata(step));
@@ -484,6 +493,7 @@ PYBIND11_MODULE(_dcp, m) {
       .def("read", &PyStore::Read)
       .def("steps", &PyStore::Steps)
       .def("latest_step", &PyStore::LatestStep)
+      .def("agreed_latest_step", &PyStore::AgreedLatestStep)
       .def("metadata", &PyStore::Metadata)
       .def("load_plain", &PyStore::LoadPlain)
       .def("remove_tensors", &PyStore::RemoveTensors)

@@ -13,6 +13,7 @@
 #include "engine/protocol/load.h"
 #include "engine/protocol/maintenance.h"
 #include "engine/store/catalog.h"
+#include "engine/wire/wire.h"
 
 namespace dcp {
 
@@ -140,6 +141,22 @@ Status Store::CollectGarbage(GcReport* report, const GcOptions& options) {
 Result<std::vector<uint64_t>> Store::Steps() const { return storage::ListSteps(impl_->store->root()); }
 
 Result<std::optional<uint64_t>> Store::LatestStep() const { return storage::LatestStep(impl_->store->root()); }
+
+Result<std::optional<uint64_t>> Store::AgreedLatestStep() {
+  Communicator* comm = impl_->comm;
+  Result<std::string> mine = std::string();
+  if (comm->rank() == 0) {
+    auto latest = LatestStep();
+    if (!latest.ok()) mine = latest.status();
+    else if (latest->has_value()) mine = wire::Writer().U64(**latest).Finish();
+  }
+  DCP_ASSIGN_OR_RETURN(std::string got, coord::BroadcastResult(comm, 0, std::move(mine)));
+  if (got.empty()) return std::optional<uint64_t>();
+  wire::Reader in(got, "latest step from rank 0");
+  const uint64_t step = in.U64();
+  DCP_RETURN_IF_ERROR(in.Finish());
+  return std::optional<uint64_t>(step);
+}
 
 Result<StepMetadata> Store::Metadata(uint64_t step) const {
   DCP_ASSIGN_OR_RETURN(auto index, protocol::LoadStepLocal(impl_->store.get(), step));

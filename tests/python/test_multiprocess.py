@@ -152,6 +152,57 @@ def test_a_conversion_failing_on_one_rank_raises_on_every_rank_and_hangs_none(tm
     assert dcp.Store.open(root, "self", read_only=True).steps() == [1]
 
 
+def _mixed_arguments_worker(rank, world, tmp, root, out):
+    """Calls whose arguments differ between the ranks: one rank names a step and the other asks
+    for the latest (or the next), or their options differ."""
+    _init(rank, world, tmp)
+    rows = torch.full((2, 4), float(rank))
+    outcome = []
+
+    def attempt(what, call):
+        try:
+            call()
+            outcome.append(f"{what}: no error")
+        except dcp.DcpError as e:
+            outcome.append(f"{what}: {type(e).__name__} {e}")
+
+    def sd(data):
+        return {"w": dcp.ShardedTensor.from_rank_offsets("w", data, (0, rank, world))}
+
+    dcp.save(sd(rows), root)  # step 0, chosen as "the next" on both ranks
+    attempt("save", lambda: dcp.save(sd(rows), root, step=None if rank == 0 else 5))
+    attempt("load", lambda: dcp.load(sd(torch.zeros(2, 4)), root, step=None if rank == 0 else 7))
+    attempt("load strict", lambda: dcp.load(sd(torch.zeros(2, 4)), root, strict="raise_all" if rank else "log_all"))
+    attempt("remove", lambda: dcp.remove_sharded_tensors(root, "w", step=0 if rank == 0 else None, into_step=1 + rank))
+    with dcp.Store.open(root) as store:
+        attempt("delete", lambda: store.delete_step(rank))
+    got = torch.zeros(2, 4)
+    dcp.load(sd(got), root)  # the one step, unchanged
+    if not torch.equal(got, rows):
+        outcome.append("step 0 changed")
+    with open(os.path.join(out, f"rank{rank}"), "w") as f:
+        f.write("\n".join(outcome))
+    dist.destroy_process_group()
+
+
+def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
+    root, texts = _outcomes(_mixed_arguments_worker, 2, tmp_path)
+    outcomes = [t.split("\n") for t in texts]
+    assert outcomes[0] == outcomes[1], outcomes
+    save, load, load_strict, remove, delete = outcomes[0]
+    assert save == "save: InvalidArgumentError rank 1 saves step 5 but rank 0 step 1: every rank must save the " \
+        "same step", save
+    assert load == "load: InvalidArgumentError get of step 0: rank 1: rank 1 gets step 7 but rank 0 step 0: every " \
+        "rank must get the same step", load
+    assert load_strict == "load strict: InvalidArgumentError get of step 0: rank 1: rank 1 gets with strict " \
+        "handling 'raise_all' but rank 0 with 'log_all': every rank must use the same", load_strict
+    assert remove == "remove: InvalidArgumentError rank 1 calls RemoveTensors(step 0, prefix 'w', into step 2) " \
+        "but rank 0 RemoveTensors(step 0, prefix 'w', into step 1): every rank must make the same call", remove
+    assert delete == "delete: InvalidArgumentError rank 1 calls DeleteStep(1) but rank 0 DeleteStep(0): every " \
+        "rank must make the same call", delete
+    assert dcp.Store.open(root, "self", read_only=True).steps() == [0]
+
+
 def _irregular_worker(rank, world, tmp, root, out):
     """Uneven, several and empty shards per rank; an async put while the caller overwrites its
     tensors; missing and unexpected keys agreed across ranks."""

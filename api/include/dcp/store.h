@@ -232,6 +232,11 @@ class Store {
   Result<std::vector<uint64_t>> Steps() const;
   // Not collective. The latest (largest) committed step, or nullopt if none.
   Result<std::optional<uint64_t>> LatestStep() const;
+  // Collective (one broadcast): rank 0's LatestStep on every rank, or its
+  // error on every rank. Ranks that each read the catalog of a shared
+  // filesystem could see different steps; this is how "the latest step" of a
+  // collective call is chosen.
+  Result<std::optional<uint64_t>> AgreedLatestStep();
   // Not collective. What `step` holds: every tensor (key, dtype, global
   // shape, chunks, bytes) and every object cell (key, unique key, grid
   // place, size). NotFound if it is not committed.

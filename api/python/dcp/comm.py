@@ -128,8 +128,7 @@ class TorchCommunicator:
         return out
 
     def duplicate(self):
-        ranks = self._ranks
-        return TorchCommunicator(self._user_group, _dcp_group=self._dist.new_group(ranks=ranks, backend="gloo"))
+        return TorchCommunicator(self._user_group, _dcp_group=_new_gloo_group(self._dist, self._ranks))
 
 
 _GLOO_GROUPS = {}  # a non-gloo group -> the gloo group over the same ranks dcp made for it
@@ -144,12 +143,19 @@ def _host_group(dist, group, ranks):
     key = dist.group.WORLD if group is None else group
     made = _GLOO_GROUPS.get(key)
     if made is None:
-        import inspect
-        kwargs = {}
-        if ranks is not None and "use_local_synchronization" in inspect.signature(dist.new_group).parameters:
-            kwargs["use_local_synchronization"] = True  # only the group's ranks take part
-        made = _GLOO_GROUPS[key] = dist.new_group(ranks=ranks, backend="gloo", **kwargs)
+        made = _GLOO_GROUPS[key] = _new_gloo_group(dist, ranks)
     return made
+
+
+def _new_gloo_group(dist, ranks):
+    """A new gloo group over `ranks` (None: the world), made by those ranks alone where torch
+    allows it (otherwise new_group waits for every rank of the world, which a subgroup's ranks
+    would do forever)."""
+    import inspect
+    kwargs = {}
+    if ranks is not None and "use_local_synchronization" in inspect.signature(dist.new_group).parameters:
+        kwargs["use_local_synchronization"] = True
+    return dist.new_group(ranks=ranks, backend="gloo", **kwargs)
 
 
 def resolve(group):

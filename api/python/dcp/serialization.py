@@ -22,12 +22,29 @@ from .store import Store
 logger = logging.getLogger("dcp")
 
 
-def _next_step(store):
-    latest = store.latest_step()
+def _step_or_next(store, step):
+    """`step`, or the one after the latest. The latest is asked on every rank whatever its `step`
+    (a collective: rank 0's view on every rank), so every rank runs the same collectives; ranks
+    that then hold different steps fail in the put, by name."""
+    latest = store.latest_step(collective=True)
+    if step is not None:
+        return step
     return 0 if latest is None else latest + 1
 
 
+def _step_or_latest(store, checkpoint_dir, step):
+    """`step`, or the latest (asked collectively, as in _step_or_next)."""
+    latest = store.latest_step(collective=True)
+    if step is not None:
+        return step
+    if latest is None:
+        from .errors import NotFoundError
+        raise NotFoundError(f"store '{checkpoint_dir}' holds no committed step")  # on every rank alike
+    return latest
+
+
 def _latest(store, checkpoint_dir):
+    """The latest step, read by this process alone (the load_* helpers)."""
     latest = store.latest_step()
     if latest is None:
         from .errors import NotFoundError
@@ -73,8 +90,7 @@ def save(sharded_state_dict, checkpoint_dir, step=None, *, group=None, sharded_s
         sharded_state_dict = {**sharded_state_dict, "content_metadata": content_metadata}
     store = Store.open(checkpoint_dir, group)
     try:
-        if step is None:
-            step = _next_step(store)
+        step = _step_or_next(store, step)
         if async_sharded_save:
             store.put_async(step, sharded_state_dict, **options)
             handle, store = AsyncSave(store, step), None
@@ -134,8 +150,7 @@ def load(sharded_state_dict, checkpoint_dir, step=None, *, group=None, strict=St
         raise InvalidArgumentError("dcp.load takes no strategies (dcp is the storage); pass None")
     strict = parse_strict_flag(strict)
     with Store.open(checkpoint_dir, group, read_only=True, create_if_missing=False) as store:
-        if step is None:
-            step = _latest(store, checkpoint_dir)
+        step = _step_or_latest(store, checkpoint_dir, step)
         result = store.get(step, sharded_state_dict, strict=strict, **options)
     state = _result(sharded_state_dict, result.common_state)
     if StrictHandling.requires_returning_mismatch_keys(strict):
@@ -192,7 +207,7 @@ def load_plain_tensors(checkpoint_dir, step=None):
 def remove_sharded_tensors(checkpoint_dir, key_prefix, step=None, *, group=None, into_step=None, overwrite=False):
     """Removes the tensors whose key starts with `key_prefix` from a step (collective)."""
     with Store.open(checkpoint_dir, group, create_if_missing=False) as store:
-        step = _latest(store, checkpoint_dir) if step is None else step
+        step = _step_or_latest(store, checkpoint_dir, step)
         return store.remove_tensors(step, key_prefix, into_step=into_step, overwrite=overwrite)
 
 

@@ -242,8 +242,10 @@ class Store:
     def steps(self):
         return list(self._s.steps())
 
-    def latest_step(self):
-        return self._s.latest_step()
+    def latest_step(self, *, collective=False):
+        """The latest committed step, or None. With collective=True (a collective call): rank
+        0's answer, or its error, on every rank, as the collective calls need it."""
+        return self._s.agreed_latest_step() if collective else self._s.latest_step()
 
     def metadata(self, step):
         """What `step` holds: {'info': {...}, 'tensors': [...], 'objects': [...]}."""

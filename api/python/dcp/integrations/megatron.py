@@ -40,7 +40,7 @@ from .. import _dcp, _state, _tensors
 from ..mapping import ShardedObject, ShardedTensor
 from ..store import Store
 from ._plain import from_plain, to_plain
-from .torch import _agreed, _agreed_step, _communicator, _open
+from .torch import _agreed, _communicator, _open
 
 __all__ = ["BACKEND", "DcpLoadShardedStrategy", "DcpSaveShardedStrategy", "VERSION", "install"]
 
@@ -138,9 +138,9 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
         state, path, step = _agreed(comm, prepare)
         store = _open(path, comm)
         try:
-            if step is None:
-                latest = store.latest_step()
-                step = _agreed_step(comm, 0 if latest is None else latest + 1)
+            # Asked on every rank, whatever its own step: the same collectives everywhere.
+            latest = store.latest_step(collective=True)
+            step = step if step is not None else 0 if latest is None else latest + 1
         except BaseException:
             store.close()
             raise

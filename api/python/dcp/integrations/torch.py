@@ -201,13 +201,6 @@ def _agreed(comm, prepare):
     return result
 
 
-def _agreed_step(comm, step):
-    """Rank 0's step, on every rank (ranks reading the catalog themselves could see different ones)."""
-    if comm == "self":
-        return step
-    return int(comm.broadcast(0, str(step).encode()).decode())
-
-
 class _OnStore:
     """What the writer and the reader share: a store path, a step, a group and dcp's options."""
 
@@ -295,10 +288,9 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
             return self._state_to_save(plan, planner)
         state, results = _agreed(comm, prepare)
         with _open(self.path, comm) as store:
-            step = self.step
-            if step is None:
-                latest = store.latest_step()
-                step = _agreed_step(comm, 0 if latest is None else latest + 1)
+            # Asked on every rank, whatever its own step: the same collectives everywhere.
+            latest = store.latest_step(collective=True)
+            step = self.step if self.step is not None else 0 if latest is None else latest + 1
             self.last_report = store.put(step, state, **self.options)
         self.last_step = step
         future = Future()
