@@ -92,6 +92,17 @@ def test_bad_input_raises_the_same_error_on_every_rank_and_commits_nothing(tmp_p
     assert dcp.Store.open(root, "self", read_only=True).steps() == []
 
 
+def _attempt(outcome, what, call, type_error=False):
+    """Appends to `outcome` what call() raised (class and message; with type_error, whether it is
+    a TypeError too), or that it raised nothing."""
+    try:
+        call()
+        outcome.append(f"{what}: no error")
+    except dcp.DcpError as e:
+        also = f" {isinstance(e, TypeError)}" if type_error else ""
+        outcome.append(f"{what}: {type(e).__name__}{also} {e}")
+
+
 def _one_rank_bad_worker(rank, world, tmp, root, out):
     """Each call fails on one rank only, in the Python layer's conversion of its arguments."""
     import numpy as np
@@ -100,11 +111,7 @@ def _one_rank_bad_worker(rank, world, tmp, root, out):
     outcome = []
 
     def attempt(what, call):
-        try:
-            call()
-            outcome.append(f"{what}: no error")
-        except dcp.DcpError as e:
-            outcome.append(f"{what}: {type(e).__name__} {isinstance(e, TypeError)} {e}")
+        _attempt(outcome, what, call, type_error=True)
 
     def shard(data):
         return dcp.ShardedTensor.from_rank_offsets("w", data, (0, rank, world))
@@ -160,11 +167,7 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
     outcome = []
 
     def attempt(what, call):
-        try:
-            call()
-            outcome.append(f"{what}: no error")
-        except dcp.DcpError as e:
-            outcome.append(f"{what}: {type(e).__name__} {e}")
+        _attempt(outcome, what, call)
 
     def sd(data):
         return {"w": dcp.ShardedTensor.from_rank_offsets("w", data, (0, rank, world))}
