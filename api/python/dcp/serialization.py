@@ -169,11 +169,13 @@ def load_common_state_dict(checkpoint_dir, step=None):
         return store.get(step, {}).common_state
 
 
-def load_tensors_metadata(checkpoint_dir, step=None):
-    """Every tensor of a step as a data-less ShardedTensor of the whole tensor, by key."""
+def _step_metadata(checkpoint_dir, step):
+    """The metadata of `step` (None: the latest), read by this process alone, in one open."""
     with _open_local(checkpoint_dir) as store:
-        step = _latest(store, checkpoint_dir) if step is None else step
-        meta = store.metadata(step)
+        return store.metadata(_latest(store, checkpoint_dir) if step is None else step)
+
+
+def _tensors_of(meta):
     out = {}
     for t in meta["tensors"]:
         shape = tuple(t["global_shape"])
@@ -182,12 +184,16 @@ def load_tensors_metadata(checkpoint_dir, step=None):
     return out
 
 
+def load_tensors_metadata(checkpoint_dir, step=None):
+    """Every tensor of a step as a data-less ShardedTensor of the whole tensor, by key."""
+    return _tensors_of(_step_metadata(checkpoint_dir, step))
+
+
 def load_sharded_metadata(checkpoint_dir, step=None):
-    """load_tensors_metadata plus every object cell (data-less ShardedObject), by unique key."""
-    out = load_tensors_metadata(checkpoint_dir, step)
-    with _open_local(checkpoint_dir) as store:
-        step = _latest(store, checkpoint_dir) if step is None else step
-        meta = store.metadata(step)
+    """load_tensors_metadata plus every object cell (data-less ShardedObject), by unique key: both
+    of the same step, read once (a save committing meanwhile cannot mix two steps)."""
+    meta = _step_metadata(checkpoint_dir, step)
+    out = _tensors_of(meta)
     for o in meta["objects"]:
         obj = ShardedObject(o["key"], None, tuple(o["global_shape"]), tuple(o["global_offset"]))
         out[obj.unique_key] = obj
