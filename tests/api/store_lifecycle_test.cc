@@ -185,6 +185,30 @@ TEST_CASE("deleting steps and retention", "[api][lifecycle]") {
   CHECK(LoadW(dir.path(), 400, w.data.size()) == w.data);
 }
 
+TEST_CASE("the agreed latest step is rank 0's on every rank", "[api][lifecycle]") {
+  testing::TempDir dir;
+  auto latest_on = [&](int ranks) {
+    std::vector<std::optional<uint64_t>> got(ranks);
+    std::vector<Status> s(ranks);
+    testing::RunRanks(ranks, [&](int rank, Communicator* comm) {
+      auto store = Store::Open(dir.path(), comm);
+      auto latest = store.ok() ? (*store)->AgreedLatestStep() : Result<std::optional<uint64_t>>(store.status());
+      if (latest.ok()) got[rank] = *latest;
+      s[rank] = latest.status();
+    });
+    for (const Status& st : s) REQUIRE_OK(st);
+    return got;
+  };
+  CHECK(latest_on(3) == std::vector<std::optional<uint64_t>>(3));  // no step yet: none on every rank
+  {
+    auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
+    Weights w(1, 2);
+    REQUIRE_OK(store->Put(7, w.Dict()));
+    REQUIRE_OK(store->Put(3, w.Dict()));
+  }
+  CHECK(latest_on(3) == std::vector<std::optional<uint64_t>>(3, 7));
+}
+
 TEST_CASE("garbage collection reclaims unreferenced records and keeps referenced ones", "[api][lifecycle]") {
   testing::TempDir dir;
   auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
