@@ -36,6 +36,8 @@ Result<std::shared_ptr<query::StepIndex>> LoadStepLocal(StoreContext* store, uin
   return store->IndexFromBytes(step, bytes);
 }
 
+namespace {
+
 // Megatron's names of the strict modes (StrictHandling's values index it).
 const char* StrictName(StrictHandling mode) {
   static const char* const kNames[] = {"assume_ok_unexpected", "log_unexpected", "log_all",    "raise_unexpected",
@@ -97,6 +99,8 @@ Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(Communicator* comm,
   }
   return store->IndexFromBytes(step, manifest);
 }
+
+}  // namespace
 
 Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, StateDict* request,
                        const LoadOptions& options, const Status& caller) {

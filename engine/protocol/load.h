@@ -39,11 +39,6 @@ namespace dcp::protocol {
 // DataLoss for a step a repair marked damaged.
 Result<std::shared_ptr<query::StepIndex>> LoadStepLocal(StoreContext* store, uint64_t step);
 
-// Collective: rank 0 reads the manifest file and broadcasts its bytes (or why
-// it could not); every rank verifies them, deterministically, so all get the
-// same status.
-Result<std::shared_ptr<query::StepIndex>> LoadStepCollective(Communicator* comm, StoreContext* store, uint64_t step);
-
 // Collective: loads `step` into `request` (this rank's entries). `local` is
 // the caller's status on this rank (e.g. an argument it refused): a failure
 // there fails the get on every rank, in the get's own rounds. The same status

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "dcp/store.h"
 #include "engine/base/fault_injection.h"
@@ -186,27 +188,44 @@ TEST_CASE("deleting steps and retention", "[api][lifecycle]") {
 }
 
 TEST_CASE("the agreed latest step is rank 0's on every rank", "[api][lifecycle]") {
-  testing::TempDir dir;
+  // Ranks that see the store differently (a shared filesystem's stale view),
+  // played by two stores: rank 0 opens `seen_by_0`, the others `seen_by_others`.
+  testing::TempDir seen_by_0, seen_by_others;
   auto latest_on = [&](int ranks) {
-    std::vector<std::optional<uint64_t>> got(ranks);
+    std::vector<std::optional<uint64_t>> agreed(ranks), own(ranks);
     std::vector<Status> s(ranks);
     testing::RunRanks(ranks, [&](int rank, Communicator* comm) {
-      auto store = Store::Open(dir.path(), comm);
+      auto store = Store::Open(rank == 0 ? seen_by_0.path() : seen_by_others.path(), comm,
+                               StoreOptions{.create_if_missing = false, .read_only = true});
       auto latest = store.ok() ? (*store)->AgreedLatestStep() : Result<std::optional<uint64_t>>(store.status());
-      if (latest.ok()) got[rank] = *latest;
+      if (latest.ok()) agreed[rank] = *latest;
+      if (store.ok()) own[rank] = ValueOrDie((*store)->LatestStep());
       s[rank] = latest.status();
     });
     for (const Status& st : s) REQUIRE_OK(st);
-    return got;
+    return std::make_pair(agreed, own);
   };
-  CHECK(latest_on(3) == std::vector<std::optional<uint64_t>>(3));  // no step yet: none on every rank
+  for (const auto& root : {seen_by_0.path(), seen_by_others.path()}) {
+    auto store = ValueOrDie(Store::Open(root, nullptr));  // creates the store, with no step
+  }
+  using Steps = std::vector<std::optional<uint64_t>>;
   {
-    auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
+    auto store = ValueOrDie(Store::Open(seen_by_others.path(), nullptr));
+    Weights w(1, 2);
+    REQUIRE_OK(store->Put(4, w.Dict()));
+  }
+  auto [agreed, own] = latest_on(3);
+  CHECK(agreed == Steps(3));  // rank 0 sees no step: none on every rank
+  CHECK(own == Steps{std::nullopt, 4, 4});
+  {
+    auto store = ValueOrDie(Store::Open(seen_by_0.path(), nullptr));
     Weights w(1, 2);
     REQUIRE_OK(store->Put(7, w.Dict()));
     REQUIRE_OK(store->Put(3, w.Dict()));
   }
-  CHECK(latest_on(3) == std::vector<std::optional<uint64_t>>(3, 7));
+  std::tie(agreed, own) = latest_on(3);
+  CHECK(agreed == Steps(3, 7));
+  CHECK(own == Steps{7, 4, 4});
 }
 
 TEST_CASE("garbage collection reclaims unreferenced records and keeps referenced ones", "[api][lifecycle]") {

@@ -148,12 +148,13 @@ def _host_group(dist, group, ranks):
 
 
 def _new_gloo_group(dist, ranks):
-    """A new gloo group over `ranks` (None: the world), made by those ranks alone where torch
-    allows it (otherwise new_group waits for every rank of the world, which a subgroup's ranks
-    would do forever)."""
+    """A new gloo group over `ranks` (None: the world). A subgroup's is made by its ranks alone where
+    torch allows it: otherwise new_group waits for every rank of the world, which a subgroup's ranks
+    would do forever."""
     import inspect
     kwargs = {}
-    if ranks is not None and "use_local_synchronization" in inspect.signature(dist.new_group).parameters:
+    subgroup = ranks is not None and len(ranks) < dist.get_world_size()
+    if subgroup and "use_local_synchronization" in inspect.signature(dist.new_group).parameters:
         kwargs["use_local_synchronization"] = True
     return dist.new_group(ranks=ranks, backend="gloo", **kwargs)
 

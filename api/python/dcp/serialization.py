@@ -33,14 +33,14 @@ def _step_or_next(store, step):
 
 
 def _step_or_latest(store, checkpoint_dir, step):
-    """`step`, or the latest (asked collectively, as in _step_or_next)."""
+    """`step`, or the latest (asked collectively, as in _step_or_next). A store without a step (as
+    rank 0 sees it) fails on every rank, whatever its `step`: a rank that went on would wait in a
+    get for the others."""
     latest = store.latest_step(collective=True)
-    if step is not None:
-        return step
     if latest is None:
         from .errors import NotFoundError
-        raise NotFoundError(f"store '{checkpoint_dir}' holds no committed step")  # on every rank alike
-    return latest
+        raise NotFoundError(f"store '{checkpoint_dir}' holds no committed step")
+    return latest if step is None else step
 
 
 def _latest(store, checkpoint_dir):
