@@ -84,6 +84,15 @@ def _outcomes(fn, world, tmp_path):
     return root, [(out / f"rank{r}").read_text() for r in range(world)]
 
 
+def _same_lines(fn, world, tmp_path):
+    """_outcomes of a worker that writes one line per call: (root, the lines), asserted the same on
+    every rank."""
+    root, texts = _outcomes(fn, world, tmp_path)
+    outcomes = [t.split("\n") for t in texts]
+    assert all(o == outcomes[0] for o in outcomes), outcomes
+    return root, outcomes[0]
+
+
 def test_bad_input_raises_the_same_error_on_every_rank_and_commits_nothing(tmp_path):
     root, msgs = _outcomes(_bad_worker, 2, tmp_path)
     assert msgs[0] == msgs[1]
@@ -142,10 +151,8 @@ def _one_rank_bad_worker(rank, world, tmp, root, out):
 
 
 def test_a_conversion_failing_on_one_rank_raises_on_every_rank_and_hangs_none(tmp_path):
-    root, texts = _outcomes(_one_rank_bad_worker, 2, tmp_path)
-    outcomes = [t.split("\n") for t in texts]
-    assert outcomes[0] == outcomes[1], outcomes
-    put, put_async, put_part, get, get_strict, get_read_once = outcomes[0]
+    root, lines = _same_lines(_one_rank_bad_worker, 2, tmp_path)
+    put, put_async, put_part, get, get_strict, get_read_once = lines
     assert put.startswith("put: InvalidTypeError True put of step 1: rank 1: TypeError: common state 'fn' is of "
                           "type 'function'"), put
     assert put_async.startswith("put_async: InvalidArgumentError False async put of step 1: rank 0: tensor 'w' "
@@ -189,10 +196,8 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
 
 
 def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
-    root, texts = _outcomes(_mixed_arguments_worker, 2, tmp_path)
-    outcomes = [t.split("\n") for t in texts]
-    assert outcomes[0] == outcomes[1], outcomes
-    save, load, load_strict, remove, delete = outcomes[0]
+    root, lines = _same_lines(_mixed_arguments_worker, 2, tmp_path)
+    save, load, load_strict, remove, delete = lines
     assert save == "save: InvalidArgumentError rank 1 saves step 5 but rank 0 step 1: every rank must save the " \
         "same step", save
     assert load == "load: InvalidArgumentError get of step 0: rank 1: rank 1 gets step 7 but rank 0 step 0: every " \
