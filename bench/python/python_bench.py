@@ -8,6 +8,9 @@ Two states, 4 ranks (torch.multiprocessing, gloo):
 Phases: 4 ranks save -> page cache dropped -> 4 ranks load the same layout ->
 page cache dropped -> 2 ranks load it resharded (2 row slabs each). Systems:
   dcp            dcp.save / dcp.load (the Megatron layer, torch.distributed gloo)
+  dcp_mpi        the same over an mpi4py communicator, ranks under mpirun: the
+                 C++ path's collectives (MPI from C++), so that the Python
+                 binding's own cost shows apart from gloo's
   torch_sharded  Debian torch 1.13's sharded checkpoint
                  (torch.distributed._shard.checkpoint.save_state_dict /
                  load_state_dict, FileSystemWriter/Reader; ChunkShardingSpec)
@@ -19,12 +22,19 @@ timed load, as a training job's are; torch.load allocates by design. Then the GI
 small torch ops and Python work on rank 0, timed without and with a dcp
 put_async of the large state running in the background.
 
-Times are the slowest rank's, between barriers. Ratios are printed against
+Times are the slowest rank's, between barriers; before them, each phase's
+ranks save and load a tiny state of their own with the same system (imports
+and first runs of its code out of the timed region, as in the C++ path, whose
+one process runs every phase). Every system's phases, and the C++ path, run
+--repeat times (default 3): figures are medians, with each phase's fastest and
+slowest run beside them (this machine's disk alone varies by up to 2x from one
+run to the next). Ratios are printed against
 torch_sharded (speed-up: its time / dcp's time) and as GB/s. Needs root to
 drop the page cache (otherwise loads are from the cache; the output says so).
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -67,13 +77,15 @@ def layout(state, world, rank):
 
 # ------------------------------------------------------------------ systems
 
+_GROUP = None  # dcp's group: None (torch.distributed's default group) or, in an MPI job, COMM_WORLD
+
 def dcp_save(root, slabs, fill):
     import dcp
     sd = {}
     for key, rows, cols, first, n in slabs:
         sd[key] = dcp.ShardedTensor("w." + key, fill(key, rows, cols, first, n), torch.float32, (n, cols),
                                     (rows, cols), (first, 0))
-    dcp.save(sd, root, step=1)
+    dcp.save(sd, root, step=1, group=_GROUP)
 
 
 def dcp_prepare(root, slabs):
@@ -84,7 +96,7 @@ def dcp_prepare(root, slabs):
 
 def dcp_load(root, req):
     import dcp
-    dcp.load(req, root, step=1)
+    dcp.load(req, root, step=1, group=_GROUP)
     return {k: t.data for k, t in req.items()}
 
 
@@ -131,7 +143,8 @@ def plain_load(root, _):
     return torch.load(os.path.join(root, f"rank{dist.get_rank()}.pt"))  # allocates: that is how it loads
 
 
-SYSTEMS = {"dcp": (dcp_save, dcp_prepare, dcp_load), "torch_sharded": (sharded_save, sharded_prepare, sharded_load),
+SYSTEMS = {"dcp": (dcp_save, dcp_prepare, dcp_load), "dcp_mpi": (dcp_save, dcp_prepare, dcp_load),
+           "torch_sharded": (sharded_save, sharded_prepare, sharded_load),
            "torch_save": (plain_save, lambda root, slabs: None, plain_load)}
 
 
@@ -141,43 +154,88 @@ def _fill(key, rows, cols, first, n):
     return values(key, n, cols, first)
 
 
-def _worker(rank, world, init, system, phase, root, state, result):
-    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
-    torch.set_num_threads(1)
+def _phase(rank, world, barrier, slowest, system, phase, root, state, result):
+    """One phase on this rank: `barrier()` and `slowest(seconds)` (the largest over the ranks)
+    are the job's own collectives."""
     save, prepare, load = SYSTEMS[system]
+    # Before the timed region, the system saves and loads a tiny state of its
+    # own: its modules are imported and its code paths run once, as in a job
+    # that imported them at its start and as in the C++ path, whose process
+    # runs every phase (its code stays mapped when the page cache is dropped;
+    # a fresh process would read its libraries' pages from disk mid-phase).
+    warm = f"{root}.warm{world}"
+    tiny = layout({"kind": "small", "count": 2}, world, rank)
+    save(warm, tiny, _fill)
+    load(warm, prepare(warm, tiny))
+    barrier()
+    if rank == 0:
+        shutil.rmtree(warm, ignore_errors=True)
     slabs = layout(state, world, rank)
+    bad = ""
     if phase == "save":
         data = {key: _fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}
         fill = lambda key, rows, cols, first, n: data[key]  # noqa: E731 - prepared before timing
-        dist.barrier()
+        barrier()
         t0 = time.perf_counter()
         save(root, slabs, fill)
-        dist.barrier()
+        barrier()
         dt = time.perf_counter() - t0
-        bad = ""
     else:
         dest = prepare(root, slabs)  # the job's tensors exist before a load (allocated, touched)
-        dist.barrier()
+        barrier()
         t0 = time.perf_counter()
         got = load(root, dest)
-        dist.barrier()
+        barrier()
         dt = time.perf_counter() - t0
-        bad = ""
         for key, rows, cols, first, n in slabs:
             if not torch.equal(got[key], values(key, n, cols, first)):
                 bad = f"rank {rank}: {key} differs"
                 break
-    times = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
-    dist.all_gather(times, torch.tensor([dt], dtype=torch.float64))
+    seconds = slowest(dt)
     if rank == 0:
         with open(result, "w") as f:
-            json.dump({"seconds": max(float(t.item()) for t in times)}, f)
+            json.dump({"seconds": seconds}, f)
     if bad:
         with open(result + f".bad{rank}", "w") as f:
             f.write(bad)
+
+
+def _worker(rank, world, init, system, phase, root, state, result):
+    """A rank of a torch.distributed (gloo) job, spawned by run_phase."""
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+
+    def slowest(dt):
+        times = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
+        dist.all_gather(times, torch.tensor([dt], dtype=torch.float64))
+        return max(float(t.item()) for t in times)
+    _phase(rank, world, dist.barrier, slowest, system, phase, root, state, result)
     dist.destroy_process_group()
 
 
+def _mpi_worker(system, phase, root, state, result):
+    """A rank of an MPI job (python_bench.py --mpi-phase ... under mpirun): dcp's Python path over
+    mpi4py, whose collectives are the C++ path's (MPI, called from C++)."""
+    from mpi4py import MPI
+    global _GROUP
+    comm = _GROUP = MPI.COMM_WORLD
+    torch.set_num_threads(1)
+    _phase(comm.rank, comm.size, comm.Barrier, lambda dt: comm.allreduce(dt, op=MPI.MAX), system, phase, root,
+           state, result)
+
+
+def run_mpi_phase(work, system, phase, root, state, world):
+    """As run_phase, for `world` ranks under mpirun (_mpi_worker)."""
+    result = os.path.join(work, "result.json")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(world), sys.executable,
+                    os.path.abspath(__file__), "--mpi-phase", json.dumps([system, phase, root, state, result])],
+                   check=True, env=env)
+    bad = [f for f in os.listdir(work) if f.startswith("result.json.bad")]
+    if bad:
+        raise SystemExit(f"{system} {phase} over MPI: wrong data: {open(os.path.join(work, bad[0])).read()}")
+    with open(result) as f:
+        return json.load(f)["seconds"]
 
 
 # ------------------------------------------------------------------ the GIL
@@ -269,57 +327,98 @@ def _gil_control_worker(rank, world, init, root, state, steps, result):
     dist.destroy_process_group()
 
 
+def _medians(runs):
+    """Per phase, the median seconds over `runs` (dicts phase -> seconds)."""
+    import statistics
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def _spread(runs):
+    """' (save 0.30-0.41, ...)': each phase's fastest and slowest run, where there are several."""
+    if len(runs) < 2:
+        return ""
+    return "  [" + ", ".join(f"{k} {min(r[k] for r in runs):.2f}-{max(r[k] for r in runs):.2f}" for k in runs[0]) + "]"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gib", type=float, default=1.0, help="size of the large tensor")
     p.add_argument("--small", type=int, default=1000, help="number of 256 KiB tensors")
     p.add_argument("--root", default=None, help="scratch directory (removed at the end)")
-    p.add_argument("--systems", default="dcp,torch_sharded,torch_save")
+    p.add_argument("--systems", default="dcp,dcp_mpi,torch_sharded,torch_save",
+                   help="dcp_mpi: dcp's Python path over mpi4py under mpirun (left out without mpirun or mpi4py)")
+    p.add_argument("--mpi-phase", default=None, help=argparse.SUPPRESS)  # a rank of run_mpi_phase
     p.add_argument("--gil-steps", type=int, default=60)
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs of every system's phases (and of the C++ path); figures are their medians")
     p.add_argument("--json", default=None)
     a = p.parse_args()
+    if a.mpi_phase:
+        _mpi_worker(*json.loads(a.mpi_phase))
+        return
+    systems = a.systems.split(",")
+    if "dcp_mpi" in systems and not (shutil.which("mpirun") and importlib.util.find_spec("mpi4py")):
+        print("python_bench: dcp_mpi left out (needs mpirun and mpi4py)")
+        systems.remove("dcp_mpi")
     scratch = a.root or tempfile.mkdtemp(prefix="dcp-pybench-")
     os.makedirs(scratch, exist_ok=True)
     work = tempfile.mkdtemp(prefix="dcp-pybench-work-")
     rows = int(a.gib * (1 << 30) / (COLS * 4)) // 4 * 4
     states = {"large": {"kind": "large", "rows": rows}, "small": {"kind": "small", "count": a.small}}
     cold = drop_caches()
-    results = {"cache_dropped": cold, "torch": torch.__version__, "figures": {}}
+    results = {"cache_dropped": cold, "torch": torch.__version__, "repeat": a.repeat, "figures": {}, "runs": {}}
     print(f"python_bench: torch {torch.__version__}; page cache {'dropped' if cold else 'NOT dropped (not root)'} "
           "between phases; seconds are the slowest rank's")
     for sname, state in states.items():
         gb = (rows * COLS * 4 if sname == "large" else a.small * ROWS_SMALL * COLS * 4) / 1e9
-        for system in a.systems.split(","):
+        for system in systems:
+            phase = (lambda *args: run_mpi_phase(work, *args)) if system == "dcp_mpi" else \
+                (lambda *args: run_phase(_worker, work, *args))
             root = os.path.join(scratch, f"{sname}-{system}")
-            shutil.rmtree(root, ignore_errors=True)
-            fig = {"gb": gb}
-            fig["save"] = run_phase(_worker, work, system, "save", root, state, 4)
-            drop_caches()
-            fig["load"] = run_phase(_worker, work, system, "load", root, state, 4)
-            if system != "torch_save":
+            runs = []
+            for _ in range(a.repeat):
+                shutil.rmtree(root, ignore_errors=True)
+                run = {"save": phase(system, "save", root, state, 4)}
                 drop_caches()
-                fig["load_resharded"] = run_phase(_worker, work, system, "load", root, state, 2)
+                run["load"] = phase(system, "load", root, state, 4)
+                if system != "torch_save":
+                    drop_caches()
+                    run["load_resharded"] = phase(system, "load", root, state, 2)
+                drop_caches()
+                runs.append(run)
+            fig = {"gb": gb, **_medians(runs)}
             results["figures"][f"{sname}/{system}"] = fig
+            results["runs"][f"{sname}/{system}"] = runs
             shutil.rmtree(root, ignore_errors=True)
             print(f"  {sname:5s} {system:13s} " + "  ".join(
-                f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb"), flush=True)
+                f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb") + _spread(runs), flush=True)
     # The same work through the C++ API (bench/tensors_bench.cc under mpirun).
     cpp = os.path.join(HERE, "..", "..", "build", "bench", "tensors_bench")
-    if os.path.exists(cpp) and shutil.which("mpirun") and "dcp" in a.systems.split(","):
+    if os.path.exists(cpp) and shutil.which("mpirun") and "dcp" in systems:
         out = os.path.join(work, "cpp.json")
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-        subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "4", cpp, "--root",
-                        os.path.join(scratch, "cpp"), "--gib", str(a.gib), "--small", str(a.small), "--json", out],
-                       check=True, env=env)
-        with open(out) as f:
-            for sname, fig in json.load(f).items():
-                results["figures"][f"{sname}/dcp_cpp"] = fig
-        print("\ndcp's Python path / its C++ path (time; 1.00 = as fast):")
+        runs = {}
+        for _ in range(a.repeat):
+            subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "4", cpp, "--root",
+                            os.path.join(scratch, "cpp"), "--gib", str(a.gib), "--small", str(a.small), "--json", out],
+                           check=True, env=env)
+            drop_caches()
+            with open(out) as f:
+                for sname, fig in json.load(f).items():
+                    runs.setdefault(sname, []).append({k: v for k, v in fig.items() if k != "gb"})
+        for sname, rs in runs.items():
+            results["figures"][f"{sname}/dcp_cpp"] = _medians(rs)
+            results["runs"][f"{sname}/dcp_cpp"] = rs
+        print(f"\ndcp's Python path / its C++ path (time, medians of {a.repeat}; 1.00 = as fast; the C++ path's "
+              "collectives are MPI's):")
         for sname in states:
-            py_, cc = results["figures"].get(f"{sname}/dcp"), results["figures"].get(f"{sname}/dcp_cpp")
-            if py_ and cc:
-                print(f"  {sname:5s} " + "  ".join(f"{k} {py_[k] / cc[k]:5.2f}" for k in ("save", "load", "load_resharded")))
-    print("\nspeed-up of dcp over PyTorch (its time / dcp's time):")
+            cc = results["figures"].get(f"{sname}/dcp_cpp")
+            for system, how in (("dcp", "torch.distributed (gloo)"), ("dcp_mpi", "mpi4py")):
+                py_ = results["figures"].get(f"{sname}/{system}")
+                if py_ and cc:
+                    print(f"  {sname:5s} over {how:24s} " +
+                          "  ".join(f"{k} {py_[k] / cc[k]:5.2f}" for k in ("save", "load", "load_resharded")))
+    print(f"\nspeed-up of dcp over PyTorch (its time / dcp's time, medians of {a.repeat}):")
     for sname in states:
         d = results["figures"].get(f"{sname}/dcp")
         for peer in ("torch_sharded", "torch_save"):
