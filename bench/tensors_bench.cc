@@ -4,12 +4,21 @@
 // Python package can be compared with it in the same run.
 //
 //   mpirun -np 4 tensors_bench --root DIR [--gib 1] [--small 1000] [--json FILE]
+//   mpirun -np N tensors_bench --root DIR --phase P --state S [--gib 1] [--small 1000] [--json FILE]
 //
 // States: one float32 tensor of --gib GiB split in 4 row slabs; --small
 // tensors of 64 x 1024 float32 (256 KiB), each split in 4 row slabs. Values
 // as python_bench.py's values(). Phases: 4 ranks save, page cache dropped, 4
 // ranks load the same layout, page cache dropped, ranks 0-1 load 2 row slabs
 // each (resharded). Every load is checked. Seconds are the slowest rank's.
+//
+// With --phase (save | load | load_resharded) and --state (large | small),
+// one phase of one state in a fresh process, on all N ranks (the layout is
+// cut in N slabs; N = 2 for load_resharded), and the store is kept for the
+// next phase: python_bench runs its own phases this way, each in new
+// processes, so the C++ path is compared in the same conditions: each phase
+// first saves and loads a tiny state of its own (as python_bench's do), and
+// nothing else is warmed by an earlier phase; no idle ranks poll MPI.
 
 #include <mpi.h>
 #include <unistd.h>
@@ -133,10 +142,42 @@ int main(int argc, char** argv) {
   app.add_option("--small-rows", kSmallRows, "rows of 1024 float32 per small tensor (64: 256 KiB, 64 KiB records)")
       ->check(CLI::Range(4, 1 << 20));
   app.add_option("--json", json, "write results as JSON here (rank 0)");
+  std::string phase = "all", state;
+  app.add_option("--phase", phase, "one phase only, in this process, on every rank (store kept)")
+      ->check(CLI::IsMember({"all", "save", "load", "load_resharded"}));
+  app.add_option("--state", state, "the state of --phase")->check(CLI::IsMember({"large", "small"}));
   CLI11_PARSE(app, argc, argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const int64_t large_rows = static_cast<int64_t>(gib * (1 << 30) / (kCols * 4)) / 4 * 4;
+  if (phase != "all") {
+    if (state.empty()) {
+      if (rank == 0) std::fprintf(stderr, "tensors_bench: --phase needs --state\n");
+      return 1;
+    }
+    const bool large = state == "large";
+    const std::string dir = root + "/" + state;
+    auto comm = std::move(NewMpiWorldCommunicator().value());
+    const auto slabs = Layout(large, large_rows, small, world, rank);
+    // As python_bench's phases: a tiny state of its own saved and loaded
+    // first (code paths run once, out of the timed region).
+    const std::string warm = root + "/warm" + std::to_string(world);
+    if (rank == 0) std::filesystem::remove_all(warm);
+    MPI_Barrier(MPI_COMM_WORLD);
+    Save(comm.get(), warm, Layout(false, 0, 2, world, rank));
+    Load(comm.get(), MPI_COMM_WORLD, warm, Layout(false, 0, 2, world, rank));
+    if (rank == 0) std::filesystem::remove_all(warm);
+    if (phase == "save" && rank == 0) std::filesystem::remove_all(dir);
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double t = phase == "save" ? Save(comm.get(), dir, slabs) : Load(comm.get(), MPI_COMM_WORLD, dir, slabs);
+    if (rank == 0) {
+      std::printf("  %-5s dcp C++       %s %6.2f s (%d ranks, a process of its own)\n", state.c_str(), phase.c_str(), t,
+                  world);
+      if (!json.empty()) std::ofstream(json) << "{\"seconds\": " << t << "}\n";
+    }
+    return 0;
+  }
   if (world != 4) {
     if (rank == 0) std::fprintf(stderr, "tensors_bench needs 4 ranks\n");
     return 1;
@@ -146,7 +187,6 @@ int main(int argc, char** argv) {
   MPI_Comm_split(MPI_COMM_WORLD, rank < 2 ? 0 : MPI_UNDEFINED, rank, &pair);
   std::unique_ptr<Communicator> pair_comm;
   if (pair != MPI_COMM_NULL) pair_comm = std::move(NewMpiCommunicatorFromFortranHandle(MPI_Comm_c2f(pair)).value());
-  const int64_t large_rows = static_cast<int64_t>(gib * (1 << 30) / (kCols * 4)) / 4 * 4;
   std::string out = "{";
   for (bool large : {true, false}) {
     const std::string dir = root + (large ? "/large" : "/small");

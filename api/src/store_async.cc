@@ -11,6 +11,7 @@
 #include "engine/coord/agreement.h"
 #include "engine/sharding/flatten.h"
 #include "engine/sharding/validation.h"
+#include "engine/wire/wire.h"
 
 namespace dcp {
 
@@ -20,7 +21,7 @@ Store::Impl::~Impl() {
 
 Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOptions& options,
                              const Status& caller) {
-  const std::string what = "async put of step " + std::to_string(step);
+  std::string what = "async put of step " + std::to_string(step);
   Status local = caller.ok() ? Busy(comm) : caller;
   if (local.ok() && async_ != nullptr) {
     local = Status::FailedPrecondition("an async put of step " + std::to_string(async_->step) +
@@ -41,7 +42,14 @@ Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOp
   sharding::FlatState flat;
   if (local.ok()) local = sharding::FlattenForSave(expanded, &flat);
   if (local.ok()) local = sharding::ValidateLocalSave(flat);
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+  {
+    // Each rank's step rides along: failures are named by rank 0's (ranks
+    // whose steps differ fail in the put's first round, by name).
+    std::vector<std::string> steps;
+    Status agreed = coord::AgreeAndGather(comm, local, wire::Writer().U64(step).Finish(), &steps);
+    what = "async put of step " + std::to_string(protocol::StepOfRank0(steps, step));
+    DCP_RETURN_IF_ERROR(agreed.Annotate(what));
+  }
 
   if (async_comm_ == nullptr) {
     auto dup = comm->Duplicate();

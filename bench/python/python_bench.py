@@ -392,23 +392,30 @@ def main():
             shutil.rmtree(root, ignore_errors=True)
             print(f"  {sname:5s} {system:13s} " + "  ".join(
                 f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb") + _spread(runs), flush=True)
-    # The same work through the C++ API (bench/tensors_bench.cc under mpirun).
+    # The same work through the C++ API (bench/tensors_bench.cc under mpirun),
+    # each phase in processes of its own, as the Python systems' phases are.
     cpp = os.path.join(HERE, "..", "..", "build", "bench", "tensors_bench")
     if os.path.exists(cpp) and shutil.which("mpirun") and "dcp" in systems:
         out = os.path.join(work, "cpp.json")
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-        runs = {}
-        for _ in range(a.repeat):
-            subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", "4", cpp, "--root",
-                            os.path.join(scratch, "cpp"), "--gib", str(a.gib), "--small", str(a.small), "--json", out],
-                           check=True, env=env)
+
+        def cpp_phase(sname, phase, world):
+            subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(world), cpp, "--root",
+                            os.path.join(scratch, "cpp"), "--gib", str(a.gib), "--small", str(a.small), "--phase",
+                            phase, "--state", sname, "--json", out], check=True, env=env, stdout=subprocess.DEVNULL)
             drop_caches()
             with open(out) as f:
-                for sname, fig in json.load(f).items():
-                    runs.setdefault(sname, []).append({k: v for k, v in fig.items() if k != "gb"})
-        for sname, rs in runs.items():
-            results["figures"][f"{sname}/dcp_cpp"] = _medians(rs)
-            results["runs"][f"{sname}/dcp_cpp"] = rs
+                return json.load(f)["seconds"]
+        for sname in states:
+            runs = [{"save": cpp_phase(sname, "save", 4), "load": cpp_phase(sname, "load", 4),
+                     "load_resharded": cpp_phase(sname, "load_resharded", 2)} for _ in range(a.repeat)]
+            fig = _medians(runs)
+            results["figures"][f"{sname}/dcp_cpp"] = fig
+            results["runs"][f"{sname}/dcp_cpp"] = runs
+            gb = results["figures"][f"{sname}/dcp"]["gb"]
+            print(f"  {sname:5s} {'dcp C++':13s} " + "  ".join(
+                f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items()) + _spread(runs), flush=True)
+        shutil.rmtree(os.path.join(scratch, "cpp"), ignore_errors=True)
         print(f"\ndcp's Python path / its C++ path (time, medians of {a.repeat}; 1.00 = as fast; the C++ path's "
               "collectives are MPI's):")
         for sname in states:

@@ -9,24 +9,84 @@
 
 namespace dcp::coord {
 
+namespace {
+
+// Every agreement message starts with its kind. Two different calls of the
+// API at once on different ranks (PutPart on one, CollectGarbage on another)
+// can meet in one all-gather; read as its own kind, the other's message would
+// pass, and the ranks would go on into different collectives and wait for
+// each other forever. With the kind, every rank fails instead.
+enum class Kind : uint8_t { kGather = 1, kCall = 2 };
+
+struct Messages {
+  std::vector<Kind> kinds;
+  std::vector<Status> statuses;               // a malformed message is its rank's failure
+  std::vector<std::string_view> payloads;     // views into the gathered messages
+  std::vector<bool> wellformed;
+};
+
+// All-gathers (kind, local, payload) and decodes every rank's message. Every
+// rank decodes the same bytes, so what follows is the same on every rank (no
+// string per rank here: at thousands of ranks this runs in every agreement).
+Status Exchange(Communicator* comm, Kind kind, const Status& local, std::string_view payload,
+                std::vector<std::string>* all, Messages* m) {
+  DCP_RETURN_IF_ERROR(
+      comm->AllGather(wire::Writer().U8(static_cast<uint8_t>(kind)).PutStatus(local).Raw(payload).Finish(), all));
+  const size_t n = all->size();
+  m->kinds.assign(n, Kind::kGather);
+  m->statuses.assign(n, Status::OK());
+  m->payloads.assign(n, std::string_view());
+  m->wellformed.assign(n, false);
+  for (size_t r = 0; r < n; ++r) {
+    wire::Reader in((*all)[r], "agreement message");
+    const uint8_t k = in.U8();
+    if (in.ok() && k != static_cast<uint8_t>(Kind::kGather) && k != static_cast<uint8_t>(Kind::kCall)) {
+      in.Fail("unknown agreement kind " + std::to_string(k));
+    }
+    Status status = in.GetStatus();
+    m->payloads[r] = in.Rest();
+    if (Status s = in.Finish(); !s.ok()) {
+      m->statuses[r] = s;
+      continue;
+    }
+    m->kinds[r] = static_cast<Kind>(k);
+    m->statuses[r] = std::move(status);
+    m->wellformed[r] = true;
+  }
+  return Status::OK();
+}
+
+// InvalidArgument if a rank is in another kind of agreement than the first
+// rank with a well-formed message (rank 0 but for a bug), naming both.
+Status SameKind(const Messages& m) {
+  const auto what = [&](size_t r) {
+    return m.kinds[r] == Kind::kCall ? "calls " + std::string(m.payloads[r]) : std::string("makes another collective call");
+  };
+  size_t first = m.kinds.size();
+  for (size_t r = 0; r < m.kinds.size(); ++r) {
+    if (!m.wellformed[r]) continue;
+    if (first == m.kinds.size()) {
+      first = r;
+    } else if (m.kinds[r] != m.kinds[first]) {
+      return Status::InvalidArgument("rank " + std::to_string(r) + " " + what(r) + " but rank " +
+                                     std::to_string(first) + " " + what(first) + ": every rank must make the same call");
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
                       std::vector<std::string>* payloads) {
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(comm->AllGather(wire::EncodeResult(local, payload), &all));
-  std::vector<Status> statuses;
-  statuses.reserve(all.size());
-  payloads->assign(all.size(), std::string());
-  for (size_t r = 0; r < all.size(); ++r) {
-    // Every rank decodes the same bytes: a malformed one is the same error
-    // everywhere, and CombineStatuses names its rank (no string per rank
-    // here: at thousands of ranks this loop runs in every agreement).
-    auto got = wire::DecodeResult(all[r], "status message");
-    if (got.ok()) (*payloads)[r] = std::move(got).value();
-    statuses.push_back(got.status());
-  }
-  Status agreed = CombineStatuses(statuses);
-  if (!agreed.ok()) payloads->clear();
-  return agreed;
+  Messages m;
+  DCP_RETURN_IF_ERROR(Exchange(comm, Kind::kGather, local, payload, &all, &m));
+  DCP_RETURN_IF_ERROR(SameKind(m));
+  payloads->clear();
+  payloads->reserve(all.size());
+  for (std::string_view p : m.payloads) payloads->emplace_back(p);
+  return CombineStatuses(m.statuses);
 }
 
 Status AgreeOnStatus(Communicator* comm, const Status& local) {
@@ -36,24 +96,17 @@ Status AgreeOnStatus(Communicator* comm, const Status& local) {
 
 Status AgreeOnCall(Communicator* comm, const Status& local, std::string_view call, std::string_view what) {
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(comm->AllGather(wire::Writer().PutStatus(local).Raw(call).Finish(), &all));
-  std::vector<Status> statuses;
-  std::vector<std::string_view> calls;
-  statuses.reserve(all.size());
-  calls.reserve(all.size());
-  for (const std::string& message : all) {
-    wire::Reader in(message, "call message");
-    statuses.push_back(in.GetStatus());
-    calls.push_back(in.Rest());
-    if (Status s = in.Finish(); !s.ok()) statuses.back() = s;
-  }
-  for (size_t r = 1; r < calls.size(); ++r) {
-    if (calls[r] != calls[0]) {
-      return Status::InvalidArgument("rank " + std::to_string(r) + " calls " + std::string(calls[r]) + " but rank 0 " +
-                                     std::string(calls[0]) + ": every rank must make the same call");
+  Messages m;
+  DCP_RETURN_IF_ERROR(Exchange(comm, Kind::kCall, local, call, &all, &m));
+  DCP_RETURN_IF_ERROR(SameKind(m));
+  for (size_t r = 1; r < m.payloads.size(); ++r) {
+    if (m.wellformed[r] && m.wellformed[0] && m.payloads[r] != m.payloads[0]) {
+      return Status::InvalidArgument("rank " + std::to_string(r) + " calls " + std::string(m.payloads[r]) +
+                                     " but rank 0 " + std::string(m.payloads[0]) +
+                                     ": every rank must make the same call");
     }
   }
-  Status agreed = CombineStatuses(statuses);
+  Status agreed = CombineStatuses(m.statuses);
   return what.empty() ? agreed : agreed.Annotate(what);
 }
 

@@ -25,9 +25,16 @@ namespace dcp::coord {
 Status AgreeOnStatus(Communicator* comm, const Status& local);
 
 // Collective, one all-gather: AgreeOnStatus with a payload from every rank
-// riding along (a replica signature, rank 0's start of a step). On OK,
-// (*payloads)[r] is rank r's `payload`. Spares a round wherever a status
-// agreement is followed by an all-gather.
+// riding along (a replica signature, rank 0's start of a step).
+// (*payloads)[r] is rank r's `payload`, also when the agreement failed (a
+// failed rank may have sent an empty one), so that a caller can name its
+// failure the same way on every rank (by rank 0's step). Spares a round
+// wherever a status agreement is followed by an all-gather.
+//
+// Agreements of different kinds never pass for each other: a rank in
+// AgreeOnCall while another is in AgreeOnStatus or AgreeAndGather (two
+// different calls at once) fails every rank with InvalidArgument naming the
+// call, instead of both going on into different collectives.
 Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
                       std::vector<std::string>* payloads);
 

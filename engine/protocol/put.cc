@@ -91,6 +91,13 @@ wire::Writer StartOf(uint64_t step, const SaveOptions& options) {
 
 }  // namespace
 
+uint64_t StepOfRank0(const std::vector<std::string>& payloads, uint64_t own) {
+  if (payloads.empty()) return own;
+  wire::Reader first(payloads[0], "step of rank 0");
+  const uint64_t step = first.U64();
+  return first.ok() ? step : own;
+}
+
 Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* store, uint64_t step,
                                               const SaveOptions& options, const Status& caller) {
   const std::string what = "put of step " + std::to_string(step);
@@ -141,7 +148,9 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
     start = StartOf(step, options).Finish();
   }
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(c, local, start, &all).Annotate(what));
+  if (Status agreed = coord::AgreeAndGather(c, local, start, &all); !agreed.ok()) {
+    return agreed.Annotate("put of step " + std::to_string(StepOfRank0(all, step)));
+  }
   wire::Reader in(all[0], "start of step " + std::to_string(step) + " from rank 0");
   const uint64_t first_step = in.U64();
   const bool first_parallel = in.U8() != 0;

@@ -67,6 +67,11 @@ struct PutSession {
   SaveReport report;
 };
 
+// For a failed agreement whose payloads start with each rank's step (a
+// u64): rank 0's step where its payload arrived, else `own`. Ranks whose
+// steps differ (one failed to resolve its own) then name the failure alike.
+uint64_t StepOfRank0(const std::vector<std::string>& payloads, uint64_t own);
+
 // Collective over `comm`: starts a session for `step`. `local` is the
 // caller's verdict on this rank (may it write now?); any rank's failure
 // fails every rank. REQUIRES: store->own() is not null where `local` is OK.

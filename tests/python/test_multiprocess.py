@@ -186,6 +186,10 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
     attempt("remove", lambda: dcp.remove_sharded_tensors(root, "w", step=0 if rank == 0 else None, into_step=1 + rank))
     with dcp.Store.open(root) as store:
         attempt("delete", lambda: store.delete_step(rank))
+        # A step that is no step on one rank: refused there, and the others do not wait.
+        attempt("put bad step", lambda: store.put(-1 if rank == 1 else 3, sd(rows)))
+        attempt("get bad step", lambda: store.get("0" if rank == 1 else 0, sd(torch.zeros(2, 4))))
+        attempt("put_async bad step", lambda: store.put_async(3 if rank == 1 else 2.0, sd(rows)))
     got = torch.zeros(2, 4)
     dcp.load(sd(got), root)  # the one step, unchanged
     if not torch.equal(got, rows):
@@ -197,7 +201,7 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
 
 def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
     root, lines = _same_lines(_mixed_arguments_worker, 2, tmp_path)
-    save, load, load_strict, remove, delete = lines
+    save, load, load_strict, remove, delete, put_bad, get_bad, put_async_bad = lines
     assert save == "save: InvalidArgumentError rank 1 saves step 5 but rank 0 step 1: every rank must save the " \
         "same step", save
     assert load == "load: InvalidArgumentError get of step 0: rank 1: rank 1 gets step 7 but rank 0 step 0: every " \
@@ -208,6 +212,13 @@ def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
         "but rank 0 RemoveTensors(step 0, prefix 'w', into step 1): every rank must make the same call", remove
     assert delete == "delete: InvalidArgumentError rank 1 calls DeleteStep(1) but rank 0 DeleteStep(0): every " \
         "rank must make the same call", delete
+    # Named by rank 0's step on every rank.
+    assert put_bad == "put bad step: InvalidArgumentError put of step 3: rank 1: step -1 is outside " \
+        "[0, 2**64)", put_bad
+    assert get_bad == "get bad step: InvalidTypeError get of step 0: rank 1: TypeError: step '0': expected an int, " \
+        "not str", get_bad
+    assert put_async_bad == "put_async bad step: InvalidTypeError async put of step 0: rank 0: TypeError: step 2.0: " \
+        "expected an int, not float", put_async_bad
     assert dcp.Store.open(root, "self", read_only=True).steps() == [0]
 
 

@@ -88,6 +88,27 @@ def _load_options(strict=None, read_threads=None, max_inflight_bytes=None, read_
     return o
 
 
+def _checked_step(step):
+    """(step, None) for a step number (an int, or anything with __index__, in [0, 2**64)); else
+    (0, the error). A collective call passes the error on as this rank's failure, with step 0 in
+    its place: every rank then fails, named by rank 0's step, instead of the others waiting."""
+    import operator
+    try:
+        n = operator.index(step)
+    except TypeError:
+        return 0, TypeError(f"step {step!r}: expected an int, not {type(step).__qualname__}")
+    if not 0 <= n < 1 << 64:
+        return 0, ValueError(f"step {n} is outside [0, 2**64)")
+    return n, None
+
+
+def _raise_or(error, convert):
+    """convert(), unless `error` (raised)."""
+    if error is not None:
+        raise error
+    return convert()
+
+
 def _collective(convert, fields, call):
     """call(*convert(), failure): a collective call of the core with the `fields` arguments
     `convert` makes from the caller's. If the conversion raises on this rank, the call is still
@@ -164,16 +185,17 @@ class Store:
     def put(self, step, state_dict, **options):
         """Saves `state_dict` as `step` (collective). Options: overwrite, chunk_bytes, compression
         ('none' | 'lz4' | 'lz4_byte_planes'), incremental, encode_threads, fully_parallel."""
-        s, step = self._s, int(step)
-        return SaveReport(**_collective(lambda: (_state.for_save(state_dict), _save_options(**options)), 2,
-                                        lambda tree, opts, failure: s.put(step, tree, opts, failure)))
+        s, (st, st_error) = self._s, _checked_step(step)
+        return SaveReport(**_collective(
+            lambda: _raise_or(st_error, lambda: (_state.for_save(state_dict), _save_options(**options))), 2,
+            lambda tree, opts, failure: s.put(st, tree, opts, failure)))
 
     def put_async(self, step, state_dict, **options):
         """Starts saving `state_dict` as `step` in the background and returns once this rank's
         tensors are copied (collective); they may change right away. Collect with wait() or poll()."""
-        s, step = self._s, int(step)
-        _collective(lambda: (_state.for_save(state_dict), _save_options(**options)), 2,
-                    lambda tree, opts, failure: s.put_async(step, tree, opts, failure))
+        s, (st, st_error) = self._s, _checked_step(step)
+        _collective(lambda: _raise_or(st_error, lambda: (_state.for_save(state_dict), _save_options(**options))), 2,
+                    lambda tree, opts, failure: s.put_async(st, tree, opts, failure))
 
     def wait(self):
         """Waits for the async put; its report, or its error (the same on every rank)."""
@@ -204,7 +226,7 @@ class Store:
         """Loads `step` into `state_dict` (collective): every ShardedTensor's data is filled in
         place (allocated if it has none), every ShardedObject's data replaced by the saved value.
         Options: strict (StrictHandling), read_threads, max_inflight_bytes, read_once."""
-        s, step = self._s, int(step)
+        s, (st, st_error) = self._s, _checked_step(step)
         # The options decide which collectives the get runs (strict modes, read_once), so a rank
         # whose request fails still passes them on: they are converted apart from the request.
         opts, opts_error = {}, None
@@ -214,11 +236,12 @@ class Store:
             opts_error = e
 
         def convert():
-            if opts_error is not None:
-                raise opts_error
+            for error in (st_error, opts_error):
+                if error is not None:
+                    raise error
             return _state.for_load(state_dict)  # (tree, finish)
         def call(tree, finish, failure):
-            return s.get(step, tree, opts, failure), finish
+            return s.get(st, tree, opts, failure), finish
         (common, report, unexpected, missing, objects), finish = _collective(convert, 2, call)
         finish(objects)
         return LoadResult(_state.from_value(common), LoadReport(**report), list(unexpected), list(missing))

@@ -102,6 +102,67 @@ TEST_CASE("AgreeOnStatus returns the same status on every rank", "[coord]") {
   }
 }
 
+TEST_CASE("AgreeAndGather: every rank's payload, also when the agreement fails", "[coord]") {
+  const int n = 3;
+  std::vector<Status> agreed(static_cast<size_t>(n));
+  std::vector<std::vector<std::string>> payloads(static_cast<size_t>(n));
+  RunRanks(n, [&](int rank, Communicator* comm) {
+    const Status local = rank == 1 ? Status::IOError("disk full") : Status::OK();
+    agreed[static_cast<size_t>(rank)] = AgreeAndGather(comm, local, "from " + std::to_string(rank), &payloads[static_cast<size_t>(rank)]);
+  });
+  for (int rank = 0; rank < n; ++rank) {
+    CHECK(agreed[static_cast<size_t>(rank)] == Status::IOError("rank 1: disk full"));
+    // The failed agreement still names what each rank sent (put names the
+    // step by rank 0's).
+    CHECK(payloads[static_cast<size_t>(rank)] == std::vector<std::string>{"from 0", "from 1", "from 2"});
+  }
+}
+
+TEST_CASE("AgreeOnCall: a rank whose call differs fails every rank by name", "[coord]") {
+  const int n = 3;
+  std::vector<Status> agreed(static_cast<size_t>(n));
+  RunRanks(n, [&](int rank, Communicator* comm) {
+    agreed[static_cast<size_t>(rank)] = AgreeOnCall(comm, Status::OK(), rank == 2 ? "DeleteStep(4)" : "DeleteStep(3)", "delete");
+  });
+  for (const Status& s : agreed) {
+    CHECK(s == Status::InvalidArgument(
+                   "rank 2 calls DeleteStep(4) but rank 0 DeleteStep(3): every rank must make the same call"));
+  }
+  // The same calls: the agreed status, annotated.
+  RunRanks(n, [&](int rank, Communicator* comm) {
+    agreed[static_cast<size_t>(rank)] = AgreeOnCall(comm, rank == 1 ? Status::NotFound("no step 3") : Status::OK(), "DeleteStep(3)",
+                               "delete of step 3");
+  });
+  for (const Status& s : agreed) CHECK(s == Status::NotFound("delete of step 3: rank 1: no step 3"));
+}
+
+TEST_CASE("Ranks in two different agreements all fail with the same error, and stay in step", "[coord]") {
+  // Two different calls of the API at once (PutPart on one rank, a put or a
+  // garbage collection on the others) meet in an all-gather: each side reads
+  // the other's message as its own kind would be a hang or a silent mix-up.
+  const int n = 3;
+  for (int odd = 0; odd < n; ++odd) {
+    INFO("rank " << odd << " calls PutPart");
+    std::vector<Status> agreed(static_cast<size_t>(n));
+    std::vector<Status> after(static_cast<size_t>(n));
+    RunRanks(n, [&](int rank, Communicator* comm) {
+      std::vector<std::string> payloads;
+      if (rank == odd) agreed[static_cast<size_t>(rank)] = AgreeOnCall(comm, Status::OK(), "PutPart", "put");
+      else if (rank % 2 == 0) agreed[static_cast<size_t>(rank)] = AgreeOnStatus(comm, Status::OK());
+      else agreed[static_cast<size_t>(rank)] = AgreeAndGather(comm, Status::OK(), "signature", &payloads);
+      after[static_cast<size_t>(rank)] = AgreeOnStatus(comm, rank == 1 ? Status::IOError("later") : Status::OK());
+    });
+    const std::string first = odd == 0 ? "rank 1 makes another collective call but rank 0 calls PutPart"
+                                       : "rank " + std::to_string(odd) +
+                                             " calls PutPart but rank 0 makes another collective call";
+    for (int rank = 0; rank < n; ++rank) {
+      INFO("rank " << rank);
+      CHECK(agreed[static_cast<size_t>(rank)] == Status::InvalidArgument(first + ": every rank must make the same call"));
+      CHECK(after[static_cast<size_t>(rank)] == Status::IOError("rank 1: later"));
+    }
+  }
+}
+
 TEST_CASE("BroadcastResult gives every rank the root's status or payload", "[coord]") {
   const int n = GENERATE(1, 3);
   for (int root = 0; root < n; ++root) {
