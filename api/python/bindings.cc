@@ -223,13 +223,14 @@ class PyStore {
     return SaveReportDict(report);
   }
 
-  void BeginStep(uint64_t step, const py::dict& options) {
-    const SaveOptions o = ToSaveOptions(options);
+  void BeginStep(uint64_t step, const py::object& options, const py::object& failure) {
+    SaveOptions o;
+    const Status local = Converted(failure, [&] { o = ToSaveOptions(options.cast<py::dict>()); });
     Status s;
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      s = st.BeginStep(step, o);
+      s = st.BeginStep(step, o, local);
     }
     ThrowIfError(s);
   }
@@ -374,40 +375,46 @@ class PyStore {
     return py::make_tuple(tensors, objects, FromValue(plain.common_state));
   }
 
+  // `failure`, here and below: the Python layer's error in this rank's
+  // arguments (their placeholders are passed), as in Put.
   std::vector<std::string> RemoveTensors(uint64_t step, const std::string& prefix, std::optional<uint64_t> into_step,
-                                         bool overwrite) {
+                                         bool overwrite, const py::object& failure) {
     RemoveTensorsOptions o;
     o.into_step = into_step;
     o.overwrite = overwrite;
+    const Status local = Converted(failure, [] {});
     Result<std::vector<std::string>> r = Status::Internal("not run");
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      r = st.RemoveTensors(step, prefix, o);
+      r = st.RemoveTensors(step, prefix, o, local);
     }
     return ValueOrThrow(std::move(r));
   }
 
-  void DeleteStep(uint64_t step) {
+  void DeleteStep(uint64_t step, const py::object& failure) {
+    const Status local = Converted(failure, [] {});
     Status s;
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      s = st.DeleteStep(step);
+      s = st.DeleteStep(step, local);
     }
     ThrowIfError(s);
   }
 
-  std::vector<uint64_t> ApplyRetention(uint64_t keep_last, uint64_t keep_every, const std::vector<uint64_t>& keep) {
+  std::vector<uint64_t> ApplyRetention(uint64_t keep_last, uint64_t keep_every, const std::vector<uint64_t>& keep,
+                                       const py::object& failure) {
     RetentionPolicy p;
     p.keep_last = keep_last;
     p.keep_every = keep_every;
     p.keep_steps = keep;
+    const Status local = Converted(failure, [] {});
     Result<std::vector<uint64_t>> r = Status::Internal("not run");
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      r = st.ApplyRetention(p);
+      r = st.ApplyRetention(p, local);
     }
     return ValueOrThrow(std::move(r));
   }

@@ -61,10 +61,12 @@ Status Store::Put(uint64_t step, const StateDict& state, const SaveOptions& opti
                        local.ok() ? i.BusyOrInSession(i.comm, " (CommitStep or AbortStep first)") : local, report);
 }
 
-Status Store::BeginStep(uint64_t step, const SaveOptions& options) {
+Status Store::BeginStep(uint64_t step, const SaveOptions& options, const Status& local) {
   Impl& i = *impl_;
-  DCP_ASSIGN_OR_RETURN(i.session, protocol::BeginStep(i.comm, i.store.get(), step, options,
-                                                      i.BusyOrInSession(i.comm, " (CommitStep or AbortStep first)")));
+  DCP_ASSIGN_OR_RETURN(i.session,
+                       protocol::BeginStep(i.comm, i.store.get(), step, options,
+                                           local.ok() ? i.BusyOrInSession(i.comm, " (CommitStep or AbortStep first)")
+                                                      : local));
   return Status::OK();
 }
 
@@ -119,17 +121,20 @@ Result<PlainState> Store::LoadPlain(uint64_t step, const std::vector<std::string
 }
 
 Result<std::vector<std::string>> Store::RemoveTensors(uint64_t step, std::string_view key_prefix,
-                                                      const RemoveTensorsOptions& options) {
+                                                      const RemoveTensorsOptions& options, const Status& local) {
   Impl& i = *impl_;
-  return protocol::RemoveTensors(i.comm, i.store.get(), step, key_prefix, options, i.BusyOrInSession(i.comm, ""));
+  return protocol::RemoveTensors(i.comm, i.store.get(), step, key_prefix, options,
+                                 local.ok() ? i.BusyOrInSession(i.comm, "") : local);
 }
 
-Status Store::DeleteStep(uint64_t step) {
-  return protocol::DeleteStep(impl_->comm, impl_->store.get(), step, impl_->Busy(impl_->comm));
+Status Store::DeleteStep(uint64_t step, const Status& local) {
+  Impl& i = *impl_;
+  return protocol::DeleteStep(i.comm, i.store.get(), step, local.ok() ? i.Busy(i.comm) : local);
 }
 
-Result<std::vector<uint64_t>> Store::ApplyRetention(const RetentionPolicy& policy) {
-  return protocol::ApplyRetention(impl_->comm, impl_->store.get(), policy, impl_->Busy(impl_->comm));
+Result<std::vector<uint64_t>> Store::ApplyRetention(const RetentionPolicy& policy, const Status& local) {
+  Impl& i = *impl_;
+  return protocol::ApplyRetention(i.comm, i.store.get(), policy, local.ok() ? i.Busy(i.comm) : local);
 }
 
 Status Store::CollectGarbage(GcReport* report, const GcOptions& options) {

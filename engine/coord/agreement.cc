@@ -60,7 +60,8 @@ Status Exchange(Communicator* comm, Kind kind, const Status& local, std::string_
 // rank with a well-formed message (rank 0 but for a bug), naming both.
 Status SameKind(const Messages& m) {
   const auto what = [&](size_t r) {
-    return m.kinds[r] == Kind::kCall ? "calls " + std::string(m.payloads[r]) : std::string("makes another collective call");
+    return m.kinds[r] == Kind::kCall ? "calls " + std::string(m.payloads[r])
+                                     : std::string("makes another collective call");
   };
   size_t first = m.kinds.size();
   for (size_t r = 0; r < m.kinds.size(); ++r) {
@@ -69,7 +70,8 @@ Status SameKind(const Messages& m) {
       first = r;
     } else if (m.kinds[r] != m.kinds[first]) {
       return Status::InvalidArgument("rank " + std::to_string(r) + " " + what(r) + " but rank " +
-                                     std::to_string(first) + " " + what(first) + ": every rank must make the same call");
+                                     std::to_string(first) + " " + what(first) +
+                                     ": every rank must make the same call");
     }
   }
   return Status::OK();
@@ -99,15 +101,21 @@ Status AgreeOnCall(Communicator* comm, const Status& local, std::string_view cal
   Messages m;
   DCP_RETURN_IF_ERROR(Exchange(comm, Kind::kCall, local, call, &all, &m));
   DCP_RETURN_IF_ERROR(SameKind(m));
-  for (size_t r = 1; r < m.payloads.size(); ++r) {
-    if (m.wellformed[r] && m.wellformed[0] && m.payloads[r] != m.payloads[0]) {
-      return Status::InvalidArgument("rank " + std::to_string(r) + " calls " + std::string(m.payloads[r]) +
-                                     " but rank 0 " + std::string(m.payloads[0]) +
-                                     ": every rank must make the same call");
-    }
+  size_t differs = 0;
+  for (size_t r = 1; r < m.payloads.size() && differs == 0; ++r) {
+    if (m.wellformed[r] && m.wellformed[0] && m.payloads[r] != m.payloads[0]) differs = r;
   }
+  // A rank's own failure first: a rank whose arguments could not be
+  // converted calls with placeholders, and its error says what is wrong.
+  // `what` names the arguments: only where they are the same everywhere.
   Status agreed = CombineStatuses(m.statuses);
-  return what.empty() ? agreed : agreed.Annotate(what);
+  if (!agreed.ok()) return differs == 0 && !what.empty() ? agreed.Annotate(what) : agreed;
+  if (differs != 0) {
+    return Status::InvalidArgument("rank " + std::to_string(differs) + " calls " + std::string(m.payloads[differs]) +
+                                   " but rank 0 " + std::string(m.payloads[0]) +
+                                   ": every rank must make the same call");
+  }
+  return agreed;
 }
 
 Result<std::string> BroadcastResult(Communicator* comm, int root, Result<std::string> on_root) {

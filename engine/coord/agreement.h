@@ -38,13 +38,15 @@ Status AgreeOnStatus(Communicator* comm, const Status& local);
 Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
                       std::vector<std::string>* payloads);
 
-// Collective, one all-gather: that every rank made the same call, and then
-// AgreeOnStatus annotated with `what`. `call` is this rank's call in words
-// with the arguments that must agree ("DeleteStep(3)"); if a rank's differs
-// from rank 0's, every rank fails with InvalidArgument naming the first such
-// rank and both calls, instead of acting on rank 0's arguments alone or
-// running collectives the others do not. `what` may name the arguments: it
-// is only used when every rank's are the same.
+// Collective, one all-gather: AgreeOnStatus, and that every rank made the
+// same call. `call` is this rank's call in words with the arguments that
+// must agree ("DeleteStep(3)"). A failed agreement is returned first (a rank
+// whose arguments could not be converted calls with placeholders; its error
+// says what is wrong), annotated with `what` where every rank's call is the
+// same (`what` may name the arguments). Then, if a rank's call differs from
+// rank 0's, every rank fails with InvalidArgument naming the first such rank
+// and both calls, instead of acting on rank 0's arguments alone or running
+// collectives the others do not.
 Status AgreeOnCall(Communicator* comm, const Status& local, std::string_view call, std::string_view what);
 
 // The agreed outcome of per-rank statuses (element r is rank r's), by the rule

@@ -383,16 +383,24 @@ TEST_CASE("a rank whose own input failed joins the call with it: every rank fail
   testing::TempDir dir;
   SaveBaseline(dir.path());
   const Status refused = Status::InvalidArgument("TypeError: common state 'opt.fn' holds a function");
-  std::vector<Status> put(3), async(3), part(3), get(3), after(3);
+  std::vector<Status> put(3), async(3), part(3), get(3), after(3), begin(3), remove(3), del(3), retain(3);
   testing::RunRanks(3, [&](int rank, Communicator* comm) {
     auto shards = testing::BuildShards(kBase, rank, 3, true);
     const bool failing = rank == 1;
     const StateDict empty;
     const StateDict& mine = failing ? empty : shards.dict;
     const Status local = failing ? refused : Status::OK();
+    // The failing rank passes placeholders (step 0, no prefix), as a
+    // binding does for arguments it could not convert.
+    const uint64_t step = failing ? 0 : 2;
     auto store = ValueOrDie(Store::Open(dir.path(), comm));
-    put[rank] = store->Put(2, mine, {}, nullptr, local);
-    async[rank] = store->PutAsync(2, mine, {}, local);
+    put[rank] = store->Put(step, mine, {}, nullptr, local);
+    async[rank] = store->PutAsync(step, mine, {}, local);
+    begin[rank] = store->BeginStep(step, {}, local);
+    remove[rank] = store->RemoveTensors(failing ? 0 : 1, failing ? "" : "w", {}, local).status();
+    del[rank] = store->DeleteStep(failing ? 0 : 1, local);
+    const RetentionPolicy keep_last{.keep_last = 1, .keep_every = 0, .keep_steps = {}};
+    retain[rank] = store->ApplyRetention(keep_last, local).status();
     // A refused part leaves the session usable: the parts then go in whole.
     Status s = store->BeginStep(3);
     if (s.ok()) {
@@ -406,8 +414,17 @@ TEST_CASE("a rank whose own input failed joins the call with it: every rank fail
     get[rank] = store->Get(1, failing ? &nothing : &request.dict, {}, local).status();
   });
   const std::string want = "rank 1: TypeError: common state 'opt.fn' holds a function";
-  RequireAll(put, StatusCode::kInvalidArgument, want);
-  RequireAll(async, StatusCode::kInvalidArgument, want);
+  // Named by rank 0's step on every rank.
+  RequireAll(put, StatusCode::kInvalidArgument, "put of step 2: " + want);
+  RequireAll(async, StatusCode::kInvalidArgument, "async put of step 2: " + want);
+  RequireAll(begin, StatusCode::kInvalidArgument, "put of step 2: " + want);
+  // The failing rank's own error, not that its placeholders differ (the
+  // calls differ: not annotated with arguments); the same calls: annotated.
+  REQUIRE(remove[0] == Status::InvalidArgument(want));
+  RequireAll(remove, StatusCode::kInvalidArgument, want);
+  REQUIRE(del[0] == Status::InvalidArgument(want));
+  RequireAll(del, StatusCode::kInvalidArgument, want);
+  RequireAll(retain, StatusCode::kInvalidArgument, "retention: " + want);
   RequireAll(part, StatusCode::kInvalidArgument, want);
   RequireAll(get, StatusCode::kInvalidArgument, want);
   for (const Status& s : after) REQUIRE(s.ok());

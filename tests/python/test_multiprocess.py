@@ -190,6 +190,10 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
         attempt("put bad step", lambda: store.put(-1 if rank == 1 else 3, sd(rows)))
         attempt("get bad step", lambda: store.get("0" if rank == 1 else 0, sd(torch.zeros(2, 4))))
         attempt("put_async bad step", lambda: store.put_async(3 if rank == 1 else 2.0, sd(rows)))
+        attempt("begin_step bad option", lambda: store.begin_step(3, **({"bogus": 1} if rank == 1 else {})))
+        attempt("delete bad step", lambda: store.delete_step(-1 if rank == 1 else 5))
+        attempt("retention bad step", lambda: store.apply_retention(keep_last=1, keep_steps=["0"] if rank else [0]))
+        attempt("remove bad prefix", lambda: store.remove_tensors(0, 7 if rank == 1 else "w"))
     got = torch.zeros(2, 4)
     dcp.load(sd(got), root)  # the one step, unchanged
     if not torch.equal(got, rows):
@@ -201,7 +205,8 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
 
 def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
     root, lines = _same_lines(_mixed_arguments_worker, 2, tmp_path)
-    save, load, load_strict, remove, delete, put_bad, get_bad, put_async_bad = lines
+    save, load, load_strict, remove, delete, put_bad, get_bad, put_async_bad, begin_bad, delete_bad, retention_bad, \
+        remove_bad = lines
     assert save == "save: InvalidArgumentError rank 1 saves step 5 but rank 0 step 1: every rank must save the " \
         "same step", save
     assert load == "load: InvalidArgumentError get of step 0: rank 1: rank 1 gets step 7 but rank 0 step 0: every " \
@@ -219,6 +224,15 @@ def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
         "not str", get_bad
     assert put_async_bad == "put_async bad step: InvalidTypeError async put of step 0: rank 0: TypeError: step 2.0: " \
         "expected an int, not float", put_async_bad
+    assert begin_bad.startswith("begin_step bad option: InvalidTypeError put of step 3: rank 1: TypeError: ") and \
+        "unexpected keyword argument 'bogus'" in begin_bad, begin_bad
+    # The failing rank's own error first (it called with placeholders); annotated only where the
+    # calls are the same (rank 1's placeholder 0 for the kept step is rank 0's 0).
+    assert delete_bad == "delete bad step: InvalidArgumentError rank 1: step -1 is outside [0, 2**64)", delete_bad
+    assert retention_bad == "retention bad step: InvalidTypeError retention: rank 1: TypeError: kept step '0': " \
+        "expected an int, not str", retention_bad
+    assert remove_bad == "remove bad prefix: InvalidTypeError rank 1: TypeError: key_prefix 7: expected a str, " \
+        "not int", remove_bad
     assert dcp.Store.open(root, "self", read_only=True).steps() == [0]
 
 

@@ -104,8 +104,11 @@ class Store {
   // validation leaves the session usable; a part whose write failed ends it
   // (AbortStep). CommitStep publishes the step, as Put does; AbortStep ends
   // the session and publishes nothing. Put is BeginStep + PutPart +
-  // CommitStep.
-  Status BeginStep(uint64_t step, const SaveOptions& options = {});
+  // CommitStep. `local`, here and in RemoveTensors, DeleteStep and
+  // ApplyRetention, is as Put's: the caller's verdict on this rank's own
+  // arguments (a binding that could not convert them passes its error and
+  // placeholders); any rank's failure fails every rank, and none waits.
+  Status BeginStep(uint64_t step, const SaveOptions& options = {}, const Status& local = Status::OK());
   Status PutPart(const StateDict& part, SaveReport* report = nullptr, const Status& local = Status::OK());
   Status CommitStep();
   Status AbortStep();
@@ -206,18 +209,19 @@ class Store {
   //     async put is open.
   //   DataLoss: the manifest of `step` is corrupt.
   Result<std::vector<std::string>> RemoveTensors(uint64_t step, std::string_view key_prefix,
-                                                 const RemoveTensorsOptions& options = {});
+                                                 const RemoveTensorsOptions& options = {},
+                                                 const Status& local = Status::OK());
 
   // Collective (the store must be writable). Deletes a committed step: its
   // manifest is removed atomically; its records are reclaimed by
   // CollectGarbage unless other steps reference them. NotFound if the step is
   // not committed.
-  Status DeleteStep(uint64_t step);
+  Status DeleteStep(uint64_t step, const Status& local = Status::OK());
 
   // Collective. Deletes every committed step `policy` does not keep and
   // returns the deleted steps. InvalidArgument (nothing deleted) if it would
   // delete every step.
-  Result<std::vector<uint64_t>> ApplyRetention(const RetentionPolicy& policy);
+  Result<std::vector<uint64_t>> ApplyRetention(const RetentionPolicy& policy, const Status& local = Status::OK());
 
   // Collective. Reclaims the space of records no committed step references
   // (deleted steps, failed or killed puts) and removes leftover temporary

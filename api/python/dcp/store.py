@@ -88,17 +88,18 @@ def _load_options(strict=None, read_threads=None, max_inflight_bytes=None, read_
     return o
 
 
-def _checked_step(step):
+def _checked_step(step, what="step"):
     """(step, None) for a step number (an int, or anything with __index__, in [0, 2**64)); else
-    (0, the error). A collective call passes the error on as this rank's failure, with step 0 in
-    its place: every rank then fails, named by rank 0's step, instead of the others waiting."""
+    (0, the error, naming `what`). A collective call passes the error on as this rank's failure,
+    with 0 in its place: every rank then fails (a put or get named by rank 0's step) instead of
+    the others waiting."""
     import operator
     try:
         n = operator.index(step)
     except TypeError:
-        return 0, TypeError(f"step {step!r}: expected an int, not {type(step).__qualname__}")
+        return 0, TypeError(f"{what} {step!r}: expected an int, not {type(step).__qualname__}")
     if not 0 <= n < 1 << 64:
-        return 0, ValueError(f"step {n} is outside [0, 2**64)")
+        return 0, ValueError(f"{what} {n} is outside [0, 2**64)")
     return n, None
 
 
@@ -208,7 +209,9 @@ class Store:
 
     def begin_step(self, step, **options):
         """Opens a streaming write of `step` (collective); then put_part(...), commit_step()."""
-        self._s.begin_step(int(step), _save_options(**options))
+        s, (st, st_error) = self._s, _checked_step(step)
+        _collective(lambda: (_raise_or(st_error, lambda: _save_options(**options)),), 1,
+                    lambda opts, failure: s.begin_step(st, opts, failure))
 
     def put_part(self, state_dict):
         """Writes one part of the open step (collective)."""
@@ -290,13 +293,31 @@ class Store:
     # -- maintenance
     def remove_tensors(self, step, key_prefix, into_step=None, overwrite=False):
         """Removes the tensors whose key starts with `key_prefix` from `step` (collective)."""
-        return list(self._s.remove_tensors(int(step), key_prefix, into_step, bool(overwrite)))
+        s, (st, st_error) = self._s, _checked_step(step)
+        into, into_error = (None, None) if into_step is None else _checked_step(into_step, "into_step")
+        prefix_error = None if isinstance(key_prefix, str) else \
+            TypeError(f"key_prefix {key_prefix!r}: expected a str, not {type(key_prefix).__qualname__}")
+        return list(_collective(
+            lambda: _raise_or(st_error or into_error or prefix_error, lambda: ()), 0,
+            lambda failure: s.remove_tensors(st, key_prefix if prefix_error is None else "", into, bool(overwrite),
+                                             failure)))
 
     def delete_step(self, step):
-        self._s.delete_step(int(step))
+        s, (st, st_error) = self._s, _checked_step(step)
+        _collective(lambda: _raise_or(st_error, lambda: ()), 0, lambda failure: s.delete_step(st, failure))
 
     def apply_retention(self, keep_last=0, keep_every=0, keep_steps=()):
-        return list(self._s.apply_retention(int(keep_last), int(keep_every), [int(s) for s in keep_steps]))
+        s = self._s
+        try:
+            kept = list(keep_steps)
+        except TypeError:
+            kept = [keep_steps]  # refused below, as a kept step that is no int
+        checked = [_checked_step(keep_last, "keep_last"), _checked_step(keep_every, "keep_every")] + \
+            [_checked_step(n, "kept step") for n in kept]
+        error = next((e for _, e in checked if e is not None), None)
+        last, every, *keep = [n for n, _ in checked]
+        return list(_collective(lambda: _raise_or(error, lambda: ()), 0,
+                                lambda failure: s.apply_retention(last, every, keep, failure)))
 
     def collect_garbage(self, compact_dead_fraction=0.5):
         return GcReport(**self._s.collect_garbage(float(compact_dead_fraction)))

@@ -107,14 +107,15 @@ TEST_CASE("AgreeAndGather: every rank's payload, also when the agreement fails",
   std::vector<Status> agreed(static_cast<size_t>(n));
   std::vector<std::vector<std::string>> payloads(static_cast<size_t>(n));
   RunRanks(n, [&](int rank, Communicator* comm) {
+    const size_t i = static_cast<size_t>(rank);
     const Status local = rank == 1 ? Status::IOError("disk full") : Status::OK();
-    agreed[static_cast<size_t>(rank)] = AgreeAndGather(comm, local, "from " + std::to_string(rank), &payloads[static_cast<size_t>(rank)]);
+    agreed[i] = AgreeAndGather(comm, local, "from " + std::to_string(rank), &payloads[i]);
   });
-  for (int rank = 0; rank < n; ++rank) {
-    CHECK(agreed[static_cast<size_t>(rank)] == Status::IOError("rank 1: disk full"));
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+    CHECK(agreed[i] == Status::IOError("rank 1: disk full"));
     // The failed agreement still names what each rank sent (put names the
     // step by rank 0's).
-    CHECK(payloads[static_cast<size_t>(rank)] == std::vector<std::string>{"from 0", "from 1", "from 2"});
+    CHECK(payloads[i] == std::vector<std::string>{"from 0", "from 1", "from 2"});
   }
 }
 
@@ -122,7 +123,8 @@ TEST_CASE("AgreeOnCall: a rank whose call differs fails every rank by name", "[c
   const int n = 3;
   std::vector<Status> agreed(static_cast<size_t>(n));
   RunRanks(n, [&](int rank, Communicator* comm) {
-    agreed[static_cast<size_t>(rank)] = AgreeOnCall(comm, Status::OK(), rank == 2 ? "DeleteStep(4)" : "DeleteStep(3)", "delete");
+    const size_t i = static_cast<size_t>(rank);
+    agreed[i] = AgreeOnCall(comm, Status::OK(), rank == 2 ? "DeleteStep(4)" : "DeleteStep(3)", "delete");
   });
   for (const Status& s : agreed) {
     CHECK(s == Status::InvalidArgument(
@@ -130,8 +132,9 @@ TEST_CASE("AgreeOnCall: a rank whose call differs fails every rank by name", "[c
   }
   // The same calls: the agreed status, annotated.
   RunRanks(n, [&](int rank, Communicator* comm) {
-    agreed[static_cast<size_t>(rank)] = AgreeOnCall(comm, rank == 1 ? Status::NotFound("no step 3") : Status::OK(), "DeleteStep(3)",
-                               "delete of step 3");
+    const size_t i = static_cast<size_t>(rank);
+    agreed[i] = AgreeOnCall(comm, rank == 1 ? Status::NotFound("no step 3") : Status::OK(), "DeleteStep(3)",
+                            "delete of step 3");
   });
   for (const Status& s : agreed) CHECK(s == Status::NotFound("delete of step 3: rank 1: no step 3"));
 }
@@ -139,26 +142,27 @@ TEST_CASE("AgreeOnCall: a rank whose call differs fails every rank by name", "[c
 TEST_CASE("Ranks in two different agreements all fail with the same error, and stay in step", "[coord]") {
   // Two different calls of the API at once (PutPart on one rank, a put or a
   // garbage collection on the others) meet in an all-gather: each side reads
-  // the other's message as its own kind would be a hang or a silent mix-up.
+  // the other's message as its own would be a hang or a silent mix-up.
   const int n = 3;
   for (int odd = 0; odd < n; ++odd) {
     INFO("rank " << odd << " calls PutPart");
     std::vector<Status> agreed(static_cast<size_t>(n));
     std::vector<Status> after(static_cast<size_t>(n));
     RunRanks(n, [&](int rank, Communicator* comm) {
+      const size_t i = static_cast<size_t>(rank);
       std::vector<std::string> payloads;
-      if (rank == odd) agreed[static_cast<size_t>(rank)] = AgreeOnCall(comm, Status::OK(), "PutPart", "put");
-      else if (rank % 2 == 0) agreed[static_cast<size_t>(rank)] = AgreeOnStatus(comm, Status::OK());
-      else agreed[static_cast<size_t>(rank)] = AgreeAndGather(comm, Status::OK(), "signature", &payloads);
-      after[static_cast<size_t>(rank)] = AgreeOnStatus(comm, rank == 1 ? Status::IOError("later") : Status::OK());
+      if (rank == odd) agreed[i] = AgreeOnCall(comm, Status::OK(), "PutPart", "put");
+      else if (rank % 2 == 0) agreed[i] = AgreeOnStatus(comm, Status::OK());
+      else agreed[i] = AgreeAndGather(comm, Status::OK(), "signature", &payloads);
+      after[i] = AgreeOnStatus(comm, rank == 1 ? Status::IOError("later") : Status::OK());
     });
     const std::string first = odd == 0 ? "rank 1 makes another collective call but rank 0 calls PutPart"
                                        : "rank " + std::to_string(odd) +
                                              " calls PutPart but rank 0 makes another collective call";
-    for (int rank = 0; rank < n; ++rank) {
-      INFO("rank " << rank);
-      CHECK(agreed[static_cast<size_t>(rank)] == Status::InvalidArgument(first + ": every rank must make the same call"));
-      CHECK(after[static_cast<size_t>(rank)] == Status::IOError("rank 1: later"));
+    for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+      INFO("rank " << i);
+      CHECK(agreed[i] == Status::InvalidArgument(first + ": every rank must make the same call"));
+      CHECK(after[i] == Status::IOError("rank 1: later"));
     }
   }
 }
