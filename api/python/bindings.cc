@@ -419,15 +419,16 @@ class PyStore {
     return ValueOrThrow(std::move(r));
   }
 
-  py::dict CollectGarbage(double compact_dead_fraction) {
+  py::dict CollectGarbage(double compact_dead_fraction, const py::object& failure) {
     GcOptions o;
     o.compact_dead_fraction = compact_dead_fraction;
+    const Status local = Converted(failure, [] {});
     GcReport report;
     Status s;
     Store& st = store();
     {
       py::gil_scoped_release nogil;
-      s = st.CollectGarbage(&report, o);
+      s = st.CollectGarbage(&report, o, local);
     }
     ThrowIfError(s);
     py::dict d;

@@ -137,10 +137,11 @@ Result<std::vector<uint64_t>> Store::ApplyRetention(const RetentionPolicy& polic
   return protocol::ApplyRetention(i.comm, i.store.get(), policy, local.ok() ? i.Busy(i.comm) : local);
 }
 
-Status Store::CollectGarbage(GcReport* report, const GcOptions& options) {
+Status Store::CollectGarbage(GcReport* report, const GcOptions& options, const Status& local) {
   Impl& i = *impl_;
-  return protocol::CollectGarbage(i.comm, i.store.get(), options,
-                                  i.BusyOrInSession(i.comm, "; its records are not committed yet"), report);
+  return protocol::CollectGarbage(
+      i.comm, i.store.get(), options,
+      local.ok() ? i.BusyOrInSession(i.comm, "; its records are not committed yet") : local, report);
 }
 
 Result<std::vector<uint64_t>> Store::Steps() const { return storage::ListSteps(impl_->store->root()); }

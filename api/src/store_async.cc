@@ -48,23 +48,23 @@ Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOp
     std::vector<std::string> steps;
     Status agreed = coord::AgreeAndGather(comm, local, wire::Writer().U64(step).Finish(), &steps);
     what = "async put of step " + std::to_string(protocol::StepOfRank0(steps, step));
-    DCP_RETURN_IF_ERROR(agreed.Annotate(what));
+    // Without payloads: another call on some rank, or the transport (as is).
+    if (!agreed.ok()) return steps.empty() ? agreed : agreed.Annotate(what);
   }
 
   if (async_comm_ == nullptr) {
     auto dup = comm->Duplicate();
     Status s = dup.status();
     if (dup.ok()) async_comm_ = std::move(dup).value();
-    s = coord::AgreeOnStatus(comm, s);
+    s = coord::AgreeOnStatus(comm, s, what);
     if (!s.ok()) {
       async_comm_.reset();  // every rank is back where it started
-      return s.Annotate(what);
+      return s;
     }
   }
   // The snapshot: after it, the caller's tensors are no longer read.
-  DCP_RETURN_IF_ERROR(
-      coord::AgreeOnStatus(comm, snapshot_.Take(expanded, options.encode_threads, store->WritePool(options.encode_threads)))
-          .Annotate(what));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(
+      comm, snapshot_.Take(expanded, options.encode_threads, store->WritePool(options.encode_threads)), what));
 
   auto a = std::make_unique<AsyncPut>();
   a->step = step;

@@ -79,12 +79,20 @@ def layout(state, world, rank):
 
 _GROUP = None  # dcp's group: None (torch.distributed's default group) or, in an MPI job, COMM_WORLD
 
-def dcp_save(root, slabs, fill):
+# Each system: build(slabs, fill) -> the state as the job holds it (outside
+# the timed region: a job's model and optimizer hold it before the save);
+# save(root, state); prepare(root, slabs) -> the load's destinations (a job's
+# tensors exist before a load: allocated, touched); load(root, dest) -> the
+# loaded tensors by slab key.
+
+def dcp_build(slabs, fill):
     import dcp
-    sd = {}
-    for key, rows, cols, first, n in slabs:
-        sd[key] = dcp.ShardedTensor("w." + key, fill(key, rows, cols, first, n), torch.float32, (n, cols),
-                                    (rows, cols), (first, 0))
+    return {key: dcp.ShardedTensor("w." + key, fill(key, rows, cols, first, n), torch.float32, (n, cols),
+                                   (rows, cols), (first, 0)) for key, rows, cols, first, n in slabs}
+
+
+def dcp_save(root, sd):
+    import dcp
     dcp.save(sd, root, step=1, group=_GROUP)
 
 
@@ -105,15 +113,19 @@ def _spec(world):
     return ChunkShardingSpec(dim=0, placements=[f"rank:{r}/cpu" for r in range(world)])
 
 
-def sharded_save(root, slabs, fill):
+def sharded_build(slabs, fill):
     from torch.distributed._shard import sharded_tensor
-    import torch.distributed._shard.checkpoint as sc
     world = dist.get_world_size()
     sd = {}
     for key, rows, cols, first, n in slabs:
         st = sharded_tensor.empty(_spec(world), rows, cols)
         st.local_shards()[0].tensor.copy_(fill(key, rows, cols, first, n))
         sd["w." + key] = st
+    return sd
+
+
+def sharded_save(root, sd):
+    import torch.distributed._shard.checkpoint as sc
     sc.save_state_dict(sd, sc.FileSystemWriter(root))
 
 
@@ -130,11 +142,15 @@ def sharded_load(root, sd):
     return {k[2:]: st.local_shards()[0].tensor for k, st in sd.items()}
 
 
-def plain_save(root, slabs, fill):
+def plain_build(slabs, fill):
+    return {key: fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}
+
+
+def plain_save(root, sd):
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"rank{dist.get_rank()}.pt")
     with open(path, "wb") as f:
-        torch.save({key: fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}, f)
+        torch.save(sd, f)
         f.flush()
         os.fsync(f.fileno())
 
@@ -143,9 +159,10 @@ def plain_load(root, _):
     return torch.load(os.path.join(root, f"rank{dist.get_rank()}.pt"))  # allocates: that is how it loads
 
 
-SYSTEMS = {"dcp": (dcp_save, dcp_prepare, dcp_load), "dcp_mpi": (dcp_save, dcp_prepare, dcp_load),
-           "torch_sharded": (sharded_save, sharded_prepare, sharded_load),
-           "torch_save": (plain_save, lambda root, slabs: None, plain_load)}
+# system -> (build, save, prepare, load)
+SYSTEMS = {"dcp": (dcp_build, dcp_save, dcp_prepare, dcp_load), "dcp_mpi": (dcp_build, dcp_save, dcp_prepare, dcp_load),
+           "torch_sharded": (sharded_build, sharded_save, sharded_prepare, sharded_load),
+           "torch_save": (plain_build, plain_save, lambda root, slabs: None, plain_load)}
 
 
 # ------------------------------------------------------------------ phases
@@ -157,36 +174,40 @@ def _fill(key, rows, cols, first, n):
 def _phase(rank, world, barrier, slowest, system, phase, root, state, result):
     """One phase on this rank: `barrier()` and `slowest(seconds)` (the largest over the ranks)
     are the job's own collectives."""
-    save, prepare, load = SYSTEMS[system]
+    build, save, prepare, load = SYSTEMS[system]
     # Before the timed region, the system saves and loads a tiny state of its
     # own: its modules are imported and its code paths run once, as in a job
     # that imported them at its start and as in the C++ path, whose process
     # runs every phase (its code stays mapped when the page cache is dropped;
     # a fresh process would read its libraries' pages from disk mid-phase).
     warm = f"{root}.warm{world}"
+    if rank == 0:
+        shutil.rmtree(warm, ignore_errors=True)  # a run that died left it
+    barrier()
     tiny = layout({"kind": "small", "count": 2}, world, rank)
-    save(warm, tiny, _fill)
+    save(warm, build(tiny, _fill))
     load(warm, prepare(warm, tiny))
     barrier()
     if rank == 0:
         shutil.rmtree(warm, ignore_errors=True)
     slabs = layout(state, world, rank)
     bad = ""
+    # Each rank's time ends when its call returns (the slowest rank's is
+    # reported), as the C++ path's TimedOverRanks.
     if phase == "save":
-        data = {key: _fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs}
-        fill = lambda key, rows, cols, first, n: data[key]  # noqa: E731 - prepared before timing
+        sd = build(slabs, _fill)
         barrier()
         t0 = time.perf_counter()
-        save(root, slabs, fill)
-        barrier()
+        save(root, sd)
         dt = time.perf_counter() - t0
+        barrier()
     else:
-        dest = prepare(root, slabs)  # the job's tensors exist before a load (allocated, touched)
+        dest = prepare(root, slabs)
         barrier()
         t0 = time.perf_counter()
         got = load(root, dest)
-        barrier()
         dt = time.perf_counter() - t0
+        barrier()
         for key, rows, cols, first, n in slabs:
             if not torch.equal(got[key], values(key, n, cols, first)):
                 bad = f"rank {rank}: {key} differs"
@@ -334,7 +355,7 @@ def _medians(runs):
 
 
 def _spread(runs):
-    """' (save 0.30-0.41, ...)': each phase's fastest and slowest run, where there are several."""
+    """'  [save 0.30-0.41, ...]': each phase's fastest and slowest run, where there are several."""
     if len(runs) < 2:
         return ""
     return "  [" + ", ".join(f"{k} {min(r[k] for r in runs):.2f}-{max(r[k] for r in runs):.2f}" for k in runs[0]) + "]"
@@ -349,7 +370,7 @@ def main():
                    help="dcp_mpi: dcp's Python path over mpi4py under mpirun (left out without mpirun or mpi4py)")
     p.add_argument("--mpi-phase", default=None, help=argparse.SUPPRESS)  # a rank of run_mpi_phase
     p.add_argument("--gil-steps", type=int, default=60)
-    p.add_argument("--repeat", type=int, default=3,
+    p.add_argument("--repeat", type=int, default=3, choices=range(1, 100), metavar="N",
                    help="runs of every system's phases (and of the C++ path); figures are their medians")
     p.add_argument("--json", default=None)
     a = p.parse_args()
@@ -369,53 +390,55 @@ def main():
     results = {"cache_dropped": cold, "torch": torch.__version__, "repeat": a.repeat, "figures": {}, "runs": {}}
     print(f"python_bench: torch {torch.__version__}; page cache {'dropped' if cold else 'NOT dropped (not root)'} "
           "between phases; seconds are the slowest rank's")
-    for sname, state in states.items():
-        gb = (rows * COLS * 4 if sname == "large" else a.small * ROWS_SMALL * COLS * 4) / 1e9
-        for system in systems:
-            phase = (lambda *args: run_mpi_phase(work, *args)) if system == "dcp_mpi" else \
-                (lambda *args: run_phase(_worker, work, *args))
-            root = os.path.join(scratch, f"{sname}-{system}")
-            runs = []
-            for _ in range(a.repeat):
+    # The C++ API's path (bench/tensors_bench.cc under mpirun), each phase in
+    # processes of its own, as the Python systems' phases are.
+    cpp = os.path.join(HERE, "..", "..", "build", "bench", "tensors_bench")
+    with_cpp = os.path.exists(cpp) and shutil.which("mpirun") and "dcp" in systems
+    cpp_out = os.path.join(work, "cpp.json")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+    def cpp_phase(system, phase, root, state, world):
+        sname = state["kind"]
+        subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(world), cpp, "--root",
+                        os.path.join(scratch, "cpp"), "--gib", str(a.gib), "--small", str(a.small), "--phase",
+                        "save" if phase == "save" else "load" if world == 4 else "load_resharded", "--state", sname,
+                        "--json", cpp_out], check=True, env=env, stdout=subprocess.DEVNULL)
+        with open(cpp_out) as f:
+            return json.load(f)["seconds"]
+
+    # Repeats outermost, every system (and the C++ path) once per repeat: the
+    # disk's drift over the minutes of a run falls on every system alike.
+    runs = {}
+    for rep in range(a.repeat):
+        for sname, state in states.items():
+            for system in systems + (["dcp_cpp"] if with_cpp else []):
+                phase = cpp_phase if system == "dcp_cpp" else \
+                    (lambda *args: run_mpi_phase(work, *args)) if system == "dcp_mpi" else \
+                    (lambda *args: run_phase(_worker, work, *args))
+                root = os.path.join(scratch, f"{sname}-{system}")
                 shutil.rmtree(root, ignore_errors=True)
+                drop_caches()
                 run = {"save": phase(system, "save", root, state, 4)}
                 drop_caches()
                 run["load"] = phase(system, "load", root, state, 4)
                 if system != "torch_save":
                     drop_caches()
                     run["load_resharded"] = phase(system, "load", root, state, 2)
-                drop_caches()
-                runs.append(run)
-            fig = {"gb": gb, **_medians(runs)}
-            results["figures"][f"{sname}/{system}"] = fig
-            results["runs"][f"{sname}/{system}"] = runs
-            shutil.rmtree(root, ignore_errors=True)
-            print(f"  {sname:5s} {system:13s} " + "  ".join(
-                f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb") + _spread(runs), flush=True)
-    # The same work through the C++ API (bench/tensors_bench.cc under mpirun),
-    # each phase in processes of its own, as the Python systems' phases are.
-    cpp = os.path.join(HERE, "..", "..", "build", "bench", "tensors_bench")
-    if os.path.exists(cpp) and shutil.which("mpirun") and "dcp" in systems:
-        out = os.path.join(work, "cpp.json")
-        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-
-        def cpp_phase(sname, phase, world):
-            subprocess.run(["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(world), cpp, "--root",
-                            os.path.join(scratch, "cpp"), "--gib", str(a.gib), "--small", str(a.small), "--phase",
-                            phase, "--state", sname, "--json", out], check=True, env=env, stdout=subprocess.DEVNULL)
-            drop_caches()
-            with open(out) as f:
-                return json.load(f)["seconds"]
-        for sname in states:
-            runs = [{"save": cpp_phase(sname, "save", 4), "load": cpp_phase(sname, "load", 4),
-                     "load_resharded": cpp_phase(sname, "load_resharded", 2)} for _ in range(a.repeat)]
-            fig = _medians(runs)
-            results["figures"][f"{sname}/dcp_cpp"] = fig
-            results["runs"][f"{sname}/dcp_cpp"] = runs
-            gb = results["figures"][f"{sname}/dcp"]["gb"]
-            print(f"  {sname:5s} {'dcp C++':13s} " + "  ".join(
-                f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items()) + _spread(runs), flush=True)
-        shutil.rmtree(os.path.join(scratch, "cpp"), ignore_errors=True)
+                shutil.rmtree(root, ignore_errors=True)
+                shutil.rmtree(os.path.join(scratch, "cpp"), ignore_errors=True)
+                runs.setdefault((sname, system), []).append(run)
+                print(f"  run {rep + 1}/{a.repeat} {sname:5s} {system:13s} " +
+                      "  ".join(f"{k} {v:6.2f} s" for k, v in run.items()), flush=True)
+    print(f"\nmedians of {a.repeat} runs [fastest-slowest]:")
+    for (sname, system), rs in runs.items():
+        gb = (rows * COLS * 4 if sname == "large" else a.small * ROWS_SMALL * COLS * 4) / 1e9
+        fig = {"gb": gb, **_medians(rs)}
+        results["figures"][f"{sname}/{system}"] = fig
+        results["runs"][f"{sname}/{system}"] = rs
+        label = "dcp C++" if system == "dcp_cpp" else system
+        print(f"  {sname:5s} {label:13s} " + "  ".join(
+            f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb") + _spread(rs), flush=True)
+    if with_cpp:
         print(f"\ndcp's Python path / its C++ path (time, medians of {a.repeat}; 1.00 = as fast; the C++ path's "
               "collectives are MPI's):")
         for sname in states:

@@ -15,7 +15,10 @@ namespace {
 // API at once on different ranks (PutPart on one, CollectGarbage on another)
 // can meet in one all-gather; read as its own kind, the other's message would
 // pass, and the ranks would go on into different collectives and wait for
-// each other forever. With the kind, every rank fails instead.
+// each other forever. With the kind, every rank fails instead, wherever a
+// call agreement meets a status agreement. Two status agreements of
+// different calls (a put's first round and a collection's) still pass for
+// each other: the kind tells apart the two sorts of agreement, not the calls.
 enum class Kind : uint8_t { kGather = 1, kCall = 2 };
 
 struct Messages {
@@ -80,26 +83,33 @@ Status SameKind(const Messages& m) {
 }  // namespace
 
 Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
-                      std::vector<std::string>* payloads) {
+                      std::vector<std::string>* payloads, std::string_view what) {
+  payloads->clear();
   std::vector<std::string> all;
   Messages m;
-  DCP_RETURN_IF_ERROR(Exchange(comm, Kind::kGather, local, payload, &all, &m));
+  if (Status s = Exchange(comm, Kind::kGather, local, payload, &all, &m); !s.ok()) {
+    return what.empty() ? s : s.Annotate(what);
+  }
+  // Not annotated: a caller on another rank, in another call, would annotate
+  // it with something else.
   DCP_RETURN_IF_ERROR(SameKind(m));
-  payloads->clear();
   payloads->reserve(all.size());
   for (std::string_view p : m.payloads) payloads->emplace_back(p);
-  return CombineStatuses(m.statuses);
+  Status agreed = CombineStatuses(m.statuses);
+  return what.empty() ? agreed : agreed.Annotate(what);
 }
 
-Status AgreeOnStatus(Communicator* comm, const Status& local) {
+Status AgreeOnStatus(Communicator* comm, const Status& local, std::string_view what) {
   std::vector<std::string> payloads;
-  return AgreeAndGather(comm, local, std::string_view(), &payloads);
+  return AgreeAndGather(comm, local, std::string_view(), &payloads, what);
 }
 
 Status AgreeOnCall(Communicator* comm, const Status& local, std::string_view call, std::string_view what) {
   std::vector<std::string> all;
   Messages m;
-  DCP_RETURN_IF_ERROR(Exchange(comm, Kind::kCall, local, call, &all, &m));
+  if (Status s = Exchange(comm, Kind::kCall, local, call, &all, &m); !s.ok()) {
+    return what.empty() ? s : s.Annotate(what);
+  }
   DCP_RETURN_IF_ERROR(SameKind(m));
   size_t differs = 0;
   for (size_t r = 1; r < m.payloads.size() && differs == 0; ++r) {

@@ -20,23 +20,28 @@ namespace dcp::coord {
 // Collective. OK if every rank passed OK. Otherwise the status of the lowest
 // failing rank; its message is prefixed with "rank <r>: " and says how many
 // ranks failed if more than one did, unless every rank reported the identical
-// status (a globally computed error), which is returned as is. A communicator
-// failure is returned as is.
-Status AgreeOnStatus(Communicator* comm, const Status& local);
+// status (a globally computed error), which is returned as is. A failed
+// agreement, and a communicator failure, is annotated with `what` where it
+// is not empty.
+Status AgreeOnStatus(Communicator* comm, const Status& local, std::string_view what = {});
 
 // Collective, one all-gather: AgreeOnStatus with a payload from every rank
 // riding along (a replica signature, rank 0's start of a step).
-// (*payloads)[r] is rank r's `payload`, also when the agreement failed (a
-// failed rank may have sent an empty one), so that a caller can name its
-// failure the same way on every rank (by rank 0's step). Spares a round
+// (*payloads)[r] is rank r's `payload`, also when the ranks' statuses
+// failed (a failed rank may have sent an empty one), so that a caller can
+// name the failure the same way on every rank (by rank 0's step); it is empty
+// after a communicator failure or a call mismatch (below). Spares a round
 // wherever a status agreement is followed by an all-gather.
 //
-// Agreements of different kinds never pass for each other: a rank in
+// A call agreement never passes for a status agreement: a rank in
 // AgreeOnCall while another is in AgreeOnStatus or AgreeAndGather (two
 // different calls at once) fails every rank with InvalidArgument naming the
-// call, instead of both going on into different collectives.
+// call, the same message on every rank (never annotated with `what`: the
+// other ranks' calls would annotate it otherwise), instead of both going on
+// into different collectives. (Two status agreements of different calls
+// still pass for each other.)
 Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
-                      std::vector<std::string>* payloads);
+                      std::vector<std::string>* payloads, std::string_view what = {});
 
 // Collective, one all-gather: AgreeOnStatus, and that every rank made the
 // same call. `call` is this rank's call in words with the arguments that

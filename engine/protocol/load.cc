@@ -160,7 +160,7 @@ Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, S
     }
   }
   local = DeletedWhileRead(*store, step, std::move(local));
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate("get of step " + std::to_string(named)));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local, "get of step " + std::to_string(named)));
   return result;
 }
 

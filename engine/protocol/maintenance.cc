@@ -168,7 +168,7 @@ Status CollectGarbage(Communicator* comm, StoreContext* store, const GcOptions& 
                       GcReport* report) {
   const std::string what = "garbage collection";
   const std::string& root = store->root();
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local).Annotate(what));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local, what));
 
   // Rank 0 fixes the set of committed steps (and sweeps temporary files).
   GcReport mine;
@@ -240,7 +240,7 @@ Status CollectGarbage(Communicator* comm, StoreContext* store, const GcOptions& 
     mine.bytes_after += stats.bytes_after;
     mine.bytes_pending += stats.bytes_pending;
   }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s).Annotate(what));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s, what));
   // Read instances keep every table file they have seen open (so a reader is
   // never cut off mid-step); drop them, or the files deleted now would keep
   // their disk space until the store is closed.

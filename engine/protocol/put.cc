@@ -149,7 +149,8 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
   }
   std::vector<std::string> all;
   if (Status agreed = coord::AgreeAndGather(c, local, start, &all); !agreed.ok()) {
-    return agreed.Annotate("put of step " + std::to_string(StepOfRank0(all, step)));
+    // Without payloads: another call on some rank, or the transport (as is).
+    return all.empty() ? agreed : agreed.Annotate("put of step " + std::to_string(StepOfRank0(all, step)));
   }
   wire::Reader in(all[0], "start of step " + std::to_string(step) + " from rank 0");
   const uint64_t first_step = in.U64();
@@ -255,8 +256,7 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
   if (local.ok()) mine = manifest::SplitRankDecl(sharding::DeclareState(flat, common_hash));
   std::vector<std::string> all;
   DCP_RETURN_IF_ERROR(
-      coord::AgreeAndGather(c, local, local.ok() ? manifest::EncodeSignature(mine.signature) : "", &all)
-          .Annotate(what));
+      coord::AgreeAndGather(c, local, local.ok() ? manifest::EncodeSignature(mine.signature) : "", &all, what));
   PutSession& s = *session;
   Status global;
   std::vector<manifest::ReplicaSignature> signatures;
@@ -347,7 +347,7 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
     // Put: the commit's gather carries this rank's outcome.
     *unagreed = written;
   } else {
-    Status agreed = coord::AgreeOnStatus(c, written).Annotate(what);
+    Status agreed = coord::AgreeOnStatus(c, written, what);
     if (!agreed.ok()) {
       s.broken = agreed;
       return agreed;

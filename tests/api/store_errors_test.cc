@@ -262,6 +262,18 @@ TEST_CASE("calls that rank 0 carries out for every rank refuse ranks whose argum
                return rank == 1 ? st.AbortStep() : st.CommitStep();
              }),
              StatusCode::kInvalidArgument, "rank 1 calls AbortStep but rank 0 CommitStep");
+  // Two different calls at once: a part on rank 0, a garbage collection (a
+  // status agreement of another call) on the others. Every rank fails with
+  // the same message, and the session is still there to abort.
+  RequireAll(run([](int rank, Store& st) {
+               DCP_RETURN_IF_ERROR(st.BeginStep(5));
+               const StateDict nothing;
+               Status s = rank == 0 ? st.PutPart(nothing) : st.CollectGarbage();
+               if (Status aborted = st.AbortStep(); !aborted.ok()) return aborted;
+               return s;
+             }),
+             StatusCode::kInvalidArgument,
+             "rank 1 makes another collective call but rank 0 calls PutPart: every rank must make the same call");
   // Nothing changed.
   auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
   CHECK(ValueOrDie(store->Steps()) == std::vector<uint64_t>{1, 2});

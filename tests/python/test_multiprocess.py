@@ -194,6 +194,8 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
         attempt("delete bad step", lambda: store.delete_step(-1 if rank == 1 else 5))
         attempt("retention bad step", lambda: store.apply_retention(keep_last=1, keep_steps=["0"] if rank else [0]))
         attempt("remove bad prefix", lambda: store.remove_tensors(0, 7 if rank == 1 else "w"))
+        attempt("gc bad fraction", lambda: store.collect_garbage("x" if rank == 1 else 0.5))
+        attempt("delete bool step", lambda: store.delete_step(True if rank == 0 else 1))
     got = torch.zeros(2, 4)
     dcp.load(sd(got), root)  # the one step, unchanged
     if not torch.equal(got, rows):
@@ -206,7 +208,7 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
 def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
     root, lines = _same_lines(_mixed_arguments_worker, 2, tmp_path)
     save, load, load_strict, remove, delete, put_bad, get_bad, put_async_bad, begin_bad, delete_bad, retention_bad, \
-        remove_bad = lines
+        remove_bad, gc_bad, delete_bool = lines
     assert save == "save: InvalidArgumentError rank 1 saves step 5 but rank 0 step 1: every rank must save the " \
         "same step", save
     assert load == "load: InvalidArgumentError get of step 0: rank 1: rank 1 gets step 7 but rank 0 step 0: every " \
@@ -233,6 +235,10 @@ def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
         "expected an int, not str", retention_bad
     assert remove_bad == "remove bad prefix: InvalidTypeError rank 1: TypeError: key_prefix 7: expected a str, " \
         "not int", remove_bad
+    assert gc_bad == "gc bad fraction: InvalidTypeError garbage collection: rank 1: TypeError: compact_dead_fraction " \
+        "'x': could not convert string to float: 'x'", gc_bad
+    assert delete_bool == "delete bool step: InvalidTypeError rank 0: TypeError: step True: expected an int, not " \
+        "bool", delete_bool
     assert dcp.Store.open(root, "self", read_only=True).steps() == [0]
 
 

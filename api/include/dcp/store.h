@@ -229,8 +229,9 @@ class Store {
   // partly referenced ones lose their dead records (compacted, once enough of
   // them is dead: GcOptions). Each rank handles its own rank store and those
   // of ranks beyond the world size. Never touches a record a committed step
-  // references.
-  Status CollectGarbage(GcReport* report = nullptr, const GcOptions& options = {});
+  // references. `local` as in BeginStep.
+  Status CollectGarbage(GcReport* report = nullptr, const GcOptions& options = {},
+                        const Status& local = Status::OK());
 
   // Not collective. Committed steps, ascending.
   Result<std::vector<uint64_t>> Steps() const;

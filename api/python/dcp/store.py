@@ -94,13 +94,33 @@ def _checked_step(step, what="step"):
     with 0 in its place: every rank then fails (a put or get named by rank 0's step) instead of
     the others waiting."""
     import operator
+    if isinstance(step, bool):  # an int to Python, but never meant as a step
+        return 0, TypeError(f"{what} {step!r}: expected an int, not bool")
     try:
         n = operator.index(step)
     except TypeError:
         return 0, TypeError(f"{what} {step!r}: expected an int, not {type(step).__qualname__}")
+    except Exception as e:  # noqa: BLE001 - a broken __index__ is this rank's failure too
+        return 0, e
     if not 0 <= n < 1 << 64:
         return 0, ValueError(f"{what} {n} is outside [0, 2**64)")
     return n, None
+
+
+def _step(step, what="step"):
+    """_checked_step's step, or its error raised (the calls of one process alone)."""
+    n, error = _checked_step(step, what)
+    if error is not None:
+        raise error
+    return n
+
+
+def _flag(value, what):
+    """(bool(value), None), or (False, the error): bool() of an array raises, for one."""
+    try:
+        return bool(value), None
+    except Exception as e:  # noqa: BLE001 - this rank's failure, passed on
+        return False, TypeError(f"{what} {value!r}: {e}")
 
 
 def _raise_or(error, convert):
@@ -262,7 +282,7 @@ class Store:
             from ._tensors import allocate
             out = allocate(t["dtype"], shape)
         from ._tensors import descriptor
-        self._s.read(int(step), key, list(origin), list(shape), descriptor(out, f"destination of '{key}'", True), {})
+        self._s.read(_step(step), key, list(origin), list(shape), descriptor(out, f"destination of '{key}'", True), {})
         return out
 
     def steps(self):
@@ -275,12 +295,12 @@ class Store:
 
     def metadata(self, step):
         """What `step` holds: {'info': {...}, 'tensors': [...], 'objects': [...]}."""
-        return self._s.metadata(int(step))
+        return self._s.metadata(_step(step))
 
     def load_plain(self, step, keys=()):
         """Whole tensors (allocated), objects and common state of `step`, on this process alone:
         (tensors by key, objects by unique key, common state)."""
-        tensors, objects, common = self._s.load_plain(int(step), list(keys), {})
+        tensors, objects, common = self._s.load_plain(_step(step), list(keys), {})
         from ._tensors import from_bytes
         from .mapping import ShardedObject
         out_t = {k: from_bytes(dtype, shape, data) for k, dtype, shape, data in tensors}
@@ -295,11 +315,18 @@ class Store:
         """Removes the tensors whose key starts with `key_prefix` from `step` (collective)."""
         s, (st, st_error) = self._s, _checked_step(step)
         into, into_error = (None, None) if into_step is None else _checked_step(into_step, "into_step")
-        prefix_error = None if isinstance(key_prefix, str) else \
-            TypeError(f"key_prefix {key_prefix!r}: expected a str, not {type(key_prefix).__qualname__}")
+        replace, replace_error = _flag(overwrite, "overwrite")
+        prefix_error = None
+        if not isinstance(key_prefix, str):
+            prefix_error = TypeError(f"key_prefix {key_prefix!r}: expected a str, not {type(key_prefix).__qualname__}")
+        else:
+            try:
+                key_prefix.encode("utf-8")
+            except UnicodeError as e:
+                prefix_error = ValueError(f"key_prefix {key_prefix!r}: {e}")
         return list(_collective(
-            lambda: _raise_or(st_error or into_error or prefix_error, lambda: ()), 0,
-            lambda failure: s.remove_tensors(st, key_prefix if prefix_error is None else "", into, bool(overwrite),
+            lambda: _raise_or(st_error or into_error or replace_error or prefix_error, lambda: ()), 0,
+            lambda failure: s.remove_tensors(st, key_prefix if prefix_error is None else "", into, replace,
                                              failure)))
 
     def delete_step(self, step):
@@ -308,16 +335,23 @@ class Store:
 
     def apply_retention(self, keep_last=0, keep_every=0, keep_steps=()):
         s = self._s
+        kept, kept_error = [], None
         try:
             kept = list(keep_steps)
-        except TypeError:
-            kept = [keep_steps]  # refused below, as a kept step that is no int
+        except Exception as e:  # noqa: BLE001 - this rank's failure, passed on
+            kept_error = TypeError(f"keep_steps: {type(e).__name__}: {e}")
         checked = [_checked_step(keep_last, "keep_last"), _checked_step(keep_every, "keep_every")] + \
             [_checked_step(n, "kept step") for n in kept]
-        error = next((e for _, e in checked if e is not None), None)
+        error = next((e for _, e in checked if e is not None), kept_error)
         last, every, *keep = [n for n, _ in checked]
         return list(_collective(lambda: _raise_or(error, lambda: ()), 0,
                                 lambda failure: s.apply_retention(last, every, keep, failure)))
 
     def collect_garbage(self, compact_dead_fraction=0.5):
-        return GcReport(**self._s.collect_garbage(float(compact_dead_fraction)))
+        s, fraction, error = self._s, 0.5, None
+        try:
+            fraction = float(compact_dead_fraction)
+        except Exception as e:  # noqa: BLE001 - this rank's failure, passed on
+            error = TypeError(f"compact_dead_fraction {compact_dead_fraction!r}: {e}")
+        return GcReport(**_collective(lambda: _raise_or(error, lambda: ()), 0,
+                                      lambda failure: s.collect_garbage(fraction, failure)))
