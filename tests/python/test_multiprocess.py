@@ -207,38 +207,33 @@ def _mixed_arguments_worker(rank, world, tmp, root, out):
 
 def test_ranks_whose_arguments_differ_fail_together_by_name(tmp_path):
     root, lines = _same_lines(_mixed_arguments_worker, 2, tmp_path)
-    save, load, load_strict, remove, delete, put_bad, get_bad, put_async_bad, begin_bad, delete_bad, retention_bad, \
-        remove_bad, gc_bad, delete_bool = lines
-    assert save == "save: InvalidArgumentError rank 1 saves step 5 but rank 0 step 1: every rank must save the " \
-        "same step", save
-    assert load == "load: InvalidArgumentError get of step 0: rank 1: rank 1 gets step 7 but rank 0 step 0: every " \
-        "rank must get the same step", load
-    assert load_strict == "load strict: InvalidArgumentError get of step 0: rank 1: rank 1 gets with strict " \
-        "handling 'raise_all' but rank 0 with 'log_all': every rank must use the same", load_strict
-    assert remove == "remove: InvalidArgumentError rank 1 calls RemoveTensors(step 0, prefix 'w', into step 2) " \
-        "but rank 0 RemoveTensors(step 0, prefix 'w', into step 1): every rank must make the same call", remove
-    assert delete == "delete: InvalidArgumentError rank 1 calls DeleteStep(1) but rank 0 DeleteStep(0): every " \
-        "rank must make the same call", delete
-    # Named by rank 0's step on every rank.
-    assert put_bad == "put bad step: InvalidArgumentError put of step 3: rank 1: step -1 is outside " \
-        "[0, 2**64)", put_bad
-    assert get_bad == "get bad step: InvalidTypeError get of step 0: rank 1: TypeError: step '0': expected an int, " \
-        "not str", get_bad
-    assert put_async_bad == "put_async bad step: InvalidTypeError async put of step 0: rank 0: TypeError: step 2.0: " \
-        "expected an int, not float", put_async_bad
-    assert begin_bad.startswith("begin_step bad option: InvalidTypeError put of step 3: rank 1: TypeError: ") and \
-        "unexpected keyword argument 'bogus'" in begin_bad, begin_bad
-    # The failing rank's own error first (it called with placeholders); annotated only where the
-    # calls are the same (rank 1's placeholder 0 for the kept step is rank 0's 0).
-    assert delete_bad == "delete bad step: InvalidArgumentError rank 1: step -1 is outside [0, 2**64)", delete_bad
-    assert retention_bad == "retention bad step: InvalidTypeError retention: rank 1: TypeError: kept step '0': " \
-        "expected an int, not str", retention_bad
-    assert remove_bad == "remove bad prefix: InvalidTypeError rank 1: TypeError: key_prefix 7: expected a str, " \
-        "not int", remove_bad
-    assert gc_bad == "gc bad fraction: InvalidTypeError garbage collection: rank 1: TypeError: compact_dead_fraction " \
-        "'x': could not convert string to float: 'x'", gc_bad
-    assert delete_bool == "delete bool step: InvalidTypeError rank 0: TypeError: step True: expected an int, not " \
-        "bool", delete_bool
+    same_call = "every rank must make the same call"
+    expected = [
+        "save: InvalidArgumentError rank 1 saves step 5 but rank 0 step 1: every rank must save the same step",
+        "load: InvalidArgumentError get of step 0: rank 1: rank 1 gets step 7 but rank 0 step 0: every rank must "
+        "get the same step",
+        "load strict: InvalidArgumentError get of step 0: rank 1: rank 1 gets with strict handling 'raise_all' but "
+        "rank 0 with 'log_all': every rank must use the same",
+        "remove: InvalidArgumentError rank 1 calls RemoveTensors(step 0, prefix 'w', into step 2) but rank 0 "
+        f"RemoveTensors(step 0, prefix 'w', into step 1): {same_call}",
+        f"delete: InvalidArgumentError rank 1 calls DeleteStep(1) but rank 0 DeleteStep(0): {same_call}",
+        # A rank's own bad argument: a put or get is named by rank 0's step on every rank.
+        "put bad step: InvalidArgumentError put of step 3: rank 1: step -1 is outside [0, 2**64)",
+        "get bad step: InvalidTypeError get of step 0: rank 1: TypeError: step '0': expected an int, not str",
+        "put_async bad step: InvalidTypeError async put of step 0: rank 0: TypeError: step 2.0: expected an int, "
+        "not float",
+        "begin_step bad option: InvalidTypeError put of step 3: rank 1: TypeError: _save_options() got an "
+        "unexpected keyword argument 'bogus'",
+        # The failing rank's own error first (it called with placeholders); annotated only where
+        # the calls are the same (rank 1's placeholder 0 for the kept step is rank 0's 0).
+        "delete bad step: InvalidArgumentError rank 1: step -1 is outside [0, 2**64)",
+        "retention bad step: InvalidTypeError retention: rank 1: TypeError: kept step '0': expected an int, not str",
+        "remove bad prefix: InvalidTypeError rank 1: TypeError: key_prefix 7: expected a str, not int",
+        "gc bad fraction: InvalidTypeError garbage collection: rank 1: TypeError: compact_dead_fraction 'x': could "
+        "not convert string to float: 'x'",
+        "delete bool step: InvalidTypeError rank 0: TypeError: step True: expected an int, not bool",
+    ]
+    assert lines == expected
     assert dcp.Store.open(root, "self", read_only=True).steps() == [0]
 
 
