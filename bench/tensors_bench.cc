@@ -60,16 +60,18 @@ std::vector<Slab> Layout(bool large, int64_t large_rows, int small, int world, i
   return out;
 }
 
-// python_bench.values(): (row * cols + col + base) as float32.
+// bench_common.values(): per element, 24 scrambled bits of its global index
+// (and the key) as a float32 in [0, 1), which LZ4 cannot compress.
 void Fill(const Slab& s, std::vector<float>* v) {
-  int base = 0;
+  int64_t base = 0;
   for (char c : s.key) base += static_cast<unsigned char>(c);
   base %= 1000;
   v->resize(static_cast<size_t>(s.n * kCols));
   for (int64_t r = 0; r < s.n; ++r) {
     for (int64_t c = 0; c < kCols; ++c) {
-      (*v)[static_cast<size_t>(r * kCols + c)] =
-          static_cast<float>(s.first + r) * static_cast<float>(kCols) + static_cast<float>(c) + static_cast<float>(base);
+      int64_t x = ((s.first + r) * kCols + c + base * 1000003) * 2654435761LL;  // below 2^63
+      x ^= x >> 15;
+      (*v)[static_cast<size_t>(r * kCols + c)] = static_cast<float>((x >> 8) % (1 << 24)) / static_cast<float>(1 << 24);
     }
   }
 }

@@ -20,10 +20,16 @@ def drop_caches():
 
 
 def values(key, rows, cols, first_row):
-    """Rows [first_row, first_row + rows) of tensor `key`: cheap, distinct per element."""
-    base = (sum(map(ord, key)) % 1000) * 1.0
-    r = torch.arange(first_row, first_row + rows, dtype=torch.float32).unsqueeze(1) * cols
-    return r + torch.arange(cols, dtype=torch.float32) + base
+    """Rows [first_row, first_row + rows) of tensor `key`, cheap to make and to check: per element,
+    24 scrambled bits of its global index (and the key) as a float32 in [0, 1). Like trained weights,
+    LZ4 cannot compress them (until 2026-12-06 this was row * cols + col + base, which LZ4 shrank
+    5x, so dcp wrote a fifth of the bytes the other systems wrote). bench/tensors_bench.cc's Fill
+    makes the same values."""
+    base = sum(map(ord, key)) % 1000
+    x = torch.arange(first_row * cols, (first_row + rows) * cols, dtype=torch.int64) + base * 1000003
+    x = x * 2654435761  # below 2**63 for any index below 2**31
+    x = x ^ (x >> 15)
+    return (((x >> 8) % (1 << 24)).to(torch.float32) / (1 << 24)).reshape(rows, cols)
 
 
 def run_phase(worker, work, system, phase, root, state, world):
