@@ -130,6 +130,12 @@ def _raise_or(error, convert):
     return convert()
 
 
+def _joined(error, call):
+    """call(failure) for a collective call whose arguments were checked apart: `error` (this
+    rank's, or None) is passed on as its failure, as _collective does."""
+    return _collective(lambda: _raise_or(error, lambda: ()), 0, call)
+
+
 def _collective(convert, fields, call):
     """call(*convert(), failure): a collective call of the core with the `fields` arguments
     `convert` makes from the caller's. If the conversion raises on this rank, the call is still
@@ -324,14 +330,13 @@ class Store:
                 key_prefix.encode("utf-8")
             except UnicodeError as e:
                 prefix_error = ValueError(f"key_prefix {key_prefix!r}: {e}")
-        return list(_collective(
-            lambda: _raise_or(st_error or into_error or replace_error or prefix_error, lambda: ()), 0,
-            lambda failure: s.remove_tensors(st, key_prefix if prefix_error is None else "", into, replace,
-                                             failure)))
+        return list(_joined(st_error or into_error or replace_error or prefix_error,
+                            lambda failure: s.remove_tensors(st, key_prefix if prefix_error is None else "", into,
+                                                             replace, failure)))
 
     def delete_step(self, step):
         s, (st, st_error) = self._s, _checked_step(step)
-        _collective(lambda: _raise_or(st_error, lambda: ()), 0, lambda failure: s.delete_step(st, failure))
+        _joined(st_error, lambda failure: s.delete_step(st, failure))
 
     def apply_retention(self, keep_last=0, keep_every=0, keep_steps=()):
         s = self._s
@@ -344,8 +349,7 @@ class Store:
             [_checked_step(n, "kept step") for n in kept]
         error = next((e for _, e in checked if e is not None), kept_error)
         last, every, *keep = [n for n, _ in checked]
-        return list(_collective(lambda: _raise_or(error, lambda: ()), 0,
-                                lambda failure: s.apply_retention(last, every, keep, failure)))
+        return list(_joined(error, lambda failure: s.apply_retention(last, every, keep, failure)))
 
     def collect_garbage(self, compact_dead_fraction=0.5):
         s, fraction, error = self._s, 0.5, None
@@ -353,5 +357,4 @@ class Store:
             fraction = float(compact_dead_fraction)
         except Exception as e:  # noqa: BLE001 - this rank's failure, passed on
             error = TypeError(f"compact_dead_fraction {compact_dead_fraction!r}: {e}")
-        return GcReport(**_collective(lambda: _raise_or(error, lambda: ()), 0,
-                                      lambda failure: s.collect_garbage(fraction, failure)))
+        return GcReport(**_joined(error, lambda failure: s.collect_garbage(fraction, failure)))
