@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 
@@ -33,6 +34,13 @@ void DropPageCache(const std::string& path) {
   for (const auto& e : fs::recursive_directory_iterator(path)) {
     if (e.is_regular_file()) DropFile(e.path().string());
   }
+}
+
+void DropCaches(const std::string& dir) {
+  ::sync();
+  std::ofstream f("/proc/sys/vm/drop_caches");
+  if (f && (f << "3\n")) return;
+  if (std::filesystem::exists(dir)) DropPageCache(dir);
 }
 
 PerfScope::PerfScope(const std::string& phase) {

@@ -27,6 +27,17 @@ class Timer {
 // directory tree) from the page cache, so the next read goes to the disk.
 void DropPageCache(const std::string& path);
 
+// sync, then drops the whole page cache (needs root), else the pages of the
+// files under `dir` (DropPageCache). A bench calls it right before its timed
+// region, never earlier: on a VM whose balloon reports free pages to the host
+// (virtio-balloon free page reporting, as on our Firecracker VMs), memory freed
+// more than about 2 s ago has been handed back, and every page the kernel
+// takes again (a cold read's page cache, a save's dirty pages) then faults
+// through the host, about 5 us per 4 KiB page charged to the kernel's copy
+// (scripts/bench.sh holds free pages for its run; bench_common.py,
+// hold_free_pages, has the figures).
+void DropCaches(const std::string& dir);
+
 // Writes `pieces` (in order) to `path` with write() and fsync; returns seconds.
 double RawWrite(const std::string& path, const std::vector<std::pair<const char*, size_t>>& pieces);
 // Reads `path` whole into `buffer` in 8 MiB preads; returns seconds.

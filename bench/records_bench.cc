@@ -66,13 +66,6 @@ uint64_t ReadSyscalls() {
   return 0;
 }
 
-void DropCaches(const std::string& dir) {
-  ::sync();
-  std::ofstream f("/proc/sys/vm/drop_caches");
-  if (f && (f << "3\n")) return;
-  bench::DropPageCache(dir);
-}
-
 // One phase's cost over all ranks of MPI_COMM_WORLD (ranks not taking part add 0).
 struct Cost {
   double seconds = 0, cpu = 0;
@@ -188,17 +181,20 @@ int main(int argc, char** argv) {
     // Raw limits: this rank's bytes written + fsynced, then read back.
     const std::string raw = dir + "-raw-" + std::to_string(rank);
     if (rank == 0) std::filesystem::create_directories(root);
+    if (rank == 0) bench::DropCaches(root);  // every timed phase starts right after a drop (bench_util.h)
     MPI_Barrier(MPI_COMM_WORLD);
     const Cost raw_write = Measure(MPI_COMM_WORLD, true, [&] {
       bench::RawWrite(raw, {{reinterpret_cast<const char*>(save_buf.data()), save_buf.size() * 4}});
     });
-    if (rank == 0) DropCaches(root);
+    if (rank == 0) bench::DropCaches(root);
     MPI_Barrier(MPI_COMM_WORLD);
     std::vector<char> back;
     const Cost raw_read = Measure(MPI_COMM_WORLD, true, [&] { bench::RawRead(raw, &back); });
     back.clear();
     back.shrink_to_fit();
     std::filesystem::remove(raw);
+    if (rank == 0) bench::DropCaches(root);
+    MPI_Barrier(MPI_COMM_WORLD);
 
     const Cost save = Measure(MPI_COMM_WORLD, true, [&] {
       auto store = Store::Open(dir, comm.get());
@@ -220,7 +216,7 @@ int main(int argc, char** argv) {
                                 buf.data() + i * per * cfg.slab_rows * kCols));
         }
       }
-      if (rank == 0) DropCaches(dir);
+      if (rank == 0) bench::DropCaches(dir);
       MPI_Barrier(MPI_COMM_WORLD);
       const Cost cost = Measure(m, member, [&] {
         auto store = Store::Open(dir, c, StoreOptions{.create_if_missing = false, .read_only = true});
@@ -251,7 +247,7 @@ int main(int argc, char** argv) {
     const Cost read_once = load(comm.get(), MPI_COMM_WORLD, true, 4, "read-once", /*replicated=*/true);
     // dcp-inspect verify of the whole store by one process (rank 0), against
     // all four ranks' raw reads of the same bytes (the disk's limit).
-    if (rank == 0) DropCaches(dir);
+    if (rank == 0) bench::DropCaches(dir);
     MPI_Barrier(MPI_COMM_WORLD);
     const Cost verify = Measure(MPI_COMM_SELF, rank == 0, [&] {
       auto reader = inspect::StoreReader::Open(dir);

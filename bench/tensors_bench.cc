@@ -8,9 +8,10 @@
 //
 // States: one float32 tensor of --gib GiB split in 4 row slabs; --small
 // tensors of 64 x 1024 float32 (256 KiB), each split in 4 row slabs. Values
-// as python_bench.py's values(). Phases: 4 ranks save, page cache dropped, 4
-// ranks load the same layout, page cache dropped, ranks 0-1 load 2 row slabs
-// each (resharded). Every load is checked. Seconds are the slowest rank's.
+// as python_bench.py's values(). Phases, each timed from right after a drop
+// of the page cache: 4 ranks save, 4 ranks load the same layout, ranks 0-1
+// load 2 row slabs each (resharded). Every load is checked. Seconds are the
+// slowest rank's.
 //
 // With --phase (save | load | load_resharded) and --state (large | small),
 // one phase of one state in a fresh process, on all N ranks (the layout is
@@ -87,6 +88,16 @@ ShardedTensor Shard(const Slab& s, float* data) {
   return t;
 }
 
+// Rank 0 drops the page cache (bench::DropCaches) right before the timed
+// region and every rank of `mpi` waits for it: the timed region starts at the
+// same distance from the drop in every phase and every system (bench_util.h).
+void DropCachesNow(MPI_Comm mpi, const std::string& dir) {
+  int rank = 0;
+  MPI_Comm_rank(mpi, &rank);
+  if (rank == 0) bench::DropCaches(dir);
+  MPI_Barrier(mpi);
+}
+
 double Save(Communicator* comm, const std::string& root, const std::vector<Slab>& slabs) {
   std::vector<std::vector<float>> data(slabs.size());
   StateDict sd;
@@ -94,6 +105,7 @@ double Save(Communicator* comm, const std::string& root, const std::vector<Slab>
     Fill(slabs[i], &data[i]);
     sd.Add(slabs[i].key, Shard(slabs[i], data[i].data()));
   }
+  DropCachesNow(MPI_COMM_WORLD, root);
   return bench::TimedOverRanks(MPI_COMM_WORLD, [&] {
     auto store = Store::Open(root, comm);
     bench::CheckOrFail(store.status(), "open");
@@ -108,6 +120,7 @@ double Load(Communicator* comm, MPI_Comm mpi, const std::string& root, const std
     data[i].resize(static_cast<size_t>(slabs[i].n * kCols));
     req.Add(slabs[i].key, Shard(slabs[i], data[i].data()));
   }
+  DropCachesNow(mpi, root);
   const double t = bench::TimedOverRanks(mpi, [&] {
     auto store = Store::Open(root, comm, StoreOptions{.create_if_missing = false, .read_only = true});
     bench::CheckOrFail(store.status(), "open");
@@ -119,14 +132,6 @@ double Load(Communicator* comm, MPI_Comm mpi, const std::string& root, const std
     if (want != data[i]) bench::FailJob("wrong data in " + slabs[i].key);
   }
   return t;
-}
-
-// As python_bench: the whole page cache (root), else this directory's files.
-void DropCaches(const std::string& dir) {
-  ::sync();
-  std::ofstream f("/proc/sys/vm/drop_caches");
-  if (f && (f << "3\n")) return;
-  bench::DropPageCache(dir);
 }
 
 }  // namespace
@@ -195,11 +200,7 @@ int main(int argc, char** argv) {
     if (rank == 0) std::filesystem::remove_all(dir);
     MPI_Barrier(MPI_COMM_WORLD);
     const double save = Save(comm.get(), dir, Layout(large, large_rows, small, 4, rank));
-    if (rank == 0) DropCaches(dir);
-    MPI_Barrier(MPI_COMM_WORLD);
     const double load = Load(comm.get(), MPI_COMM_WORLD, dir, Layout(large, large_rows, small, 4, rank));
-    if (rank == 0) DropCaches(dir);
-    MPI_Barrier(MPI_COMM_WORLD);
     double resharded = 0;
     if (pair_comm) resharded = Load(pair_comm.get(), pair, dir, Layout(large, large_rows, small, 2, rank));
     resharded = bench::MaxOverRanks(resharded);

@@ -16,6 +16,18 @@ mpirun=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
 # 2.19 GiB of GPT-like state (bf16 weights, fp32 Adam moments and master weights).
 big=(--hidden 1024 --layers 8 --ffn 4096 --vocab 32768)
 rm -rf "$out" && mkdir -p "$out"
+# On a VM whose balloon reports free pages to the host (virtio-balloon free
+# page reporting, as on our Firecracker VMs), memory freed more than about 2 s
+# earlier is handed back, and every page the kernel takes again (a cold read's
+# page cache, a save's dirty pages) faults through the host: 1 GiB read cold
+# by 4 ranks took 0.6-1.9 s on that alone. For the run, no page is reported (an
+# order above the largest); the setting is put back at the end. See
+# bench/python/bench_common.py, hold_free_pages.
+knob=/sys/module/page_reporting/parameters/page_reporting_order
+if [[ -w $knob ]] && old_order=$(cat "$knob") && echo 11 >"$knob" 2>/dev/null; then
+  trap 'echo "$old_order" >"$knob"' EXIT
+  echo "free page reporting held for the run (page_reporting_order $old_order -> 11)"
+fi
 
 results=()
 run() {  # run NAME COMMAND...: the command writes $out/NAME.json; a failure is reported, not fatal

@@ -5,8 +5,9 @@
 Two states, 4 ranks (torch.multiprocessing, gloo):
   large: one float32 tensor of --gib GiB, split in 4 row slabs;
   small: --small tensors of 256 KiB (64 x 1024 float32), each split in 4 row slabs.
-Phases: 4 ranks save -> page cache dropped -> 4 ranks load the same layout ->
-page cache dropped -> 2 ranks load it resharded (2 row slabs each). Systems:
+Phases: 4 ranks save, 4 ranks load the same layout, 2 ranks load it resharded
+(2 row slabs each); each timed from right after a drop of the page cache, in
+its ranks (bench_common.drop_caches_now says why there). Systems:
   dcp            dcp.save / dcp.load (the Megatron layer, torch.distributed gloo)
   dcp_mpi        the same over an mpi4py communicator, ranks under mpirun: the
                  C++ path's collectives (MPI from C++), so that the Python
@@ -52,7 +53,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from bench_common import drop_caches, run_phase, values  # noqa: E402
+from bench_common import drop_caches, drop_caches_now, hold_free_pages, run_phase, values  # noqa: E402
 
 ROWS_SMALL, COLS = 64, 1024
 
@@ -196,14 +197,14 @@ def _phase(rank, world, barrier, slowest, system, phase, root, state, result):
     # reported), as the C++ path's TimedOverRanks.
     if phase == "save":
         sd = build(slabs, _fill)
-        barrier()
+        drop_caches_now(rank, barrier)
         t0 = time.perf_counter()
         save(root, sd)
         dt = time.perf_counter() - t0
         barrier()
     else:
         dest = prepare(root, slabs)
-        barrier()
+        drop_caches_now(rank, barrier)
         t0 = time.perf_counter()
         got = load(root, dest)
         dt = time.perf_counter() - t0
@@ -377,6 +378,12 @@ def main():
     if a.mpi_phase:
         _mpi_worker(*json.loads(a.mpi_phase))
         return
+    with hold_free_pages() as held:
+        print(f"python_bench: {held}")
+        run_all(a)
+
+
+def run_all(a):
     systems = a.systems.split(",")
     if "dcp_mpi" in systems and not (shutil.which("mpirun") and importlib.util.find_spec("mpi4py")):
         print("python_bench: dcp_mpi left out (needs mpirun and mpi4py)")
@@ -389,7 +396,7 @@ def main():
     cold = drop_caches()
     results = {"cache_dropped": cold, "torch": torch.__version__, "repeat": a.repeat, "figures": {}, "runs": {}}
     print(f"python_bench: torch {torch.__version__}; page cache {'dropped' if cold else 'NOT dropped (not root)'} "
-          "between phases; seconds are the slowest rank's")
+          "right before every timed phase; seconds are the slowest rank's")
     # The C++ API's path (bench/tensors_bench.cc under mpirun), each phase in
     # processes of its own, as the Python systems' phases are.
     cpp = os.path.join(HERE, "..", "..", "build", "bench", "tensors_bench")
@@ -417,12 +424,9 @@ def main():
                     (lambda *args: run_phase(_worker, work, *args))
                 root = os.path.join(scratch, f"{sname}-{system}")
                 shutil.rmtree(root, ignore_errors=True)
-                drop_caches()
                 run = {"save": phase(system, "save", root, state, 4)}
-                drop_caches()
                 run["load"] = phase(system, "load", root, state, 4)
                 if system != "torch_save":
-                    drop_caches()
                     run["load_resharded"] = phase(system, "load", root, state, 2)
                 shutil.rmtree(root, ignore_errors=True)
                 shutil.rmtree(os.path.join(scratch, "cpp"), ignore_errors=True)

@@ -5,9 +5,10 @@
 Two states of DTensors on a CPU device mesh, 4 ranks (torch.multiprocessing, gloo):
   large: one float32 tensor of --gib GiB, Shard(0) over the ranks;
   small: --small tensors of 256 KiB (64 x 1024 float32), each Shard(0).
-Phases: 4 ranks save -> page cache dropped -> 4 ranks load the same layout ->
-page cache dropped -> 2 ranks load it resharded (Shard(0) over 2); --repeat N keeps
-the fastest of N runs of each. Systems:
+Phases: 4 ranks save, 4 ranks load the same layout, 2 ranks load it resharded
+(Shard(0) over 2); each timed from right after a drop of the page cache, in its
+ranks (bench_common.drop_caches_now says why there); --repeat N keeps the
+fastest of N runs of each. Systems:
   raw          the disk's limit: each rank writes its bytes to one file + fsync, reads them back
   dcp          dcp.save / dcp.load (dcp's own Megatron-style API, the same slabs)
   dcp_storage  torch.distributed.checkpoint.save / load with dcp's StorageWriter /
@@ -42,7 +43,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from bench_common import drop_caches, run_phase, values  # noqa: E402
+from bench_common import drop_caches, drop_caches_now, hold_free_pages, run_phase, values  # noqa: E402
 
 ROWS_SMALL, COLS = 64, 1024
 
@@ -100,7 +101,7 @@ def _raw(phase, root, state, world, rank):
     if phase == "save":
         data = torch.cat([values(key, rows // world, COLS, rank * (rows // world)).reshape(-1)
                           for key, rows in tensors(state)]).numpy().tobytes()
-        dist.barrier()
+        drop_caches_now(rank, dist.barrier)
         t0 = time.perf_counter()
         with open(os.path.join(root, f"rank{rank}"), "wb") as f:
             f.write(data)
@@ -112,7 +113,7 @@ def _raw(phase, root, state, world, rank):
     buf = bytearray(nbytes * len(files))  # the destination exists before the timed read, as a job's tensors do
     view = memoryview(buf)
     bad = ""
-    dist.barrier()
+    drop_caches_now(rank, dist.barrier)
     t0 = time.perf_counter()
     for i, r in enumerate(files):
         with open(os.path.join(root, f"rank{r}"), "rb", buffering=0) as f:
@@ -154,7 +155,7 @@ def _bytecheckpoint(phase, root, state, world, rank, mesh):
             n = rows // world
             local = p.to_local()
             local.copy_(values(key, n, COLS, rank * n)) if phase == "save" else local.zero_()
-    dist.barrier()
+    drop_caches_now(rank, dist.barrier)
     t0 = time.perf_counter()
     if phase == "save":
         bytecheckpoint.save(root, {"model": model}, framework="fsdp2")
@@ -177,7 +178,7 @@ def run_system(system, phase, root, state, world, rank, mesh):
     if system == "dcp":
         import dcp
         sd = _dcp_sd(state, world, rank, zero=(phase != "save"))
-        dist.barrier()
+        drop_caches_now(rank, dist.barrier)
         t0 = time.perf_counter()
         if phase == "save":
             dcp.save(sd, root, step=1)
@@ -206,12 +207,12 @@ def run_system(system, phase, root, state, world, rank, mesh):
             if rank == 0:
                 shutil.rmtree(warm, ignore_errors=True)
         planner_obj = save_planner()
-        dist.barrier()
+        drop_caches_now(rank, dist.barrier)
         t0 = time.perf_counter()
         dist_cp.save(sd, storage_writer=writer(), planner=planner_obj)
         dist.barrier()
         return time.perf_counter() - t0, ""
-    dist.barrier()
+    drop_caches_now(rank, dist.barrier)
     t0 = time.perf_counter()
     dist_cp.load(sd, storage_reader=reader, planner=planner)
     dist.barrier()
@@ -250,7 +251,7 @@ def _async_worker(rank, world, init, system, root, state, result):
     if system == "dcp":
         import dcp
         sd = _dcp_sd(state, world, rank, zero=False)
-        dist.barrier()
+        drop_caches_now(rank, dist.barrier)
         t0 = time.perf_counter()
         handle = dcp.save(sd, root, step=1, async_sharded_save=True)
         blocked = time.perf_counter() - t0
@@ -263,7 +264,7 @@ def _async_worker(rank, world, init, system, root, state, result):
         else:
             from torch.distributed.checkpoint import FileSystemWriter
             writer, planner = FileSystemWriter(root, thread_count=int(system[len("fs_t"):])), None
-        dist.barrier()
+        drop_caches_now(rank, dist.barrier)
         t0 = time.perf_counter()
         future = dist_cp.async_save(sd, storage_writer=writer, planner=planner, process_group=group)
         blocked = time.perf_counter() - t0
@@ -287,6 +288,12 @@ def main():
     p.add_argument("--repeat", type=int, default=1, help="runs per figure; the fastest is kept")
     p.add_argument("--json", default=None)
     a = p.parse_args()
+    with hold_free_pages() as held:
+        print(f"torch_dcp_bench: {held}")
+        run_all(a)
+
+
+def run_all(a):
     scratch = a.root or tempfile.mkdtemp(prefix="dcp-torchbench-")
     os.makedirs(scratch, exist_ok=True)
     work = tempfile.mkdtemp(prefix="dcp-torchbench-work-")
@@ -296,7 +303,7 @@ def main():
     cold = drop_caches()
     results = {"cache_dropped": cold, "torch": torch.__version__, "figures": {}, "async": {}}
     print(f"torch_dcp_bench: torch {torch.__version__}; page cache {'dropped' if cold else 'NOT dropped (not root)'} "
-          "between phases; seconds are the slowest rank's")
+          "right before every timed phase; seconds are the slowest rank's")
     for sname, state in states.items():
         gb = (rows * COLS * 4 if sname == "large" else a.small * ROWS_SMALL * COLS * 4) / 1e9
         for system in systems:
@@ -306,7 +313,6 @@ def main():
             for _ in range(max(1, a.repeat)):
                 shutil.rmtree(root, ignore_errors=True)
                 for phase, world in (("save", 4), ("load", 4), ("load_resharded", 2)):
-                    drop_caches()
                     t = run_phase(_worker, work, system, phase[:4], root, state, world)
                     fig[phase] = min(t, fig.get(phase, t))
             results["figures"][f"{sname}/{system}"] = fig
@@ -338,7 +344,6 @@ def main():
         root = os.path.join(scratch, f"async-{system}")
         init = tempfile.mktemp(dir=work, prefix="pg-")
         result = os.path.join(work, "async.json")
-        drop_caches()
         mp.spawn(_async_worker, args=(4, init, system, root, states["large"], result), nprocs=4, join=True)
         with open(result) as f:
             r = json.load(f)
