@@ -66,7 +66,8 @@ Status Store::BeginStep(uint64_t step, const SaveOptions& options, const Status&
   DCP_ASSIGN_OR_RETURN(i.session,
                        protocol::BeginStep(i.comm, i.store.get(), step, options,
                                            local.ok() ? i.BusyOrInSession(i.comm, " (CommitStep or AbortStep first)")
-                                                      : local));
+                                                      : local,
+                                           "BeginStep"));
   return Status::OK();
 }
 

@@ -46,7 +46,7 @@ Status Store::Impl::PutAsync(uint64_t step, const StateDict& state, const SaveOp
     // Each rank's step rides along: failures are named by rank 0's (ranks
     // whose steps differ fail in the put's first round, by name).
     std::vector<std::string> steps;
-    Status agreed = coord::AgreeAndGather(comm, local, wire::Writer().U64(step).Finish(), &steps);
+    Status agreed = coord::AgreeAndGather(comm, local, wire::Writer().U64(step).Finish(), &steps, {}, "PutAsync");
     what = "async put of step " + std::to_string(protocol::StepOfRank0(steps, step));
     // Without payloads: another call on some rank, or the transport (as is).
     if (!agreed.ok()) return steps.empty() ? agreed : agreed.Annotate(what);

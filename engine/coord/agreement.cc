@@ -11,18 +11,20 @@ namespace dcp::coord {
 
 namespace {
 
-// Every agreement message starts with its kind. Two different calls of the
-// API at once on different ranks (PutPart on one, CollectGarbage on another)
-// can meet in one all-gather; read as its own kind, the other's message would
-// pass, and the ranks would go on into different collectives and wait for
-// each other forever. With the kind, every rank fails instead, wherever a
-// call agreement meets a status agreement. Two status agreements of
-// different calls (a put's first round and a collection's) still pass for
-// each other: the kind tells apart the two sorts of agreement, not the calls.
+// Every agreement message starts with its kind, and a status agreement's
+// with its call's name. Two different calls of the API at once on different
+// ranks (PutPart on one, CollectGarbage on another, or Put and PutAsync) can
+// meet in one all-gather; read as its own, the other's message would pass,
+// and the ranks would go on into different collectives and wait for each
+// other forever. With the kind and the name, every rank fails instead,
+// wherever a call agreement meets a status agreement or two named status
+// agreements of different calls meet. (A status agreement without a name,
+// one after a call's first round, meets only its own call's.)
 enum class Kind : uint8_t { kGather = 1, kCall = 2 };
 
 struct Messages {
   std::vector<Kind> kinds;
+  std::vector<std::string_view> calls;        // a call agreement's payload; a status agreement's name or ""
   std::vector<Status> statuses;               // a malformed message is its rank's failure
   std::vector<std::string_view> payloads;     // views into the gathered messages
   std::vector<bool> wellformed;
@@ -31,12 +33,15 @@ struct Messages {
 // All-gathers (kind, local, payload) and decodes every rank's message. Every
 // rank decodes the same bytes, so what follows is the same on every rank (no
 // string per rank here: at thousands of ranks this runs in every agreement).
-Status Exchange(Communicator* comm, Kind kind, const Status& local, std::string_view payload,
+Status Exchange(Communicator* comm, Kind kind, std::string_view call, const Status& local, std::string_view payload,
                 std::vector<std::string>* all, Messages* m) {
-  DCP_RETURN_IF_ERROR(
-      comm->AllGather(wire::Writer().U8(static_cast<uint8_t>(kind)).PutStatus(local).Raw(payload).Finish(), all));
+  wire::Writer out;
+  out.U8(static_cast<uint8_t>(kind));
+  if (kind == Kind::kGather) out.Bytes(call);
+  DCP_RETURN_IF_ERROR(comm->AllGather(out.PutStatus(local).Raw(payload).Finish(), all));
   const size_t n = all->size();
   m->kinds.assign(n, Kind::kGather);
+  m->calls.assign(n, std::string_view());
   m->statuses.assign(n, Status::OK());
   m->payloads.assign(n, std::string_view());
   m->wellformed.assign(n, false);
@@ -46,6 +51,7 @@ Status Exchange(Communicator* comm, Kind kind, const Status& local, std::string_
     if (in.ok() && k != static_cast<uint8_t>(Kind::kGather) && k != static_cast<uint8_t>(Kind::kCall)) {
       in.Fail("unknown agreement kind " + std::to_string(k));
     }
+    const std::string_view name = k == static_cast<uint8_t>(Kind::kGather) ? in.Bytes() : std::string_view();
     Status status = in.GetStatus();
     m->payloads[r] = in.Rest();
     if (Status s = in.Finish(); !s.ok()) {
@@ -53,6 +59,7 @@ Status Exchange(Communicator* comm, Kind kind, const Status& local, std::string_
       continue;
     }
     m->kinds[r] = static_cast<Kind>(k);
+    m->calls[r] = k == static_cast<uint8_t>(Kind::kCall) ? m->payloads[r] : name;
     m->statuses[r] = std::move(status);
     m->wellformed[r] = true;
   }
@@ -60,18 +67,20 @@ Status Exchange(Communicator* comm, Kind kind, const Status& local, std::string_
 }
 
 // InvalidArgument if a rank is in another kind of agreement than the first
-// rank with a well-formed message (rank 0 but for a bug), naming both.
-Status SameKind(const Messages& m) {
+// rank with a well-formed message (rank 0 but for a bug), or in a status
+// agreement of another named call, naming both.
+Status SameCall(const Messages& m) {
   const auto what = [&](size_t r) {
-    return m.kinds[r] == Kind::kCall ? "calls " + std::string(m.payloads[r])
-                                     : std::string("makes another collective call");
+    return m.calls[r].empty() ? std::string("makes another collective call") : "calls " + std::string(m.calls[r]);
   };
   size_t first = m.kinds.size();
   for (size_t r = 0; r < m.kinds.size(); ++r) {
     if (!m.wellformed[r]) continue;
     if (first == m.kinds.size()) {
       first = r;
-    } else if (m.kinds[r] != m.kinds[first]) {
+    } else if (m.kinds[r] != m.kinds[first] ||
+               (m.kinds[r] == Kind::kGather && !m.calls[r].empty() && !m.calls[first].empty() &&
+                m.calls[r] != m.calls[first])) {
       return Status::InvalidArgument("rank " + std::to_string(r) + " " + what(r) + " but rank " +
                                      std::to_string(first) + " " + what(first) +
                                      ": every rank must make the same call");
@@ -83,34 +92,34 @@ Status SameKind(const Messages& m) {
 }  // namespace
 
 Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
-                      std::vector<std::string>* payloads, std::string_view what) {
+                      std::vector<std::string>* payloads, std::string_view what, std::string_view call) {
   payloads->clear();
   std::vector<std::string> all;
   Messages m;
-  if (Status s = Exchange(comm, Kind::kGather, local, payload, &all, &m); !s.ok()) {
+  if (Status s = Exchange(comm, Kind::kGather, call, local, payload, &all, &m); !s.ok()) {
     return what.empty() ? s : s.Annotate(what);
   }
   // Not annotated: a caller on another rank, in another call, would annotate
   // it with something else.
-  DCP_RETURN_IF_ERROR(SameKind(m));
+  DCP_RETURN_IF_ERROR(SameCall(m));
   payloads->reserve(all.size());
   for (std::string_view p : m.payloads) payloads->emplace_back(p);
   Status agreed = CombineStatuses(m.statuses);
   return what.empty() ? agreed : agreed.Annotate(what);
 }
 
-Status AgreeOnStatus(Communicator* comm, const Status& local, std::string_view what) {
+Status AgreeOnStatus(Communicator* comm, const Status& local, std::string_view what, std::string_view call) {
   std::vector<std::string> payloads;
-  return AgreeAndGather(comm, local, std::string_view(), &payloads, what);
+  return AgreeAndGather(comm, local, std::string_view(), &payloads, what, call);
 }
 
 Status AgreeOnCall(Communicator* comm, const Status& local, std::string_view call, std::string_view what) {
   std::vector<std::string> all;
   Messages m;
-  if (Status s = Exchange(comm, Kind::kCall, local, call, &all, &m); !s.ok()) {
+  if (Status s = Exchange(comm, Kind::kCall, {}, local, call, &all, &m); !s.ok()) {
     return what.empty() ? s : s.Annotate(what);
   }
-  DCP_RETURN_IF_ERROR(SameKind(m));
+  DCP_RETURN_IF_ERROR(SameCall(m));
   size_t differs = 0;
   for (size_t r = 1; r < m.payloads.size() && differs == 0; ++r) {
     if (m.wellformed[r] && m.wellformed[0] && m.payloads[r] != m.payloads[0]) differs = r;

@@ -22,8 +22,9 @@ namespace dcp::coord {
 // ranks failed if more than one did, unless every rank reported the identical
 // status (a globally computed error), which is returned as is. A failed
 // agreement, and a communicator failure, is annotated with `what` where it
-// is not empty.
-Status AgreeOnStatus(Communicator* comm, const Status& local, std::string_view what = {});
+// is not empty. `call` names the API call whose first round this is (below).
+Status AgreeOnStatus(Communicator* comm, const Status& local, std::string_view what = {},
+                     std::string_view call = {});
 
 // Collective, one all-gather: AgreeOnStatus with a payload from every rank
 // riding along (a replica signature, rank 0's start of a step).
@@ -33,15 +34,17 @@ Status AgreeOnStatus(Communicator* comm, const Status& local, std::string_view w
 // after a communicator failure or a call mismatch (below). Spares a round
 // wherever a status agreement is followed by an all-gather.
 //
-// A call agreement never passes for a status agreement: a rank in
-// AgreeOnCall while another is in AgreeOnStatus or AgreeAndGather (two
-// different calls at once) fails every rank with InvalidArgument naming the
-// call, the same message on every rank (never annotated with `what`: the
-// other ranks' calls would annotate it otherwise), instead of both going on
-// into different collectives. (Two status agreements of different calls
-// still pass for each other.)
+// Two different calls at once never pass for each other where the first
+// round of each is an agreement: a rank in AgreeOnCall while another is in
+// AgreeOnStatus or AgreeAndGather, or two ranks in status agreements named by
+// different `call`s (the name of the API call whose first round it is: "Put",
+// "PutAsync"), fail every rank with InvalidArgument naming the calls, the
+// same message on every rank (never annotated with `what`: the other ranks'
+// calls would annotate it otherwise), instead of going on into different
+// collectives. A status agreement without a name (a later round) meets only
+// its own call's.
 Status AgreeAndGather(Communicator* comm, const Status& local, std::string_view payload,
-                      std::vector<std::string>* payloads, std::string_view what = {});
+                      std::vector<std::string>* payloads, std::string_view what = {}, std::string_view call = {});
 
 // Collective, one all-gather: AgreeOnStatus, and that every rank made the
 // same call. `call` is this rank's call in words with the arguments that

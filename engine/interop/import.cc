@@ -161,7 +161,7 @@ Result<ImportReport> ImportSafetensors(const std::string& root, const std::strin
     DCP_ASSIGN_OR_RETURN(std::optional<uint64_t> latest, storage::LatestStep(root));
     step = latest ? *latest + 1 : 0;
   }
-  DCP_ASSIGN_OR_RETURN(auto session, protocol::BeginStep(self.get(), store.get(), step, options.save, Status::OK()));
+  DCP_ASSIGN_OR_RETURN(auto session, protocol::BeginStep(self.get(), store.get(), step, options.save, Status::OK(), "Import"));
 
   std::vector<ShardedTensor> tensors(destinations.size());  // outlive the request
   std::vector<manifest::TensorEntry> entries;

@@ -168,7 +168,7 @@ Status CollectGarbage(Communicator* comm, StoreContext* store, const GcOptions& 
                       GcReport* report) {
   const std::string what = "garbage collection";
   const std::string& root = store->root();
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local, what));
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, local, what, "CollectGarbage"));
 
   // Rank 0 fixes the set of committed steps (and sweeps temporary files).
   GcReport mine;

@@ -99,7 +99,7 @@ uint64_t StepOfRank0(const std::vector<std::string>& payloads, uint64_t own) {
 }
 
 Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* store, uint64_t step,
-                                              const SaveOptions& options, const Status& caller) {
+                                              const SaveOptions& options, const Status& caller, std::string_view call) {
   const std::string what = "put of step " + std::to_string(step);
   const std::string& root = store->root();
   Status local = caller;
@@ -148,7 +148,7 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
     start = StartOf(step, options).Finish();
   }
   std::vector<std::string> all;
-  if (Status agreed = coord::AgreeAndGather(c, local, start, &all); !agreed.ok()) {
+  if (Status agreed = coord::AgreeAndGather(c, local, start, &all, {}, call); !agreed.ok()) {
     // Without payloads: another call on some rank, or the transport (as is).
     return all.empty() ? agreed : agreed.Annotate("put of step " + std::to_string(StepOfRank0(all, step)));
   }
@@ -419,7 +419,7 @@ Status Commit(StoreContext* store, std::unique_ptr<PutSession> s, const Status& 
 
 Status Put(Communicator* c, StoreContext* store, uint64_t step, const StateDict& state, const SaveOptions& options,
            const Status& local, SaveReport* report) {
-  DCP_ASSIGN_OR_RETURN(std::unique_ptr<PutSession> session, BeginStep(c, store, step, options, local));
+  DCP_ASSIGN_OR_RETURN(std::unique_ptr<PutSession> session, BeginStep(c, store, step, options, local, "Put"));
   Status written;
   // Every rank failed the same way, or none did: every rank drops the session.
   DCP_RETURN_IF_ERROR(WritePart(c, store, session.get(), state, Status::OK(), nullptr, &written));

@@ -36,6 +36,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dcp/communicator.h"
@@ -74,9 +75,11 @@ uint64_t StepOfRank0(const std::vector<std::string>& payloads, uint64_t own);
 
 // Collective over `comm`: starts a session for `step`. `local` is the
 // caller's verdict on this rank (may it write now?); any rank's failure
-// fails every rank. REQUIRES: store->own() is not null where `local` is OK.
+// fails every rank. `call` names the API call ("Put", "BeginStep"): a rank in
+// another call fails every rank (coord::AgreeAndGather). REQUIRES:
+// store->own() is not null where `local` is OK.
 Result<std::unique_ptr<PutSession>> BeginStep(Communicator* comm, StoreContext* store, uint64_t step,
-                                              const SaveOptions& options, const Status& local);
+                                              const SaveOptions& options, const Status& local, std::string_view call);
 
 // Collective over `comm`: writes one part of the step. `session` may be null
 // or belong to another communicator on some rank (an error there, agreed on

@@ -273,7 +273,17 @@ TEST_CASE("calls that rank 0 carries out for every rank refuse ranks whose argum
                return s;
              }),
              StatusCode::kInvalidArgument,
-             "rank 1 makes another collective call but rank 0 calls PutPart: every rank must make the same call");
+             "rank 1 calls CollectGarbage but rank 0 calls PutPart: every rank must make the same call");
+  // A put on rank 0 and an async put on the others: both start with a status
+  // agreement, each named by its call.
+  RequireAll(run([](int rank, Store& st) {
+               auto shards = testing::BuildShards(kBase, rank, 3, true);
+               if (rank == 0) return st.Put(7, shards.dict);
+               DCP_RETURN_IF_ERROR(st.PutAsync(7, shards.dict));
+               return st.WaitForPut();
+             }),
+             StatusCode::kInvalidArgument,
+             "rank 1 calls PutAsync but rank 0 calls Put: every rank must make the same call");
   // Nothing changed.
   auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
   CHECK(ValueOrDie(store->Steps()) == std::vector<uint64_t>{1, 2});

@@ -31,6 +31,13 @@
 // own first agreement, and changes nothing. Put, PutAsync, PutPart and Get
 // take it.
 //
+// Ranks in different calls at once (Put on one, PutAsync or CollectGarbage or
+// PutPart on another) all fail with the same InvalidArgument naming both
+// calls, instead of going on into different collectives: every writing call's
+// first round is an agreement that names its call. Get and the reads (Steps,
+// LatestStep, Metadata) start with rank 0's broadcast instead; a rank in one of
+// them while another writes is not detected.
+//
 // Ownership: the communicator passed to Open is not owned and must outlive the
 // Store. Thread safety: a Store is used by one thread at a time (per rank);
 // PutAsync's background work is the store's own. Destroying a Store waits for

@@ -167,6 +167,36 @@ TEST_CASE("Ranks in two different agreements all fail with the same error, and s
   }
 }
 
+TEST_CASE("Status agreements named by different calls all fail with the same error, and stay in step", "[coord]") {
+  // A put on some ranks, an async put on the others: both start with a
+  // status agreement, each named by its call.
+  const int n = 3;
+  for (int odd = 0; odd < n; ++odd) {
+    INFO("rank " << odd << " calls PutAsync");
+    std::vector<Status> agreed(static_cast<size_t>(n));
+    std::vector<Status> unnamed(static_cast<size_t>(n));
+    std::vector<Status> after(static_cast<size_t>(n));
+    std::vector<std::vector<std::string>> payloads(static_cast<size_t>(n));
+    RunRanks(n, [&](int rank, Communicator* comm) {
+      const size_t i = static_cast<size_t>(rank);
+      if (rank == odd) agreed[i] = AgreeAndGather(comm, Status::OK(), "step 7", &payloads[i], "put", "PutAsync");
+      else agreed[i] = AgreeAndGather(comm, Status::OK(), "step 7", &payloads[i], "put", "Put");
+      // A later round (no name) meets a first round of any call: the limit.
+      unnamed[i] = AgreeOnStatus(comm, Status::OK(), {}, rank == odd ? "Put" : "");
+      after[i] = AgreeOnStatus(comm, rank == 1 ? Status::IOError("later") : Status::OK());
+    });
+    const std::string first = odd == 0 ? "rank 1 calls Put but rank 0 calls PutAsync"
+                                       : "rank " + std::to_string(odd) + " calls PutAsync but rank 0 calls Put";
+    for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+      INFO("rank " << i);
+      CHECK(agreed[i] == Status::InvalidArgument(first + ": every rank must make the same call"));
+      CHECK(payloads[i].empty());
+      CHECK_OK(unnamed[i]);
+      CHECK(after[i] == Status::IOError("rank 1: later"));
+    }
+  }
+}
+
 TEST_CASE("BroadcastResult gives every rank the root's status or payload", "[coord]") {
   const int n = GENERATE(1, 3);
   for (int root = 0; root < n; ++root) {

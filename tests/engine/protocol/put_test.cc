@@ -64,7 +64,7 @@ TEST_CASE("a part on a rank without the session fails on every rank, and the ses
   testing::TempDir dir;
   std::vector<Status> part(kRanks), commit(kRanks);
   RunOnStore(dir.path(), kRanks, [&](int rank, Communicator* comm, StoreContext* store) {
-    auto session = BeginStep(comm, store, 9, SaveOptions(), Status::OK());
+    auto session = BeginStep(comm, store, 9, SaveOptions(), Status::OK(), "BeginStep");
     if (!session.ok()) {
       part[rank] = session.status();
       return;
@@ -126,7 +126,7 @@ TEST_CASE("a failed ingest breaks the session: later parts and the commit are re
       dir.path(), kRanks,
       [&](int rank, Communicator* comm, StoreContext* store) {
         RankState s = WState(rank, kRanks, /*fill=*/true);
-        auto session = BeginStep(comm, store, 2, SaveOptions(), Status::OK());
+        auto session = BeginStep(comm, store, 2, SaveOptions(), Status::OK(), "BeginStep");
         if (!session.ok()) {
           part[rank] = session.status();
           return;
