@@ -12,7 +12,7 @@ fastest of N runs of each. Systems:
   raw          the disk's limit: each rank writes its bytes to one file + fsync, reads them back
   dcp          dcp.save / dcp.load (dcp's own Megatron-style API, the same slabs)
   dcp_storage  torch.distributed.checkpoint.save / load with dcp's StorageWriter /
-               StorageReader and planners (dcp.integrations.torch)
+               StorageReader and planners (dcp.integrations.torch), plan caching on (as fs_tN)
   fs_tN        torch.distributed.checkpoint.save / load with FileSystemWriter(thread_count=N)
                / FileSystemReader, plan caching on (an untimed save first fills the cache)
   bytecheckpoint  ByteCheckpoint's FSDP2 checkpointer (PyPI bytecheckpoint 0.0.2), the state as
@@ -190,22 +190,21 @@ def run_system(system, phase, root, state, world, rank, mesh):
     sd = _dtensors(state, mesh, zero=(phase != "save"))
     if system == "dcp_storage":
         from dcp.integrations.torch import LoadPlanner, SavePlanner, StorageReader, StorageWriter
-        writer = lambda: StorageWriter(root, step=1)  # noqa: E731
+        writer = lambda path=root: StorageWriter(path, step=1)  # noqa: E731
         reader, planner = StorageReader(root, step=1), LoadPlanner()
-        save_planner = SavePlanner
+        save_planner = lambda: SavePlanner(enable_plan_caching=True)  # noqa: E731
     else:
         from torch.distributed.checkpoint import DefaultSavePlanner, FileSystemReader, FileSystemWriter
         threads = int(system[len("fs_t"):])
-        writer = lambda: FileSystemWriter(root, thread_count=threads)  # noqa: E731
+        writer = lambda path=root: FileSystemWriter(path, thread_count=threads)  # noqa: E731
         reader, planner = FileSystemReader(root), None
         save_planner = lambda: DefaultSavePlanner(enable_plan_caching=True)  # noqa: E731
     if phase == "save":
-        if system != "dcp_storage":
-            warm = root + ".warm"  # fills DCP's plan cache; not timed
-            dist_cp.save(sd, storage_writer=FileSystemWriter(warm, thread_count=threads), planner=save_planner())
-            dist.barrier()
-            if rank == 0:
-                shutil.rmtree(warm, ignore_errors=True)
+        warm = root + ".warm"  # fills DCP's plan cache (both storages); not timed
+        dist_cp.save(sd, storage_writer=writer(warm), planner=save_planner())
+        dist.barrier()
+        if rank == 0:
+            shutil.rmtree(warm, ignore_errors=True)
         planner_obj = save_planner()
         drop_caches_now(rank, dist.barrier)
         t0 = time.perf_counter()

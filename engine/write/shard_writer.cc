@@ -179,7 +179,7 @@ class BaseIndex {
 }  // namespace
 
 void WriteRequest::AddTensor(const ShardedTensor& t) {
-  for (sharding::Piece& p : sharding::PiecesOf(t)) tensors.push_back({&t, std::move(p)});
+  for (sharding::Piece& p : sharding::PiecesOf(t)) tensors.push_back({.tensor = &t, .piece = std::move(p), .read = {}});
 }
 
 Status WriteShards(storage::RankStore* store, const WriteRequest& request, const SaveOptions& options,

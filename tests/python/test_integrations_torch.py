@@ -210,9 +210,22 @@ def _default_and_async_save_worker(rank, world, tmp, root, root_default):
         if isinstance(v, torch.Tensor):
             (v.to_local() if hasattr(v, "to_local") else v).add_(100)
     (future.upload_completion if hasattr(future, "upload_completion") else future).result()
+    # DCP's plan caching (process-wide, per planner class), a new writer each save: step 2
+    # fills the cache; in step 3 only rank 0's plan changes (a new value, which only the
+    # coordinator writes), so the other ranks send no plan and no planner data.
+    for step, extra in ((2, {}), (3, {"wd": 0.5})):
+        sd["cfg"] = {"lr": 0.1, "sizes": (1, 2), **extra}
+        writer = StorageWriter(root)
+        dist_cp.save(sd, storage_writer=writer, planner=SavePlanner(enable_plan_caching=True))
+        assert writer.last_step == step
+    if rank == 0:  # the step's planner data is the save's, the new value's path included
+        assert StorageReader(root).read_metadata().planner_data["cfg.wd"] == ("cfg", "wd")
+    expect_cached = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).clone() for k, v in sd.items()
+                     if isinstance(v, torch.Tensor)}
     if rank == 0:
         torch.save(expect, os.path.join(tmp, "expect.pt"))
         torch.save(expect_process, os.path.join(tmp, "expect_process.pt"))
+        torch.save(expect_cached, os.path.join(tmp, "expect_cached.pt"))
     _done()
 
 
@@ -229,6 +242,13 @@ def _placement_load_worker(rank, world, tmp, root, root_default):
     expect_process = torch.load(os.path.join(tmp, "expect_process.pt"))
     dist_cp.load(sd, storage_reader=StorageReader(root, step=1), planner=LoadPlanner())
     for k, v in expect_process.items():
+        got = sd[k].full_tensor() if hasattr(sd[k], "full_tensor") else sd[k]
+        assert torch.equal(got, v), k
+    # The step saved with cached plans (the latest).
+    sd["cfg"] = {"lr": 0.0, "sizes": (), "wd": 0.0}
+    dist_cp.load(sd, storage_reader=StorageReader(root), planner=LoadPlanner())
+    assert sd["cfg"] == {"lr": 0.1, "sizes": (1, 2), "wd": 0.5}
+    for k, v in torch.load(os.path.join(tmp, "expect_cached.pt")).items():
         got = sd[k].full_tensor() if hasattr(sd[k], "full_tensor") else sd[k]
         assert torch.equal(got, v), k
 
