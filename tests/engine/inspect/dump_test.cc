@@ -20,8 +20,10 @@ namespace {
 using testing::StatusIs;
 
 const InspectFixture& Fixture() {
-  static InspectFixture* f = new InspectFixture();
-  return *f;
+  // Destroyed at exit, and its directory with it (a leaked `new` left one
+  // /tmp/dcp-test-* behind per test process).
+  static const InspectFixture f;
+  return f;
 }
 
 Box Resolve(const std::string& text, const Shape& shape) {
