@@ -326,9 +326,9 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
             # default planner: complete and current also under plan caching, where a rank whose
             # plan did not change sends none, and where rank 0's own final plan (and the note
             # prepare_global_plan left on it) may come from DCP's cache of an earlier save.
-            metadata = getattr(planner, "metadata", None)
-            data = metadata.planner_data if metadata is not None and isinstance(
-                getattr(metadata, "planner_data", None), dict) else plan.storage_data.planner_data
+            data = getattr(getattr(planner, "metadata", None), "planner_data", None)
+            if not isinstance(data, dict):
+                data = plan.storage_data.planner_data
             state["x"] = ShardedObject(_EXTRAS_KEY, {"planner_data": _to_plain_fqn(data, "planner_data")}, (1,), (0,))
         return state, results
 
