@@ -2,26 +2,37 @@
 
 #include "engine/base/thread_pool.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 
 namespace dcp::base {
 
-int ResolveThreadCount(int requested) {
+int ResolveThreadCount(int requested, int ranks_on_host) {
   if (requested > 0) return requested;
-  // Ranks on this node: Open MPI, MPICH, torchrun (LOCAL_WORLD_SIZE), Slurm.
-  int local_ranks = 1;
+  int local_ranks = std::max(1, ranks_on_host);
   for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"}) {
     if (const char* v = std::getenv(var)) {
       const int n = std::atoi(v);
       if (n > 0) {
-        local_ranks = n;
+        local_ranks = std::max(local_ranks, n);
         break;
       }
     }
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::max(2, cores / local_ranks);
+}
+
+std::string HostIdentity() {
+  std::ifstream boot("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (boot && std::getline(boot, id) && !id.empty()) return "boot:" + id;
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  return std::string("host:") + host;
 }
 
 ThreadPool::ThreadPool(int threads) {

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -24,11 +25,18 @@
 namespace dcp::base {
 
 // Threads to use for `requested`: itself if > 0; for 0, this process's share
-// of the machine's cores (hardware concurrency divided by the ranks on this
-// node, as mpirun/Slurm announce in OMPI_COMM_WORLD_LOCAL_SIZE,
-// MPI_LOCALNRANKS or SLURM_NTASKS_PER_NODE), at least 2 so that I/O and
-// encoding overlap.
-int ResolveThreadCount(int requested);
+// of the machine's cores: hardware concurrency divided by the ranks on this
+// host, at least 2 so that I/O and encoding overlap. The ranks on this host
+// are the larger of what the launcher announces (OMPI_COMM_WORLD_LOCAL_SIZE,
+// MPI_LOCALNRANKS, torchrun's LOCAL_WORLD_SIZE, SLURM_NTASKS_PER_NODE) and
+// `ranks_on_host`, the caller's count (a store counts its communicator's
+// ranks by HostIdentity at open: torch.multiprocessing announces nothing).
+int ResolveThreadCount(int requested, int ranks_on_host = 1);
+
+// Which machine this process runs on, for counting a job's ranks per host:
+// the kernel's boot id (processes in containers on one host share it, and
+// its cores), else the host name.
+std::string HostIdentity();
 
 class ThreadPool {
  public:

@@ -2,6 +2,9 @@
 
 #include "engine/protocol/store_context.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "engine/codec/checksum.h"
 #include "engine/coord/agreement.h"
 #include "engine/manifest/manifest_codec.h"
@@ -18,10 +21,12 @@ StoreContext::~StoreContext() = default;
 void StoreContext::ReopenStores() { stores_ = std::make_unique<query::StoreSet>(root_, own_.get(), backend_); }
 
 base::ThreadPool* StoreContext::WritePool(int requested) {
-  return write_pools_.Get(base::ResolveThreadCount(requested));
+  return write_pools_.Get(base::ResolveThreadCount(requested, ranks_on_host_));
 }
 
-base::ThreadPool* StoreContext::ReadPool(int requested) { return read_pools_.Get(base::ResolveThreadCount(requested)); }
+base::ThreadPool* StoreContext::ReadPool(int requested) {
+  return read_pools_.Get(base::ResolveThreadCount(requested, ranks_on_host_));
+}
 
 Result<std::shared_ptr<query::StepIndex>> StoreContext::IndexFromBytes(uint64_t step, std::string_view bytes) {
   const uint64_t checksum = codec::Checksum64(bytes.data(), bytes.size());
@@ -68,7 +73,12 @@ Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::s
     if (own.ok()) store->own_ = std::move(own).value();
     else s = own.status();
   }
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, s));
+  // Riding along: which host each rank runs on, for the thread pools' share
+  // of this host's cores.
+  const std::string host = base::HostIdentity();
+  std::vector<std::string> hosts;
+  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, s, host, &hosts));
+  store->ranks_on_host_ = static_cast<int>(std::count(hosts.begin(), hosts.end(), host));
   store->ReopenStores();
   return store;
 }

@@ -8,7 +8,8 @@
 //
 // OpenStore is the open protocol: rank 0 creates (or checks) the root and
 // takes the writer lock; every rank then checks that it sees the store and
-// opens its own rank store; two agreements.
+// opens its own rank store; two agreements, the second carrying each rank's
+// host (base::HostIdentity) to count the ranks that share this host's cores.
 //
 // Thread safety: the handles are set at open and not changed after, except
 // `stores`, which garbage collection replaces (no get may run meanwhile: the
@@ -64,9 +65,13 @@ class StoreContext {
   // The store's threads, kept across calls: encoding and snapshots (puts,
   // including an async put's thread, which runs while no other put can), and
   // reads (gets, on the caller's thread). `requested` as
-  // base::ResolveThreadCount.
+  // base::ResolveThreadCount, with this host's share of the cores divided
+  // among the store's ranks on it.
   base::ThreadPool* WritePool(int requested);
   base::ThreadPool* ReadPool(int requested);
+  // How many of the store's ranks run on this host (this one included),
+  // counted at open.
+  int ranks_on_host() const { return ranks_on_host_; }
 
   // The verified manifest of `step` from its file's bytes, and its index;
   // the last one is kept and returned again for the same bytes (by checksum).
@@ -85,6 +90,7 @@ class StoreContext {
   query::RecordCheck record_check_;
   base::PoolCache write_pools_;
   base::PoolCache read_pools_;
+  int ranks_on_host_ = 1;
 
   std::mutex cache_mu_;
   uint64_t cached_checksum_ = 0;               // guarded by cache_mu_

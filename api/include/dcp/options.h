@@ -78,7 +78,9 @@ struct SaveOptions {
   bool incremental = true;
 
   // Threads that gather, checksum and compress chunks on each rank; 0 means
-  // this rank's share of the node's cores (at least 2).
+  // this rank's share of the node's cores (at least 2): the cores divided by
+  // the ranks on the node, as the launcher says (mpirun, torchrun, Slurm) or
+  // as the store counted its ranks on this host at open, whichever is more.
   // Default: 0
   int encode_threads = 0;
 
@@ -130,7 +132,9 @@ enum class StrictHandling : uint8_t {
 
 struct LoadOptions {
   // Threads that fetch, verify, decode and copy chunks on each rank; 0 means
-  // this rank's share of the node's cores (at least 2).
+  // this rank's share of the node's cores (at least 2): the cores divided by
+  // the ranks on the node, as the launcher says (mpirun, torchrun, Slurm) or
+  // as the store counted its ranks on this host at open, whichever is more.
   // Default: 0
   int read_threads = 0;
 
