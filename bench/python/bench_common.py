@@ -3,6 +3,8 @@
 import contextlib
 import json
 import os
+import signal
+import sys
 import tempfile
 
 import torch
@@ -56,9 +58,12 @@ def hold_free_pages():
     except OSError:
         yield "free page reporting not held (no knob, or not root)"
         return
+    # A run stopped by SIGTERM (kill, timeout) puts the knob back too.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         yield f"free page reporting held for the run (page_reporting_order {old} -> 11)"
     finally:
+        signal.signal(signal.SIGTERM, previous)
         with open(_REPORTING, "w") as f:
             f.write(old + "\n")
 
