@@ -6,7 +6,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <atomic>
+#include <vector>
 
 #include "engine/base/thread_pool.h"
 #include "tests/engine/protocol/protocol_fixture.h"
@@ -18,16 +18,22 @@ namespace {
 TEST_CASE("OpenStore counts the ranks on this host, and the pools share its cores among them", "[protocol]") {
   for (int ranks : {1, 3}) {
     testing::TempDir dir;
-    std::atomic<int> checked{0};
-    RunOnStore(dir.path(), ranks, [&](int, Communicator*, StoreContext* store) {
-      // In-process ranks all run on this host.
-      CHECK(store->ranks_on_host() == ranks);
-      CHECK(store->WritePool(0)->size() == base::ResolveThreadCount(0, ranks));
-      CHECK(store->ReadPool(0)->size() == base::ResolveThreadCount(0, ranks));
-      CHECK(store->WritePool(7)->size() == 7);
-      ++checked;
+    // What each rank saw, checked here: Catch2's assertions are not for the
+    // ranks' threads.
+    std::vector<int> on_host(ranks, -1), write_threads(ranks, -1), read_threads(ranks, -1), asked(ranks, -1);
+    RunOnStore(dir.path(), ranks, [&](int rank, Communicator*, StoreContext* store) {
+      on_host[rank] = store->ranks_on_host();
+      write_threads[rank] = store->WritePool(0)->size();
+      read_threads[rank] = store->ReadPool(0)->size();
+      asked[rank] = store->WritePool(7)->size();
     });
-    CHECK(checked == ranks);
+    for (int r = 0; r < ranks; ++r) {
+      INFO("rank " << r << " of " << ranks);
+      CHECK(on_host[r] == ranks);  // in-process ranks all run on this host
+      CHECK(write_threads[r] == base::ResolveThreadCount(0, ranks));
+      CHECK(read_threads[r] == base::ResolveThreadCount(0, ranks));
+      CHECK(asked[r] == 7);
+    }
   }
 }
 
