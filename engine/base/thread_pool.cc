@@ -27,6 +27,7 @@ int ResolveThreadCount(int requested, int ranks_on_host) {
 }
 
 std::string HostIdentity() {
+  // Not base::ReadFile: it reads the st_size bytes, and a /proc file says 0.
   std::ifstream boot("/proc/sys/kernel/random/boot_id");
   std::string id;
   if (boot && std::getline(boot, id) && !id.empty()) return "boot:" + id;
