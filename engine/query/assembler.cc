@@ -62,6 +62,12 @@ Status Fetch(StoreSet* stores, uint64_t generation, const std::string& record_ke
   return CheckFetched(stores, s, value->view(), ref, subject, header);
 }
 
+// " (received from rank <sender>)", or nothing for sender -1: named only on
+// failure (no string per received record).
+std::string ReceivedFrom(int sender) {
+  return sender < 0 ? std::string() : " (received from rank " + std::to_string(sender) + ")";
+}
+
 // The chunk's bytes seen as a contiguous array of the chunk's shape.
 TensorView ChunkView(const void* data, const manifest::TensorEntry& t, const manifest::ChunkEntry& c) {
   return TensorView(data, t.dtype, c.box.shape);
@@ -84,10 +90,9 @@ Status FetchChunkRecord(StoreSet* stores, uint64_t generation, const ChunkRead& 
                subject, value, header);
 }
 
-Result<codec::ChunkHeader> CheckChunkRecord(std::string_view record, const ChunkRead& read,
-                                            const std::string& source) {
+Result<codec::ChunkHeader> CheckChunkRecord(std::string_view record, const ChunkRead& read, int sender) {
   return CheckHeader(record, read.chunk->record,
-                     [&] { return RecordWhat(ChunkSubject(read), read.chunk->record) + source; });
+                     [&] { return RecordWhat(ChunkSubject(read), read.chunk->record) + ReceivedFrom(sender); });
 }
 
 namespace {
@@ -134,9 +139,8 @@ Status Decode(std::string_view record, const codec::ChunkHeader& h, const ChunkR
 
 }  // namespace
 
-Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& h, const ChunkRead& read,
-                         const std::string& source) {
-  return Decode(record, h, read, [&] { return source; });
+Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& h, const ChunkRead& read, int sender) {
+  return Decode(record, h, read, [&] { return ReceivedFrom(sender); });
 }
 
 Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank) {

@@ -61,19 +61,18 @@ std::string ChunkSubject(const ChunkRead& read);
 Status FetchChunkRecord(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank,
                         storage::PinnedValue* value, codec::ChunkHeader* header);
 
-// Checks a record of read.chunk obtained elsewhere (e.g. received from
-// another rank) against the manifest, as FetchChunkRecord does. `source` is
-// appended to the chunk's description in errors (e.g. " (received from rank
-// 2)"). DataLoss on any mismatch.
-Result<codec::ChunkHeader> CheckChunkRecord(std::string_view record, const ChunkRead& read,
-                                            const std::string& source);
+// Checks a record of read.chunk received from rank `sender` against the
+// manifest, as FetchChunkRecord does. Errors name the chunk "(received from
+// rank <sender>)". DataLoss on any mismatch.
+Result<codec::ChunkHeader> CheckChunkRecord(std::string_view record, const ChunkRead& read, int sender);
 
 // Decodes a checked record of read.chunk (verifying the checksum of the
 // decoded bytes) and copies every planned region into its destination.
+// `sender` (-1: none) names where the record came from in errors, as above.
 // REQUIRES: `header` was returned for `record` by FetchChunkRecord or
 // CheckChunkRecord.
 Status DecodeChunkRecord(std::string_view record, const codec::ChunkHeader& header, const ChunkRead& read,
-                         const std::string& source = "");
+                         int sender = -1);
 
 // FetchChunkRecord, then DecodeChunkRecord.
 Status ReadChunk(StoreSet* stores, uint64_t generation, const ChunkRead& read, int rank);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/base/buffer.h"
 #include "engine/base/thread_pool.h"
 #include "engine/query/assembler.h"
 #include "engine/query/read_once_messages.h"
@@ -125,12 +127,31 @@ class DirectReads {
   uint64_t inflight_ = 0;  // guarded by mu_
 };
 
-// A record this rank reads as the reader of a shared chunk.
+// A record this rank reads as the reader of a shared chunk. Its bytes,
+// checked and decoded here, wait to be sent in the round's staging buffer,
+// at a place set aside by the manifest's stored size: one buffer per round
+// slot, reused from round to round (no allocation, no fresh pages per
+// record).
 struct Fetched {
   const SharedChunk* shared = nullptr;
   const ChunkRead* read = nullptr;  // this rank's own use of the chunk
-  std::string record;               // its bytes, checked and decoded here, to send
+  uint64_t offset = 0, size = 0;    // its place in the staging buffer
+  std::string spill;                // the record if its size is not the manifest's
+  bool spilled = false;
   bool ok = false;
+};
+
+// Received records are checked and decoded in tasks of neighbours (in
+// schedule order) of up to kDecodeBytes or kDecodeRecords, so that handing a
+// task to a thread costs little against its work; a large record is a task
+// of its own.
+constexpr uint64_t kDecodeBytes = 1 << 20;
+constexpr size_t kDecodeRecords = 256;
+
+struct Received {
+  const ChunkRead* read;
+  std::string_view record;
+  int sender;
 };
 
 }  // namespace
@@ -198,29 +219,45 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
 
   // Rounds: fetch(k + 1) overlaps exchange and decode of round k. A round's
   // records are read in tasks (runs of neighbours), each record kept to send.
-  auto fetch = [&](size_t k, std::vector<std::unique_ptr<Fetched>>* out, base::TaskGroup* group) {
+  auto fetch = [&](size_t k, std::vector<std::unique_ptr<Fetched>>* out, base::Buffer* staging,
+                   base::TaskGroup* group) {
     out->clear();
     std::vector<const ChunkRead*> reads;
     std::map<const ChunkRead*, Fetched*> by_read;
+    uint64_t staged = 0;
     for (size_t i = schedule.round_begin(k); i < schedule.round_end[k]; ++i) {
       const SharedChunk& sc = schedule.shared[i];
       if (sc.reader != me) continue;
       auto f = std::make_unique<Fetched>();
       f->shared = &sc;
       f->read = my_read(sc.chunk);  // a reader is always one of the chunk's needers
+      f->offset = staged;
+      f->size = f->read->chunk->record.stored_size;
+      staged += f->size;
       reads.push_back(f->read);
       by_read[f->read] = f.get();
       out->push_back(std::move(f));
     }
+    staging->Resize(0);  // nothing in it is kept: growing it copies nothing
+    staging->Resize(staged);
+    char* const base = staging->data();
     auto tasks = std::make_shared<std::vector<ReadTask>>(PlanReadTasks(std::move(reads), budget));
     for (const ReadTask& task : *tasks) {
       std::vector<Fetched*> targets;
       for (const ChunkRead* r : task.reads) targets.push_back(by_read.at(r));
-      group->Run([&, tasks, task = &task, targets = std::move(targets)] {
+      group->Run([&, base, tasks, task = &task, targets = std::move(targets)] {
         if (progress.failed()) return Status::OK();  // sends "unavailable"
         Status s = ExecuteReadTask(stores, m->generation, *task, me, [&](size_t i, std::string_view record) {
-          targets[i]->record.assign(record);
-          targets[i]->ok = true;
+          Fetched* f = targets[i];
+          if (record.size() == f->size) {
+            std::memcpy(base + f->offset, record.data(), record.size());
+          } else {
+            // Checked against the manifest all the same, only not the size
+            // the schedule set aside for it.
+            f->spill.assign(record);
+            f->spilled = true;
+          }
+          f->ok = true;
         });
         if (!s.ok()) {
           progress.Fail(std::move(s));
@@ -238,11 +275,16 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
   std::vector<std::string> send(static_cast<size_t>(n)), recv;
   const size_t rounds = schedule.rounds();
   std::vector<std::unique_ptr<Fetched>> fetched[2];
+  base::Buffer staging[2];
   std::unique_ptr<base::TaskGroup> fetching[2];
+  std::vector<Received> received;
   if (rounds > 0) {
     fetching[0] = std::make_unique<base::TaskGroup>(&pool);
-    fetch(0, &fetched[0], fetching[0].get());
+    fetch(0, &fetched[0], &staging[0], fetching[0].get());
   }
+  auto record_of = [&](const Fetched& f, size_t slot) {
+    return f.spilled ? std::string_view(f.spill) : std::string_view(staging[slot].data() + f.offset, f.size);
+  };
   for (size_t k = 0; k < rounds; ++k) {
     const size_t cur = k % 2, nxt = (k + 1) % 2;
     fetching[cur]->Wait().IgnoreError();
@@ -253,7 +295,8 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
     {
       std::vector<size_t> bytes(static_cast<size_t>(n), 1);
       for (const auto& f : fetched[cur]) {
-        for (int r : f->shared->receivers) bytes[static_cast<size_t>(r)] += f->record.size() + kReadOnceEntryBytes;
+        const uint64_t size = f->spilled ? f->spill.size() : f->size;
+        for (int r : f->shared->receivers) bytes[static_cast<size_t>(r)] += size + kReadOnceEntryBytes;
       }
       writers.reserve(static_cast<size_t>(n));
       for (int r = 0; r < n; ++r) writers.emplace_back(std::move(send[r])).Reserve(bytes[r]);
@@ -263,7 +306,7 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
       for (int r : f->shared->receivers) {
         wire::Writer* msg = &writers[static_cast<size_t>(r)];
         if (f->ok) {
-          const std::string_view rec = f->record;
+          const std::string_view rec = record_of(*f, cur);
           PutReadOnceRecord(msg, f->shared->chunk, rec);
           progress.chunks_sent.fetch_add(1, std::memory_order_relaxed);
           progress.bytes_sent.fetch_add(rec.size(), std::memory_order_relaxed);
@@ -274,10 +317,10 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
     }
     for (int r = 0; r < n; ++r) send[r] = writers[r].Finish();
     writers.clear();
-    fetched[cur].clear();  // frees the records
+    fetched[cur].clear();  // staging[cur] is free for round k + 2
     if (k + 1 < rounds) {
       fetching[nxt] = std::make_unique<base::TaskGroup>(&pool);
-      fetch(k + 1, &fetched[nxt], fetching[nxt].get());
+      fetch(k + 1, &fetched[nxt], &staging[nxt], fetching[nxt].get());
     }
 
     comm_status = comm->AllToAll(send, &recv);
@@ -301,28 +344,41 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
       any_failed = any_failed || (flag & kReadOnceFailed) != 0;
     }
     {
-      base::TaskGroup decoding(&pool);
+      received.clear();
       for (size_t i = schedule.round_begin(k); i < schedule.round_end[k]; ++i) {
         const SharedChunk& sc = schedule.shared[i];
         if (!std::binary_search(sc.receivers.begin(), sc.receivers.end(), me)) continue;
         wire::Reader& in = from[static_cast<size_t>(sc.reader)];
-        const std::string source = " (received from rank " + std::to_string(sc.reader) + ")";
         std::string_view rec;
         if (!GetReadOnceEntry(&in, sc.chunk, &rec)) {
           if (in.ok()) continue;  // its reader failed and says so in its flag
           progress.Fail(malformed(in, static_cast<size_t>(sc.reader)));
           break;
         }
-        const ChunkRead* read = my_read(sc.chunk);
         progress.chunks_received.fetch_add(1, std::memory_order_relaxed);
         progress.bytes_received.fetch_add(rec.size(), std::memory_order_relaxed);
-        decoding.Run([&, read, rec, source] {
-          if (progress.failed()) return Status::OK();
-          auto h = CheckChunkRecord(rec, *read, source);
-          Status s = h.ok() ? DecodeChunkRecord(rec, *h, *read, source) : h.status();
-          if (!s.ok()) progress.Fail(std::move(s));
+        received.push_back({my_read(sc.chunk), rec, sc.reader});
+      }
+      base::TaskGroup decoding(&pool);
+      for (size_t begin = 0; begin < received.size();) {
+        size_t end = begin;
+        uint64_t bytes = 0;
+        while (end < received.size() && end - begin < kDecodeRecords) {
+          const uint64_t size = received[end].record.size();
+          if (end > begin && bytes + size > kDecodeBytes) break;
+          bytes += size;
+          ++end;
+        }
+        decoding.Run([&, begin, end] {
+          for (size_t j = begin; j < end && !progress.failed(); ++j) {
+            const Received& r = received[j];
+            auto h = CheckChunkRecord(r.record, *r.read, r.sender);
+            Status s = h.ok() ? DecodeChunkRecord(r.record, *h, *r.read, r.sender) : h.status();
+            if (!s.ok()) progress.Fail(std::move(s));
+          }
           return Status::OK();
         });
+        begin = end;
       }
       decoding.Wait().IgnoreError();
     }
