@@ -3,6 +3,7 @@
 #include "engine/query/assembler.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "engine/array/box.h"
 #include "engine/array/strided_copy.h"
@@ -97,6 +98,23 @@ Result<codec::ChunkHeader> CheckChunkRecord(std::string_view record, const Chunk
 
 namespace {
 
+// Where the whole chunk goes as it is, if that is all `read` copies: its one
+// region is the whole chunk and its destination contiguous host memory of
+// `raw_size` bytes (the common case: a load in the saved layout). Null
+// otherwise. No allocation (this runs once per record).
+char* WholeChunkDestination(const ChunkRead& read, uint64_t raw_size) {
+  if (read.copies.size() != 1) return nullptr;
+  const CopyOut& copy = read.copies[0];
+  const Shape& shape = read.chunk->box.shape;
+  if (copy.src.shape != shape || !std::all_of(copy.src.origin.begin(), copy.src.origin.end(),
+                                              [](int64_t o) { return o == 0; })) {
+    return nullptr;
+  }
+  const TensorView& dest = copy.dest;
+  if (!dest.device().is_host() || !dest.is_contiguous() || dest.size_bytes() != raw_size) return nullptr;
+  return static_cast<char*>(dest.data());
+}
+
 // DecodeChunkRecord; `source` is called only on failure.
 template <typename Source>
 Status Decode(std::string_view record, const codec::ChunkHeader& h, const ChunkRead& read, const Source& source) {
@@ -105,14 +123,18 @@ Status Decode(std::string_view record, const codec::ChunkHeader& h, const ChunkR
   auto where = [&] { return RecordWhat(ChunkSubject(read), c.record) + source(); };
   const void* bytes = nullptr;
   thread_local base::Buffer scratch;
+  char* const whole_into = WholeChunkDestination(read, h.raw_size);
   if (h.codec == codec::ChunkCodec::kRaw) {
     auto payload = codec::RawChunkPayload(record, h);
     if (!payload.ok()) return payload.status().Annotate(where());
+    if (whole_into != nullptr) {
+      std::memcpy(whole_into, payload->data(), payload->size());
+      return Status::OK();
+    }
     bytes = payload->data();
-  } else if (read.copies.size() == 1 && read.copies[0].src == array::BoxOfShape(c.box.shape) &&
-             read.copies[0].dest.is_contiguous() && read.copies[0].dest.device().is_host()) {
+  } else if (whole_into != nullptr) {
     // Decode straight into the destination.
-    Status s = codec::DecodeChunk(record, h, read.copies[0].dest.data(), h.raw_size);
+    Status s = codec::DecodeChunk(record, h, whole_into, h.raw_size);
     return s.ok() ? s : s.Annotate(where());
   } else {
     scratch.Resize(h.raw_size);
