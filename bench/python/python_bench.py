@@ -370,7 +370,7 @@ def main():
     p.add_argument("--systems", default="dcp,dcp_mpi,torch_sharded,torch_save",
                    help="dcp_mpi: dcp's Python path over mpi4py under mpirun (left out without mpirun or mpi4py)")
     p.add_argument("--mpi-phase", default=None, help=argparse.SUPPRESS)  # a rank of run_mpi_phase
-    p.add_argument("--gil-steps", type=int, default=60)
+    p.add_argument("--gil-steps", type=int, default=60, help="steps of the training loop in the GIL measurement (0: none)")
     p.add_argument("--repeat", type=int, default=3, choices=range(1, 100), metavar="N",
                    help="runs of every system's phases (and of the C++ path); figures are their medians")
     p.add_argument("--json", default=None)
@@ -464,7 +464,7 @@ def run_all(a):
     # process (loop and put on a core each: what the GIL costs), then 4 ranks
     # on this machine's 2 cores (the put's work competes for CPU as well).
     results["gil"] = {}
-    for world in (1, 4):
+    for world in (1, 4) if a.gil_steps > 0 else ():  # --gil-steps 0: no GIL measurement
         root = os.path.join(scratch, f"gil{world}")
         init = tempfile.mktemp(dir=work, prefix="pg-")
         result = os.path.join(work, "gil.json")

@@ -276,11 +276,13 @@ def test_irregular_shards_async_put_and_strict_keys_over_three_ranks(tmp_path):
 
 
 def _comm_worker(rank, world, tmp, out):
-    """dcp's torch.distributed communicator: messages around its inline slot (248 bytes)."""
+    """dcp's torch.distributed communicator: messages around its inline slots (an all-gather's and a
+    broadcast's) and past them."""
     _init(rank, world, tmp)
     from dcp.comm import TorchCommunicator
     c = TorchCommunicator()
-    sizes = [0, 1, 248, 249, 10000]
+    assert 248 <= c._gather_slot <= c._bcast_slot == (64 << 10) - 8
+    sizes = [0, 1, 248, 249, c._gather_slot, c._gather_slot + 1, c._bcast_slot, c._bcast_slot + 1, 200000]
     msg = lambda r, n: bytes((r * 7 + i) % 256 for i in range(n))  # noqa: E731
     ok = True
     for n in sizes:

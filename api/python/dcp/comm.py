@@ -35,6 +35,8 @@ class TorchCommunicator:
         self.rank = dist.get_rank(self._group)
         self.size = dist.get_world_size(self._group)
         self._ranks = ranks
+        self._gather_slot = max(self._SLOT_MIN, min(self._SLOT_MAX, self._GATHER_BYTES // self.size - 8))
+        self._bcast_slot = self._SLOT_MAX
 
     def _global(self, r):
         return r if self._ranks is None else self._ranks[r]
@@ -53,49 +55,59 @@ class TorchCommunicator:
     def barrier(self):
         self._dist.barrier(group=self._group)
 
-    # Most of dcp's messages are a few bytes (statuses, signatures): they travel
-    # in one collective, inline in a fixed slot after an 8-byte length; only
-    # longer ones take a second collective for the rest.
-    _SLOT = 248
+    # Most of dcp's messages are short (statuses, signatures, a rank's
+    # declarations): they travel in one collective, inline in a fixed slot
+    # after an 8-byte length; only longer ones take a second collective for
+    # the rest. A collective of a few ranks costs the same up to hundreds of
+    # KiB (measured: gloo's all-gather of 4 ranks on 2 cores takes 3.3-3.8 ms
+    # from 256 bytes to 256 KiB, a broadcast about 1 ms up to 64 KiB), so
+    # slots are large; an all-gather's come from every rank, so they shrink
+    # as the group grows (_GATHER_BYTES per round in all, never below
+    # _SLOT_MIN).
+    _SLOT_MIN = 248
+    _SLOT_MAX = (64 << 10) - 8
+    _GATHER_BYTES = 256 << 10
 
-    def _slot(self, data):
+    def _slot(self, data, slot):
         t = self._torch
-        buf = t.zeros(8 + self._SLOT, dtype=t.uint8)
+        buf = t.zeros(8 + slot, dtype=t.uint8)
         buf[:8] = t.tensor([len(data)], dtype=t.int64).view(t.uint8)
-        head = data[: self._SLOT]
+        head = data[:slot]
         if head:
             buf[8: 8 + len(head)] = self._tensor(head)
         return buf
 
-    def _unslot(self, buf):
+    def _unslot(self, buf, slot):
         n = int(buf[:8].view(self._torch.int64).item())
-        return n, buf[8: 8 + min(n, self._SLOT)].numpy().tobytes()
+        return n, buf[8: 8 + min(n, slot)].numpy().tobytes()
 
     def broadcast(self, root, data):
         t = self._torch
-        buf = self._slot(data) if self.rank == root else t.zeros(8 + self._SLOT, dtype=t.uint8)
+        slot = self._bcast_slot
+        buf = self._slot(data, slot) if self.rank == root else t.zeros(8 + slot, dtype=t.uint8)
         self._dist.broadcast(buf, src=self._global(root), group=self._group)
-        n, head = self._unslot(buf)
-        if n <= self._SLOT:
+        n, head = self._unslot(buf, slot)
+        if n <= slot:
             return data if self.rank == root else head
-        rest = self._tensor(data[self._SLOT:]) if self.rank == root else t.empty(n - self._SLOT, dtype=t.uint8)
+        rest = self._tensor(data[slot:]) if self.rank == root else t.empty(n - slot, dtype=t.uint8)
         self._dist.broadcast(rest, src=self._global(root), group=self._group)
         return data if self.rank == root else head + rest.numpy().tobytes()
 
     def allgather(self, data):
         t = self._torch
-        slots = [t.empty(8 + self._SLOT, dtype=t.uint8) for _ in range(self.size)]
-        self._dist.all_gather(slots, self._slot(data), group=self._group)
-        parts = [self._unslot(b) for b in slots]
-        top = max(n for n, _ in parts) - self._SLOT
+        slot = self._gather_slot
+        slots = [t.empty(8 + slot, dtype=t.uint8) for _ in range(self.size)]
+        self._dist.all_gather(slots, self._slot(data, slot), group=self._group)
+        parts = [self._unslot(b, slot) for b in slots]
+        top = max(n for n, _ in parts) - slot
         if top <= 0:
             return [head for _, head in parts]
         mine = t.zeros(top, dtype=t.uint8)
-        if len(data) > self._SLOT:
-            mine[: len(data) - self._SLOT] = self._tensor(data[self._SLOT:])
+        if len(data) > slot:
+            mine[: len(data) - slot] = self._tensor(data[slot:])
         rest = [t.empty(top, dtype=t.uint8) for _ in range(self.size)]
         self._dist.all_gather(rest, mine, group=self._group)
-        return [head + r[: max(0, n - self._SLOT)].numpy().tobytes() for (n, head), r in zip(parts, rest)]
+        return [head + r[: max(0, n - slot)].numpy().tobytes() for (n, head), r in zip(parts, rest)]
 
     def gather(self, root, data):
         # gloo's gather: every rank sends, the root receives; sizes first.
