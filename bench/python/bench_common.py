@@ -22,6 +22,17 @@ def drop_caches():
         return False
 
 
+def end_rank():
+    """Ends a spawned rank at once, its results written. No interpreter finalization (torch's gloo
+    threads can still hold tensors then: see tests/python/test_integrations_torch.py), and no
+    destroy_process_group either: under torch 2.5 (ByteCheckpoint's venv) one rank's destroy
+    waited forever once the others had exited, and under Debian's torch 1.13 a rank aborted in
+    it now and then ("terminate called without an active exception", python_bench 2026-12-07)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def values(key, rows, cols, first_row):
     """Rows [first_row, first_row + rows) of tensor `key`, cheap to make and to check: per element,
     24 scrambled bits of its global index (and the key) as a float32 in [0, 1). Like trained weights,

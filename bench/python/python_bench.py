@@ -53,7 +53,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from bench_common import drop_caches, drop_caches_now, hold_free_pages, run_phase, values  # noqa: E402
+from bench_common import drop_caches, drop_caches_now, end_rank, hold_free_pages, run_phase, values  # noqa: E402
 
 ROWS_SMALL, COLS = 64, 1024
 
@@ -232,7 +232,7 @@ def _worker(rank, world, init, system, phase, root, state, result):
         dist.all_gather(times, torch.tensor([dt], dtype=torch.float64))
         return max(float(t.item()) for t in times)
     _phase(rank, world, dist.barrier, slowest, system, phase, root, state, result)
-    dist.destroy_process_group()
+    end_rank()
 
 
 def _mpi_worker(system, phase, root, state, result):
@@ -316,8 +316,7 @@ def _gil_worker(rank, world, init, root, state, steps, result):
         with open(result, "w") as f:
             json.dump({"step_quiet_s": quiet, "step_with_put_async_s": busy, "loop_s": blocked_until_done,
                        "put_async_total_s": overlap_done, "bytes": report.raw_bytes_written}, f)
-    if world > 1:
-        dist.destroy_process_group()
+    end_rank()
 
 
 def _gil_control_worker(rank, world, init, root, state, steps, result):
@@ -346,7 +345,7 @@ def _gil_control_worker(rank, world, init, root, state, steps, result):
             dist.barrier()
             store.put(2, sd, incremental=False, encode_threads=1)
             dist.barrier()
-    dist.destroy_process_group()
+    end_rank()
 
 
 def _medians(runs):
@@ -370,7 +369,8 @@ def main():
     p.add_argument("--systems", default="dcp,dcp_mpi,torch_sharded,torch_save",
                    help="dcp_mpi: dcp's Python path over mpi4py under mpirun (left out without mpirun or mpi4py)")
     p.add_argument("--mpi-phase", default=None, help=argparse.SUPPRESS)  # a rank of run_mpi_phase
-    p.add_argument("--gil-steps", type=int, default=60, help="steps of the training loop in the GIL measurement (0: none)")
+    p.add_argument("--gil-steps", type=int, default=60,
+                   help="steps of the training loop in the GIL measurement (0: none)")
     p.add_argument("--repeat", type=int, default=3, choices=range(1, 100), metavar="N",
                    help="runs of every system's phases (and of the C++ path); figures are their medians")
     p.add_argument("--json", default=None)

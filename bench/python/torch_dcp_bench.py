@@ -43,7 +43,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
-from bench_common import drop_caches, drop_caches_now, hold_free_pages, run_phase, values  # noqa: E402
+from bench_common import drop_caches, drop_caches_now, end_rank, hold_free_pages, run_phase, values  # noqa: E402
 
 ROWS_SMALL, COLS = 64, 1024
 
@@ -218,16 +218,6 @@ def run_system(system, phase, root, state, world, rank, mesh):
     return time.perf_counter() - t0, _check(sd, state, world, rank)
 
 
-def _exit():
-    """Ends a rank at once, its results written. No interpreter finalization (torch's gloo threads
-    can still hold tensors then: see tests/python/test_integrations_torch.py), and no
-    destroy_process_group either: under torch 2.5 (ByteCheckpoint's venv) one rank's destroy
-    waited forever once the others had exited."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
 def _worker(rank, world, init, system, phase, root, state, result):
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     torch.set_num_threads(1)
@@ -242,7 +232,7 @@ def _worker(rank, world, init, system, phase, root, state, result):
     if bad:
         with open(result + f".bad{rank}", "w") as f:
             f.write(bad)
-    _exit()
+    end_rank()
 
 
 
@@ -283,7 +273,7 @@ def _async_worker(rank, world, init, system, root, state, result):
     if rank == 0:
         with open(result, "w") as f:
             json.dump({"blocked_s": max(float(t[0]) for t in out), "total_s": max(float(t[1]) for t in out)}, f)
-    _exit()
+    end_rank()
 
 
 def main():
