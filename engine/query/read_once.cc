@@ -128,10 +128,11 @@ class DirectReads {
 };
 
 // A record this rank reads as the reader of a shared chunk. Its bytes,
-// checked and decoded here, wait to be sent in the round's staging buffer,
-// at a place set aside by the manifest's stored size: one buffer per round
-// slot, reused from round to round (no allocation, no fresh pages per
-// record).
+// checked and decoded here, wait to be sent in the staging buffer, at a place
+// set aside by the manifest's stored size: one buffer, reused from round to
+// round (no allocation, no fresh pages per record). A round's records are in
+// its messages before the next round's reads start, so one buffer is enough
+// and holds no more than the records did.
 struct Fetched {
   const SharedChunk* shared = nullptr;
   const ChunkRead* read = nullptr;  // this rank's own use of the chunk
@@ -219,8 +220,8 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
 
   // Rounds: fetch(k + 1) overlaps exchange and decode of round k. A round's
   // records are read in tasks (runs of neighbours), each record kept to send.
-  auto fetch = [&](size_t k, std::vector<std::unique_ptr<Fetched>>* out, base::Buffer* staging,
-                   base::TaskGroup* group) {
+  base::Buffer staging;
+  auto fetch = [&](size_t k, std::vector<std::unique_ptr<Fetched>>* out, base::TaskGroup* group) {
     out->clear();
     std::vector<const ChunkRead*> reads;
     std::map<const ChunkRead*, Fetched*> by_read;
@@ -238,9 +239,9 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
       by_read[f->read] = f.get();
       out->push_back(std::move(f));
     }
-    staging->Resize(0);  // nothing in it is kept: growing it copies nothing
-    staging->Resize(staged);
-    char* const base = staging->data();
+    staging.Resize(0);  // nothing in it is kept: growing it copies nothing
+    staging.Resize(staged);
+    char* const base = staging.data();
     auto tasks = std::make_shared<std::vector<ReadTask>>(PlanReadTasks(std::move(reads), budget));
     for (const ReadTask& task : *tasks) {
       std::vector<Fetched*> targets;
@@ -275,15 +276,14 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
   std::vector<std::string> send(static_cast<size_t>(n)), recv;
   const size_t rounds = schedule.rounds();
   std::vector<std::unique_ptr<Fetched>> fetched[2];
-  base::Buffer staging[2];
   std::unique_ptr<base::TaskGroup> fetching[2];
   std::vector<Received> received;
   if (rounds > 0) {
     fetching[0] = std::make_unique<base::TaskGroup>(&pool);
-    fetch(0, &fetched[0], &staging[0], fetching[0].get());
+    fetch(0, &fetched[0], fetching[0].get());
   }
-  auto record_of = [&](const Fetched& f, size_t slot) {
-    return f.spilled ? std::string_view(f.spill) : std::string_view(staging[slot].data() + f.offset, f.size);
+  auto record_of = [&](const Fetched& f) {
+    return f.spilled ? std::string_view(f.spill) : std::string_view(staging.data() + f.offset, f.size);
   };
   for (size_t k = 0; k < rounds; ++k) {
     const size_t cur = k % 2, nxt = (k + 1) % 2;
@@ -306,7 +306,7 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
       for (int r : f->shared->receivers) {
         wire::Writer* msg = &writers[static_cast<size_t>(r)];
         if (f->ok) {
-          const std::string_view rec = record_of(*f, cur);
+          const std::string_view rec = record_of(*f);
           PutReadOnceRecord(msg, f->shared->chunk, rec);
           progress.chunks_sent.fetch_add(1, std::memory_order_relaxed);
           progress.bytes_sent.fetch_add(rec.size(), std::memory_order_relaxed);
@@ -317,10 +317,10 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
     }
     for (int r = 0; r < n; ++r) send[r] = writers[r].Finish();
     writers.clear();
-    fetched[cur].clear();  // staging[cur] is free for round k + 2
+    fetched[cur].clear();  // the staging buffer is free for round k + 1
     if (k + 1 < rounds) {
       fetching[nxt] = std::make_unique<base::TaskGroup>(&pool);
-      fetch(k + 1, &fetched[nxt], &staging[nxt], fetching[nxt].get());
+      fetch(k + 1, &fetched[nxt], fetching[nxt].get());
     }
 
     comm_status = comm->AllToAll(send, &recv);
