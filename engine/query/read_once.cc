@@ -142,13 +142,10 @@ struct Fetched {
   bool ok = false;
 };
 
-// Received records are checked and decoded in tasks of neighbours (in
-// schedule order) of up to kDecodeBytes or kDecodeRecords, so that handing a
-// task to a thread costs little against its work; a large record is a task
-// of its own.
-constexpr uint64_t kDecodeBytes = 1 << 20;
-constexpr size_t kDecodeRecords = 256;
-
+// A record received in a round, to check and decode. They are decoded in
+// tasks of neighbours (SplitIntoTasks: a record of 1 MiB or more alone,
+// smaller ones in runs), so that handing a task to a thread costs little
+// against its work.
 struct Received {
   const ChunkRead* read;
   std::string_view record;
@@ -360,16 +357,11 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
         received.push_back({my_read(sc.chunk), rec, sc.reader});
       }
       base::TaskGroup decoding(&pool);
-      for (size_t begin = 0; begin < received.size();) {
-        size_t end = begin;
-        uint64_t bytes = 0;
-        while (end < received.size() && end - begin < kDecodeRecords) {
-          const uint64_t size = received[end].record.size();
-          if (end > begin && bytes + size > kDecodeBytes) break;
-          bytes += size;
-          ++end;
-        }
-        decoding.Run([&, begin, end] {
+      const std::vector<TaskRange> tasks = SplitIntoTasks(
+          received.size(), options.max_inflight_bytes, [&](size_t j) { return received[j].record.size(); },
+          [](size_t) { return true; });
+      for (const TaskRange& t : tasks) {
+        decoding.Run([&, begin = t.begin, end = t.end] {
           for (size_t j = begin; j < end && !progress.failed(); ++j) {
             const Received& r = received[j];
             auto h = CheckChunkRecord(r.record, *r.read, r.sender);
@@ -378,7 +370,6 @@ Status ExecuteReadOnce(Communicator* comm, StoreSet* stores, const manifest::Ste
           }
           return Status::OK();
         });
-        begin = end;
       }
       decoding.Wait().IgnoreError();
     }
