@@ -68,8 +68,18 @@ const char* ChunkCodecName(ChunkCodec codec) {
   return "invalid";
 }
 
-ChunkHeader ChunkEncoder::Encode(const void* raw_v, size_t size, size_t elem_size, Compression compression,
+ChunkHeader ChunkEncoder::Encode(const void* raw, size_t size, size_t elem_size, Compression compression,
                                  base::Buffer* out, const Hash128* checksum) {
+  return EncodeImpl(raw, size, elem_size, compression, out, checksum, /*copy_raw=*/true);
+}
+
+ChunkHeader ChunkEncoder::EncodeHeaderIfRaw(const void* raw, size_t size, size_t elem_size, Compression compression,
+                                            base::Buffer* out, const Hash128* checksum) {
+  return EncodeImpl(raw, size, elem_size, compression, out, checksum, /*copy_raw=*/false);
+}
+
+ChunkHeader ChunkEncoder::EncodeImpl(const void* raw_v, size_t size, size_t elem_size, Compression compression,
+                                     base::Buffer* out, const Hash128* checksum, bool copy_raw) {
   const char* raw = static_cast<const char*>(raw_v);
   ChunkHeader h;
   h.elem_size = static_cast<uint8_t>(elem_size);
@@ -117,11 +127,13 @@ ChunkHeader ChunkEncoder::Encode(const void* raw_v, size_t size, size_t elem_siz
     }
   }
   if (h.codec == ChunkCodec::kRaw) {
-    out->Resize(kChunkHeaderSize + size);
-    std::memcpy(out->data() + kChunkHeaderSize, raw, size);
     h.payload_size = size;
+    if (copy_raw) {
+      out->Resize(kChunkHeaderSize + size);
+      std::memcpy(out->data() + kChunkHeaderSize, raw, size);
+    }
   }
-  out->Resize(kChunkHeaderSize + h.payload_size);
+  out->Resize(h.codec == ChunkCodec::kRaw && !copy_raw ? kChunkHeaderSize : kChunkHeaderSize + h.payload_size);
   WriteHeader(h, out->data());
   return h;
 }

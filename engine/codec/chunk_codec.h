@@ -76,7 +76,17 @@ class ChunkEncoder {
   ChunkHeader Encode(const void* raw, size_t size, size_t elem_size, Compression compression,
                      base::Buffer* out, const Hash128* checksum = nullptr);
 
+  // As Encode, but a chunk that stays raw (no compression asked for, or none
+  // that pays) gets only its header in `*out` (kChunkHeaderSize bytes): its
+  // payload is `raw` itself, and the caller writes it after the header. Saves
+  // a copy of the chunk, and the fresh memory it would be copied into.
+  ChunkHeader EncodeHeaderIfRaw(const void* raw, size_t size, size_t elem_size, Compression compression,
+                                base::Buffer* out, const Hash128* checksum = nullptr);
+
  private:
+  ChunkHeader EncodeImpl(const void* raw, size_t size, size_t elem_size, Compression compression,
+                         base::Buffer* out, const Hash128* checksum, bool copy_raw);
+
   base::Buffer planes_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -37,6 +38,10 @@ struct Job {
 struct Output {
   base::Buffer record;
   codec::ChunkHeader header;
+  // Set when `record` is only the header of a raw record whose payload is
+  // these bytes of the caller's (which outlive the put): the writer joins
+  // them, and the chunk is copied once instead of twice.
+  const char* payload = nullptr;
   bool referenced = false;  // the bytes equal the base record: nothing to write
   bool unusable = false;    // ... but that record is missing or damaged: written
 };
@@ -84,10 +89,12 @@ bool MatchesBase(const Job& job, const WriteRequest& request, const void* raw, s
 Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& options, Scratch* slot,
               Output* out) {
   codec::Hash128 hash;
+  out->payload = nullptr;
   if (job.object != nullptr) {
     const std::string& d = job.object->data;
     if (MatchesBase(job, request, d.data(), d.size(), out, &hash)) return Status::OK();
-    out->header = slot->encoder.Encode(d.data(), d.size(), 1, options.compression, &out->record, &hash);
+    out->header = slot->encoder.EncodeHeaderIfRaw(d.data(), d.size(), 1, options.compression, &out->record, &hash);
+    out->payload = out->header.codec == codec::ChunkCodec::kRaw ? d.data() : nullptr;
     return Status::OK();
   }
   const TensorView& src = job.source;
@@ -114,7 +121,13 @@ Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& op
   // Byte planes only pay for floating-point values (shared sign/exponent bytes).
   Compression compression = options.compression;
   if (compression == Compression::kLz4BytePlane && !IsFloatingPoint(src.dtype())) compression = Compression::kLz4;
-  out->header = slot->encoder.Encode(raw, src.size_bytes(), DTypeSize(src.dtype()), compression, &out->record, &hash);
+  // The caller's own bytes stay put until the writer has them; this slot's
+  // staging is overwritten by the batch's next job.
+  const bool in_place = raw == src.data();
+  const size_t elem = DTypeSize(src.dtype());
+  out->header = in_place ? slot->encoder.EncodeHeaderIfRaw(raw, src.size_bytes(), elem, compression, &out->record, &hash)
+                         : slot->encoder.Encode(raw, src.size_bytes(), elem, compression, &out->record, &hash);
+  out->payload = in_place && out->header.codec == codec::ChunkCodec::kRaw ? static_cast<const char*>(raw) : nullptr;
   return Status::OK();
 }
 
@@ -251,6 +264,7 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
   for (size_t b = 0; b < ring; ++b) launch(b);
 
   std::map<std::string, manifest::TensorEntry> by_key;
+  base::Buffer joined;        // header + payload of a record encoded in place (Output::payload)
   std::string written_keys;  // the generation index: one record key per line
   Status status;
   size_t launched = ring;
@@ -265,7 +279,14 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
       const Output& out = batch.outputs[i - batch.begin];
       const Job& j = jobs[i];
       if (!out.referenced) {
-        status = writer->Add(j.record_key, out.record.view());
+        std::string_view record = out.record.view();
+        if (out.payload != nullptr) {
+          joined.Resize(out.header.record_size());
+          std::memcpy(joined.data(), out.record.data(), codec::kChunkHeaderSize);
+          std::memcpy(joined.data() + codec::kChunkHeaderSize, out.payload, out.header.payload_size);
+          record = joined.view();
+        }
+        status = writer->Add(j.record_key, record);
         if (!status.ok()) break;
         written_keys += j.record_key;
         written_keys += '\n';

@@ -130,6 +130,16 @@ ChunkHeader RoundTrip(ChunkEncoder* enc, const std::string& raw, size_t elem, Co
   const ChunkHeader h = enc->Encode(raw.data(), raw.size(), elem, compression, &out);
   REQUIRE(out.size() == h.record_size());
   CHECK(h.raw_size == raw.size());
+  {  // The header-only form: the same record, less the payload of a raw one.
+    base::Buffer head;
+    const ChunkHeader h2 = enc->EncodeHeaderIfRaw(raw.data(), raw.size(), elem, compression, &head);
+    CHECK(h2.codec == h.codec);
+    CHECK(h2.payload_size == h.payload_size);
+    const std::string joined =
+        std::string(head.view()) + (h.codec == ChunkCodec::kRaw ? raw : std::string());
+    CHECK(head.size() == (h.codec == ChunkCodec::kRaw ? kChunkHeaderSize : h.record_size()));
+    CHECK(joined == std::string(out.view()));
+  }
   CHECK(h.elem_size == elem);
   CHECK(h.checksum == ContentHash128(raw.data(), raw.size()));
   if (compression == Compression::kNone) CHECK(h.codec == ChunkCodec::kRaw);
