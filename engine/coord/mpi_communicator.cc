@@ -5,10 +5,12 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace dcp {
@@ -22,7 +24,36 @@ Status MpiStatus(int rc, const char* call) {
   return Status::IOError(std::string(call) + " failed: " + std::string(text, static_cast<size_t>(len)));
 }
 
+// Waits for a non-blocking collective without holding a core. Open MPI's
+// blocking calls poll in sched_yield: with more ranks than cores (a rank per
+// GPU on a node short of cores, the benches on this project's 2-core VMs) a
+// rank that waits for slower ones takes their CPU, and a save or load waits
+// at each protocol step for its slowest rank. Polls for about 50 us (a
+// collective among ranks that arrive together), then sleeps between polls,
+// from 10 us doubling to 200 us: at most that much latency per step of the
+// collective, a few milliseconds per checkpoint.
+Status AwaitRequest(int rc, MPI_Request* request, const char* call) {
+  DCP_RETURN_IF_ERROR(MpiStatus(rc, call));
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point spin_until = Clock::now() + std::chrono::microseconds(50);
+  std::chrono::microseconds nap(10);
+  for (;;) {
+    int done = 0;
+    DCP_RETURN_IF_ERROR(MpiStatus(MPI_Test(request, &done, MPI_STATUS_IGNORE), call));
+    if (done) return Status::OK();
+    if (Clock::now() < spin_until) continue;
+    std::this_thread::sleep_for(nap);
+    nap = std::min(2 * nap, std::chrono::microseconds(200));
+  }
+}
+
 #define DCP_MPI(call) DCP_RETURN_IF_ERROR(MpiStatus((call), #call))
+// `call` is a non-blocking collective whose last argument is `&request`.
+#define DCP_MPI_AWAIT(call)                                          \
+  do {                                                               \
+    MPI_Request request;                                             \
+    DCP_RETURN_IF_ERROR(AwaitRequest((call), &request, #call));      \
+  } while (0)
 
 // Largest piece sent in one MPI call (counts are ints).
 constexpr uint64_t kMaxPiece = uint64_t{1} << 30;
@@ -56,13 +87,13 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
 
   Status Barrier() override {
-    DCP_MPI(MPI_Barrier(comm_));
+    DCP_MPI_AWAIT(MPI_Ibarrier(comm_, &request));
     return Status::OK();
   }
 
   Status Broadcast(int root, std::string* bytes) override {
     uint64_t n = rank_ == root ? bytes->size() : 0;
-    DCP_MPI(MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm_));
+    DCP_MPI_AWAIT(MPI_Ibcast(&n, 1, MPI_UINT64_T, root, comm_, &request));
     if (rank_ != root) bytes->resize(n);
     return BcastBytes(bytes->data(), n, root);
   }
@@ -77,8 +108,8 @@ class MpiCommunicator : public Communicator {
       std::vector<int> counts(sizes.begin(), sizes.end()), displs(static_cast<size_t>(size_));
       for (int r = 1; r < size_; ++r) displs[r] = displs[r - 1] + counts[r - 1];
       std::string flat(total, '\0');
-      DCP_MPI(MPI_Allgatherv(local.data(), static_cast<int>(local.size()), MPI_BYTE, flat.data(),
-                             counts.data(), displs.data(), MPI_BYTE, comm_));
+      DCP_MPI_AWAIT(MPI_Iallgatherv(local.data(), static_cast<int>(local.size()), MPI_BYTE, flat.data(),
+                                    counts.data(), displs.data(), MPI_BYTE, comm_, &request));
       for (int r = 0; r < size_; ++r) (*all)[r] = flat.substr(displs[r], counts[r]);
       return Status::OK();
     }
@@ -95,12 +126,12 @@ class MpiCommunicator : public Communicator {
     all->clear();
     uint64_t n = local.size();
     std::vector<uint64_t> sizes(rank_ == root ? size_ : 0);
-    DCP_MPI(MPI_Gather(&n, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, root, comm_));
+    DCP_MPI_AWAIT(MPI_Igather(&n, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, root, comm_, &request));
     uint64_t total = 0;
     if (rank_ == root) {
       for (uint64_t s : sizes) total += s;
     }
-    DCP_MPI(MPI_Bcast(&total, 1, MPI_UINT64_T, root, comm_));
+    DCP_MPI_AWAIT(MPI_Ibcast(&total, 1, MPI_UINT64_T, root, comm_, &request));
     if (total < kMaxPiece) {
       std::vector<int> counts, displs;
       std::string flat;
@@ -110,8 +141,8 @@ class MpiCommunicator : public Communicator {
         for (int r = 1; r < size_; ++r) displs[r] = displs[r - 1] + counts[r - 1];
         flat.resize(total);
       }
-      DCP_MPI(MPI_Gatherv(local.data(), static_cast<int>(local.size()), MPI_BYTE, flat.data(),
-                          counts.data(), displs.data(), MPI_BYTE, root, comm_));
+      DCP_MPI_AWAIT(MPI_Igatherv(local.data(), static_cast<int>(local.size()), MPI_BYTE, flat.data(),
+                                 counts.data(), displs.data(), MPI_BYTE, root, comm_, &request));
       if (rank_ == root) {
         all->resize(static_cast<size_t>(size_));
         for (int r = 0; r < size_; ++r) (*all)[r] = flat.substr(displs[r], counts[r]);
@@ -145,7 +176,8 @@ class MpiCommunicator : public Communicator {
     }
     std::vector<uint64_t> send_sizes(size_), recv_sizes(size_);
     for (int r = 0; r < size_; ++r) send_sizes[r] = send[r].size();
-    DCP_MPI(MPI_Alltoall(send_sizes.data(), 1, MPI_UINT64_T, recv_sizes.data(), 1, MPI_UINT64_T, comm_));
+    DCP_MPI_AWAIT(
+        MPI_Ialltoall(send_sizes.data(), 1, MPI_UINT64_T, recv_sizes.data(), 1, MPI_UINT64_T, comm_, &request));
     recv->resize(static_cast<size_t>(size_));
     std::vector<MPI_Request> requests;
     auto post = [&](bool receive, char* data, uint64_t bytes, int peer) -> Status {
@@ -185,13 +217,13 @@ class MpiCommunicator : public Communicator {
  private:
   Status ExchangeSizes(uint64_t mine, std::vector<uint64_t>* sizes) {
     sizes->assign(static_cast<size_t>(size_), 0);
-    DCP_MPI(MPI_Allgather(&mine, 1, MPI_UINT64_T, sizes->data(), 1, MPI_UINT64_T, comm_));
+    DCP_MPI_AWAIT(MPI_Iallgather(&mine, 1, MPI_UINT64_T, sizes->data(), 1, MPI_UINT64_T, comm_, &request));
     return Status::OK();
   }
   Status BcastBytes(char* data, uint64_t n, int root) {
     for (uint64_t done = 0; done < n; done += kMaxPiece) {
       const int piece = static_cast<int>(std::min(kMaxPiece, n - done));
-      DCP_MPI(MPI_Bcast(data + done, piece, MPI_BYTE, root, comm_));
+      DCP_MPI_AWAIT(MPI_Ibcast(data + done, piece, MPI_BYTE, root, comm_, &request));
     }
     return Status::OK();
   }
