@@ -157,7 +157,13 @@ Result<std::optional<uint64_t>> Store::AgreedLatestStep() {
     if (!latest.ok()) mine = latest.status();
     else if (latest->has_value()) mine = wire::Writer().U64(**latest).Finish();
   }
-  DCP_ASSIGN_OR_RETURN(std::string got, coord::BroadcastResult(comm, 0, std::move(mine)));
+  // Rank 0's answer rides on an agreement named by the call, the first round
+  // of every collective call (coord/agreement.h), not on a broadcast: a rank
+  // here while another is in a get or a put fails every rank by name.
+  std::vector<std::string> all;
+  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, mine.status(), mine.ok() ? *mine : std::string(), &all,
+                                            "latest step", "AgreedLatestStep"));
+  const std::string& got = all[0];
   if (got.empty()) return std::optional<uint64_t>();
   wire::Reader in(got, "latest step from rank 0");
   const uint64_t step = in.U64();

@@ -109,6 +109,12 @@ Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, S
   if (local.ok()) local = sharding::FlattenForLoad(request, &flat);
   if (local.ok()) local = sharding::ValidateLocalLoad(flat);
 
+  // The first round names the call, as every collective call's does
+  // (coord/agreement.h): a rank in a get while another is in a put, or in any
+  // other call, fails every rank by name instead of meeting rank 0's
+  // broadcast with another collective. The local status waits for the end:
+  // rank 0's error on the step (not committed, damaged) is the one named.
+  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, Status::OK(), {}, "Get"));
   // Every rank takes part in the broadcast, whatever its local status.
   uint64_t named = step;
   LoadOptions agreed = options;  // strict and read_once: rank 0's from here on

@@ -284,6 +284,25 @@ TEST_CASE("calls that rank 0 carries out for every rank refuse ranks whose argum
              }),
              StatusCode::kInvalidArgument,
              "rank 1 calls PutAsync but rank 0 calls Put: every rank must make the same call");
+  // A get on rank 0 and a put on the others: the get's first round is an
+  // agreement too, not rank 0's broadcast of the manifest (which would meet
+  // the put's all-gather).
+  RequireAll(run([](int rank, Store& st) {
+               auto shards = testing::BuildShards(kBase, rank, 3, rank != 0);
+               if (rank == 0) return st.Get(2, &shards.dict).status();
+               return st.Put(7, shards.dict);
+             }),
+             StatusCode::kInvalidArgument,
+             "rank 1 calls Put but rank 0 calls Get: every rank must make the same call");
+  // Rank 0 asks for the latest step while the others get: the latest step's
+  // answer rides on an agreement named by its call.
+  RequireAll(run([](int rank, Store& st) {
+               auto shards = testing::BuildShards(kBase, rank, 3, false);
+               if (rank == 0) return st.AgreedLatestStep().status();
+               return st.Get(2, &shards.dict).status();
+             }),
+             StatusCode::kInvalidArgument,
+             "rank 1 calls Get but rank 0 calls AgreedLatestStep: every rank must make the same call");
   // Nothing changed.
   auto store = ValueOrDie(Store::Open(dir.path(), nullptr, StoreOptions{.create_if_missing = false, .read_only = true}));
   CHECK(ValueOrDie(store->Steps()) == std::vector<uint64_t>{1, 2});

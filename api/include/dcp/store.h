@@ -31,12 +31,13 @@
 // own first agreement, and changes nothing. Put, PutAsync, PutPart and Get
 // take it.
 //
-// Ranks in different calls at once (Put on one, PutAsync or CollectGarbage or
-// PutPart on another) all fail with the same InvalidArgument naming both
-// calls, instead of going on into different collectives: every writing call's
-// first round is an agreement that names its call. Get and the reads (Steps,
-// LatestStep, Metadata) start with rank 0's broadcast instead; a rank in one of
-// them while another writes is not detected.
+// Ranks in different calls at once (Put on one, Get or PutAsync or
+// CollectGarbage or PutPart on another) all fail with the same InvalidArgument
+// naming both calls, instead of going on into different collectives: every
+// collective call's first round is an agreement that names its call (Get's
+// comes before rank 0's broadcast of the manifest, AgreedLatestStep's carries
+// rank 0's answer). Steps, LatestStep, Metadata, Read and LoadPlain are not
+// collective.
 //
 // Ownership: the communicator passed to Open is not owned and must outlive the
 // Store. Thread safety: a Store is used by one thread at a time (per rank);
@@ -244,8 +245,8 @@ class Store {
   Result<std::vector<uint64_t>> Steps() const;
   // Not collective. The latest (largest) committed step, or nullopt if none.
   Result<std::optional<uint64_t>> LatestStep() const;
-  // Collective (one broadcast): rank 0's LatestStep on every rank, or its
-  // error on every rank. Ranks that each read the catalog of a shared
+  // Collective (one all-gather, named like every collective call's first
+  // round): rank 0's LatestStep on every rank, or its error on every rank. Ranks that each read the catalog of a shared
   // filesystem could see different steps; this is how "the latest step" of a
   // collective call is chosen.
   Result<std::optional<uint64_t>> AgreedLatestStep();
