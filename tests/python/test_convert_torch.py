@@ -31,6 +31,24 @@ def _checkpoint():
     return save, load, FileSystemWriter, FileSystemReader
 
 
+@pytest.fixture
+def torch_allow_list_only():
+    """torch's own weights-only allow-list for the test, without the types the process added
+    (torch.serialization.add_safe_globals). The converters honour those: importing megatron.core
+    adds 25 (argparse.Namespace, NumPy's RNG state among them), and a pytest session that collected
+    the Megatron tests would otherwise admit without --trust-pickle what these tests need refused."""
+    ser = torch.serialization
+    if not hasattr(ser, "get_safe_globals"):
+        yield
+        return
+    added = ser.get_safe_globals()
+    ser.clear_safe_globals()
+    try:
+        yield
+    finally:
+        ser.add_safe_globals(added)
+
+
 def _values(dtype, shape, seed):
     g = torch.Generator().manual_seed(seed)
     if dtype == torch.bool:
@@ -225,7 +243,7 @@ def test_megatron_torch_dist_imported_tensors_objects_and_common_state(tmp_path)
 
 
 @needs_torch2
-def test_common_pt_that_needs_unpickling_is_refused_without_trust_pickle(tmp_path):
+def test_common_pt_that_needs_unpickling_is_refused_without_trust_pickle(tmp_path, torch_allow_list_only):
     import argparse
     _megatron_torch_dist(tmp_path / "in", {"w": torch.ones(3)}, {}, {"args": argparse.Namespace(lr=1.0)})
     with pytest.raises(dcp.FailedPreconditionError) as e:
@@ -301,7 +319,7 @@ def test_torch_save_with_offsets_json_and_another_layout(tmp_path):
     assert _bits_equal(torch.load(tmp_path / "out" / "row1.pt")["b"], model["b"][1:])
 
 
-def test_torch_save_that_needs_unpickling_is_refused(tmp_path):
+def test_torch_save_that_needs_unpickling_is_refused(tmp_path, torch_allow_list_only):
     import argparse
     os.makedirs(tmp_path / "in")
     torch.save({"w": torch.ones(2), "args": argparse.Namespace(lr=1.0)}, tmp_path / "in" / "mp_rank_00.pt")
@@ -327,7 +345,7 @@ def test_cli_exit_codes(tmp_path, capsys):
 
 
 @needs_torch2
-def test_megatron_rng_state_and_args_load_with_trust_pickle_only(tmp_path):
+def test_megatron_rng_state_and_args_load_with_trust_pickle_only(tmp_path, torch_allow_list_only):
     """Megatron's real common.pt holds `args` (an argparse.Namespace) and its rng_state ShardedObject NumPy's
     state: both need full unpickling; with --trust-pickle args is stored as a dict and the rng state as dcp
     plain values (tuples kept), read back by dcp.load as Megatron saved them."""

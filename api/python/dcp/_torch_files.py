@@ -202,8 +202,10 @@ def _reason(error):
 
 def torch_load(data, what, trust_pickle=False, mmap=False):
     """torch.load of bytes or a path with weights_only=True; a blob that needs full unpickling is
-    refused (naming `what`) unless `trust_pickle`. `mmap` (a path, torch >= 2.1, zip format): the
-    tensors stay in the file until used."""
+    refused (naming `what`) unless `trust_pickle`. What weights_only admits is torch's allow-list
+    plus the types this process added (torch.serialization.add_safe_globals; importing megatron.core
+    adds Megatron's `args` and RNG state types): their reconstruction runs no code of the file's.
+    `mmap` (a path, torch >= 2.1, zip format): the tensors stay in the file until used."""
     torch = _torch()
     src = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else os.fspath(data)
     kwargs = {"mmap": True} if mmap and isinstance(src, str) and _has_param("mmap") else {}
