@@ -124,9 +124,10 @@ Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& op
   // The caller's own bytes stay put until the writer has them; this slot's
   // staging is overwritten by the batch's next job.
   const bool in_place = raw == src.data();
+  const size_t size = src.size_bytes();
   const size_t elem = DTypeSize(src.dtype());
-  out->header = in_place ? slot->encoder.EncodeHeaderIfRaw(raw, src.size_bytes(), elem, compression, &out->record, &hash)
-                         : slot->encoder.Encode(raw, src.size_bytes(), elem, compression, &out->record, &hash);
+  out->header = in_place ? slot->encoder.EncodeHeaderIfRaw(raw, size, elem, compression, &out->record, &hash)
+                         : slot->encoder.Encode(raw, size, elem, compression, &out->record, &hash);
   out->payload = in_place && out->header.codec == codec::ChunkCodec::kRaw ? static_cast<const char*>(raw) : nullptr;
   return Status::OK();
 }
@@ -264,7 +265,7 @@ Status WriteShards(storage::RankStore* store, const WriteRequest& request, const
   for (size_t b = 0; b < ring; ++b) launch(b);
 
   std::map<std::string, manifest::TensorEntry> by_key;
-  base::Buffer joined;        // header + payload of a record encoded in place (Output::payload)
+  base::Buffer joined;       // header + payload of a record encoded in place (Output::payload)
   std::string written_keys;  // the generation index: one record key per line
   Status status;
   size_t launched = ring;

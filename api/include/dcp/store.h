@@ -246,9 +246,10 @@ class Store {
   // Not collective. The latest (largest) committed step, or nullopt if none.
   Result<std::optional<uint64_t>> LatestStep() const;
   // Collective (one all-gather, named like every collective call's first
-  // round): rank 0's LatestStep on every rank, or its error on every rank. Ranks that each read the catalog of a shared
-  // filesystem could see different steps; this is how "the latest step" of a
-  // collective call is chosen.
+  // round): rank 0's LatestStep on every rank, or its error on every rank.
+  // Ranks that each read the catalog of a shared filesystem could see
+  // different steps; this is how "the latest step" of a collective call is
+  // chosen.
   Result<std::optional<uint64_t>> AgreedLatestStep();
   // Not collective. What `step` holds: every tensor (key, dtype, global
   // shape, chunks, bytes) and every object cell (key, unique key, grid
