@@ -151,19 +151,20 @@ Result<std::optional<uint64_t>> Store::LatestStep() const { return storage::Late
 
 Result<std::optional<uint64_t>> Store::AgreedLatestStep() {
   Communicator* comm = impl_->comm;
-  Result<std::string> mine = std::string();
+  std::string mine;  // rank 0's result: its status, and the step if there is one
   if (comm->rank() == 0) {
     auto latest = LatestStep();
-    if (!latest.ok()) mine = latest.status();
-    else if (latest->has_value()) mine = wire::Writer().U64(**latest).Finish();
+    std::string step;  // empty: no step committed
+    if (latest.ok() && latest->has_value()) step = wire::Writer().U64(**latest).Finish();
+    mine = wire::EncodeResult(latest.status(), step);
   }
-  // Rank 0's answer rides on an agreement named by the call, the first round
+  // Rank 0's result rides on an agreement named by the call, the first round
   // of every collective call (coord/agreement.h), not on a broadcast: a rank
-  // here while another is in a get or a put fails every rank by name.
+  // here while another is in a get or a put fails every rank by name. Its
+  // error comes back as it is, on every rank.
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, mine.status(), mine.ok() ? *mine : std::string(), &all,
-                                            "latest step", "AgreedLatestStep"));
-  const std::string& got = all[0];
+  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, Status::OK(), mine, &all, {}, "AgreedLatestStep"));
+  DCP_ASSIGN_OR_RETURN(std::string got, wire::DecodeResult(all[0], "latest step from rank 0"));
   if (got.empty()) return std::optional<uint64_t>();
   wire::Reader in(got, "latest step from rank 0");
   const uint64_t step = in.U64();
