@@ -313,6 +313,10 @@ class PyStore {
     return ValueOrThrow(std::move(latest));
   }
 
+  std::optional<uint64_t> LatestStepAtOpen() {
+    return ValueOrThrow(Result<std::optional<uint64_t>>(store().LatestStepAtOpen()));
+  }
+
   py::dict Metadata(uint64_t step) {
     StepMetadata m = ValueOrThrow(store().Metadata(step));
     py::dict info;
@@ -502,6 +506,7 @@ PYBIND11_MODULE(_dcp, m) {
       .def("steps", &PyStore::Steps)
       .def("latest_step", &PyStore::LatestStep)
       .def("agreed_latest_step", &PyStore::AgreedLatestStep)
+      .def("latest_step_at_open", &PyStore::LatestStepAtOpen)
       .def("metadata", &PyStore::Metadata)
       .def("load_plain", &PyStore::LoadPlain)
       .def("remove_tensors", &PyStore::RemoveTensors)

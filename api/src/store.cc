@@ -172,6 +172,8 @@ Result<std::optional<uint64_t>> Store::AgreedLatestStep() {
   return std::optional<uint64_t>(step);
 }
 
+const Result<std::optional<uint64_t>>& Store::LatestStepAtOpen() const { return impl_->store->latest_at_open(); }
+
 Result<StepMetadata> Store::Metadata(uint64_t step) const {
   DCP_ASSIGN_OR_RETURN(auto index, protocol::LoadStepLocal(impl_->store.get(), step));
   return manifest::Describe(index->manifest());

@@ -10,6 +10,7 @@
 #include "engine/manifest/manifest_codec.h"
 #include "engine/store/catalog.h"
 #include "engine/store/key_layout.h"
+#include "engine/wire/wire.h"
 
 namespace dcp::protocol {
 
@@ -74,11 +75,38 @@ Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::s
     else s = own.status();
   }
   // Riding along: which host each rank runs on, for the thread pools' share
-  // of this host's cores.
+  // of this host's cores, and from rank 0 its latest step (latest_at_open).
+  wire::Writer mine;
   const std::string host = base::HostIdentity();
-  std::vector<std::string> hosts;
-  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, s, host, &hosts));
-  store->ranks_on_host_ = static_cast<int>(std::count(hosts.begin(), hosts.end(), host));
+  mine.Bytes(host);
+  if (comm->rank() == 0 && s.ok()) {
+    auto latest = storage::LatestStep(root);
+    std::string step;  // empty: no step committed
+    if (latest.ok() && latest->has_value()) step = wire::Writer().U64(**latest).Finish();
+    mine.Raw(wire::EncodeResult(latest.status(), step));
+  }
+  std::vector<std::string> gathered;
+  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, s, mine.Finish(), &gathered));
+  // Every rank decodes the same messages: a malformed one fails every rank.
+  int on_host = 0;
+  for (size_t r = 0; r < gathered.size(); ++r) {
+    wire::Reader in(gathered[r], "open message from rank " + std::to_string(r));
+    const std::string_view their_host = in.Bytes();
+    if (r == 0) {
+      auto latest = wire::DecodeResult(in.Rest(), "latest step from rank 0");
+      if (!latest.ok()) {
+        store->latest_at_open_ = latest.status();
+      } else if (!latest->empty()) {
+        wire::Reader step(*latest, "latest step from rank 0");
+        const uint64_t n = step.U64();
+        DCP_RETURN_IF_ERROR(step.Finish());
+        store->latest_at_open_ = std::optional<uint64_t>(n);
+      }
+    }
+    DCP_RETURN_IF_ERROR(in.Finish());
+    if (their_host == host) ++on_host;
+  }
+  store->ranks_on_host_ = std::max(on_host, 1);
   store->ReopenStores();
   return store;
 }

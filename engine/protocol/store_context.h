@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -72,6 +73,11 @@ class StoreContext {
   // How many of the store's ranks run on this host (this one included),
   // counted at open.
   int ranks_on_host() const { return ranks_on_host_; }
+  // Rank 0's catalog.h LatestStep (or its error) when the store opened, the
+  // same on every rank: carried by the open's last round, so that a call
+  // that opens a store and then saves the next step or loads the latest asks
+  // no round of its own. Not updated by later commits or deletions.
+  const Result<std::optional<uint64_t>>& latest_at_open() const { return latest_at_open_; }
 
   // The verified manifest of `step` from its file's bytes, and its index;
   // the last one is kept and returned again for the same bytes (by checksum).
@@ -91,6 +97,7 @@ class StoreContext {
   base::PoolCache write_pools_;
   base::PoolCache read_pools_;
   int ranks_on_host_ = 1;
+  Result<std::optional<uint64_t>> latest_at_open_ = std::optional<uint64_t>();
 
   std::mutex cache_mu_;
   uint64_t cached_checksum_ = 0;               // guarded by cache_mu_

@@ -187,12 +187,12 @@ TEST_CASE("deleting steps and retention", "[api][lifecycle]") {
   CHECK(LoadW(dir.path(), 400, w.data.size()) == w.data);
 }
 
-TEST_CASE("the agreed latest step is rank 0's on every rank", "[api][lifecycle]") {
+TEST_CASE("the agreed latest step, and the one at open, are rank 0's on every rank", "[api][lifecycle]") {
   // Ranks that see the store differently (a shared filesystem's stale view),
   // played by two stores: rank 0 opens `seen_by_0`, the others `seen_by_others`.
   testing::TempDir seen_by_0, seen_by_others;
   auto latest_on = [&](int ranks) {
-    std::vector<std::optional<uint64_t>> agreed(ranks), own(ranks);
+    std::vector<std::optional<uint64_t>> agreed(ranks), own(ranks), at_open(ranks);
     std::vector<Status> s(ranks);
     testing::RunRanks(ranks, [&](int rank, Communicator* comm) {
       auto store = Store::Open(rank == 0 ? seen_by_0.path() : seen_by_others.path(), comm,
@@ -200,9 +200,11 @@ TEST_CASE("the agreed latest step is rank 0's on every rank", "[api][lifecycle]"
       auto latest = store.ok() ? (*store)->AgreedLatestStep() : Result<std::optional<uint64_t>>(store.status());
       if (latest.ok()) agreed[rank] = *latest;
       if (store.ok()) own[rank] = ValueOrDie((*store)->LatestStep());
+      if (store.ok()) at_open[rank] = ValueOrDie((*store)->LatestStepAtOpen());
       s[rank] = latest.status();
     });
     for (const Status& st : s) REQUIRE_OK(st);
+    CHECK(at_open == agreed);  // nothing committed between the open and the agreement
     return std::make_pair(agreed, own);
   };
   for (const auto& root : {seen_by_0.path(), seen_by_others.path()}) {
@@ -226,6 +228,23 @@ TEST_CASE("the agreed latest step is rank 0's on every rank", "[api][lifecycle]"
   std::tie(agreed, own) = latest_on(3);
   CHECK(agreed == Steps(3, 7));
   CHECK(own == Steps{7, 4, 4});
+}
+
+TEST_CASE("the latest step at open is the open's: later commits and deletions leave it", "[api][lifecycle]") {
+  testing::TempDir dir;
+  Weights w(1, 2);
+  {
+    auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
+    CHECK(ValueOrDie(store->LatestStepAtOpen()) == std::nullopt);
+    REQUIRE_OK(store->Put(5, w.Dict()));
+    CHECK(ValueOrDie(store->LatestStepAtOpen()) == std::nullopt);
+    CHECK(ValueOrDie(store->LatestStep()) == 5u);
+  }
+  auto store = ValueOrDie(Store::Open(dir.path(), nullptr));
+  CHECK(ValueOrDie(store->LatestStepAtOpen()) == 5u);
+  REQUIRE_OK(store->DeleteStep(5));
+  CHECK(ValueOrDie(store->LatestStepAtOpen()) == 5u);
+  CHECK(ValueOrDie(store->LatestStep()) == std::nullopt);
 }
 
 TEST_CASE("garbage collection reclaims unreferenced records and keeps referenced ones", "[api][lifecycle]") {

@@ -135,6 +135,7 @@ def test_store_api(tmp_path):
         r2 = store.put(2, sd)
         assert r2.chunks_written == 0 and r2.chunks_referenced == 1
         assert store.steps() == [1, 2] and store.latest_step() == 2
+        assert store.latest_step_at_open() is None  # the open's view: the store was empty
         meta = store.metadata(2)
         assert meta["tensors"][0]["key"] == "w" and meta["info"]["world_size"] == 1
         region = store.read(2, "w", (slice(2, 5), slice(1, 3)))
@@ -161,6 +162,8 @@ def test_store_api(tmp_path):
         assert gc.generations_removed >= 1
     with pytest.raises(dcp.FailedPreconditionError, match="closed"):
         store.steps()
+    with dcp.Store.open(tmp_path, read_only=True) as store:
+        assert store.latest_step_at_open() == 3 == store.latest_step(collective=True)
 
 
 def test_put_async_snapshots_the_tensors(tmp_path):

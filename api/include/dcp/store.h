@@ -251,6 +251,12 @@ class Store {
   // different steps; this is how "the latest step" of a collective call is
   // chosen.
   Result<std::optional<uint64_t>> AgreedLatestStep();
+  // Not collective. What AgreedLatestStep returned when the store opened:
+  // rank 0's latest step (or its error), the same on every rank, carried by
+  // the open's last round. For a call that opens the store and then at once
+  // saves the next step or loads the latest (dcp.save, dcp.load) without a
+  // round of its own. Later commits and deletions do not change it.
+  const Result<std::optional<uint64_t>>& LatestStepAtOpen() const;
   // Not collective. What `step` holds: every tensor (key, dtype, global
   // shape, chunks, bytes) and every object cell (key, unique key, grid
   // place, size). NotFound if it is not committed.

@@ -23,20 +23,20 @@ logger = logging.getLogger("dcp")
 
 
 def _step_or_next(store, step):
-    """`step`, or the one after the latest. The latest is asked on every rank whatever its `step`
-    (a collective: rank 0's view on every rank), so every rank runs the same collectives; ranks
-    that then hold different steps fail in the put, by name."""
-    latest = store.latest_step(collective=True)
+    """`step`, or the one after the latest: rank 0's view when the store opened, the same on
+    every rank (rank 0's error too, whatever this rank's `step`); ranks that then hold different
+    steps fail in the put, by name."""
+    latest = store.latest_step_at_open()
     if step is not None:
         return step
     return 0 if latest is None else latest + 1
 
 
 def _step_or_latest(store, checkpoint_dir, step):
-    """`step`, or the latest (asked collectively, as in _step_or_next). A store without a step (as
-    rank 0 sees it) fails on every rank, whatever its `step`: a rank that went on would wait in a
-    get for the others."""
-    latest = store.latest_step(collective=True)
+    """`step`, or the latest (rank 0's view at open, as in _step_or_next). A store without a step
+    (as rank 0 sees it) fails on every rank, whatever its `step`: a rank that went on would wait
+    in a get for the others."""
+    latest = store.latest_step_at_open()
     if latest is None:
         from .errors import NotFoundError
         raise NotFoundError(f"store '{checkpoint_dir}' holds no committed step")

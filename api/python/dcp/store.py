@@ -299,6 +299,12 @@ class Store:
         0's answer, or its error, on every rank, as the collective calls need it."""
         return self._s.agreed_latest_step() if collective else self._s.latest_step()
 
+    def latest_step_at_open(self):
+        """What latest_step(collective=True) returned when this store opened: rank 0's latest
+        step, or its error, the same on every rank, with no collective of its own (it rode on
+        the open's last round). Commits and deletions since do not change it."""
+        return self._s.latest_step_at_open()
+
     def metadata(self, step):
         """What `step` holds: {'info': {...}, 'tensors': [...], 'objects': [...]}."""
         return self._s.metadata(_step(step))

@@ -138,8 +138,8 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
         state, path, step = _agreed(comm, prepare)
         store = _open(path, comm)
         try:
-            # Asked on every rank, whatever its own step: the same collectives everywhere.
-            latest = store.latest_step(collective=True)
+            # Rank 0's view at open on every rank, whatever its own step (its error too).
+            latest = store.latest_step_at_open()
             step = step if step is not None else 0 if latest is None else latest + 1
         except BaseException:
             store.close()

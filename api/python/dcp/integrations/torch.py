@@ -288,8 +288,8 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
             return self._state_to_save(plan, planner)
         state, results = _agreed(comm, prepare)
         with _open(self.path, comm) as store:
-            # Asked on every rank, whatever its own step: the same collectives everywhere.
-            latest = store.latest_step(collective=True)
+            # Rank 0's view at open on every rank, whatever its own step (its error too).
+            latest = store.latest_step_at_open()
             step = self.step if self.step is not None else 0 if latest is None else latest + 1
             self.last_report = store.put(step, state, **self.options)
         self.last_step = step
