@@ -56,11 +56,12 @@ Status AwaitRequest(int rc, MPI_Request* request, const char* call) {
 }
 
 #define DCP_MPI(call) DCP_RETURN_IF_ERROR(MpiStatus((call), #call))
-// `call` is a non-blocking collective whose last argument is `&request`.
-#define DCP_MPI_AWAIT(call)                                          \
-  do {                                                               \
-    MPI_Request request;                                             \
-    DCP_RETURN_IF_ERROR(AwaitRequest((call), &request, #call));      \
+// Starts the non-blocking collective `start` with the arguments that follow
+// and a request of its own (its last argument), then waits (AwaitRequest).
+#define DCP_MPI_AWAIT(start, ...)                                                         \
+  do {                                                                                    \
+    MPI_Request request;                                                                  \
+    DCP_RETURN_IF_ERROR(AwaitRequest(start(__VA_ARGS__, &request), &request, #start));   \
   } while (0)
 
 // Largest piece sent in one MPI call (counts are ints).
@@ -95,13 +96,13 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
 
   Status Barrier() override {
-    DCP_MPI_AWAIT(MPI_Ibarrier(comm_, &request));
+    DCP_MPI_AWAIT(MPI_Ibarrier, comm_);
     return Status::OK();
   }
 
   Status Broadcast(int root, std::string* bytes) override {
     uint64_t n = rank_ == root ? bytes->size() : 0;
-    DCP_MPI_AWAIT(MPI_Ibcast(&n, 1, MPI_UINT64_T, root, comm_, &request));
+    DCP_MPI_AWAIT(MPI_Ibcast, &n, 1, MPI_UINT64_T, root, comm_);
     if (rank_ != root) bytes->resize(n);
     return BcastBytes(bytes->data(), n, root);
   }
@@ -134,13 +135,13 @@ class MpiCommunicator : public Communicator {
     all->clear();
     uint64_t n = local.size();
     std::vector<uint64_t> sizes(rank_ == root ? size_ : 0);
-    DCP_MPI_AWAIT(MPI_Igather(&n, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, root, comm_, &request));
+    DCP_MPI_AWAIT(MPI_Igather, &n, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, root, comm_);
     uint64_t total = 0;
     if (rank_ == root) {
       for (uint64_t s : sizes) total += s;
     }
     // (The ranks other than the root wait here for the slowest rank's size.)
-    DCP_MPI_AWAIT(MPI_Ibcast(&total, 1, MPI_UINT64_T, root, comm_, &request));
+    DCP_MPI_AWAIT(MPI_Ibcast, &total, 1, MPI_UINT64_T, root, comm_);
     if (total < kMaxPiece) {
       std::vector<int> counts, displs;
       std::string flat;
@@ -185,8 +186,7 @@ class MpiCommunicator : public Communicator {
     }
     std::vector<uint64_t> send_sizes(size_), recv_sizes(size_);
     for (int r = 0; r < size_; ++r) send_sizes[r] = send[r].size();
-    DCP_MPI_AWAIT(
-        MPI_Ialltoall(send_sizes.data(), 1, MPI_UINT64_T, recv_sizes.data(), 1, MPI_UINT64_T, comm_, &request));
+    DCP_MPI_AWAIT(MPI_Ialltoall, send_sizes.data(), 1, MPI_UINT64_T, recv_sizes.data(), 1, MPI_UINT64_T, comm_);
     recv->resize(static_cast<size_t>(size_));
     std::vector<MPI_Request> requests;
     auto post = [&](bool receive, char* data, uint64_t bytes, int peer) -> Status {
@@ -226,7 +226,7 @@ class MpiCommunicator : public Communicator {
  private:
   Status ExchangeSizes(uint64_t mine, std::vector<uint64_t>* sizes) {
     sizes->assign(static_cast<size_t>(size_), 0);
-    DCP_MPI_AWAIT(MPI_Iallgather(&mine, 1, MPI_UINT64_T, sizes->data(), 1, MPI_UINT64_T, comm_, &request));
+    DCP_MPI_AWAIT(MPI_Iallgather, &mine, 1, MPI_UINT64_T, sizes->data(), 1, MPI_UINT64_T, comm_);
     return Status::OK();
   }
   Status BcastBytes(char* data, uint64_t n, int root) {
