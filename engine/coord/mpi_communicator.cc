@@ -58,10 +58,11 @@ Status AwaitRequest(int rc, MPI_Request* request, const char* call) {
 #define DCP_MPI(call) DCP_RETURN_IF_ERROR(MpiStatus((call), #call))
 // Starts the non-blocking collective `start` with the arguments that follow
 // and a request of its own (its last argument), then waits (AwaitRequest).
-#define DCP_MPI_AWAIT(start, ...)                                                         \
-  do {                                                                                    \
-    MPI_Request request;                                                                  \
-    DCP_RETURN_IF_ERROR(AwaitRequest(start(__VA_ARGS__, &request), &request, #start));   \
+#define DCP_MPI_AWAIT(start, ...)                                                     \
+  do {                                                                                \
+    MPI_Request request;                                                              \
+    const char* call = #start "(" #__VA_ARGS__ ")";                                   \
+    DCP_RETURN_IF_ERROR(AwaitRequest(start(__VA_ARGS__, &request), &request, call));  \
   } while (0)
 
 // Largest piece sent in one MPI call (counts are ints).
@@ -189,10 +190,23 @@ class MpiCommunicator : public Communicator {
     DCP_MPI_AWAIT(MPI_Ialltoall, send_sizes.data(), 1, MPI_UINT64_T, recv_sizes.data(), 1, MPI_UINT64_T, comm_);
     recv->resize(static_cast<size_t>(size_));
     std::vector<MPI_Request> requests;
+    // A failed post or wait must not return while requests still point into
+    // the callers' strings (a receive could later write into freed memory):
+    // what is still active is cancelled (a receive not yet matched) and then
+    // completed. A send to a rank that posted its receives completes; one
+    // whose peer never comes hangs here, as a completed post would have in
+    // the wait.
+    auto abandon = [&](Status failed) {
+      for (MPI_Request& r : requests) {
+        if (r != MPI_REQUEST_NULL) MPI_Cancel(&r);
+      }
+      MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+      return failed;
+    };
     auto post = [&](bool receive, char* data, uint64_t bytes, int peer) -> Status {
       for (uint64_t done = 0; done < bytes; done += kMaxPiece) {
         const int n = static_cast<int>(std::min(kMaxPiece, bytes - done));
-        requests.emplace_back();
+        requests.push_back(MPI_REQUEST_NULL);
         if (receive) {
           DCP_MPI(MPI_Irecv(data + done, n, MPI_BYTE, peer, kAllToAllTag, comm_, &requests.back()));
         } else {
@@ -204,15 +218,19 @@ class MpiCommunicator : public Communicator {
     for (int step = 1; step < size_; ++step) {  // receives first, from the nearest ranks on
       const int from = (rank_ - step + size_) % size_;
       (*recv)[from].resize(recv_sizes[from]);
-      DCP_RETURN_IF_ERROR(post(true, (*recv)[from].data(), recv_sizes[from], from));
+      if (Status s = post(true, (*recv)[from].data(), recv_sizes[from], from); !s.ok()) return abandon(s);
     }
     for (int step = 1; step < size_; ++step) {
       const int to = (rank_ + step) % size_;
-      DCP_RETURN_IF_ERROR(post(false, const_cast<char*>(send[to].data()), send_sizes[to], to));
+      if (Status s = post(false, const_cast<char*>(send[to].data()), send_sizes[to], to); !s.ok()) {
+        return abandon(s);
+      }
     }
     (*recv)[rank_] = send[rank_];
-    DCP_MPI(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
-    return Status::OK();
+    // On an error MPI_Waitall leaves the requests it did not complete active.
+    const Status waited = MpiStatus(
+        MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+    return waited.ok() ? waited : abandon(waited);
   }
 
   Result<std::unique_ptr<Communicator>> Duplicate() override { return DupOf(comm_); }

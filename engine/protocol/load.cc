@@ -112,9 +112,14 @@ Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, S
   // The first round names the call, as every collective call's does
   // (coord/agreement.h): a rank in a get while another is in a put, or in any
   // other call, fails every rank by name instead of meeting rank 0's
-  // broadcast with another collective. The local status waits for the end:
-  // rank 0's error on the step (not committed, damaged) is the one named.
-  DCP_RETURN_IF_ERROR(coord::AgreeOnStatus(comm, Status::OK(), {}, "Get"));
+  // broadcast with another collective. It carries whether this rank's request
+  // failed, so that no rank reads for a get that will fail; the status itself
+  // waits for the end, where rank 0's error on the step (not committed,
+  // damaged) is the one named if there is one.
+  std::vector<std::string> flags;
+  DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, Status::OK(), local.ok() ? "" : "x", &flags, {}, "Get"));
+  const bool a_request_failed =
+      std::any_of(flags.begin(), flags.end(), [](const std::string& f) { return !f.empty(); });
   // Every rank takes part in the broadcast, whatever its local status.
   uint64_t named = step;
   LoadOptions agreed = options;  // strict and read_once: rank 0's from here on
@@ -131,7 +136,15 @@ Result<LoadResult> Get(Communicator* comm, StoreContext* store, uint64_t step, S
     local = query::ExecuteReadOnce(comm, store->stores(), nullptr, query::ReadPlan(), local, agreed, &result.report,
                                    pool);
   }
-  if (local.ok()) {
+  if (local.ok() && a_request_failed) {
+    // Another rank's request failed: the get fails with its error at the end.
+    // Nothing is read; a read-once exchange (collective) stops in its first
+    // round, where that rank says it cannot take part.
+    if (agreed.read_once) {
+      local = query::ExecuteReadOnce(comm, store->stores(), &(*index)->manifest(), query::ReadPlan(), local, agreed,
+                                     &result.report, pool);
+    }
+  } else if (local.ok()) {
     const manifest::StepManifest& m = (*index)->manifest();
     query::ReadPlanner planner(index->get());
     for (const auto& leaf : flat.tensors) {

@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "dcp/store.h"
+#include "engine/base/fault_injection.h"
 #include "engine/store/key_layout.h"
 #include "tests/api/checkpoint_harness.h"
 #include "tests/testing/rank_runner.h"
@@ -470,6 +471,32 @@ TEST_CASE("a rank whose own input failed joins the call with it: every rank fail
   RequireAll(get, StatusCode::kInvalidArgument, want);
   for (const Status& s : after) REQUIRE(s.ok());
   RequireBaselineIntact(dir.path());
+}
+
+TEST_CASE("a get whose request failed on one rank reads nothing on the others", "[api][errors]") {
+  testing::TempDir dir;
+  SaveBaseline(dir.path());
+  // Rank 0 cannot read a chunk: had it read, its error (the lowest rank's)
+  // would be the one every rank reports.
+  base::ArmFaultPoint("get.read_chunk", 0);
+  struct Disarm {
+    ~Disarm() { base::DisarmAllFaultPoints(); }
+  } disarm;
+  const Status refused = Status::InvalidArgument("TypeError: state dict entry 'w' is not a tensor");
+  for (const bool read_once : {false, true}) {
+    std::vector<Status> get(3);
+    testing::RunRanks(3, [&](int rank, Communicator* comm) {
+      const bool failing = rank == 1;
+      auto store = ValueOrDie(Store::Open(dir.path(), comm, StoreOptions{.read_only = true}));
+      auto request = testing::BuildShards(kBase, rank, 3, false);
+      StateDict nothing;
+      get[rank] = store->Get(1, failing ? &nothing : &request.dict, LoadOptions{.read_once = read_once},
+                             failing ? refused : Status::OK())
+                      .status();
+    });
+    INFO("read_once " << read_once);
+    RequireAll(get, StatusCode::kInvalidArgument, "rank 1: TypeError: state dict entry 'w' is not a tensor");
+  }
 }
 
 TEST_CASE("read reports regions outside the tensor and destination mismatches", "[api][errors]") {

@@ -27,9 +27,12 @@
 // A rank that cannot make its part of a collective call (its own input failed
 // before it: a binding's conversion, the caller's check) still calls it, with
 // that failure as `local` and an empty state: the call then fails on every
-// rank with that status (the lowest failing rank's, naming it), in the call's
-// own first agreement, and changes nothing. Put, PutAsync, PutPart and Get
-// take it.
+// rank with that status (the lowest failing rank's, naming it) and changes
+// nothing. Put, PutAsync and PutPart take it, and fail in their own first
+// agreement. Get takes it too and fails in its last one, after rank 0's
+// verdict on the step (a step that is not committed or is damaged is what
+// every rank reports first); the rank that failed reads nothing meanwhile,
+// the others read their requests (and a read-once load stops at once).
 //
 // Ranks in different calls at once (Put on one, Get or PutAsync or
 // CollectGarbage or PutPart on another) all fail with the same InvalidArgument
