@@ -90,7 +90,9 @@ class Store {
   // Collective. Saves `state` as `step`. Every rank passes its own shards;
   // together the main replicas must cover every tensor exactly once. Returns
   // OK on every rank once the step's manifest is published (after every rank's
-  // records are durable).
+  // records are durable). The state's bytes must not change until Put returns
+  // (another thread writing them makes records whose checksums do not match:
+  // they fail every load as data loss); PutAsync snapshots them instead.
   //
   // Errors (identical on every rank; nothing is committed):
   //   InvalidArgument: a view that disagrees with its declaration, offsets or
