@@ -13,7 +13,6 @@
 #include "engine/protocol/load.h"
 #include "engine/protocol/maintenance.h"
 #include "engine/store/catalog.h"
-#include "engine/wire/wire.h"
 
 namespace dcp {
 
@@ -151,25 +150,14 @@ Result<std::optional<uint64_t>> Store::LatestStep() const { return storage::Late
 
 Result<std::optional<uint64_t>> Store::AgreedLatestStep() {
   Communicator* comm = impl_->comm;
-  std::string mine;  // rank 0's result: its status, and the step if there is one
-  if (comm->rank() == 0) {
-    auto latest = LatestStep();
-    std::string step;  // empty: no step committed
-    if (latest.ok() && latest->has_value()) step = wire::Writer().U64(**latest).Finish();
-    mine = wire::EncodeResult(latest.status(), step);
-  }
   // Rank 0's result rides on an agreement named by the call, the first round
   // of every collective call (coord/agreement.h), not on a broadcast: a rank
   // here while another is in a get or a put fails every rank by name. Its
   // error comes back as it is, on every rank.
+  const std::string mine = comm->rank() == 0 ? protocol::EncodeLatestStep(LatestStep()) : std::string();
   std::vector<std::string> all;
   DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, Status::OK(), mine, &all, {}, "AgreedLatestStep"));
-  DCP_ASSIGN_OR_RETURN(std::string got, wire::DecodeResult(all[0], "latest step from rank 0"));
-  if (got.empty()) return std::optional<uint64_t>();
-  wire::Reader in(got, "latest step from rank 0");
-  const uint64_t step = in.U64();
-  DCP_RETURN_IF_ERROR(in.Finish());
-  return std::optional<uint64_t>(step);
+  return protocol::DecodeLatestStep(all[0]);
 }
 
 const Result<std::optional<uint64_t>>& Store::LatestStepAtOpen() const { return impl_->store->latest_at_open(); }

@@ -45,6 +45,21 @@ Result<std::shared_ptr<query::StepIndex>> StoreContext::IndexFromBytes(uint64_t 
   return index;
 }
 
+std::string EncodeLatestStep(const Result<std::optional<uint64_t>>& latest) {
+  std::string step;  // empty: no step committed
+  if (latest.ok() && latest->has_value()) step = wire::Writer().U64(**latest).Finish();
+  return wire::EncodeResult(latest.status(), step);
+}
+
+Result<std::optional<uint64_t>> DecodeLatestStep(std::string_view bytes) {
+  DCP_ASSIGN_OR_RETURN(std::string got, wire::DecodeResult(bytes, "latest step from rank 0"));
+  if (got.empty()) return std::optional<uint64_t>();
+  wire::Reader in(got, "latest step from rank 0");
+  const uint64_t step = in.U64();
+  DCP_RETURN_IF_ERROR(in.Finish());
+  return std::optional<uint64_t>(step);
+}
+
 Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::string& root,
                                                 const StoreOptions& options, storage::RankStoreBackend* backend) {
   auto store = std::make_unique<StoreContext>(root, options, backend);
@@ -79,12 +94,7 @@ Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::s
   wire::Writer mine;
   const std::string host = base::HostIdentity();
   mine.Bytes(host);
-  if (comm->rank() == 0 && s.ok()) {
-    auto latest = storage::LatestStep(root);
-    std::string step;  // empty: no step committed
-    if (latest.ok() && latest->has_value()) step = wire::Writer().U64(**latest).Finish();
-    mine.Raw(wire::EncodeResult(latest.status(), step));
-  }
+  if (comm->rank() == 0 && s.ok()) mine.Raw(EncodeLatestStep(storage::LatestStep(root)));
   std::vector<std::string> gathered;
   DCP_RETURN_IF_ERROR(coord::AgreeAndGather(comm, s, mine.Finish(), &gathered));
   // Every rank decodes the same messages: a malformed one fails every rank.
@@ -92,17 +102,7 @@ Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::s
   for (size_t r = 0; r < gathered.size(); ++r) {
     wire::Reader in(gathered[r], "open message from rank " + std::to_string(r));
     const std::string_view their_host = in.Bytes();
-    if (r == 0) {
-      auto latest = wire::DecodeResult(in.Rest(), "latest step from rank 0");
-      if (!latest.ok()) {
-        store->latest_at_open_ = latest.status();
-      } else if (!latest->empty()) {
-        wire::Reader step(*latest, "latest step from rank 0");
-        const uint64_t n = step.U64();
-        DCP_RETURN_IF_ERROR(step.Finish());
-        store->latest_at_open_ = std::optional<uint64_t>(n);
-      }
-    }
+    if (r == 0) store->latest_at_open_ = DecodeLatestStep(in.Rest());
     DCP_RETURN_IF_ERROR(in.Finish());
     if (their_host == host) ++on_host;
   }

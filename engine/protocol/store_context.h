@@ -111,6 +111,13 @@ Result<std::unique_ptr<StoreContext>> OpenStore(Communicator* comm, const std::s
                                                 const StoreOptions& options,
                                                 storage::RankStoreBackend* backend = storage::DefaultBackend());
 
+// Rank 0's catalog.h LatestStep result as a round carries it to every rank
+// (the open's last round, Store::AgreedLatestStep's): wire::EncodeResult of
+// its status and, where a step is committed, the step (u64). Decoding gives
+// back the error as it was, or the step, or nullopt for an empty store.
+std::string EncodeLatestStep(const Result<std::optional<uint64_t>>& latest);
+Result<std::optional<uint64_t>> DecodeLatestStep(std::string_view bytes);
+
 }  // namespace dcp::protocol
 
 #endif  // DCP_ENGINE_PROTOCOL_STORE_CONTEXT_H_
