@@ -8,6 +8,9 @@ Two states, 4 ranks (torch.multiprocessing, gloo):
 Phases: 4 ranks save, 4 ranks load the same layout, 2 ranks load it resharded
 (2 row slabs each); each timed from right after a drop of the page cache, in
 its ranks (bench_common.drop_caches_now says why there). Systems:
+  raw            the disk's limit for the same bytes and destinations: each rank
+                 writes its slabs to one file (pwritev) and fsyncs; a load reads
+                 the saved ranks' files straight into its slabs (preadv)
   dcp            dcp.save / dcp.load (the Megatron layer, torch.distributed gloo)
   dcp_mpi        the same over an mpi4py communicator, ranks under mpirun: the
                  C++ path's collectives (MPI from C++), so that the Python
@@ -160,8 +163,79 @@ def plain_load(root, _):
     return torch.load(os.path.join(root, f"rank{dist.get_rank()}.pt"))  # allocates: that is how it loads
 
 
+_ME = None  # (rank, world) of this process, set by _phase: the raw system's file names
+_IOV_MAX = os.sysconf("SC_IOV_MAX")
+
+
+def _move_all(call, fd, views, offset):
+    """os.pwritev / os.preadv (`call`) of `views` from file offset `offset`, IOV_MAX buffers a call,
+    until every byte moved (a call may move fewer)."""
+    views, i = [v for v in views if len(v)], 0
+    while i < len(views):
+        moved = call(fd, views[i:i + _IOV_MAX], offset)
+        if moved <= 0:
+            raise OSError(f"raw: {call.__name__} moved {moved} bytes at offset {offset}")
+        offset += moved
+        while i < len(views) and moved >= len(views[i]):
+            moved -= len(views[i])
+            i += 1
+        if moved:
+            views[i] = views[i][moved:]
+
+
+def _bytes_of(t):
+    return memoryview(t.numpy()).cast("B")
+
+
+def raw_build(slabs, fill):
+    return [fill(key, rows, cols, first, n) for key, rows, cols, first, n in slabs]
+
+
+def raw_save(root, sd):
+    os.makedirs(root, exist_ok=True)
+    fd = os.open(os.path.join(root, f"rank{_ME[0]}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _move_all(os.pwritev, fd, [_bytes_of(t) for t in sd], 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def raw_prepare(root, slabs):
+    return slabs, {key: torch.zeros(n, cols) for key, rows, cols, first, n in slabs}
+
+
+def raw_load(root, dest):
+    """Reads each saved rank's file that holds rows of this rank's slabs, in file order, straight
+    into the slabs: file k of a save by w ranks holds, slab after slab, rows [k m, (k + 1) m) of
+    every tensor (m = rows / w)."""
+    slabs, out = dest
+    saved = sum(1 for f in os.listdir(root) if f.startswith("rank"))  # the save's ranks
+    for k in range(saved):
+        pieces, offset = [], 0  # (file offset, destination bytes)
+        for key, rows, cols, first, n in slabs:
+            m = rows // saved
+            lo, hi = max(first, k * m), min(first + n, (k + 1) * m)
+            if lo < hi:
+                pieces.append((offset + (lo - k * m) * cols * 4, _bytes_of(out[key][lo - first:hi - first])))
+            offset += m * cols * 4
+        if not pieces:
+            continue
+        fd = os.open(os.path.join(root, f"rank{k}"), os.O_RDONLY)
+        try:
+            start = 0
+            for i in range(1, len(pieces) + 1):  # one preadv per run of adjacent pieces
+                if i == len(pieces) or pieces[i][0] != pieces[i - 1][0] + len(pieces[i - 1][1]):
+                    _move_all(os.preadv, fd, [v for _, v in pieces[start:i]], pieces[start][0])
+                    start = i
+        finally:
+            os.close(fd)
+    return out
+
+
 # system -> (build, save, prepare, load)
-SYSTEMS = {"dcp": (dcp_build, dcp_save, dcp_prepare, dcp_load), "dcp_mpi": (dcp_build, dcp_save, dcp_prepare, dcp_load),
+SYSTEMS = {"raw": (raw_build, raw_save, raw_prepare, raw_load),
+           "dcp": (dcp_build, dcp_save, dcp_prepare, dcp_load), "dcp_mpi": (dcp_build, dcp_save, dcp_prepare, dcp_load),
            "torch_sharded": (sharded_build, sharded_save, sharded_prepare, sharded_load),
            "torch_save": (plain_build, plain_save, lambda root, slabs: None, plain_load)}
 
@@ -175,6 +249,8 @@ def _fill(key, rows, cols, first, n):
 def _phase(rank, world, barrier, slowest, system, phase, root, state, result):
     """One phase on this rank: `barrier()` and `slowest(seconds)` (the largest over the ranks)
     are the job's own collectives."""
+    global _ME
+    _ME = (rank, world)
     build, save, prepare, load = SYSTEMS[system]
     # Before the timed region, the system saves and loads a tiny state of its
     # own: its modules are imported and its code paths run once, as in a job
@@ -187,6 +263,7 @@ def _phase(rank, world, barrier, slowest, system, phase, root, state, result):
     barrier()
     tiny = layout({"kind": "small", "count": 2}, world, rank)
     save(warm, build(tiny, _fill))
+    barrier()  # raw's save is not collective
     load(warm, prepare(warm, tiny))
     barrier()
     if rank == 0:
@@ -366,7 +443,7 @@ def main():
     p.add_argument("--gib", type=float, default=1.0, help="size of the large tensor")
     p.add_argument("--small", type=int, default=1000, help="number of 256 KiB tensors")
     p.add_argument("--root", default=None, help="scratch directory (removed at the end)")
-    p.add_argument("--systems", default="dcp,dcp_mpi,torch_sharded,torch_save",
+    p.add_argument("--systems", default="raw,dcp,dcp_mpi,torch_sharded,torch_save",
                    help="dcp_mpi: dcp's Python path over mpi4py under mpirun (left out without mpirun or mpi4py)")
     p.add_argument("--mpi-phase", default=None, help=argparse.SUPPRESS)  # a rank of run_mpi_phase
     p.add_argument("--gil-steps", type=int, default=60,
@@ -442,6 +519,15 @@ def run_all(a):
         label = "dcp C++" if system == "dcp_cpp" else system
         print(f"  {sname:5s} {label:13s} " + "  ".join(
             f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb") + _spread(rs), flush=True)
+    if "raw" in systems:
+        print(f"\nshare of the disk's limit (raw's time / the system's, medians of {a.repeat}):")
+        for sname in states:
+            raw = results["figures"][f"{sname}/raw"]
+            for system in systems + (["dcp_cpp"] if with_cpp else []):
+                fig = results["figures"].get(f"{sname}/{system}")
+                if system != "raw" and fig:
+                    print(f"  {sname:5s} {system:13s} " + "  ".join(f"{k} {raw[k] / fig[k]:4.2f}" for k in fig
+                                                              if k in raw and k != "gb"))
     if with_cpp:
         print(f"\ndcp's Python path / its C++ path (time, medians of {a.repeat}; 1.00 = as fast; the C++ path's "
               "collectives are MPI's):")
@@ -460,6 +546,10 @@ def run_all(a):
             if d and q:
                 line = "  ".join(f"{k} {q[k] / d[k]:5.2f}x" for k in ("save", "load", "load_resharded") if k in q)
                 print(f"  {sname:5s} vs {peer:13s} {line}")
+    raw, peer = (results["figures"].get(f"large/{s}") for s in ("raw", "torch_sharded"))
+    if raw and peer:
+        print("  the 1.25x goal on the large tensor needs " + "  ".join(
+            f"{k} <= {peer[k] / 1.25:4.2f} s (raw {raw[k]:4.2f} s)" for k in ("save", "load", "load_resharded")))
     # The GIL: a training loop while a put_async writes the large state. One
     # process (loop and put on a core each: what the GIL costs), then 4 ranks
     # on this machine's 2 cores (the put's work competes for CPU as well).

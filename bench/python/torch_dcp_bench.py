@@ -15,6 +15,9 @@ fastest of N runs of each. Systems:
                StorageReader and planners (dcp.integrations.torch), plan caching on (as fs_tN)
   fs_tN        torch.distributed.checkpoint.save / load with FileSystemWriter(thread_count=N)
                / FileSystemReader, plan caching on (an untimed save first fills the cache)
+  null         DCP's own machinery alone: save / load with DCP's default planners (plan caching
+               on) and a storage that moves no bytes (every item resolved, none written or
+               read; loads are not checked): the time any DCP storage pays before its own
   bytecheckpoint  ByteCheckpoint's FSDP2 checkpointer (PyPI bytecheckpoint 0.0.2), the state as
                the parameters of a model; it needs torch <= 2.5, so it runs in its own venv:
                python -m venv V && V/bin/pip install torch==2.5.0 bytecheckpoint==0.0.2, then
@@ -138,6 +141,78 @@ class _Params(torch.nn.Module):
                                           for _, rows in tensors(state)])
 
 
+def _null_storage(state):
+    """(writer, reader) of the `null` system: DCP's storage interface, no bytes moved. The reader's
+    metadata is what a storage would give for the state: each tensor one chunk covering it."""
+    from torch.distributed.checkpoint import storage as st
+    from torch.distributed.checkpoint.metadata import (ChunkStorageMetadata, Metadata, TensorProperties,
+                                                       TensorStorageMetadata)
+    from torch.futures import Future
+
+    def done(value):
+        future = Future()
+        future.set_result(value)
+        return future
+
+    class Writer(st.StorageWriter):
+        def reset(self, checkpoint_id=None):
+            pass
+
+        @classmethod
+        def validate_checkpoint_id(cls, checkpoint_id):
+            return True
+
+        def set_up_storage_writer(self, is_coordinator, *args, **kwargs):
+            pass
+
+        def prepare_local_plan(self, plan):
+            return plan
+
+        def prepare_global_plan(self, plans):
+            return plans
+
+        def write_data(self, plan, planner):
+            for item in plan.items:
+                planner.resolve_data(item)  # what every storage does for every item
+            return done([st.WriteResult(index=i.index, size_in_bytes=0, storage_data=None) for i in plan.items])
+
+        def finish(self, metadata, results):
+            pass
+
+    class Reader(st.StorageReader):
+        def reset(self, checkpoint_id=None):
+            pass
+
+        @classmethod
+        def validate_checkpoint_id(cls, checkpoint_id):
+            return True
+
+        def read_metadata(self, *args, **kwargs):
+            md = {}
+            for key, rows in tensors(state):
+                size = torch.Size([rows, COLS])
+                md["w." + key] = TensorStorageMetadata(
+                    properties=TensorProperties(dtype=torch.float32), size=size,
+                    chunks=[ChunkStorageMetadata(offsets=torch.Size([0, 0]), sizes=size)])
+            return Metadata(state_dict_metadata=md)
+
+        def set_up_storage_reader(self, metadata, is_coordinator, *args, **kwargs):
+            pass
+
+        def prepare_local_plan(self, plan):
+            return plan
+
+        def prepare_global_plan(self, plans):
+            return plans
+
+        def read_data(self, plan, planner):
+            for item in plan.items:  # what every storage does for every item, but the bytes
+                planner.commit_tensor(item, planner.resolve_tensor(item))
+            return done(None)
+
+    return Writer(), Reader()
+
+
 def _bytecheckpoint(phase, root, state, world, rank, mesh):
     """ByteCheckpoint's FSDP2 checkpointer on a model whose parameters are the state, Shard(0)."""
     import logging
@@ -193,6 +268,12 @@ def run_system(system, phase, root, state, world, rank, mesh):
         writer = lambda path=root: StorageWriter(path, step=1)  # noqa: E731
         reader, planner = StorageReader(root, step=1), LoadPlanner()
         save_planner = lambda: SavePlanner(enable_plan_caching=True)  # noqa: E731
+    elif system == "null":
+        from torch.distributed.checkpoint import DefaultSavePlanner
+        null_writer, reader = _null_storage(state)
+        writer = lambda path=root: null_writer  # noqa: E731
+        planner = None
+        save_planner = lambda: DefaultSavePlanner(enable_plan_caching=True)  # noqa: E731
     else:
         from torch.distributed.checkpoint import DefaultSavePlanner, FileSystemReader, FileSystemWriter
         threads = int(system[len("fs_t"):])
@@ -215,7 +296,7 @@ def run_system(system, phase, root, state, world, rank, mesh):
     t0 = time.perf_counter()
     dist_cp.load(sd, storage_reader=reader, planner=planner)
     dist.barrier()
-    return time.perf_counter() - t0, _check(sd, state, world, rank)
+    return time.perf_counter() - t0, "" if system == "null" else _check(sd, state, world, rank)
 
 
 def _worker(rank, world, init, system, phase, root, state, result):
@@ -281,7 +362,7 @@ def main():
     p.add_argument("--gib", type=float, default=1.0, help="size of the large tensor")
     p.add_argument("--small", type=int, default=1000, help="number of 256 KiB tensors")
     p.add_argument("--root", default=None, help="scratch directory (removed at the end)")
-    p.add_argument("--systems", default="raw,dcp,dcp_storage,fs_t1,fs_t2,fs_t4")
+    p.add_argument("--systems", default="raw,null,dcp,dcp_storage,fs_t1,fs_t2,fs_t4")
     p.add_argument("--repeat", type=int, default=1, help="runs per figure; the fastest is kept")
     p.add_argument("--json", default=None)
     a = p.parse_args()
@@ -321,7 +402,7 @@ def run_all(a):
         for sname in states:
             raw = results["figures"][f"{sname}/raw"]
             for system in systems:
-                if system != "raw":
+                if system not in ("raw", "null"):
                     d = results["figures"][f"{sname}/{system}"]
                     print(f"  {sname:5s} {system:11s} " + "  ".join(f"{k} {raw[k] / d[k]:4.2f}" for k in
                                                                  ("save", "load", "load_resharded")))
@@ -335,6 +416,18 @@ def run_all(a):
                 d = results["figures"].get(f"{sname}/{mine}")
                 if d:
                     print(f"  {sname:5s} {mine:11s} " + "  ".join(f"{k} {best[k] / d[k]:5.2f}x" for k in best))
+    if fs and "null" in systems:
+        print("\nDCP's own machinery (null: default planners, a storage that moves no bytes) against the goals "
+              "(1.25x / 3x FileSystemWriter's best), and each storage's time above it:")
+        for sname, goal in (("large", 1.25), ("small", 3.0)):
+            best, null = results["figures"][f"{sname}/fs_best"], results["figures"][f"{sname}/null"]
+            phases = ("save", "load", "load_resharded")
+            print(f"  {sname:5s} null " + "  ".join(f"{k} {null[k]:5.2f} s" for k in phases) +
+                  f";  {goal:g}x needs " + "  ".join(f"{k} <= {best[k] / goal:5.2f} s" for k in phases))
+            for name, fig in (("dcp_storage", results["figures"].get(f"{sname}/dcp_storage")), ("fs_best", best)):
+                if fig:
+                    print(f"        above null: {name:11s} " +
+                          "  ".join(f"{k} {fig[k] - null[k]:5.2f} s" for k in phases))
     print(f"\nasync save of the large state ({states['large']['rows'] * COLS * 4 / 1e9:.2f} GB), 4 ranks: "
           "time the caller is blocked, and until the checkpoint is durable")
     for system in [s for s in systems if s in ("dcp", "dcp_storage")] + fs[-1:]:
