@@ -163,7 +163,7 @@ def plain_load(root, _):
     return torch.load(os.path.join(root, f"rank{dist.get_rank()}.pt"))  # allocates: that is how it loads
 
 
-_ME = None  # (rank, world) of this process, set by _phase: the raw system's file names
+_RANK = None  # this process's rank, set by _phase: the raw system's file name
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
 
 
@@ -193,7 +193,7 @@ def raw_build(slabs, fill):
 
 def raw_save(root, sd):
     os.makedirs(root, exist_ok=True)
-    fd = os.open(os.path.join(root, f"rank{_ME[0]}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(os.path.join(root, f"rank{_RANK}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         _move_all(os.pwritev, fd, [_bytes_of(t) for t in sd], 0)
         os.fsync(fd)
@@ -249,8 +249,8 @@ def _fill(key, rows, cols, first, n):
 def _phase(rank, world, barrier, slowest, system, phase, root, state, result):
     """One phase on this rank: `barrier()` and `slowest(seconds)` (the largest over the ranks)
     are the job's own collectives."""
-    global _ME
-    _ME = (rank, world)
+    global _RANK
+    _RANK = rank
     build, save, prepare, load = SYSTEMS[system]
     # Before the timed region, the system saves and loads a tiny state of its
     # own: its modules are imported and its code paths run once, as in a job

@@ -49,6 +49,7 @@ import torch.multiprocessing as mp  # noqa: E402
 from bench_common import drop_caches, drop_caches_now, end_rank, hold_free_pages, run_phase, values  # noqa: E402
 
 ROWS_SMALL, COLS = 64, 1024
+SAVE_WORLD = 4  # ranks of every save phase
 
 
 
@@ -143,7 +144,7 @@ class _Params(torch.nn.Module):
 
 def _null_storage(state):
     """(writer, reader) of the `null` system: DCP's storage interface, no bytes moved. The reader's
-    metadata is what a storage would give for the state: each tensor one chunk covering it."""
+    metadata is what FileSystemWriter's save of the state gives: each tensor in SAVE_WORLD chunks."""
     from torch.distributed.checkpoint import storage as st
     from torch.distributed.checkpoint.metadata import (ChunkStorageMetadata, Metadata, TensorProperties,
                                                        TensorStorageMetadata)
@@ -190,10 +191,11 @@ def _null_storage(state):
         def read_metadata(self, *args, **kwargs):
             md = {}
             for key, rows in tensors(state):
-                size = torch.Size([rows, COLS])
+                n = rows // SAVE_WORLD  # the save's chunks: Shard(0) over its ranks
                 md["w." + key] = TensorStorageMetadata(
-                    properties=TensorProperties(dtype=torch.float32), size=size,
-                    chunks=[ChunkStorageMetadata(offsets=torch.Size([0, 0]), sizes=size)])
+                    properties=TensorProperties(dtype=torch.float32), size=torch.Size([rows, COLS]),
+                    chunks=[ChunkStorageMetadata(offsets=torch.Size([r * n, 0]), sizes=torch.Size([n, COLS]))
+                            for r in range(SAVE_WORLD)])
             return Metadata(state_dict_metadata=md)
 
         def set_up_storage_reader(self, metadata, is_coordinator, *args, **kwargs):
@@ -395,8 +397,9 @@ def run_all(a):
                     fig[phase] = min(t, fig.get(phase, t))
             results["figures"][f"{sname}/{system}"] = fig
             shutil.rmtree(root, ignore_errors=True)
-            print(f"  {sname:5s} {system:11s} " + "  ".join(
-                f"{k} {v:6.2f} s ({gb / v:5.2f} GB/s)" for k, v in fig.items() if k != "gb"), flush=True)
+            print(f"  {sname:5s} {system:11s} " + "  ".join(  # null moves no bytes: no GB/s
+                f"{k} {v:6.2f} s" + ("" if system == "null" else f" ({gb / v:5.2f} GB/s)")
+                for k, v in fig.items() if k != "gb"), flush=True)
     if "raw" in systems:
         print("\nshare of the disk's limit (raw write+fsync / read of the same bytes, this run):")
         for sname in states:

@@ -277,7 +277,7 @@ def test_irregular_shards_async_put_and_strict_keys_over_three_ranks(tmp_path):
 
 def _comm_worker(rank, world, tmp, out):
     """dcp's torch.distributed communicator: messages around its inline slots (an all-gather's and a
-    broadcast's) and past them."""
+    broadcast's) and past them, on the world and on a subgroup."""
     _init(rank, world, tmp)
     from dcp.comm import TorchCommunicator
     c = TorchCommunicator()
@@ -295,6 +295,15 @@ def _comm_worker(rank, world, tmp, out):
             [msg(s * 10 + rank, n + rank) for s in range(world)]
     dup = c.duplicate()
     ok &= dup.allgather(b"x" * 300) == [b"x" * 300] * world
+    # A subgroup whose rank 0 is not the world's: its roots are global ranks 1 and 2.
+    sub = dist.new_group(ranks=[1, 2], backend="gloo")
+    if rank in (1, 2):
+        s = TorchCommunicator(sub)
+        me = rank - 1
+        for n in (5, 300, 200000):
+            ok &= s.allgather(msg(me, n + me)) == [msg(r, n + r) for r in range(2)]
+            ok &= s.broadcast(1, msg(9, n) if me == 1 else b"") == msg(9, n)
+            ok &= s.gather(1, msg(me, n)) == ([msg(r, n) for r in range(2)] if me == 1 else [])
     with open(os.path.join(out, f"rank{rank}"), "w") as f:
         f.write("ok" if ok else "mismatch")
     dist.destroy_process_group()

@@ -12,9 +12,10 @@
 
 With torch.distributed every collective is one call from dcp's C++ core into
 this module, which makes a few of torch's calls (an all-gather: a gather and a
-broadcast; a second pair only for a message longer than its slot) on a gloo
-group over the same ranks, never one per chunk; nothing is pickled: byte
-strings travel as uint8 tensors.
+broadcast, and a second pair only for a message longer than its slot) on the
+group, or on a gloo group over the same ranks where the group has no gloo
+backend; never one per chunk; nothing is pickled: byte strings travel as uint8
+tensors.
 """
 
 import sys
@@ -48,13 +49,16 @@ class TorchCommunicator:
         return t.frombuffer(bytearray(b), dtype=t.uint8) if len(b) else t.empty(0, dtype=t.uint8)
 
     def _all_gather(self, mine):
-        """Every rank's `mine` (a tensor of the same size and dtype on every rank), in rank order.
+        """Every rank's `mine` (a tensor of the same size and dtype on every rank), in rank order, flat.
 
         Gathered by rank 0 and broadcast from it rather than torch's all_gather: gloo's all-gather
         is a ring, one latency step per rank, where the gather takes one and the broadcast a tree.
-        Measured with 4 ranks on 2 cores: 1.2-1.5 ms against 3.2 ms from 264 bytes to 64 KiB (2
+        Measured with 4 ranks on 2 cores: 1.2-1.5 ms against 3.2-3.8 ms from 264 bytes to 64 KiB (2
         ranks: 0.38-0.39 against 0.44-0.59 ms); every dcp save or load makes several."""
         t = self._torch
+        mine = mine.reshape(-1)
+        if mine.numel() == 0:
+            return [mine.clone() for _ in range(self.size)]
         flat = t.empty(mine.numel() * self.size, dtype=mine.dtype)
         parts = list(flat.split(mine.numel()))
         self._dist.gather(mine, gather_list=parts if self.rank == 0 else None, dst=self._global(0),
@@ -77,9 +81,8 @@ class TorchCommunicator:
     # 3.3-3.8 ms from 256 bytes to 256 KiB, a broadcast about 1 ms up to 64
     # KiB, _all_gather's gather and broadcast 1.2 ms with 264-byte slots and
     # 1.5 ms with 64 KiB ones), so slots are large; an all-gather's come
-    # from every rank, so they shrink
-    # as the group grows (_GATHER_BYTES per round in all, never below
-    # _SLOT_MIN).
+    # from every rank, so they shrink as the group grows (_GATHER_BYTES per
+    # round in all, never below _SLOT_MIN).
     _SLOT_MIN = 248
     _SLOT_MAX = (64 << 10) - 8
     _GATHER_BYTES = 256 << 10
