@@ -285,7 +285,8 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
 
         def prepare():
             os.makedirs(os.path.dirname(os.path.abspath(self.path)) or "/", exist_ok=True)
-            return self._state_to_save(plan, planner)
+            with torch.no_grad():  # DTensor.to_local() (in resolve_data) is an autograd call where grad is on
+                return self._state_to_save(plan, planner)
         state, results = _agreed(comm, prepare)
         with _open(self.path, comm) as store:
             # Rank 0's view at open on every rank, whatever its own step (its error too).
@@ -442,7 +443,8 @@ class StorageReader(_OnStore, _storage.StorageReader):
     def read_data(self, plan, planner):
         comm = self._comm = self._comm or _communicator(self.group, True)
         comm = comm if self._collective else "self"
-        request, tensors, values = _agreed(comm, lambda: self._request(plan, planner))
+        with torch.no_grad():  # DTensor.to_local() (in resolve_tensor) is an autograd call where grad is on
+            request, tensors, values = _agreed(comm, lambda: self._request(plan, planner))
         if comm != "self":
             steps = sorted({int(s) for s in comm.allgather(str(self._read_step).encode())})
             if len(steps) > 1:
