@@ -155,7 +155,9 @@ def _null_storage(state):
         future.set_result(value)
         return future
 
-    class Writer(st.StorageWriter):
+    class Nothing:
+        """What the writer and the reader do alike: nothing."""
+
         def reset(self, checkpoint_id=None):
             pass
 
@@ -163,14 +165,15 @@ def _null_storage(state):
         def validate_checkpoint_id(cls, checkpoint_id):
             return True
 
-        def set_up_storage_writer(self, is_coordinator, *args, **kwargs):
-            pass
-
         def prepare_local_plan(self, plan):
             return plan
 
         def prepare_global_plan(self, plans):
             return plans
+
+    class Writer(Nothing, st.StorageWriter):
+        def set_up_storage_writer(self, is_coordinator, *args, **kwargs):
+            pass
 
         def write_data(self, plan, planner):
             for item in plan.items:
@@ -180,14 +183,7 @@ def _null_storage(state):
         def finish(self, metadata, results):
             pass
 
-    class Reader(st.StorageReader):
-        def reset(self, checkpoint_id=None):
-            pass
-
-        @classmethod
-        def validate_checkpoint_id(cls, checkpoint_id):
-            return True
-
+    class Reader(Nothing, st.StorageReader):
         def read_metadata(self, *args, **kwargs):
             md = {}
             for key, rows in tensors(state):
@@ -200,12 +196,6 @@ def _null_storage(state):
 
         def set_up_storage_reader(self, metadata, is_coordinator, *args, **kwargs):
             pass
-
-        def prepare_local_plan(self, plan):
-            return plan
-
-        def prepare_global_plan(self, plans):
-            return plans
 
         def read_data(self, plan, planner):
             for item in plan.items:  # what every storage does for every item, but the bytes
