@@ -99,7 +99,8 @@ uint64_t StepOfRank0(const std::vector<std::string>& payloads, uint64_t own) {
 }
 
 Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* store, uint64_t step,
-                                              const SaveOptions& options, const Status& caller, std::string_view call) {
+                                              const SaveOptions& options, const Status& caller, std::string_view call,
+                                              std::string_view rider, std::vector<std::string>* riders) {
   const std::string what = "put of step " + std::to_string(step);
   const std::string& root = store->root();
   Status local = caller;
@@ -143,9 +144,9 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
     if (auto newest = store->own()->NewestGeneration(); newest.ok()) seen = std::max(seen, *newest);
     const uint64_t generation = std::max(manifest::StepGenerationOf(NowNanos()),
                                          manifest::StepGenerationOf(seen) + manifest::kGenerationParts);
-    start = StartOf(step, options).U64(generation).U8(base != nullptr ? 1 : 0).Finish();
+    start = StartOf(step, options).U64(generation).U8(base != nullptr ? 1 : 0).Bytes(rider).Finish();
   } else {
-    start = StartOf(step, options).Finish();
+    start = StartOf(step, options).Bytes(rider).Finish();
   }
   std::vector<std::string> all;
   if (Status agreed = coord::AgreeAndGather(c, local, start, &all, {}, call); !agreed.ok()) {
@@ -163,6 +164,8 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
   session->options = options;
   session->generation = in.U64();
   const bool has_base = in.U8() != 0;
+  std::vector<std::string> rode(all.size());
+  rode[0] = in.Bytes();
   DCP_RETURN_IF_ERROR(in.Finish().Annotate(what));
   // Every rank's step, so that ranks that resolved "the next step" apart
   // (each from its own view of a shared filesystem) fail together instead of
@@ -175,6 +178,7 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
     const bool their_parallel = theirs.U8() != 0;
     const uint64_t their_chunk_bytes = theirs.U64();
     const bool their_overwrite = theirs.U8() != 0;
+    rode[r] = theirs.Bytes();
     DCP_RETURN_IF_ERROR(theirs.Finish().Annotate(what));
     const std::string rank = "rank " + std::to_string(r);
     if (their_step != first_step) {
@@ -212,51 +216,87 @@ Result<std::unique_ptr<PutSession>> BeginStep(Communicator* c, StoreContext* sto
     }
     session->base = std::move(base);
   }
+  if (riders != nullptr) *riders = std::move(rode);
   return session;
 }
 
-Status WritePart(Communicator* c, StoreContext* store, PutSession* session, const StateDict& state,
-                 const Status& caller, SaveReport* report, Status* unagreed) {
-  Status local = caller;
-  if (local.ok() && (session == nullptr || session->comm != c)) {
-    local = Status::FailedPrecondition("no write session is open (BeginStep first)");
-  }
-  if (local.ok() && !session->broken.ok()) {
-    local = Status::FailedPrecondition("the write session failed (" + session->broken.message() +
-                                       "); AbortStep and start again");
-  }
-  if (local.ok() && session->parts + 1 >= manifest::kGenerationParts) {
-    local = Status::FailedPrecondition("step " + std::to_string(session->step) + " already has " +
-                                       std::to_string(session->parts) + " parts, the most one step may have");
-  }
-  const std::string what =
-      "put of step " + std::to_string(session != nullptr ? session->step : 0) +
-      (session != nullptr && session->parts > 0 ? " (part " + std::to_string(session->parts) + ")" : "");
-  const int rank = c->rank();
+namespace {
 
-  // A. Local validation.
+// Step A of a part (put.h) on this rank: its verdict, and what the exchange
+// sends for it.
+struct LocalPart {
+  Status status;
   sharding::FlatState flat;
   codec::Hash128 common_hash;
   std::string common_encoded;  // rank 0 keeps it: a one-part step commits these bytes
-  if (local.ok()) local = sharding::FlattenForSave(state, &flat);
-  if (local.ok()) local = sharding::ValidateLocalSave(flat);
-  if (local.ok()) {
-    auto encoded = manifest::EncodeCommonState(flat.common);
+  manifest::SplitDecl mine;    // declarations: main shards, and the non-main ones sent once per set
+};
+
+// Local only, so that Put can run it before its start round. Nothing of
+// `state` is looked at where `local` (the caller's verdict) failed.
+void ValidateLocalPart(const StateDict& state, const Status& local, LocalPart* part) {
+  part->status = local;
+  if (part->status.ok()) part->status = sharding::FlattenForSave(state, &part->flat);
+  if (part->status.ok()) part->status = sharding::ValidateLocalSave(part->flat);
+  if (part->status.ok()) {
+    auto encoded = manifest::EncodeCommonState(part->flat.common);
     if (encoded.ok()) {
-      common_hash = codec::ContentHash128(encoded->data(), encoded->size());
-      common_encoded = std::move(encoded).value();
+      part->common_hash = codec::ContentHash128(encoded->data(), encoded->size());
+      part->common_encoded = std::move(encoded).value();
     } else {
-      local = encoded.status();
+      part->status = encoded.status();
     }
   }
+  if (part->status.ok()) part->mine = manifest::SplitRankDecl(sharding::DeclareState(part->flat, part->common_hash));
+}
+
+// Step A's verdict and replica signature as Put's start round carries them
+// for every rank (its rider).
+std::string SignedPart(const LocalPart& part) {
+  return wire::Writer()
+      .PutStatus(part.status)
+      .Raw(part.status.ok() ? manifest::EncodeSignature(part.mine.signature) : std::string())
+      .Finish();
+}
+
+// The agreement on step A from every rank's SignedPart, as the exchange's
+// first all-gather would reach it (coord::AgreeAndGather's rule; a malformed
+// message is its rank's failure); `signatures` gets each rank's signature.
+Status AgreeOnSignedParts(const std::vector<std::string>& signed_parts, std::vector<std::string>* signatures) {
+  std::vector<Status> statuses(signed_parts.size());
+  signatures->assign(signed_parts.size(), std::string());
+  for (size_t r = 0; r < signed_parts.size(); ++r) {
+    wire::Reader in(signed_parts[r], "signed declarations");
+    Status status = in.GetStatus();
+    const std::string_view signature = in.Rest();
+    Status read = in.Finish();
+    statuses[r] = read.ok() ? std::move(status) : std::move(read);
+    if (read.ok()) (*signatures)[r] = std::string(signature);
+  }
+  return coord::CombineStatuses(statuses);
+}
+
+// Steps B and C of a part whose step A is `part`. `signed_parts`: every
+// rank's SignedPart, gathered already (by Put's start round); null: the
+// exchange's first all-gather carries the agreement on A.
+Status WriteValidatedPart(Communicator* c, StoreContext* store, PutSession* session, LocalPart* part,
+                          const std::vector<std::string>* signed_parts, const std::string& what, SaveReport* report,
+                          Status* unagreed) {
+  const int rank = c->rank();
+  sharding::FlatState& flat = part->flat;
+  manifest::SplitDecl& mine = part->mine;
   // B. Exchange declarations, non-main replicas sent once per distinct set
   // (manifest/exchange_codec.h: two all-gathers, the first carrying the
-  // agreement on A); validate the global picture everywhere.
-  manifest::SplitDecl mine;
-  if (local.ok()) mine = manifest::SplitRankDecl(sharding::DeclareState(flat, common_hash));
+  // agreement on A, unless Put's start round carried it); validate the
+  // global picture everywhere.
   std::vector<std::string> all;
-  DCP_RETURN_IF_ERROR(
-      coord::AgreeAndGather(c, local, local.ok() ? manifest::EncodeSignature(mine.signature) : "", &all, what));
+  if (signed_parts == nullptr) {
+    const Status& local = part->status;
+    DCP_RETURN_IF_ERROR(
+        coord::AgreeAndGather(c, local, local.ok() ? manifest::EncodeSignature(mine.signature) : "", &all, what));
+  } else {
+    DCP_RETURN_IF_ERROR(AgreeOnSignedParts(*signed_parts, &all).Annotate(what));
+  }
   PutSession& s = *session;
   Status global;
   std::vector<manifest::ReplicaSignature> signatures;
@@ -357,11 +397,38 @@ Status WritePart(Communicator* c, StoreContext* store, PutSession* session, cons
   s.object_cells.insert(cells.begin(), cells.end());
   if (rank == 0) {
     MergeCommon(flat.common, &s.common);
-    s.common_encoded = s.parts == 1 ? std::move(common_encoded) : std::string();
+    s.common_encoded = s.parts == 1 ? std::move(part->common_encoded) : std::string();
   }
   const SaveReport part_report = Report(stats, &s.report);
   if (report != nullptr) *report = part_report;
   return Status::OK();
+}
+
+// "put of step N" (and the part, after the first), for messages.
+std::string PartWhat(const PutSession* session) {
+  return "put of step " + std::to_string(session != nullptr ? session->step : 0) +
+         (session != nullptr && session->parts > 0 ? " (part " + std::to_string(session->parts) + ")" : "");
+}
+
+}  // namespace
+
+Status WritePart(Communicator* c, StoreContext* store, PutSession* session, const StateDict& state,
+                 const Status& caller, SaveReport* report, Status* unagreed) {
+  Status local = caller;
+  if (local.ok() && (session == nullptr || session->comm != c)) {
+    local = Status::FailedPrecondition("no write session is open (BeginStep first)");
+  }
+  if (local.ok() && !session->broken.ok()) {
+    local = Status::FailedPrecondition("the write session failed (" + session->broken.message() +
+                                       "); AbortStep and start again");
+  }
+  if (local.ok() && session->parts + 1 >= manifest::kGenerationParts) {
+    local = Status::FailedPrecondition("step " + std::to_string(session->step) + " already has " +
+                                       std::to_string(session->parts) + " parts, the most one step may have");
+  }
+  LocalPart part;
+  ValidateLocalPart(state, local, &part);
+  return WriteValidatedPart(c, store, session, &part, nullptr, PartWhat(session), report, unagreed);
 }
 
 Status WriteLocalPart(StoreContext* store, PutSession* session, std::vector<manifest::TensorEntry> entries,
@@ -419,10 +486,19 @@ Status Commit(StoreContext* store, std::unique_ptr<PutSession> s, const Status& 
 
 Status Put(Communicator* c, StoreContext* store, uint64_t step, const StateDict& state, const SaveOptions& options,
            const Status& local, SaveReport* report) {
-  DCP_ASSIGN_OR_RETURN(std::unique_ptr<PutSession> session, BeginStep(c, store, step, options, local, "Put"));
+  // Step A runs before the start round, and its verdict and signature ride
+  // on it: one round less than BeginStep and WritePart. The start's own
+  // failures still come first (the agreement on A is reached after them,
+  // from the same bytes on every rank).
+  LocalPart part;
+  ValidateLocalPart(state, local, &part);
+  std::vector<std::string> signed_parts;
+  DCP_ASSIGN_OR_RETURN(std::unique_ptr<PutSession> session,
+                       BeginStep(c, store, step, options, local, "Put", SignedPart(part), &signed_parts));
   Status written;
   // Every rank failed the same way, or none did: every rank drops the session.
-  DCP_RETURN_IF_ERROR(WritePart(c, store, session.get(), state, Status::OK(), nullptr, &written));
+  DCP_RETURN_IF_ERROR(WriteValidatedPart(c, store, session.get(), &part, &signed_parts, PartWhat(session.get()),
+                                         nullptr, &written));
   return Commit(store, std::move(session), written, report);
 }
 

@@ -9,7 +9,9 @@
 //              if there is one
 //   WritePart  A. local validation (view vs declaration, offsets, duplicates)
 //              B. exchange of shard declarations (two all-gathers, the first
-//                 carrying the agreement on A); global validation on every
+//                 carrying the agreement on A and the replica signatures;
+//                 in Put, BeginStep's all-gather carries those instead, and
+//                 B is one all-gather); global validation on every
 //                 rank from the same gathered bytes, including that the
 //                 part's keys are new to the step: the same verdict
 //                 everywhere, without a round
@@ -20,9 +22,12 @@
 //                 one agreement on the outcome
 //   Commit     rank 0 merges the fragments and publishes the manifest
 //              (commit.h: a gather and a broadcast)
-// Put is one session with one part, in five rounds, six when an incremental
-// put has a base: its write outcome rides on the commit's gather instead of
-// an agreement of its own.
+// Put is one session with one part, in four rounds, five when an incremental
+// put has a base: A runs before BeginStep, whose all-gather carries A's
+// verdict and signature (BeginStep's own checks still come first: the
+// agreement on A is reached after them, from the same gathered bytes), and
+// its write outcome rides on the commit's gather instead of an agreement of
+// its own.
 //
 // Collective discipline: every rank runs the same sequence of collectives
 // whatever happens locally; a local error is carried to the next agreement
@@ -78,8 +83,11 @@ uint64_t StepOfRank0(const std::vector<std::string>& payloads, uint64_t own);
 // fails every rank. `call` names the API call ("Put", "BeginStep"): a rank in
 // another call fails every rank (coord::AgreeAndGather). REQUIRES:
 // store->own() is not null where `local` is OK.
+// `rider`, this rank's, rides on the all-gather; `riders` (if not null) gets
+// every rank's, in rank order, where the session starts.
 Result<std::unique_ptr<PutSession>> BeginStep(Communicator* comm, StoreContext* store, uint64_t step,
-                                              const SaveOptions& options, const Status& local, std::string_view call);
+                                              const SaveOptions& options, const Status& local, std::string_view call,
+                                              std::string_view rider = {}, std::vector<std::string>* riders = nullptr);
 
 // Collective over `comm`: writes one part of the step. `session` may be null
 // or belong to another communicator on some rank (an error there, agreed on

@@ -60,6 +60,35 @@ TEST_CASE("a caller's refusal on one rank refuses the put on every rank and writ
   CHECK(steps->empty());
 }
 
+// Put's start all-gather carries every rank's local validation (step A) too;
+// the start's own checks still win, as when A had a round of its own.
+TEST_CASE("a put's local validation rides on its start round, after the start's own checks", "[protocol]") {
+  testing::TempDir dir;
+  std::vector<Status> first(kRanks), both(kRanks), invalid(kRanks);
+  std::vector<int> rounds(kRanks);
+  RunOnStore(dir.path(), kRanks, [&](int rank, Communicator* inner, StoreContext* store) {
+    testing::CountingCommunicator comm(inner);
+    RankState s = WState(rank, kRanks, /*fill=*/true);
+    first[rank] = Put(&comm, store, 5, s.dict, SaveOptions(), Status::OK(), nullptr);
+    if (rank == 2) s.dict.Add("iteration", Value(int64_t{8}));  // a duplicate key: step A fails on rank 2
+    // Step 5 exists (rank 0's start check) and rank 2's state is invalid.
+    both[rank] = Put(&comm, store, 5, s.dict, SaveOptions(), Status::OK(), nullptr);
+    comm.Reset();
+    invalid[rank] = Put(&comm, store, 6, s.dict, SaveOptions(), Status::OK(), nullptr);
+    rounds[rank] = comm.rounds();
+  });
+  for (int r = 0; r < kRanks; ++r) {
+    INFO("rank " << r);
+    REQUIRE_OK(first[r]);
+    CHECK_THAT(both[r], StatusIs(StatusCode::kAlreadyExists, "step 5 already exists"));
+    CHECK(both[r].message().find("ranks failed") == std::string::npos);
+    CHECK_THAT(invalid[r],
+               StatusIs(StatusCode::kInvalidArgument, "put of step 6: rank 2: duplicate state dict key 'iteration'"));
+    CHECK(rounds[r] == 2);  // refused after the start round (and the base manifest's broadcast), nothing written
+  }
+  CHECK_FALSE(storage::StepExists(dir.path(), 6));
+}
+
 TEST_CASE("a part on a rank without the session fails on every rank, and the session goes on", "[protocol]") {
   testing::TempDir dir;
   std::vector<Status> part(kRanks), commit(kRanks);
@@ -106,7 +135,7 @@ TEST_CASE("an incremental put gets rank 0's base on every rank and references wh
     CHECK(first[r].chunks_referenced == 0);
     CHECK(second[r].chunks_written == 0);
     CHECK(second[r].chunks_referenced == first[r].chunks_written);
-    CHECK(rounds[r] == 6);  // 5, and the base manifest's broadcast
+    CHECK(rounds[r] == 5);  // 4, and the base manifest's broadcast
   }
 }
 
