@@ -281,8 +281,8 @@ def _comm_worker(rank, world, tmp, out):
     _init(rank, world, tmp)
     from dcp.comm import TorchCommunicator
     c = TorchCommunicator()
-    assert 248 <= c._gather_slot <= c._bcast_slot == (64 << 10) - 8
-    sizes = [0, 1, 248, 249, c._gather_slot, c._gather_slot + 1, c._bcast_slot, c._bcast_slot + 1, 200000]
+    assert 248 <= c._gather_slot == (64 << 10) - 8 < c._bcast_slot == (256 << 10) - 8
+    sizes = [0, 1, 248, 249, c._gather_slot, c._gather_slot + 1, 200000, c._bcast_slot, c._bcast_slot + 1]
     msg = lambda r, n: bytes((r * 7 + i) % 256 for i in range(n))  # noqa: E731
     ok = True
     for n in sizes:
@@ -300,7 +300,7 @@ def _comm_worker(rank, world, tmp, out):
     if rank in (1, 2):
         s = TorchCommunicator(sub)
         me = rank - 1
-        for n in (5, 300, 200000):
+        for n in (5, 300, 200000, 300000):
             ok &= s.allgather(msg(me, n + me)) == [msg(r, n + r) for r in range(2)]
             ok &= s.broadcast(1, msg(9, n) if me == 1 else b"") == msg(9, n)
             ok &= s.gather(1, msg(me, n)) == ([msg(r, n) for r in range(2)] if me == 1 else [])

@@ -39,7 +39,7 @@ class TorchCommunicator:
         self.size = dist.get_world_size(self._group)
         self._ranks = ranks
         self._gather_slot = max(self._SLOT_MIN, min(self._SLOT_MAX, self._GATHER_BYTES // self.size - 8))
-        self._bcast_slot = self._SLOT_MAX
+        self._bcast_slot = self._BCAST_SLOT
 
     def _global(self, r):
         return r if self._ranks is None else self._ranks[r]
@@ -78,14 +78,17 @@ class TorchCommunicator:
     # after an 8-byte length; only longer ones take a second collective for
     # the rest. A collective of a few ranks costs about the same up to
     # hundreds of KiB (measured with 4 ranks on 2 cores: gloo's all-gather
-    # 3.3-3.8 ms from 256 bytes to 256 KiB, a broadcast about 1 ms up to 64
-    # KiB, _all_gather's gather and broadcast 1.2 ms with 264-byte slots and
-    # 1.5 ms with 64 KiB ones), so slots are large; an all-gather's come
-    # from every rank, so they shrink as the group grows (_GATHER_BYTES per
-    # round in all, never below _SLOT_MIN).
+    # 3.3-3.8 ms from 256 bytes to 256 KiB, a broadcast 0.9-1.1 ms up to 256
+    # KiB and 1.6 ms at 1 MiB, _all_gather's gather and broadcast 1.2-1.6 ms
+    # up to 64 KiB slots, 2.3 ms at 128 KiB and 2.7 ms at 256 KiB), so slots
+    # are large: a broadcast's 256 KiB (a manifest of a few hundred tensors
+    # in one round); an all-gather's come from every rank, so they are at most
+    # 64 KiB and shrink as the group grows (_GATHER_BYTES per round in all,
+    # never below _SLOT_MIN).
     _SLOT_MIN = 248
     _SLOT_MAX = (64 << 10) - 8
     _GATHER_BYTES = 256 << 10
+    _BCAST_SLOT = (256 << 10) - 8
 
     def _slot(self, data, slot):
         t = self._torch
