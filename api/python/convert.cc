@@ -184,7 +184,9 @@ py::object FromValue(const Value& v) {
 
 TensorView ToView(const py::handle& desc, const std::string& what) {
   const py::tuple d = py::reinterpret_borrow<py::tuple>(desc);
-  if (d.size() != 6) ThrowIfError(Status::InvalidArgument(what + ": malformed tensor descriptor"));
+  // (ptr, dtype, shape, strides, device, index, owner): the owner (a copy the
+  // view reads, or None) lives as long as the descriptor; C++ does not use it.
+  if (d.size() != 7) ThrowIfError(Status::InvalidArgument(what + ": malformed tensor descriptor"));
   const uintptr_t ptr = py::cast<uintptr_t>(d[0]);
   auto dtype = DTypeFromName(py::cast<std::string>(d[1]));
   if (!dtype) ThrowIfError(Status::InvalidArgument(what + ": dtype " + py::cast<std::string>(d[1]) + " is not supported"));

@@ -30,6 +30,8 @@ constexpr DTypeTraits kTraits[] = {
     {DType::kUInt16, 2, false, "uint16"},
     {DType::kUInt32, 4, false, "uint32"},
     {DType::kUInt64, 8, false, "uint64"},
+    {DType::kComplex64, 8, false, "complex64"},
+    {DType::kComplex128, 16, false, "complex128"},
 };
 
 const DTypeTraits* Find(DType dtype) {
@@ -59,6 +61,8 @@ bool IsFloatingPoint(DType dtype) {
   const DTypeTraits* t = Find(dtype);
   return t && t->floating;
 }
+
+bool IsComplex(DType dtype) { return dtype == DType::kComplex64 || dtype == DType::kComplex128; }
 
 std::string_view DTypeName(DType dtype) {
   const DTypeTraits* t = Find(dtype);

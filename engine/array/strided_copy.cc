@@ -23,6 +23,7 @@ void CopyInner(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n, si
     case 2: CopyElements<2>(src, ss, dst, ds, n); return;
     case 4: CopyElements<4>(src, ss, dst, ds, n); return;
     case 8: CopyElements<8>(src, ss, dst, ds, n); return;
+    case 16: CopyElements<16>(src, ss, dst, ds, n); return;
     default:
       for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * ds, src + i * ss, elem);
   }

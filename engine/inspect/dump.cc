@@ -117,11 +117,14 @@ std::string_view NpyDescr(DType dtype) {
     case DType::kBFloat16:
     case DType::kFloat8E4M3:
     case DType::kFloat8E5M2: return "<f4";
+    case DType::kComplex64: return "<c8";
+    case DType::kComplex128: return "<c16";
   }
   return "|u1";
 }
 
 std::string_view NpyRawDescr(DType dtype) {
+  if (IsComplex(dtype)) return NpyDescr(dtype);  // NumPy's complex types are the stored bits
   switch (DTypeSize(dtype)) {
     case 2: return "<u2";
     case 4: return "<u4";

@@ -31,6 +31,15 @@ std::string FormatFloat(T v) {
   return fmt::format("{}", v);
 }
 
+// A complex element as Python and NumPy print it without parentheses:
+// "1.5-2j", "0+0j", "nan+infj".
+template <typename T>
+std::string FormatComplex(const void* p) {
+  const T re = Load<T>(p), im = Load<T>(static_cast<const char*>(p) + sizeof(T));
+  const std::string imag = FormatFloat(im);
+  return FormatFloat(re) + (imag[0] == '-' ? "" : "+") + imag + "j";
+}
+
 // Narrower formats: enough significant digits to tell any two values of the
 // format apart (ceil(mantissa bits * log10 2) + 1).
 std::string FormatNarrow(double v, int digits) {
@@ -109,6 +118,8 @@ double ElementToDouble(DType dtype, const void* p) {
     case DType::kFloat64: return Load<double>(p);
     case DType::kFloat8E4M3: return Float8E4M3ToFloat(Load<uint8_t>(p));
     case DType::kFloat8E5M2: return Float8E5M2ToFloat(Load<uint8_t>(p));
+    case DType::kComplex64: return std::hypot(Load<float>(p), Load<float>(static_cast<const char*>(p) + 4));
+    case DType::kComplex128: return std::hypot(Load<double>(p), Load<double>(static_cast<const char*>(p) + 8));
   }
   return std::numeric_limits<double>::quiet_NaN();
 }
@@ -130,6 +141,8 @@ std::string FormatElement(DType dtype, const void* p) {
     case DType::kBFloat16: return FormatNarrow(ElementToDouble(dtype, p), 4);
     case DType::kFloat8E4M3:
     case DType::kFloat8E5M2: return FormatNarrow(ElementToDouble(dtype, p), 3);
+    case DType::kComplex64: return FormatComplex<float>(p);
+    case DType::kComplex128: return FormatComplex<double>(p);
   }
   return "?";
 }

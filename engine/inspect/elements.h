@@ -1,8 +1,9 @@
 // Copyright (c) dcp authors.
 //
 // Reading tensor elements for people: every dtype dcp stores, decoded to a
-// number (fp8, float16 and bfloat16 included), formatted for display, and
-// summarised as streaming statistics over any number of blocks.
+// number (fp8, float16 and bfloat16 included; complex numbers to their
+// magnitudes), formatted for display, and summarised as streaming statistics
+// over any number of blocks.
 //
 // fp8 formats follow the OCP 8-bit floating point spec as PyTorch implements
 // them: float8_e4m3 is E4M3FN (bias 7, no infinities, S.1111.111 is NaN) and
@@ -30,13 +31,16 @@ float Float8E4M3ToFloat(uint8_t bits);
 float Float8E5M2ToFloat(uint8_t bits);
 
 // The element at `p` as a double (bool: 0 or 1; 64-bit integers beyond 2^53
-// are rounded). REQUIRES: `p` points at DTypeSize(dtype) bytes.
+// are rounded; a complex number: its magnitude |z|, so the statistics below
+// of a complex tensor are those of its magnitudes). REQUIRES: `p` points at
+// DTypeSize(dtype) bytes.
 double ElementToDouble(DType dtype, const void* p);
 
 // The element at `p` for display: integers exactly; float32 and float64 with
 // the shortest digits that round-trip ("0.1", not "0.10000000149"); float16,
 // bfloat16 and fp8 with as many significant digits as tell any two of their
-// values apart (5, 4, 3); "nan", "inf", "-inf"; bools "true"/"false".
+// values apart (5, 4, 3); "nan", "inf", "-inf"; bools "true"/"false";
+// complex numbers as Python prints them without parentheses ("1.5-2j").
 std::string FormatElement(DType dtype, const void* p);
 
 // Count, NaN and infinity counts, min, max, mean and standard deviation

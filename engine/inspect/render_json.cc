@@ -22,10 +22,20 @@ json Float(double v) {
   return v;
 }
 
-// One element as a JSON number (integers exactly), bool, or string for
-// non-finite floats.
+// The (real, imaginary) parts of a complex element as a JSON pair.
+template <typename T>
+json ComplexPair(const char* p) {
+  T part[2];
+  std::memcpy(part, p, sizeof(part));
+  return json::array({Float(part[0]), Float(part[1])});
+}
+
+// One element as a JSON number (integers exactly), bool, string for
+// non-finite floats, or [real, imaginary] for a complex number.
 json Element(DType dtype, const char* p) {
   switch (dtype) {
+    case DType::kComplex64: return ComplexPair<float>(p);
+    case DType::kComplex128: return ComplexPair<double>(p);
     case DType::kBool: return *p != 0;
     case DType::kInt64: {
       int64_t v;

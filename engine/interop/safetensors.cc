@@ -25,6 +25,7 @@ constexpr struct {
     {DType::kUInt16, "U16"},     {DType::kUInt32, "U32"},   {DType::kUInt64, "U64"},
     {DType::kFloat16, "F16"},    {DType::kBFloat16, "BF16"}, {DType::kFloat32, "F32"},
     {DType::kFloat64, "F64"},    {DType::kFloat8E4M3, "F8_E4M3"}, {DType::kFloat8E5M2, "F8_E5M2"},
+    {DType::kComplex64, "C64"},  // safetensors has no complex128
 };
 
 Status Bad(const std::string& path, const std::string& what) {
@@ -178,7 +179,10 @@ Result<std::string> EncodeSafetensorsHeader(const std::vector<SafetensorsTensor>
       return Status::InvalidArgument("a tensor named '__metadata__' cannot be written: safetensors reserves the name");
     }
     const std::string_view dtype = SafetensorsDType(t.dtype);
-    if (dtype.empty()) return Status::InvalidArgument("tensor '" + t.name + "' has a dtype safetensors lacks");
+    if (dtype.empty()) {
+      return Status::InvalidArgument("tensor '" + t.name + "' has dtype " + std::string(DTypeName(t.dtype)) +
+                                     ", which safetensors lacks");
+    }
     header[t.name] = {{"dtype", dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes}}};
     offset += t.bytes;
   }

@@ -118,14 +118,16 @@ Status Encode(const Job& job, const WriteRequest& request, const SaveOptions& op
     raw = slot->staging.data();
   }
   if (MatchesBase(job, request, raw, src.size_bytes(), out, &hash)) return Status::OK();
-  // Byte planes only pay for floating-point values (shared sign/exponent bytes).
+  // Byte planes only pay for floating-point values (shared sign/exponent
+  // bytes); a complex number's planes are those of its two float parts.
   Compression compression = options.compression;
-  if (compression == Compression::kLz4BytePlane && !IsFloatingPoint(src.dtype())) compression = Compression::kLz4;
+  const bool floating = IsFloatingPoint(src.dtype()), complex = IsComplex(src.dtype());
+  if (compression == Compression::kLz4BytePlane && !floating && !complex) compression = Compression::kLz4;
   // The caller's own bytes stay put until the writer has them; this slot's
   // staging is overwritten by the batch's next job.
   const bool in_place = raw == src.data();
   const size_t size = src.size_bytes();
-  const size_t elem = DTypeSize(src.dtype());
+  const size_t elem = DTypeSize(src.dtype()) / (complex ? 2 : 1);
   out->header = in_place ? slot->encoder.EncodeHeaderIfRaw(raw, size, elem, compression, &out->record, &hash)
                          : slot->encoder.Encode(raw, size, elem, compression, &out->record, &hash);
   out->payload = in_place && out->header.codec == codec::ChunkCodec::kRaw ? static_cast<const char*>(raw) : nullptr;

@@ -32,10 +32,13 @@ TEST_CASE("every dtype and rank 0..4 round-trips on one rank", "[api]") {
     }
   }
   std::string why;
-  REQUIRE(AllOk(SaveAll(dir.path(), 1, 1, specs), &why));
-  const auto loaded = LoadAll(dir.path(), 1, 1, specs);
+  const bool saved = AllOk(SaveAll(dir.path(), 1, 1, specs), &why);
   INFO(why);
-  REQUIRE(AllOk(loaded, &why));
+  REQUIRE(saved);
+  const auto loaded = LoadAll(dir.path(), 1, 1, specs);
+  const bool ok = AllOk(loaded, &why);
+  INFO(why);
+  REQUIRE(ok);
   REQUIRE(loaded.common[0].Find("iteration") != nullptr);
   CHECK(loaded.common[0].Find("iteration")->as_int() == 1);
 }

@@ -23,12 +23,14 @@ namespace {
 namespace ta = torch_adapter;
 using testing::StatusIs;
 
-const std::vector<at::ScalarType> kTypes = {at::kBool, at::kByte,  at::kChar,     at::kShort, at::kInt,
-                                            at::kLong, at::kHalf, at::kBFloat16, at::kFloat, at::kDouble};
+const std::vector<at::ScalarType> kTypes = {at::kBool,  at::kByte,     at::kChar,  at::kShort,
+                                            at::kInt,   at::kLong,     at::kHalf,  at::kBFloat16,
+                                            at::kFloat, at::kDouble,   at::kComplexFloat, at::kComplexDouble};
 
 at::Tensor Random(at::ScalarType type, at::IntArrayRef shape, int64_t seed) {
   torch::manual_seed(seed);
   if (type == at::kBool) return torch::rand(shape) > 0.5;
+  if (at::isComplexType(type)) return torch::randn(shape, at::TensorOptions().dtype(type));
   if (at::isFloatingType(type)) return torch::randn(shape).to(type);
   return torch::randint(-100, 100, shape).to(type);
 }
@@ -153,8 +155,17 @@ TEST_CASE("torch errors: undefined, sparse, unsupported dtypes", "[torch]") {
   at::Tensor sparse = torch::eye(3).to_sparse();
   REQUIRE_THAT(ta::Sharded("s", sparse).status(),
                StatusIs(StatusCode::kInvalidArgument, "only strided (dense) tensors can be checkpointed"));
-  REQUIRE_THAT(ta::Sharded("c", torch::zeros({2}, at::kComplexFloat)).status(),
-               StatusIs(StatusCode::kInvalidArgument, "torch dtype ComplexFloat cannot be stored by dcp"));
+  REQUIRE_THAT(ta::Sharded("c", torch::zeros({2}, at::kComplexHalf)).status(),
+               StatusIs(StatusCode::kInvalidArgument, "torch dtype ComplexHalf cannot be stored by dcp"));
+  // Lazily conjugated / negated views: their memory is not their values.
+  const at::Tensor z = torch::randn({3}, at::TensorOptions().dtype(at::kComplexFloat));
+  REQUIRE(z.conj().is_conj());
+  REQUIRE_THAT(ta::Sharded("j", z.conj()).status(),
+               StatusIs(StatusCode::kInvalidArgument, "key 'j': tensor is a lazily conjugated view"));
+  REQUIRE(at::imag(z.conj()).is_neg());
+  REQUIRE_THAT(ta::Sharded("n", at::imag(z.conj())).status(),
+               StatusIs(StatusCode::kInvalidArgument, "key 'n': tensor is a lazily negated view"));
+  CHECK(ta::Sharded("r", z.conj().resolve_conj()).ok());
   ShardedTensor fp8;
   fp8.key = "f8";
   fp8.dtype = DType::kFloat8E4M3;

@@ -351,3 +351,33 @@ def test_one_process_reader_follows_the_latest_step(tmp_path):
         sd = {"w": torch.zeros(3, 2), "n": -1}
         dist_cp.load(sd, storage_reader=reader, planner=LoadPlanner())
         assert torch.equal(sd["w"], torch.full((3, 2), value)) and sd["n"] == step
+
+
+class _Rotary(torch.nn.Module):
+    """A torchtitan-like model: its rotary table `freqs_cis` is a persistent complex64 buffer."""
+
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.tok = torch.nn.Embedding(16, 8)
+        angles = torch.outer(torch.arange(6, dtype=torch.float32), torch.rand(4))
+        self.register_buffer("freqs_cis", torch.polar(torch.ones_like(angles), angles), persistent=True)
+
+
+@pytest.mark.parametrize("planners", ["dcp", "default"])
+def test_complex_buffers_round_trip(tmp_path, planners):
+    """torchtitan's Llama keeps freqs_cis (complex64) in its state dict: dcp's storage stores it, with
+    dcp's planners and with DCP's defaults, and DCP's metadata says complex64."""
+    root = str(tmp_path / "store")
+    src = _Rotary(seed=1)
+    save_planner, load_planner = (SavePlanner(), LoadPlanner()) if planners == "dcp" else (None, None)
+    dist_cp.save({"model": src.state_dict()}, storage_writer=StorageWriter(root), planner=save_planner)
+    dst = _Rotary(seed=2)
+    assert not torch.equal(dst.freqs_cis, src.freqs_cis)
+    sd = {"model": dst.state_dict()}
+    dist_cp.load(sd, storage_reader=StorageReader(root), planner=load_planner)
+    dst.load_state_dict(sd["model"])
+    assert dst.freqs_cis.dtype == torch.complex64 and torch.equal(dst.freqs_cis, src.freqs_cis)
+    assert torch.equal(dst.tok.weight, src.tok.weight)
+    meta = StorageReader(root).read_metadata()
+    assert meta.state_dict_metadata["model.freqs_cis"].properties.dtype == torch.complex64

@@ -14,12 +14,23 @@ def arange(shape, dtype=torch.float32, start=0):
 
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
-          torch.int8, torch.uint8, torch.bool]
+          torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128]
+
+
+def carange(shape, dtype=torch.complex64):
+    """Complex values with distinct real and imaginary parts: k + (100 + k)j."""
+    real = torch.float32 if dtype == torch.complex64 else torch.float64
+    return torch.complex(arange(shape, real), arange(shape, real, start=100))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_every_torch_dtype_round_trips(tmp_path, dtype):
-    src = arange((5, 7), dtype) if dtype != torch.bool else arange((5, 7)) % 3 == 0
+    if dtype == torch.bool:
+        src = arange((5, 7)) % 3 == 0
+    elif dtype.is_complex:
+        src = carange((5, 7), dtype)
+    else:
+        src = arange((5, 7), dtype)
     dcp.save({"t": dcp.ShardedTensor.from_rank_offsets("t", src)}, tmp_path)
     out = torch.zeros_like(src)
     state = dcp.load({"t": dcp.ShardedTensor.from_rank_offsets("t", out)}, tmp_path)
@@ -248,6 +259,60 @@ def test_remove_sharded_tensors(tmp_path):
               "drop": dcp.ShardedTensor.from_rank_offsets("drop.w", arange((2,)))}, tmp_path)
     assert dcp.remove_sharded_tensors(tmp_path, "drop") == ["drop.w"]
     assert set(dcp.load_tensors_metadata(tmp_path)) == {"keep.w"}
+
+
+def test_complex_numbers_torch_numpy_lazy_views_and_tools(tmp_path, capfd):
+    # torchtitan's rotary table is a complex64 buffer in the model's state dict.
+    freqs = carange((6, 4))
+    np_z = (np.arange(12).reshape(3, 4) + 1j * np.arange(12, 24).reshape(3, 4)).astype(np.complex128)[:, 1:3]
+    z = carange((4,), torch.complex128)
+    sd = {"freqs_cis": dcp.ShardedTensor.from_rank_offsets("freqs_cis", freqs),
+          "np": dcp.ShardedTensor.from_rank_offsets("np", np_z),  # a strided NumPy view
+          # Lazily conjugated and negated views are saved as their values, not their memory.
+          "conj": dcp.ShardedTensor.from_rank_offsets("conj", z.conj()),
+          "neg": dcp.ShardedTensor.from_rank_offsets("neg", z.conj().imag),
+          "common": {"small": carange((2,)), "small_conj": carange((2,)).conj()}}
+    assert sd["conj"].data.is_conj() and sd["neg"].data.is_neg()
+    dcp.save(sd, tmp_path, step=3)
+    out = {"freqs_cis": dcp.ShardedTensor.from_rank_offsets("freqs_cis", torch.zeros(6, 4, dtype=torch.complex64)),
+           "np": dcp.ShardedTensor.from_rank_offsets("np", np.zeros((3, 2), dtype=np.complex128)),
+           "conj": dcp.ShardedTensor.from_rank_offsets("conj", torch.zeros(4, dtype=torch.complex128)),
+           "neg": dcp.ShardedTensor.from_rank_offsets("neg", torch.zeros(4, dtype=torch.float64))}
+    got = dcp.load(out, tmp_path, step=3)
+    assert torch.equal(got["freqs_cis"], freqs)
+    assert (got["np"] == np_z).all() and got["np"].dtype == np.complex128
+    assert torch.equal(got["conj"], z.conj().resolve_conj())
+    assert torch.equal(got["neg"], -z.imag) and not got["neg"].is_neg()
+    common = dcp.load_common_state_dict(tmp_path, step=3)["common"]
+    assert torch.equal(common["small"], carange((2,)))
+    assert torch.equal(common["small_conj"], carange((2,)).conj().resolve_conj())
+    meta = dcp.load_tensors_metadata(tmp_path, step=3)
+    assert meta["freqs_cis"].dtype == torch.complex64 and meta["np"].dtype == torch.complex128
+    # Loading into a lazily conjugated view would write values into memory that means their conjugates.
+    dest = torch.zeros(4, dtype=torch.complex128).conj()
+    with pytest.raises(ValueError, match="tensor 'conj'.*cannot load into a lazily conjugated or negated view"):
+        dcp.load({"conj": dcp.ShardedTensor.from_rank_offsets("conj", dest)}, tmp_path, step=3)
+    # The tools: values as Python prints them, safetensors' C64 (it has no complex128).
+    assert inspect_cli.main([str(tmp_path), "dump", "3", "freqs_cis"]) == 0
+    assert "1+101j" in capfd.readouterr().out
+    assert inspect_cli.main([str(tmp_path), "--json", "dump", "3", "freqs_cis"]) == 0
+    import json
+    dumped = json.loads(capfd.readouterr().out)
+    assert dumped["head"][:2] == [[0.0, 100.0], [1.0, 101.0]]  # [real, imaginary]
+    assert dumped["stats"]["min"] == 100.0  # of the magnitudes: |0 + 100j|
+    for raw in ([], ["--raw"]):  # NumPy's complex128 is the stored bits either way
+        assert inspect_cli.main([str(tmp_path), "dump", "3", "np", "--npy", str(tmp_path / "np.npy")] + raw) == 0
+        back = np.load(tmp_path / "np.npy")
+        assert back.dtype == np.complex128 and (back == np_z).all()
+    with pytest.raises(ValueError, match="has dtype complex128, which safetensors lacks"):
+        dcp.export_safetensors(tmp_path, 3, tmp_path / "all.safetensors")
+    dcp.save({"freqs_cis": dcp.ShardedTensor.from_rank_offsets("freqs_cis", freqs)}, tmp_path, step=4)
+    dcp.export_safetensors(tmp_path, 4, tmp_path / "f.safetensors")
+    import struct
+    raw = (tmp_path / "f.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert json.loads(raw[8:8 + n])["freqs_cis"]["dtype"] == "C64"
+    assert np.frombuffer(raw[8 + n:], dtype=np.complex64).tolist() == freqs.reshape(-1).tolist()
 
 
 def test_loads_allocate_when_the_request_has_no_data(tmp_path):

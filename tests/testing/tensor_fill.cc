@@ -47,14 +47,23 @@ void ForEach(const Shape& global, const Box& box, const TensorView& v, F f) {
   }
 }
 
+// The bytes of element `i` (up to 16: a complex128): SplitMix words.
+struct ElementBytes {
+  uint64_t word[2];
+  ElementBytes(uint64_t seed, uint64_t i) {
+    word[0] = SplitMix(seed + i);
+    word[1] = SplitMix(word[0]);
+  }
+};
+
 }  // namespace
 
 void FillRegion(std::string_view key, const Shape& global_shape, const Box& box, const TensorView& dst) {
   const uint64_t seed = KeySeed(key);
   const size_t elem = DTypeSize(dst.dtype());
   ForEach(global_shape, box, dst, [&](uint64_t i, char* p) {
-    const uint64_t v = SplitMix(seed + i);
-    std::memcpy(p, &v, elem);
+    const ElementBytes v(seed, i);
+    std::memcpy(p, v.word, elem);
   });
 }
 
@@ -64,8 +73,8 @@ std::string CheckRegion(std::string_view key, const Shape& global_shape, const B
   std::string error;
   ForEach(global_shape, box, src, [&](uint64_t i, char* p) {
     if (!error.empty()) return;
-    const uint64_t v = SplitMix(seed + i);
-    if (std::memcmp(p, &v, elem) != 0) {
+    const ElementBytes v(seed, i);
+    if (std::memcmp(p, v.word, elem) != 0) {
       error = "tensor '" + std::string(key) + "' element " + std::to_string(i) + " of region " + box.ToString() +
               " differs";
     }

@@ -42,6 +42,8 @@ class Module;
 namespace dcp::torch_adapter {
 
 // The view of a tensor's elements (data pointer, dtype, sizes, strides, device).
+// A lazily conjugated or negated view (is_conj() / is_neg()) is refused: its
+// memory does not hold its values.
 Result<TensorView> ViewOf(const at::Tensor& tensor);
 
 // A shard of global tensor `key` viewing `tensor`: ShardedTensorFromRankOffsets

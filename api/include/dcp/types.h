@@ -22,6 +22,8 @@ namespace dcp {
 
 // Element types. DO NOT CHANGE THESE VALUES: they are stored in manifests.
 // 1-byte fp8 formats are stored as raw bytes: dcp never converts values.
+// Complex numbers are (real, imaginary) pairs of float32 / float64, as in
+// PyTorch and NumPy.
 enum class DType : uint8_t {
   kBool = 1,
   kUInt8 = 2,
@@ -38,6 +40,8 @@ enum class DType : uint8_t {
   kUInt16 = 13,
   kUInt32 = 14,
   kUInt64 = 15,
+  kComplex64 = 16,
+  kComplex128 = 17,
 };
 
 // Every DType, in enum order (for tests and tools).
@@ -45,8 +49,11 @@ const std::vector<DType>& AllDTypes();
 
 // Size of one element in bytes; 0 for a value outside the enum.
 size_t DTypeSize(DType dtype);
-// True for float16, bfloat16, float32, float64 and both fp8 formats.
+// True for float16, bfloat16, float32, float64 and both fp8 formats (not for
+// the complex types, as in PyTorch).
 bool IsFloatingPoint(DType dtype);
+// True for complex64 and complex128.
+bool IsComplex(DType dtype);
 // "float32", "bfloat16", "float8_e4m3", ...; "invalid" for a value outside the enum.
 std::string_view DTypeName(DType dtype);
 // Inverse of DTypeName; nullopt if unknown.

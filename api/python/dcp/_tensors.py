@@ -15,7 +15,7 @@ from .errors import InvalidArgumentError
 _NUMPY_TO_DCP = {
     "bool": "bool", "uint8": "uint8", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
     "uint16": "uint16", "uint32": "uint32", "uint64": "uint64", "float16": "float16", "float32": "float32",
-    "float64": "float64",
+    "float64": "float64", "complex64": "complex64", "complex128": "complex128",
 }
 _DCP_TO_NUMPY = {v: k for k, v in _NUMPY_TO_DCP.items()}
 
@@ -50,7 +50,8 @@ def _torch_dtype_map():
     pairs = [("bool", "bool"), ("uint8", "uint8"), ("int8", "int8"), ("int16", "int16"), ("int32", "int32"),
              ("int64", "int64"), ("float16", "float16"), ("bfloat16", "bfloat16"), ("float32", "float32"),
              ("float64", "float64"), ("float8_e4m3fn", "float8_e4m3"), ("float8_e5m2", "float8_e5m2"),
-             ("uint16", "uint16"), ("uint32", "uint32"), ("uint64", "uint64")]
+             ("uint16", "uint16"), ("uint32", "uint32"), ("uint64", "uint64"), ("complex64", "complex64"),
+             ("complex128", "complex128")]
     out = {}
     for t, d in pairs:
         if hasattr(torch, t):  # float8 from torch 2.1, uint16/32/64 from 2.3
@@ -91,8 +92,9 @@ def shape_of(x):
 
 
 def descriptor(x, what, writable=False):
-    """The C++ core's view of a tensor or array: (ptr, dtype, shape, strides, device, index).
-    `what` names it in errors (anything str() turns into the name)."""
+    """The C++ core's view of a tensor or array: (ptr, dtype, shape, strides, device, index, owner),
+    owner: None, or a copy made for the view that the descriptor keeps alive. `what` names it in
+    errors (anything str() turns into the name)."""
     if is_torch_tensor(x):
         if x.is_sparse:
             raise InvalidArgumentError(f"{what}: sparse tensors are not supported")
@@ -106,8 +108,18 @@ def descriptor(x, what, writable=False):
         name = _torch_dtype_map().get(x.dtype)
         if name is None:
             raise InvalidArgumentError(f"{what}: torch dtype {x.dtype} is not supported by dcp")
+        owner = None
+        if _lazy(x):
+            # A lazily conjugated or negated view (x.conj(), x.conj().imag): its memory holds the
+            # values before the conjugation or negation. Saved, it is resolved into a copy that
+            # the descriptor keeps alive; loaded into, it is refused (its memory is not its values).
+            if writable:
+                raise InvalidArgumentError(f"{what}: cannot load into a lazily conjugated or negated view "
+                                           f"(is_conj() / is_neg()); load into a plain tensor and conjugate it")
+            x = owner = x.resolve_conj().resolve_neg()
+            strides = x.stride()
         ptr = x.data_ptr() if x.numel() > 0 else 0
-        return (ptr, name, tuple(x.shape), strides, kind, dev.index or 0)
+        return (ptr, name, tuple(x.shape), strides, kind, dev.index or 0, owner)
     if is_numpy_array(x):
         if writable and not x.flags.writeable:
             raise InvalidArgumentError(f"{what}: the NumPy array is read-only")
@@ -115,8 +127,14 @@ def descriptor(x, what, writable=False):
         if any(s % item != 0 or s < 0 for s in x.strides):
             raise InvalidArgumentError(f"{what}: strides {x.strides} are not non-negative multiples of the element size")
         ptr = x.__array_interface__["data"][0] if x.size > 0 else 0
-        return (ptr, tensor_dtype(x), shape_of(x), tuple(s // item for s in x.strides), "cpu", 0)
+        return (ptr, tensor_dtype(x), shape_of(x), tuple(s // item for s in x.strides), "cpu", 0, None)
     raise InvalidArgumentError(f"{what}: {type(x).__qualname__} is not a torch.Tensor or NumPy array")
+
+
+def _lazy(t):
+    """True for a torch view whose conjugation or negation is lazy (torch >= 1.10)."""
+    return (getattr(t, "is_conj", None) is not None and t.is_conj()) or \
+        (getattr(t, "is_neg", None) is not None and t.is_neg())
 
 
 def allocate(dtype, shape, like=None, device=None):
@@ -149,7 +167,8 @@ def to_value(x):
     name = tensor_dtype(x)
     if is_torch_tensor(x):
         torch = _torch()
-        t = x.detach().to("cpu").contiguous()
+        t = x.detach().to("cpu")
+        t = (t.resolve_conj().resolve_neg() if _lazy(t) else t).contiguous()
         raw = t.view(-1).view(torch.uint8) if t.numel() > 0 else torch.empty(0, dtype=torch.uint8)
         return _dcp.TensorValue(name, list(shape_of(x)), raw.numpy().tobytes())
     import numpy as np

@@ -23,6 +23,8 @@ std::optional<DType> FromTorch(at::ScalarType t) {
     case at::kBFloat16: return DType::kBFloat16;
     case at::kFloat: return DType::kFloat32;
     case at::kDouble: return DType::kFloat64;
+    case at::kComplexFloat: return DType::kComplex64;
+    case at::kComplexDouble: return DType::kComplex128;
     default: return std::nullopt;
   }
 }
@@ -39,6 +41,8 @@ std::optional<at::ScalarType> ToTorch(DType d) {
     case DType::kBFloat16: return at::kBFloat16;
     case DType::kFloat32: return at::kFloat;
     case DType::kFloat64: return at::kDouble;
+    case DType::kComplex64: return at::kComplexFloat;
+    case DType::kComplex128: return at::kComplexDouble;
     default: return std::nullopt;  // fp8 and unsigned >8-bit: not in this LibTorch
   }
 }
@@ -69,6 +73,12 @@ Result<TensorView> ViewOf(const at::Tensor& t) {
   if (!dtype) {
     return Status::InvalidArgument(std::string("torch dtype ") + c10::toString(t.scalar_type()) +
                                    " cannot be stored by dcp");
+  }
+  // A conjugate or negative view's memory holds the values before the lazy
+  // conjugation or negation: its bytes are not the tensor's values.
+  if (t.is_conj() || t.is_neg()) {
+    return Status::InvalidArgument(std::string("tensor is a lazily ") + (t.is_conj() ? "conjugated" : "negated") +
+                                   " view; resolve it first (resolve_conj() / resolve_neg())");
   }
   Device device;
   if (t.is_cuda()) device = Device::Cuda(t.device().index());

@@ -97,6 +97,14 @@ void PutNormal(DType dtype, double v, std::string* s, size_t i) {
     case DType::kFloat64: Store<double>(s, i, v); break;
     case DType::kFloat8E4M3: Store<uint8_t>(s, i, ToE4M3(static_cast<float>(v))); break;
     case DType::kFloat8E5M2: Store<uint8_t>(s, i, static_cast<uint8_t>(ToHalf(static_cast<float>(v)) >> 8)); break;
+    case DType::kComplex64:  // (v, -v / 2): the parts as float values
+      Store<float>(s, 2 * i, static_cast<float>(v));
+      Store<float>(s, 2 * i + 1, static_cast<float>(-v / 2));
+      break;
+    case DType::kComplex128:
+      Store<double>(s, 2 * i, v);
+      Store<double>(s, 2 * i + 1, -v / 2);
+      break;
   }
 }
 

@@ -170,6 +170,10 @@ TEST_CASE("Dump with raw_bits writes the stored bits as unsigned integers", "[in
   CHECK(NpyRawDescr(DType::kBool) == "|u1");
   CHECK(NpyRawDescr(DType::kInt32) == "<u4");
   CHECK(NpyRawDescr(DType::kFloat64) == "<u8");
+  // NumPy has both complex types: their stored bits are its own.
+  CHECK(NpyRawDescr(DType::kComplex64) == "<c8");
+  CHECK(NpyRawDescr(DType::kComplex128) == "<c16");
+  CHECK(NpyDescr(DType::kComplex128) == "<c16");
 
   auto reader = Fixture().Reader();
   testing::TempDir dir;

@@ -64,11 +64,23 @@ TEST_CASE("FormatElement and ElementToDouble for every dtype", "[inspect]") {
   CHECK(Format(DType::kUInt32, uint32_t{4000000000u}) == "4000000000");
   CHECK(Format(DType::kBool, uint8_t{2}) == "true");
   CHECK(Format(DType::kBool, uint8_t{0}) == "false");
+  // Complex numbers: real and imaginary parts as Python prints them, the
+  // magnitude as the number.
+  const float c64[] = {1.5f, -2};
+  CHECK(FormatElement(DType::kComplex64, c64) == "1.5-2j");
+  CHECK(ElementToDouble(DType::kComplex64, c64) == Approx(std::sqrt(1.5 * 1.5 + 4)));
+  const double c128[] = {0.1, NAN};
+  CHECK(FormatElement(DType::kComplex128, c128) == "0.1+nanj");
+  CHECK(std::isnan(ElementToDouble(DType::kComplex128, c128)));
+  const double c128_inf[] = {-INFINITY, 1e300};
+  CHECK(FormatElement(DType::kComplex128, c128_inf) == "-inf+1e+300j");
+  CHECK(std::isinf(ElementToDouble(DType::kComplex128, c128_inf)));
   for (DType d : AllDTypes()) {
-    const uint64_t zero = 0;
+    const uint64_t zero[2] = {0, 0};  // as wide as the widest dtype (complex128)
     INFO(DTypeName(d));
-    CHECK(ElementToDouble(d, &zero) == 0.0);
-    CHECK(FormatElement(d, &zero) == (d == DType::kBool ? "false" : "0"));
+    CHECK(DTypeSize(d) <= sizeof(zero));
+    CHECK(ElementToDouble(d, zero) == 0.0);
+    CHECK(FormatElement(d, zero) == (d == DType::kBool ? "false" : IsComplex(d) ? "0+0j" : "0"));
   }
 }
 
@@ -107,6 +119,16 @@ TEST_CASE("ElementStats accumulates over blocks", "[inspect]") {
   CHECK(ints.mean() == 0);
   CHECK(ints.std() == 5);
   CHECK(ints.nan() == 0);
+  // Complex tensors: statistics of the magnitudes.
+  ElementStats complex;
+  const float z[] = {3, 4, 0, 0, NAN, 1, 0, -2};
+  complex.Add(DType::kComplex64, z, 4);
+  CHECK(complex.count() == 4);
+  CHECK(complex.nan() == 1);
+  CHECK(complex.zeros() == 1);
+  CHECK(complex.min() == 0);
+  CHECK(complex.max() == 5);
+  CHECK(complex.mean() == Approx(7.0 / 3));
 }
 
 }  // namespace

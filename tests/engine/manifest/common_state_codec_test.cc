@@ -316,7 +316,7 @@ TEST_CASE("Malformed tensors in a document are data loss", "[manifest]") {
 
   CHECK_THAT(DecodeCommonState(tensor("int16", {2, 2}, 7)).status(),
              StatusIs(StatusCode::kDataLoss, "common-state tensor byte count does not match its shape"));
-  CHECK_THAT(DecodeCommonState(tensor("complex64", {1}, 8)).status(),
+  CHECK_THAT(DecodeCommonState(tensor("complex32", {1}, 4)).status(),
              StatusIs(StatusCode::kDataLoss, "common state holds a malformed tensor"));
   CHECK_THAT(DecodeCommonState(tensor("uint8", {-3}, 0)).status(), StatusIs(StatusCode::kDataLoss, "negative extent"));
   // Extents whose product overflows must not pass as a small tensor.

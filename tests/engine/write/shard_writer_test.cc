@@ -114,21 +114,35 @@ TEST_CASE("objects are stored as records too", "[write]") {
   CHECK(stats.objects == 1);
 }
 
-TEST_CASE("byte planes are used for floats only", "[write]") {
+TEST_CASE("byte planes are used for floats and complex numbers only, a complex number's of its float parts",
+          "[write]") {
   Fixture f;
   std::vector<int32_t> ints(4096, 7);
   std::vector<float> floats(4096, 1.5f);
+  std::vector<float> complex(2 * 2048);  // 2,048 complex64 values (1.5, -0.25)
+  for (size_t i = 0; i < complex.size(); ++i) complex[i] = i % 2 ? -0.25f : 1.5f;
   ShardedTensor a = ShardedTensor::Whole("ints", TensorView(ints.data(), DType::kInt32, {4096}));
   ShardedTensor b = ShardedTensor::Whole("floats", TensorView(floats.data(), DType::kFloat32, {4096}));
+  ShardedTensor c = ShardedTensor::Whole("complex", TensorView(complex.data(), DType::kComplex64, {2048}));
   SaveOptions opts;
   opts.compression = Compression::kLz4BytePlane;
   manifest::StepManifest frag;
   WriteStats stats;
-  REQUIRE_OK(WriteShards(f.store.get(), Req(1, {&a, &b}, {}), opts, &frag, &stats));
-  REQUIRE(frag.tensors.size() == 2);
-  CHECK(frag.tensors[0].key == "floats");
+  REQUIRE_OK(WriteShards(f.store.get(), Req(1, {&a, &b, &c}, {}), opts, &frag, &stats));
+  REQUIRE(frag.tensors.size() == 3);
+  CHECK(frag.tensors[0].key == "complex");
   CHECK(frag.tensors[0].chunks[0].record.codec == codec::ChunkCodec::kLz4BytePlane);
-  CHECK(frag.tensors[1].chunks[0].record.codec == codec::ChunkCodec::kLz4);
+  CHECK(frag.tensors[1].key == "floats");
+  CHECK(frag.tensors[1].chunks[0].record.codec == codec::ChunkCodec::kLz4BytePlane);
+  CHECK(frag.tensors[2].chunks[0].record.codec == codec::ChunkCodec::kLz4);
+  // The complex record's planes are float32 ones (4 bytes), and it decodes to the values.
+  storage::PinnedValue v;
+  REQUIRE_OK(f.store->Get(storage::ChunkRecordKey(1, "complex", {0}), &v));
+  const codec::ChunkHeader h = ValueOrDie(codec::ParseChunkHeader(v.view()));
+  CHECK(h.elem_size == 4);
+  std::vector<float> back(complex.size());
+  REQUIRE_OK(codec::DecodeChunk(v.view(), h, back.data(), back.size() * sizeof(float)));
+  CHECK(back == complex);
 }
 
 // Chunks of x (100 floats, 4 chunks of 100 bytes) and the generation index: 5 records.
