@@ -381,3 +381,57 @@ def test_complex_buffers_round_trip(tmp_path, planners):
     assert torch.equal(dst.tok.weight, src.tok.weight)
     meta = StorageReader(root).read_metadata()
     assert meta.state_dict_metadata["model.freqs_cis"].properties.dtype == torch.complex64
+
+
+class _TrainState:
+    """torchtitan's TrainState (a DCP Stateful): its loss history as torch.save bytes in io.BytesIO."""
+
+    def __init__(self, step, losses):
+        self.step, self.losses = step, losses
+
+    def state_dict(self):
+        import io
+        buf = io.BytesIO()
+        torch.save(self.losses, buf)  # left at its end, as torchtitan leaves it
+        return {"step": torch.tensor(self.step, dtype=torch.int32), "losses": buf}
+
+    def load_state_dict(self, sd):
+        self.step = int(sd["step"])
+        sd["losses"].seek(0)
+        self.losses = torch.load(sd["losses"], weights_only=False)
+
+
+def test_bytes_io_values_are_stored_as_their_bytes_without_pickle(tmp_path):
+    """A BytesIO is plain bytes to dcp's planners: saved without allow_pickle, loaded (as a BytesIO at
+    position 0) with unpickling patched to raise; the Stateful then reads its own bytes."""
+    import io
+    root = str(tmp_path / "store")
+    dist_cp.save({"train_state": _TrainState(42, [2.5, 1.25])}, storage_writer=StorageWriter(root),
+                 planner=SavePlanner())
+    state = _TrainState(0, [])
+    loaded = {}
+
+    def refuse(*a, **k):
+        raise AssertionError("dcp's load unpickled something")
+    keep = state.load_state_dict
+    state.load_state_dict = lambda sd: loaded.update(sd)  # look at what DCP hands the Stateful
+    saved = pickle.load, pickle.loads, torch.load
+    pickle.load = pickle.loads = torch.load = refuse
+    try:
+        dist_cp.load({"train_state": state}, storage_reader=StorageReader(root), planner=LoadPlanner())
+    finally:
+        pickle.load, pickle.loads, torch.load = saved
+    assert type(loaded["losses"]) is io.BytesIO and loaded["losses"].tell() == 0
+    keep(loaded)
+    assert state.step == 42 and state.losses == [2.5, 1.25]
+    # A dict that uses the marker's key as its own is refused, naming it; a BytesIO subclass may hold more than
+    # its bytes: it is not plain.
+    from dcp.integrations._plain import from_plain, to_plain
+    with pytest.raises(TypeError, match="'x': a dict key '__dcp_bytes_io__' is reserved by dcp"):
+        to_plain([{"__dcp_bytes_io__": b""}], "x")
+
+    class Sub(io.BytesIO):
+        pass
+    with pytest.raises(TypeError, match="'y' holds a .*Sub, which only pickle can store"):
+        to_plain(Sub(b"a"), "y")
+    assert from_plain(to_plain([io.BytesIO(b"ab")], "z"))[0].getvalue() == b"ab"

@@ -3,11 +3,20 @@
 dcp's values have no tuple; engines' state has them (optimizer ``betas``, RNG
 states) and code that reads it back may need them (``random.setstate``), so a
 tuple is stored as ``{"__dcp_tuple__": [...]}`` and comes back as a tuple.
+
+An ``io.BytesIO`` (torchtitan's ``TrainState`` keeps its loss history as
+``torch.save`` bytes in one; DCP stores it as a BYTE_IO item) is stored as its
+bytes, ``{"__dcp_bytes_io__": b"..."}``, and comes back as a new ``io.BytesIO``
+at position 0. dcp never looks into those bytes: reading them (``torch.load``)
+is the caller's choice, as it was when the caller wrote them.
 """
+
+import io
 
 from .. import _tensors
 
 TUPLE = "__dcp_tuple__"
+BYTES_IO = "__dcp_bytes_io__"
 
 
 def to_plain(x, name, hint=""):
@@ -17,14 +26,17 @@ def to_plain(x, name, hint=""):
     if isinstance(x, list):
         return [to_plain(v, name, hint) for v in x]
     if isinstance(x, dict):
-        if TUPLE in x:
-            raise TypeError(f"'{name}': a dict key '{TUPLE}' is reserved by dcp")
+        for reserved in (TUPLE, BYTES_IO):
+            if reserved in x:
+                raise TypeError(f"'{name}': a dict key '{reserved}' is reserved by dcp")
         return {k: to_plain(v, name, hint) for k, v in x.items()}
+    if type(x) is io.BytesIO:  # noqa: E721 - a subclass may hold more than its bytes
+        return {BYTES_IO: x.getvalue()}
     if x is None or type(x) in (bool, int, float, str, bytes) or _tensors.is_tensor(x):
         return x
     raise TypeError(f"'{name}' holds a {type(x).__module__}.{type(x).__qualname__}, which only pickle can store; "
-                    f"dcp stores plain values (None, bool, int, float, str, bytes, tensors, NumPy arrays, and "
-                    f"lists, tuples and str-keyed dicts of them). {hint}".rstrip())
+                    f"dcp stores plain values (None, bool, int, float, str, bytes, io.BytesIO, tensors, NumPy "
+                    f"arrays, and lists, tuples and str-keyed dicts of them). {hint}".rstrip())
 
 
 def from_plain(x):
@@ -32,6 +44,8 @@ def from_plain(x):
     if isinstance(x, dict):
         if len(x) == 1 and TUPLE in x:
             return tuple(from_plain(v) for v in x[TUPLE])
+        if len(x) == 1 and BYTES_IO in x and type(x[BYTES_IO]) is bytes:  # noqa: E721
+            return io.BytesIO(x[BYTES_IO])
         return {k: from_plain(v) for k, v in x.items()}
     if isinstance(x, list):
         return [from_plain(v) for v in x]
