@@ -24,6 +24,14 @@ TensorView::TensorView(void* data, DType dtype, Shape shape, Shape strides, Devi
 TensorView::TensorView(const void* data, DType dtype, Shape shape, Shape strides, Device device)
     : TensorView(const_cast<void*>(data), dtype, std::move(shape), std::move(strides), device) {}
 
+int TensorView::SharedAxis() const {
+  if (num_elements() == 0) return -1;
+  for (size_t i = 0; i < shape_.size() && i < strides_.size(); ++i) {
+    if (shape_[i] > 1 && strides_[i] == 0) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 bool TensorView::is_contiguous() const {
   int64_t expected = 1;
   for (size_t i = shape_.size(); i-- > 0;) {

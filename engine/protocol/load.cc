@@ -187,6 +187,7 @@ Status Read(StoreContext* store, uint64_t step, std::string_view key, const Box&
             const LoadOptions& options) {
   const std::string what = "read of '" + std::string(key) + "' from step " + std::to_string(step);
   DCP_RETURN_IF_ERROR(dest.Validate().Annotate(what));
+  DCP_RETURN_IF_ERROR(sharding::ValidateDestination(what, dest));
   DCP_RETURN_IF_ERROR(cuda::CheckViewMemory(dest, what));
   DCP_ASSIGN_OR_RETURN(auto index, LoadStepLocal(store, step));
   const manifest::StepManifest& m = index->manifest();

@@ -94,10 +94,21 @@ Status ValidateObjectLeaf(const std::string& path, const ShardedObject& o) {
   return Status::OK();
 }
 
+Status ValidateDestination(const std::string& what, const TensorView& view) {
+  const int axis = view.SharedAxis();
+  if (axis < 0) return Status::OK();
+  const auto a = static_cast<size_t>(axis);
+  return Status::InvalidArgument(what + ": the destination view has stride 0 on axis " + std::to_string(axis) +
+                                 " of extent " + std::to_string(view.shape()[a]) +
+                                 ", so its elements share memory (a broadcast or expand()ed view); a load would "
+                                 "write several elements into one: load into a tensor of its own (clone() it)");
+}
+
 namespace {
 
 // `unique`: a (key, offset) or object cell may appear once (saves); loads may
-// ask for the same region into several destinations.
+// ask for the same region into several destinations, but each destination's
+// elements must be its own.
 template <typename Tensors, typename Objects>
 Status ValidateLeaves(const Tensors& tensors, const Objects& objects, bool unique) {
   // A shard is (key, offset), and for a flat shard its range (Megatron's _ShardId).
@@ -106,7 +117,10 @@ Status ValidateLeaves(const Tensors& tensors, const Objects& objects, bool uniqu
   for (const auto& leaf : tensors) {
     const ShardedTensor& t = *leaf.item;
     DCP_RETURN_IF_ERROR(ValidateTensorLeaf(leaf.path, t));
-    if (!unique) continue;
+    if (!unique) {
+      DCP_RETURN_IF_ERROR(ValidateDestination(Where(leaf.path, t.key, t.global_offset), t.data));
+      continue;
+    }
     // A shard without elements writes nothing and may share its offset (an
     // empty piece of an irregular split sits where the next one starts).
     if (t.flattened_range ? t.flattened_range->size() == 0 : t.global_box().num_elements() == 0) continue;

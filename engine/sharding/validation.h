@@ -41,6 +41,9 @@ namespace dcp::sharding {
 constexpr uint64_t kMaxObjectBytes = uint64_t{1} << 30;
 
 Status ValidateTensorLeaf(const std::string& path, const ShardedTensor& t);
+// A load's destination `view` (named by `what`): refused if elements share
+// memory (TensorView::SharedAxis), as torch's copy_ refuses.
+Status ValidateDestination(const std::string& what, const TensorView& view);
 Status ValidateObjectLeaf(const std::string& path, const ShardedObject& o);
 
 // All leaves; a save also refuses a (key, offset) or object cell that

@@ -515,6 +515,11 @@ TEST_CASE("read reports regions outside the tensor and destination mismatches", 
                StatusIs(StatusCode::kNotFound, "tensor 'zzz' is not in step 1"));
   REQUIRE_THAT(store->Read(4, "w", Box{{0, 0}, {4, 4}}, buf.view()),
                StatusIs(StatusCode::kNotFound, "step 4 is not committed"));
+  // An expand()ed destination: a row's 4 elements are one.
+  const TensorView shared(buf.view().data(), DType::kFloat32, {4, 4}, {1, 0});
+  REQUIRE_THAT(store->Read(1, "w", Box{{0, 0}, {4, 4}}, shared),
+               StatusIs(StatusCode::kInvalidArgument, "read of 'w' from step 1: the destination view has stride 0 on "
+                                                      "axis 1 of extent 4, so its elements share memory"));
   REQUIRE_OK(store->Read(1, "w", Box{{4, 0}, {4, 4}}, buf.view()));
   CHECK(testing::CheckRegion("w", {8, 4}, Box{{4, 0}, {4, 4}}, buf.view()) == "");
 }

@@ -315,6 +315,17 @@ def test_complex_numbers_torch_numpy_lazy_views_and_tools(tmp_path, capfd):
     assert np.frombuffer(raw[8 + n:], dtype=np.complex64).tolist() == freqs.reshape(-1).tolist()
 
 
+def test_expanded_views_are_saved_but_not_loaded_into(tmp_path):
+    x = arange((3, 1)).expand(3, 4)  # stride 0 on axis 1
+    dcp.save({"x": dcp.ShardedTensor.from_rank_offsets("x", x)}, tmp_path)
+    dest = torch.zeros(3, 1).expand(3, 4)
+    with pytest.raises(ValueError, match="key 'x'.*stride 0 on axis 1 of extent 4, so its elements share memory"):
+        dcp.load({"x": dcp.ShardedTensor.from_rank_offsets("x", dest)}, tmp_path)
+    out = torch.zeros(3, 4)
+    dcp.load({"x": dcp.ShardedTensor.from_rank_offsets("x", out)}, tmp_path)
+    assert torch.equal(out, x)
+
+
 def test_loads_allocate_when_the_request_has_no_data(tmp_path):
     dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", arange((3, 2)))}, tmp_path)
     req = {"w": dcp.ShardedTensor("w", None, torch.float32, (3, 2), (3, 2), (0, 0))}

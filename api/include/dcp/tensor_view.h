@@ -44,6 +44,10 @@ class TensorView {
   size_t size_bytes() const { return static_cast<size_t>(num_elements()) * DTypeSize(dtype_); }
   // True if the elements are laid out row-major without gaps.
   bool is_contiguous() const;
+  // The first axis whose elements share memory (extent > 1, stride 0: a
+  // broadcast or expand()ed view), or -1. Such a view can be saved, not
+  // loaded into: several loaded elements would land in one.
+  int SharedAxis() const;
 
   // The view of `box` (relative to this view's own index space).
   // REQUIRES: box lies inside shape().

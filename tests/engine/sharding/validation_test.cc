@@ -207,6 +207,32 @@ TEST_CASE("Duplicates on one rank", "[sharding][validation]") {
   }
 }
 
+TEST_CASE("A load's destination may not share memory between elements; a save's source may", "[sharding][validation]") {
+  // An expand()ed view: rows of 4 elements that are one element each.
+  ShardedTensor t = Shard("w", {3, 4}, {3, 4}, {0, 0});
+  t.data = TensorView(g_data, DType::kFloat32, {3, 4}, {1, 0});
+  CHECK(t.data.SharedAxis() == 1);
+  CHECK_OK(SaveCheck(One(t)));
+  CHECK_THAT(LoadCheck(One(t)),
+             StatusIs(StatusCode::kInvalidArgument, "state dict entry 'model.w' (key 'w' at offset (0, 0)): the "
+                                                    "destination view has stride 0 on axis 1 of extent 4"));
+  // Stride 0 on an axis of one element, or on an empty view, shares nothing.
+  t = Shard("w", {3, 1}, {3, 1}, {0, 0});
+  t.data = TensorView(g_data, DType::kFloat32, {3, 1}, {1, 0});
+  CHECK(t.data.SharedAxis() == -1);
+  CHECK_OK(LoadCheck(One(t)));
+  t = Shard("w", {0, 4}, {3, 4}, {0, 0});
+  t.data = TensorView(g_data, DType::kFloat32, {0, 4}, {0, 0});
+  CHECK(t.data.SharedAxis() == -1);
+  CHECK_OK(LoadCheck(One(t)));
+  // A flat shard's 1-D view too.
+  t = Shard("f", {2, 3}, {2, 3}, {0, 0});
+  t.data = TensorView(g_data, DType::kFloat32, {2}, {0});
+  t.flattened_range = FlatRange{1, 3};
+  CHECK_OK(SaveCheck(One(t)));
+  CHECK_THAT(LoadCheck(One(t)), StatusIs(StatusCode::kInvalidArgument, "stride 0 on axis 0 of extent 2"));
+}
+
 TEST_CASE("Object leaf errors", "[sharding][validation]") {
   auto one = [](ShardedObject o) {
     StateDict sd;
