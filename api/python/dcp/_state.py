@@ -6,10 +6,16 @@ or plain values (the common state). The core takes nested dicts with str keys
 and tagged leaves (api/python/convert.h); lists become dicts keyed "0", "1",
 ..., and come back as lists.
 
-ShardedObject data: bytes are stored as they are; any other plain value is
-stored as dcp's common-state encoding behind a magic prefix (never pickle), and
-loads back as the same value. Anything else raises TypeError naming the path.
+ShardedObject data: bytes are stored as they are; an ``io.BytesIO`` (what
+TransformerEngine's older ``get_extra_state`` returns) as its bytes behind a
+magic prefix, loaded back as a new ``BytesIO`` at position 0; any other plain
+value as dcp's common-state encoding behind another magic prefix (never
+pickle), loaded back as the same value. Anything else raises TypeError naming
+the path. Bytes that begin with either prefix are stored as an encoded value,
+so they load back as the same bytes.
 """
+
+import io
 
 from . import _dcp, _tensors
 from .errors import InvalidArgumentError
@@ -18,6 +24,7 @@ from .mapping import (LocalNonpersistentObject, ShardedObject, ShardedTensor, Sh
 _SHARDED = (ShardedTensor, ShardedObject, ShardedTensorFactory, LocalNonpersistentObject)
 
 _VALUE_MAGIC = b"DCPOBJV1\x00"
+_BYTES_IO_MAGIC = b"DCPOBJB1\x00"
 
 
 def _path_str(path):
@@ -49,8 +56,13 @@ def from_value(v):
 
 def object_bytes(data, path):
     """A ShardedObject's data -> the bytes stored."""
-    if isinstance(data, (bytes, bytearray, memoryview)) and not bytes(data[: len(_VALUE_MAGIC)]) == _VALUE_MAGIC:
-        return bytes(data)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        head = bytes(data[: len(_VALUE_MAGIC)])
+        if head != _VALUE_MAGIC and head != _BYTES_IO_MAGIC:
+            return bytes(data)
+        data = bytes(data)  # looks like a marked payload: stored as a value, so it loads back as these bytes
+    elif type(data) is io.BytesIO:  # noqa: E721 - a subclass may hold more than its bytes
+        return _BYTES_IO_MAGIC + data.getvalue()
     return _VALUE_MAGIC + _dcp.encode_value(to_common(data, path), _path_str(path))
 
 
@@ -58,6 +70,8 @@ def object_value(raw):
     """Stored object bytes -> the value saved."""
     if raw[: len(_VALUE_MAGIC)] == _VALUE_MAGIC:
         return from_value(_dcp.decode_value(raw[len(_VALUE_MAGIC):]))
+    if raw[: len(_BYTES_IO_MAGIC)] == _BYTES_IO_MAGIC:
+        return io.BytesIO(raw[len(_BYTES_IO_MAGIC):])
     return raw
 
 
