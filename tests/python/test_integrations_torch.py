@@ -435,3 +435,31 @@ def test_bytes_io_values_are_stored_as_their_bytes_without_pickle(tmp_path):
     with pytest.raises(TypeError, match="'y' holds a .*Sub, which only pickle can store"):
         to_plain(Sub(b"a"), "y")
     assert from_plain(to_plain([io.BytesIO(b"ab")], "z"))[0].getvalue() == b"ab"
+
+
+def test_ints_beyond_64_bits_round_trip_as_plain_values(tmp_path):
+    """NumPy's PCG64 generator state holds 128-bit ints: stored without pickle, back as the same ints."""
+    import numpy as np
+    from dcp.errors import DataLossError
+    from dcp.integrations._plain import from_plain, to_plain
+    root = str(tmp_path / "store")
+    rng = np.random.default_rng(1234)
+    rng.random(3)
+    state = rng.bit_generator.state
+    assert state["state"]["state"] >= 1 << 64
+    extremes = [(1 << 63) - 1, -(1 << 63), 1 << 63, -(1 << 63) - 1, -(10 ** 40), True]
+    dist_cp.save({"data": {"rng": state, "extremes": extremes}}, storage_writer=StorageWriter(root),
+                 planner=SavePlanner())
+    # The destination has the saved structure (DCP flattens dicts into fqns), with other values.
+    got = {"data": {"rng": np.random.default_rng(99).bit_generator.state, "extremes": [0]}}
+    dist_cp.load(got, storage_reader=StorageReader(root), planner=LoadPlanner())
+    assert got["data"]["rng"] == state and got["data"]["extremes"] == extremes
+    assert [type(v) for v in got["data"]["extremes"]] == [int] * 5 + [bool]
+    resumed = np.random.default_rng()
+    resumed.bit_generator.state = got["data"]["rng"]
+    assert resumed.random() == rng.random()
+    # Only the big ones are marked; a damaged marker is data loss, not an int of whatever it holds.
+    assert to_plain([1 << 63, 5], "x") == [{"__dcp_int__": str(1 << 63)}, 5]
+    for bad in ("", "-", "12a", "1" * 5000, "٣"):
+        with pytest.raises(DataLossError, match="a stored big int is not decimal digits"):
+            from_plain({"__dcp_int__": bad})

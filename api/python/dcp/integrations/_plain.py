@@ -4,6 +4,10 @@ dcp's values have no tuple; engines' state has them (optimizer ``betas``, RNG
 states) and code that reads it back may need them (``random.setstate``), so a
 tuple is stored as ``{"__dcp_tuple__": [...]}`` and comes back as a tuple.
 
+An int outside dcp's 64-bit range (NumPy's PCG64 generator state holds
+128-bit ones) is stored as ``{"__dcp_int__": "<decimal digits>"}`` and comes
+back as the same int.
+
 An ``io.BytesIO`` (torchtitan's ``TrainState`` keeps its loss history as
 ``torch.save`` bytes in one; DCP stores it as a BYTE_IO item) is stored as its
 bytes, ``{"__dcp_bytes_io__": b"..."}``, and comes back as a new ``io.BytesIO``
@@ -17,6 +21,8 @@ from .. import _tensors
 
 TUPLE = "__dcp_tuple__"
 BYTES_IO = "__dcp_bytes_io__"
+BIG_INT = "__dcp_int__"
+_INT64 = range(-(1 << 63), 1 << 63)
 
 
 def to_plain(x, name, hint=""):
@@ -26,12 +32,14 @@ def to_plain(x, name, hint=""):
     if isinstance(x, list):
         return [to_plain(v, name, hint) for v in x]
     if isinstance(x, dict):
-        for reserved in (TUPLE, BYTES_IO):
+        for reserved in (TUPLE, BYTES_IO, BIG_INT):
             if reserved in x:
                 raise TypeError(f"'{name}': a dict key '{reserved}' is reserved by dcp")
         return {k: to_plain(v, name, hint) for k, v in x.items()}
     if type(x) is io.BytesIO:  # noqa: E721 - a subclass may hold more than its bytes
         return {BYTES_IO: x.getvalue()}
+    if type(x) is int and x not in _INT64:  # noqa: E721 - bool is an int too
+        return {BIG_INT: str(x)}
     if x is None or type(x) in (bool, int, float, str, bytes) or _tensors.is_tensor(x):
         return x
     raise TypeError(f"'{name}' holds a {type(x).__module__}.{type(x).__qualname__}, which only pickle can store; "
@@ -46,7 +54,19 @@ def from_plain(x):
             return tuple(from_plain(v) for v in x[TUPLE])
         if len(x) == 1 and BYTES_IO in x and type(x[BYTES_IO]) is bytes:  # noqa: E721
             return io.BytesIO(x[BYTES_IO])
+        if len(x) == 1 and BIG_INT in x and type(x[BIG_INT]) is str:  # noqa: E721
+            return _big_int(x[BIG_INT])
         return {k: from_plain(v) for k, v in x.items()}
     if isinstance(x, list):
         return [from_plain(v) for v in x]
     return x
+
+
+def _big_int(digits):
+    """The int of a stored BIG_INT: decimal digits with an optional sign, at most 4,300 digits (Python's
+    own limit on int from str); anything else is a damaged value."""
+    from ..errors import DataLossError
+    body = digits[1:] if digits[:1] == "-" else digits
+    if not body or len(body) > 4300 or not body.isascii() or not body.isdigit():
+        raise DataLossError(f"a stored big int is not decimal digits: {digits[:40]!r}")
+    return int(digits)
