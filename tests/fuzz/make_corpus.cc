@@ -204,6 +204,8 @@ int main(int argc, char** argv) {
       {"step", DType::kInt64, {}, 0, {}},
       {"mask", DType::kBool, {9, 3}, 0, {1, 1}},
       {"counts", DType::kInt32, {4, 6}, 0, {2, 2}},
+      {"freqs_cis", DType::kComplex64, {6, 4}, 0, {2, 1}},
+      {"spectrum", DType::kComplex128, {6}, 0, {2}},
   };
   const Compression codecs[] = {Compression::kLz4, Compression::kLz4BytePlane, Compression::kNone};
   for (uint64_t step = 1; step <= 3; ++step) {
@@ -275,9 +277,10 @@ int main(int argc, char** argv) {
                                                             {"b", DType::kBFloat16, {4}, 0, 8},
                                                             {"s", DType::kInt64, {}, 0, 8},
                                                             {"m", DType::kBool, {3}, 0, 3},
-                                                            {"e", DType::kFloat16, {0, 2}, 0, 0}};
+                                                            {"e", DType::kFloat16, {0, 2}, 0, 0},
+                                                            {"z", DType::kComplex64, {2}, 0, 16}};
     const std::string header = interop::EncodeSafetensorsHeader(tensors, {{"format", "pt"}}).value();
-    corpus.Add("safetensors", std::string("\x00\x2b\x00", 3) + header.substr(8));
+    corpus.Add("safetensors", std::string("\x00\x3b\x00", 3) + header.substr(8));  // 59 data bytes
     corpus.Add("safetensors", std::string(1, '\x01') +
                                   interop::EncodeSafetensorsIndex({{"w", "m-1.safetensors"}, {"b", "m-2.safetensors"}}, 32));
     corpus.Add("safetensors",
