@@ -9,7 +9,8 @@
 //   ("T", key, desc, dtype, local_shape, global_shape, global_offset,
 //         prepend_axis_num, replica_id, flat, allow_shape_mismatch)
 //       a ShardedTensor; desc = (data_ptr, dtype, shape, strides in elements,
-//       device type "cpu" | "cuda", device index), or None for no data; flat
+//       device type "cpu" | "cuda", device index, owner: a copy the view
+//       reads, kept alive by the tuple, or None), or None for no data; flat
 //       = (begin, end) or None
 //   ("O", key, data: bytes, global_shape, global_offset, replica_id)
 //       a ShardedObject

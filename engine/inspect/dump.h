@@ -57,7 +57,8 @@ std::string NpyHeader(std::string_view descr, const Shape& shape);
 // The .npy type of a dtype ("<f4"; bfloat16 and fp8 are written as "<f4").
 std::string_view NpyDescr(DType dtype);
 // The .npy type of a dtype's raw bits: the unsigned integer of its width
-// ("|u1", "<u2", "<u4" or "<u8").
+// ("|u1", "<u2", "<u4" or "<u8"); complex: NumPy's own complex type ("<c8",
+// "<c16"), which is the stored bits.
 std::string_view NpyRawDescr(DType dtype);
 
 struct DumpOptions {

@@ -40,6 +40,13 @@ std::string FormatComplex(const void* p) {
   return FormatFloat(re) + (imag[0] == '-' ? "" : "+") + imag + "j";
 }
 
+// |re + im j| in double (a complex64's magnitude may pass FLT_MAX); NaN if
+// either part is (std::hypot gives inf for (NaN, inf)).
+double Magnitude(double re, double im) {
+  if (std::isnan(re) || std::isnan(im)) return std::numeric_limits<double>::quiet_NaN();
+  return std::hypot(re, im);
+}
+
 // Narrower formats: enough significant digits to tell any two values of the
 // format apart (ceil(mantissa bits * log10 2) + 1).
 std::string FormatNarrow(double v, int digits) {
@@ -118,8 +125,10 @@ double ElementToDouble(DType dtype, const void* p) {
     case DType::kFloat64: return Load<double>(p);
     case DType::kFloat8E4M3: return Float8E4M3ToFloat(Load<uint8_t>(p));
     case DType::kFloat8E5M2: return Float8E5M2ToFloat(Load<uint8_t>(p));
-    case DType::kComplex64: return std::hypot(Load<float>(p), Load<float>(static_cast<const char*>(p) + 4));
-    case DType::kComplex128: return std::hypot(Load<double>(p), Load<double>(static_cast<const char*>(p) + 8));
+    case DType::kComplex64:
+      return Magnitude(Load<float>(p), Load<float>(static_cast<const char*>(p) + 4));
+    case DType::kComplex128:
+      return Magnitude(Load<double>(p), Load<double>(static_cast<const char*>(p) + 8));
   }
   return std::numeric_limits<double>::quiet_NaN();
 }

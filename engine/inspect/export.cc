@@ -91,6 +91,9 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
   // a copy as long as the read's; the two overlap on two cores).
   const uint64_t half_bound = std::max<uint64_t>(options.block_bytes / 2, 1);
   base::Buffer buffers[2];
+  // Every shard's header first: a tensor safetensors cannot hold (complex128)
+  // is refused before any file is written.
+  std::vector<std::string> headers;
   for (size_t i = 0; i < shards.size(); ++i) {
     std::vector<interop::SafetensorsTensor> header_tensors;
     for (const manifest::TensorEntry* t : shards[i]) {
@@ -101,9 +104,12 @@ Result<ExportReport> ExportSafetensors(StoreReader* reader, uint64_t step, const
       return Status::InvalidArgument("step " + std::to_string(step) + ": " + header.status().message() +
                                      "; --keys can leave such a tensor out");
     }
-    r.header_bytes += header->size();
+    headers.push_back(*std::move(header));
+  }
+  for (size_t i = 0; i < shards.size(); ++i) {
+    r.header_bytes += headers[i].size();
     DCP_ASSIGN_OR_RETURN(std::unique_ptr<base::FileWriter> out, base::FileWriter::Create(paths[i]));
-    DCP_RETURN_IF_ERROR(out->Append(*header));
+    DCP_RETURN_IF_ERROR(out->Append(headers[i]));
     uint64_t shard_bytes = 0;
     // The write in flight, of buffers[1 - next]. Declared after `out`: on an
     // early return it is waited for (a std::async future's destructor joins)

@@ -243,9 +243,9 @@ std::string RenderDumpText(const DumpReport& d) {
   std::string out = fmt::format("tensor '{}' of step {}: {} {}, region {} ({} elements)\n", d.key, d.step,
                                 DTypeName(d.dtype), ShapeToString(d.global_shape), d.region.ToString(), n);
   if (n > 0) {
-    out += fmt::format("min {}  max {}  mean {}  std {}  nan {}  inf {}  zeros {}\n", Number(d.stats.min()),
-                       Number(d.stats.max()), Number(d.stats.mean()), Number(d.stats.std()), d.stats.nan(),
-                       d.stats.inf(), d.stats.zeros());
+    out += fmt::format("{}min {}  max {}  mean {}  std {}  nan {}  inf {}  zeros {}\n",
+                       IsComplex(d.dtype) ? "of |z|: " : "", Number(d.stats.min()), Number(d.stats.max()),
+                       Number(d.stats.mean()), Number(d.stats.std()), d.stats.nan(), d.stats.inf(), d.stats.zeros());
     if (d.tail.empty()) {
       out += "values: " + Elements(d.dtype, d.head) + "\n";
     } else {

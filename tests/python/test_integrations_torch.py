@@ -381,6 +381,10 @@ def test_complex_buffers_round_trip(tmp_path, planners):
     assert torch.equal(dst.tok.weight, src.tok.weight)
     meta = StorageReader(root).read_metadata()
     assert meta.state_dict_metadata["model.freqs_cis"].properties.dtype == torch.complex64
+    # A lazily conjugated destination gets the values, as FileSystemReader's copy_ gives them.
+    conj = {"model.freqs_cis": torch.zeros(6, 4, dtype=torch.complex64).conj()}
+    dist_cp.load(conj, storage_reader=StorageReader(root), planner=load_planner)
+    assert conj["model.freqs_cis"].is_conj() and torch.equal(conj["model.freqs_cis"], src.freqs_cis)
 
 
 class _TrainState:
@@ -463,3 +467,13 @@ def test_ints_beyond_64_bits_round_trip_as_plain_values(tmp_path):
     for bad in ("", "-", "12a", "1" * 5000, "٣"):
         with pytest.raises(DataLossError, match="a stored big int is not decimal digits"):
             from_plain({"__dcp_int__": bad})
+    # Any marker holding what to_plain never writes is damaged, not a dict nor a guess.
+    for bad in ({"__dcp_tuple__": 5}, {"__dcp_tuple__": "ab"}, {"__dcp_bytes_io__": "x"}, {"__dcp_int__": 5},
+                {"__dcp_int__": "5", "x": 1}):
+        with pytest.raises(DataLossError, match="value is malformed"):
+            from_plain(bad)
+    # More digits than Python converts: refused by name at save.
+    import sys
+    with pytest.raises(TypeError, match="'big' holds an int of more than 4300 digits"):
+        assert sys.get_int_max_str_digits() == 4300
+        to_plain(10 ** 5000, "big")

@@ -82,6 +82,42 @@ def test_common_state_plain_values_and_tensors(tmp_path):
     assert state["iteration"] == 7 and state["nested"]["a"][2] == {"b": "c"}
 
 
+def test_common_state_keeps_numpy_arrays_and_refuses_by_path(tmp_path):
+    # NumPy arrays load back as NumPy arrays (torch tensors as torch), other byte orders included.
+    philox = np.random.Philox(7).state  # uint64 arrays: as torch tensors they would not set back
+    common = {"philox": philox, "be": np.arange(3, dtype=">i4"), "le": np.arange(4.0).reshape(2, 2),
+              "t": torch.arange(3), "deep": [{"a": np.float32(1.5) * np.ones(2, dtype=np.float32)}]}
+    dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2,))), "c": common}, tmp_path)
+    got = dcp.load_common_state_dict(tmp_path)["c"]
+    assert type(got["be"]) is np.ndarray and got["be"].tolist() == [0, 1, 2] and got["be"].dtype == np.int32
+    assert type(got["le"]) is np.ndarray and (got["le"] == common["le"]).all()
+    assert type(got["t"]) is torch.Tensor and torch.equal(got["t"], common["t"])
+    assert type(got["deep"][0]["a"]) is np.ndarray
+    resumed = np.random.Philox()
+    resumed.state = got["philox"]
+    assert np.random.Generator(resumed).random() == np.random.Generator(np.random.Philox(7)).random()
+    # What dcp cannot store is refused naming its path.
+    for bad, match in ((np.array(["x"]), "common state 'c.s': dtype .* is not supported"),
+                       (torch.eye(2).to_sparse(), "common state 'c.s': torch.sparse_coo tensors are not supported"),
+                       ("a\ud800", "common state 'c.s': the str is not valid UTF-8"),
+                       ({"\udc80": 1}, "common state 'c.s': the key '.udc80' is not valid UTF-8"),
+                       ({"__dcp_ndarray__": 1}, "the dict key '__dcp_ndarray__' is reserved by dcp")):
+        with pytest.raises(ValueError, match=match):
+            dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2,))), "c": {"s": bad}}, tmp_path,
+                     step=9)
+    assert dcp.Store.open(tmp_path, "self", read_only=True).steps() == [0]
+
+
+def test_big_endian_numpy_tensors_are_saved_by_value_and_refused_as_destinations(tmp_path):
+    src = np.arange(6, dtype=">f8").reshape(2, 3)
+    dcp.save({"w": dcp.ShardedTensor.from_rank_offsets("w", src)}, tmp_path)
+    out = np.zeros((2, 3))
+    dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", out)}, tmp_path)
+    assert out.tolist() == src.tolist()
+    with pytest.raises(ValueError, match="tensor 'w'.*non-native byte order"):
+        dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", np.zeros((2, 3), dtype=">f8"))}, tmp_path)
+
+
 def test_common_state_that_needs_pickle_is_a_type_error_naming_its_path(tmp_path):
     sd = {"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2,))), "sched": {"fn": lambda x: x}}
     with pytest.raises(TypeError, match=r"common state 'sched.fn' is of type 'function'.*nothing is pickled"):
@@ -308,7 +344,8 @@ def test_complex_numbers_torch_numpy_lazy_views_and_tools(tmp_path, capfd):
         dcp.load({"conj": dcp.ShardedTensor.from_rank_offsets("conj", dest)}, tmp_path, step=3)
     # The tools: values as Python prints them, safetensors' C64 (it has no complex128).
     assert inspect_cli.main([str(tmp_path), "dump", "3", "freqs_cis"]) == 0
-    assert "1+101j" in capfd.readouterr().out
+    text = capfd.readouterr().out
+    assert "1+101j" in text and "of |z|: min 100" in text
     assert inspect_cli.main([str(tmp_path), "--json", "dump", "3", "freqs_cis"]) == 0
     import json
     dumped = json.loads(capfd.readouterr().out)

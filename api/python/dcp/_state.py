@@ -18,7 +18,7 @@ so they load back as the same bytes.
 import io
 
 from . import _dcp, _tensors
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, InvalidTypeError
 from .mapping import (LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory, flat_bounds)
 
 _SHARDED = (ShardedTensor, ShardedObject, ShardedTensorFactory, LocalNonpersistentObject)
@@ -31,23 +31,49 @@ def _path_str(path):
     return ".".join(str(p) for p in path) if path else "<root>"
 
 
+# A NumPy array in the common state is {NDARRAY: <tensor>}, so that it loads back as a NumPy
+# array (a bare small tensor loads as a torch.Tensor when torch is in use).
+NDARRAY = "__dcp_ndarray__"
+
+
+def _utf8(text, path, what):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgumentError(f"common state '{_path_str(path)}': {what} is not valid UTF-8 ({e.reason} at "
+                                   f"index {e.start}), which dcp cannot store") from None
+
+
 def to_common(x, path):
-    """A plain Python value for the core: tensors become TensorValue (a copy); the rest as is
-    (the core raises TypeError for what it cannot store)."""
+    """A plain Python value for the core: tensors become TensorValue (a copy), NumPy arrays
+    {NDARRAY: TensorValue}; the rest as is (the core raises TypeError for what it cannot store)."""
     if _tensors.is_tensor(x):
-        return _tensors.to_value(x)
+        try:
+            value = _tensors.to_value(x)
+        except InvalidArgumentError as e:
+            raise type(e)(f"common state '{_path_str(path)}': {e}") from None
+        return {NDARRAY: value} if _tensors.is_numpy_array(x) else value
     if isinstance(x, dict):
+        if NDARRAY in x:
+            raise InvalidTypeError(f"common state '{_path_str(path)}': the dict key '{NDARRAY}' is reserved by dcp")
+        for k in x:
+            if type(k) is str:  # noqa: E721 - the core names other keys itself
+                _utf8(k, path, f"the key {k!r}")
         return {k: to_common(v, path + (k,)) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [to_common(v, path + (i,)) for i, v in enumerate(x)]
+    if type(x) is str:  # noqa: E721
+        _utf8(x, path, "the str")
     return x
 
 
 def from_value(v):
-    """The core's common-state value -> Python (TensorValue -> tensor)."""
+    """The core's common-state value -> Python (TensorValue -> tensor, {NDARRAY: ...} -> NumPy)."""
     if isinstance(v, _dcp.TensorValue):
         return _tensors.from_value(v)
     if isinstance(v, dict):
+        if len(v) == 1 and NDARRAY in v and isinstance(v[NDARRAY], _dcp.TensorValue):
+            return _tensors.from_value(v[NDARRAY], numpy=True)
         return {k: from_value(x) for k, x in v.items()}
     if isinstance(v, list):
         return [from_value(x) for x in v]
@@ -115,11 +141,16 @@ class _Walk:
         if isinstance(node, (list, tuple)) and not _has_sharded(node):
             return None if self.load else ("V", to_common(node, path))  # a plain list: common state
         if isinstance(node, dict) or isinstance(node, list):
+            if not self.load and isinstance(node, dict) and NDARRAY in node:
+                raise InvalidTypeError(f"state dict entry '{_path_str(path)}': the dict key '{NDARRAY}' is reserved "
+                                       f"by dcp")
             items = node.items() if isinstance(node, dict) else enumerate(node)
             out = {}
             for k, v in items:
                 if isinstance(node, dict) and not isinstance(k, str):
                     raise TypeError(f"state dict key {k!r} under '{_path_str(path)}' is not a str")
+                if isinstance(node, dict) and not k.isascii():
+                    _utf8(k, path, f"the key {k!r}")
                 leaf = self.tree(v, path + (str(k),))
                 if leaf is not None:
                     out[str(k)] = leaf

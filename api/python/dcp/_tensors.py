@@ -2,9 +2,15 @@
 
 A torch.Tensor (CPU or CUDA, any strides) or a NumPy array crosses as a
 descriptor: (data pointer, dtype name, shape, strides in elements, device type,
-device index). The caller's object stays referenced by the state dict for as
-long as the C++ call runs. torch is imported only if the caller uses it, so the
-package works with NumPy alone, with Debian's torch 1.13 and with PyPI's 2.x.
+device index, owner). The caller's object stays referenced by the state dict
+for as long as the C++ call runs; `owner` keeps alive a copy made for the view
+(a lazily conjugated torch view, a NumPy array of the other byte order), or is
+None. torch is imported only if the caller uses it, so the package works with
+NumPy alone, with Debian's torch 1.13 and with PyPI's 2.x.
+
+The core copies CUDA memory on streams of its own: before a CUDA tensor
+crosses, torch's current stream on its device is waited for, so that the
+kernels that wrote it (or that still read a load's destination) are done.
 """
 
 import sys
@@ -109,7 +115,9 @@ def descriptor(x, what, writable=False):
         if name is None:
             raise InvalidArgumentError(f"{what}: torch dtype {x.dtype} is not supported by dcp")
         owner = None
-        if _lazy(x):
+        if kind == "cuda":
+            _wait_for_torch(torch_module=_torch(), device=dev)
+        if is_lazy_view(x):
             # A lazily conjugated or negated view (x.conj(), x.conj().imag): its memory holds the
             # values before the conjugation or negation. Saved, it is resolved into a copy that
             # the descriptor keeps alive; loaded into, it is refused (its memory is not its values).
@@ -123,15 +131,36 @@ def descriptor(x, what, writable=False):
     if is_numpy_array(x):
         if writable and not x.flags.writeable:
             raise InvalidArgumentError(f"{what}: the NumPy array is read-only")
+        name = tensor_dtype(x)
+        owner = None
+        if not x.dtype.isnative:
+            # dcp stores little-endian values: an array of the other byte order is saved from a
+            # native copy, and refused as a load's destination (its bytes would be misread).
+            if writable:
+                raise InvalidArgumentError(f"{what}: cannot load into a NumPy array of non-native byte order "
+                                           f"({x.dtype.str}); load into a native one and convert it")
+            x = owner = native_array(x)
         item = x.dtype.itemsize
         if any(s % item != 0 or s < 0 for s in x.strides):
             raise InvalidArgumentError(f"{what}: strides {x.strides} are not non-negative multiples of the element size")
         ptr = x.__array_interface__["data"][0] if x.size > 0 else 0
-        return (ptr, tensor_dtype(x), shape_of(x), tuple(s // item for s in x.strides), "cpu", 0, None)
+        return (ptr, name, shape_of(x), tuple(s // item for s in x.strides), "cpu", 0, owner)
     raise InvalidArgumentError(f"{what}: {type(x).__qualname__} is not a torch.Tensor or NumPy array")
 
 
-def _lazy(t):
+def native_array(x):
+    """`x` in the host's byte order (a copy if it is not)."""
+    return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
+
+
+def _wait_for_torch(torch_module, device):
+    """Waits for torch's current stream on `device` (cheap when it is idle)."""
+    stream = torch_module.cuda.current_stream(device)
+    if not stream.query():
+        stream.synchronize()
+
+
+def is_lazy_view(t):
     """True for a torch view whose conjugation or negation is lazy (torch >= 1.10)."""
     return (getattr(t, "is_conj", None) is not None and t.is_conj()) or \
         (getattr(t, "is_neg", None) is not None and t.is_neg())
@@ -167,14 +196,22 @@ def to_value(x):
     name = tensor_dtype(x)
     if is_torch_tensor(x):
         torch = _torch()
+        if x.layout != torch.strided:
+            raise InvalidArgumentError(f"{x.layout} tensors are not supported (only strided, dense ones)")
         t = x.detach().to("cpu")
-        t = (t.resolve_conj().resolve_neg() if _lazy(t) else t).contiguous()
+        t = (t.resolve_conj().resolve_neg() if is_lazy_view(t) else t).contiguous()
         raw = t.view(-1).view(torch.uint8) if t.numel() > 0 else torch.empty(0, dtype=torch.uint8)
         return _dcp.TensorValue(name, list(shape_of(x)), raw.numpy().tobytes())
     import numpy as np
-    return _dcp.TensorValue(name, list(shape_of(x)), np.ascontiguousarray(x).tobytes())
+    return _dcp.TensorValue(name, list(shape_of(x)), np.ascontiguousarray(native_array(x)).tobytes())
 
 
-def from_value(v):
-    """The core's TensorValue -> a tensor (torch if in use, else NumPy)."""
+def from_value(v, numpy=False):
+    """The core's TensorValue -> a tensor (torch if in use, else NumPy; NumPy if `numpy`)."""
+    if numpy:
+        import numpy as np
+        name = dtype_name(v.dtype)
+        if name not in _DCP_TO_NUMPY:
+            raise InvalidArgumentError(f"dtype {name} has no NumPy equivalent")
+        return np.frombuffer(bytes(v.data), dtype=_DCP_TO_NUMPY[name]).reshape(tuple(v.shape)).copy()
     return from_bytes(v.dtype, v.shape, v.data)

@@ -5,7 +5,7 @@ The names and semantics are Megatron's (see shared/reference): a
 ``global_offset`` in a tensor of ``global_shape``, with ``replica_id`` (main
 replica iff all zeros) and optional ``prepend_axis_num`` and
 ``flattened_range``; a :class:`ShardedObject` is a cell of a grid of opaque
-objects (bytes or plain values in dcp: nothing is pickled); a
+objects (bytes, io.BytesIO or plain values in dcp: nothing is pickled); a
 :class:`ShardedTensorFactory` saves one local tensor as several stored ones and
 merges them back at load.
 """
@@ -215,7 +215,8 @@ def _geometry(key, local, *rank_offsets, prepend_axis_num=0):
 @dataclasses.dataclass
 class ShardedObject:
     """A cell of a grid of opaque objects (Megatron's ShardedObject). Not reshardable: a load
-    asks for exactly a saved cell. `data` is bytes or a plain value (nothing is pickled)."""
+    asks for exactly a saved cell. `data` is bytes, an io.BytesIO or a plain value (nothing is
+    pickled)."""
 
     key: str
     data: Any

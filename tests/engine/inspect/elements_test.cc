@@ -72,6 +72,10 @@ TEST_CASE("FormatElement and ElementToDouble for every dtype", "[inspect]") {
   const double c128[] = {0.1, NAN};
   CHECK(FormatElement(DType::kComplex128, c128) == "0.1+nanj");
   CHECK(std::isnan(ElementToDouble(DType::kComplex128, c128)));
+  const float big[] = {3e38f, 3e38f};  // finite, |z| past FLT_MAX
+  CHECK(ElementToDouble(DType::kComplex64, big) == Approx(std::sqrt(2.0) * 3e38));
+  const double nan_inf[] = {NAN, INFINITY};  // a NaN part makes the magnitude NaN
+  CHECK(std::isnan(ElementToDouble(DType::kComplex128, nan_inf)));
   const double c128_inf[] = {-INFINITY, 1e300};
   CHECK(FormatElement(DType::kComplex128, c128_inf) == "-inf+1e+300j");
   CHECK(std::isinf(ElementToDouble(DType::kComplex128, c128_inf)));

@@ -191,5 +191,30 @@ TEST_CASE("Export refuses tensor keys safetensors cannot name", "[inspect]") {
   REQUIRE_OK(ExportSafetensors(reader.get(), 1, dir.Sub("x.safetensors"), o).status());
 }
 
+TEST_CASE("Export refuses a complex128 tensor before writing any shard", "[inspect]") {
+  testing::TempDir dir;
+  {
+    auto store = ValueOrDie(Store::Open(dir.Sub("store"), nullptr));
+    std::vector<float> v(64, 1.0f);
+    std::vector<double> z(8, 0.5);
+    StateDict sd;
+    sd.Add("a", ShardedTensor::Whole("a", TensorView(v.data(), DType::kFloat32, {64})));
+    sd.Add("b", ShardedTensor::Whole("b", TensorView(v.data(), DType::kFloat32, {64})));
+    sd.Add("z", ShardedTensor::Whole("z", TensorView(z.data(), DType::kComplex128, {4})));
+    REQUIRE_OK(store->Put(1, sd));
+  }
+  auto reader = ValueOrDie(StoreReader::Open(dir.Sub("store")));
+  const std::string out = dir.Sub("out");
+  REQUIRE_OK(base::CreateDirs(out));
+  ExportOptions o;
+  o.max_shard_bytes = 256;  // a, b and z in shards of their own: z's comes last
+  REQUIRE_THAT(ExportSafetensors(reader.get(), 1, out + "/m.safetensors", o).status(),
+               StatusIs(StatusCode::kInvalidArgument, "tensor 'z' has dtype complex128, which safetensors lacks"));
+  CHECK(ValueOrDie(base::ListDir(out)).empty());
+  o.keys_glob = "[ab]";
+  REQUIRE_OK(ExportSafetensors(reader.get(), 1, out + "/m.safetensors", o).status());
+  CHECK(ValueOrDie(base::ListDir(out)).size() == 3);  // two shards and the index
+}
+
 }  // namespace
 }  // namespace dcp::inspect

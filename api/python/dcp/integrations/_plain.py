@@ -39,7 +39,11 @@ def to_plain(x, name, hint=""):
     if type(x) is io.BytesIO:  # noqa: E721 - a subclass may hold more than its bytes
         return {BYTES_IO: x.getvalue()}
     if type(x) is int and x not in _INT64:  # noqa: E721 - bool is an int too
-        return {BIG_INT: str(x)}
+        try:
+            return {BIG_INT: str(x)}
+        except ValueError:  # more digits than Python converts (sys.set_int_max_str_digits)
+            raise TypeError(f"'{name}' holds an int of more than {_max_digits()} digits, which dcp does not "
+                            f"store") from None
     if x is None or type(x) in (bool, int, float, str, bytes) or _tensors.is_tensor(x):
         return x
     raise TypeError(f"'{name}' holds a {type(x).__module__}.{type(x).__qualname__}, which only pickle can store; "
@@ -47,14 +51,23 @@ def to_plain(x, name, hint=""):
                     f"arrays, and lists, tuples and str-keyed dicts of them). {hint}".rstrip())
 
 
+# What each marker holds; a marker dict with anything else is damaged (to_plain writes none).
+_MARKED = {TUPLE: list, BYTES_IO: bytes, BIG_INT: str}
+
+
 def from_plain(x):
-    """The inverse of to_plain."""
+    """The inverse of to_plain; a malformed marker is DataLossError."""
     if isinstance(x, dict):
-        if len(x) == 1 and TUPLE in x:
-            return tuple(from_plain(v) for v in x[TUPLE])
-        if len(x) == 1 and BYTES_IO in x and type(x[BYTES_IO]) is bytes:  # noqa: E721
-            return io.BytesIO(x[BYTES_IO])
-        if len(x) == 1 and BIG_INT in x and type(x[BIG_INT]) is str:  # noqa: E721
+        marker = next((m for m in _MARKED if m in x), None)
+        if marker is not None:
+            if len(x) != 1 or type(x[marker]) is not _MARKED[marker]:
+                from ..errors import DataLossError
+                raise DataLossError(f"a stored '{marker}' value is malformed: a dict of keys {sorted(x)[:4]} "
+                                    f"holding a {type(x[marker]).__name__}")
+            if marker == TUPLE:
+                return tuple(from_plain(v) for v in x[TUPLE])
+            if marker == BYTES_IO:
+                return io.BytesIO(x[BYTES_IO])
             return _big_int(x[BIG_INT])
         return {k: from_plain(v) for k, v in x.items()}
     if isinstance(x, list):
@@ -62,11 +75,18 @@ def from_plain(x):
     return x
 
 
+def _max_digits():
+    """Python's limit on the digits of an int converted from or to str (0: none; before 3.11: none)."""
+    import sys
+    return sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+
+
 def _big_int(digits):
-    """The int of a stored BIG_INT: decimal digits with an optional sign, at most 4,300 digits (Python's
-    own limit on int from str); anything else is a damaged value."""
+    """The int of a stored BIG_INT: decimal digits with an optional sign, within Python's limit on
+    int from str; anything else is a damaged value."""
     from ..errors import DataLossError
     body = digits[1:] if digits[:1] == "-" else digits
-    if not body or len(body) > 4300 or not body.isascii() or not body.isdigit():
+    limit = _max_digits()
+    if not body or (limit and len(body) > limit) or not body.isascii() or not body.isdigit():
         raise DataLossError(f"a stored big int is not decimal digits: {digits[:40]!r}")
     return int(digits)

@@ -482,7 +482,10 @@ class StorageReader(_OnStore, _storage.StorageReader):
             chunk = item.storage_index.offset or (0,) * len(lengths)
             origin = tuple(c + o for c, o in zip(chunk, item.storage_offsets))
             # dcp loads exactly the stored dtype; DCP casts into the destination (as FileSystemReader does).
-            buf = dest if dest.dtype == md.properties.dtype else torch.empty(lengths, dtype=md.properties.dtype)
+            # So does a destination dcp cannot write in place and copy_ can: a lazily conjugated or
+            # negated view (its memory is not its values).
+            direct = dest.dtype == md.properties.dtype and not _tensors.is_lazy_view(dest)
+            buf = dest if direct else torch.empty(lengths, dtype=md.properties.dtype)
             request[f"t{i}"] = ShardedTensor(fqn, buf, buf.dtype, lengths, tuple(md.size), origin, (1,) * len(lengths))
             tensors.append((item, dest, buf))
         return request, tensors, values
