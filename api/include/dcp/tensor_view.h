@@ -10,7 +10,14 @@
 //
 // Sources at save and destinations at load may be strided (e.g. a column
 // slice of a larger matrix). Destinations must not alias themselves (no two
-// indices mapping to the same element).
+// indices mapping to the same element): a load refuses one with stride 0 on
+// an axis of several elements (SharedAxis); other self-aliasing layouts are
+// the caller's to avoid.
+//
+// CUDA memory is copied on dcp's own streams, which do not wait for the
+// caller's: the work that writes a save's source (or still uses a load's
+// destination) must be complete, e.g. its stream synchronized, before the
+// call.
 //
 // Thread safety: a view is a value; what it points at is the caller's.
 

@@ -6,15 +6,19 @@
 // A ShardedTensor made from a torch tensor views the tensor's storage (any
 // supported dtype, strided or not, CPU or CUDA): saving reads it in place,
 // loading writes into it in place. Keep the tensor alive (and, for loads,
-// unaliased) while dcp uses the view. Helpers mirror Megatron-Core's
+// unaliased) while dcp uses the view. CUDA tensors are copied on dcp's own
+// streams, which do not wait for torch's: synchronize the tensor's stream
+// (e.g. torch::cuda::synchronize()) before a put or get reads or writes it
+// (the Python package does this itself). Helpers mirror Megatron-Core's
 // make_tp_sharded_tensor_for_checkpoint / make_sharded_tensor_for_checkpoint,
 // and build a state dict from a module's parameters and buffers under a
 // caller-supplied sharding rule.
 //
 // This header declares torch types only by name; include <torch/torch.h> (or
 // <ATen/ATen.h>) to call it. Errors: InvalidArgument for an undefined or
-// sparse tensor, a dtype dcp cannot store (complex, quantized, ...) or one
-// torch cannot hold (e.g. fp8 on an old LibTorch), naming the key.
+// sparse tensor, a lazily conjugated or negated view, a dtype dcp cannot
+// store (complex32, quantized, ...) or one torch cannot hold (e.g. fp8 on an
+// old LibTorch), naming the key.
 
 #ifndef DCP_TORCH_H_
 #define DCP_TORCH_H_
