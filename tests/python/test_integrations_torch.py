@@ -477,3 +477,27 @@ def test_ints_beyond_64_bits_round_trip_as_plain_values(tmp_path):
     with pytest.raises(TypeError, match="'big' holds an int of more than 4300 digits"):
         assert sys.get_int_max_str_digits() == 4300
         to_plain(10 ** 5000, "big")
+
+
+def test_numpy_scalars_and_torch_dtypes_round_trip_as_plain_values(tmp_path):
+    """A metric from np.mean (np.float64) and a configured dtype come back as themselves, without pickle."""
+    import numpy as np
+    from dcp.errors import DataLossError
+    from dcp.integrations._plain import from_plain
+    root = str(tmp_path / "store")
+    values = [np.float64(0.25), np.float32(1.5), np.int64(-3), np.uint8(7), np.bool_(True), np.complex64(1 - 2j),
+              torch.bfloat16, torch.float8_e4m3fn, torch.int64]
+    dist_cp.save({"cfg": {"v": values}}, storage_writer=StorageWriter(root), planner=SavePlanner())
+    got = {"cfg": {"v": []}}
+    dist_cp.load(got, storage_reader=StorageReader(root), planner=LoadPlanner())
+    assert [type(v) for v in got["cfg"]["v"]] == [type(v) for v in values]
+    assert got["cfg"]["v"] == values
+    # A string scalar has no dcp dtype: refused by name. A stored dtype name is only ever one of torch's dtypes.
+    refused = "common state 'x.torch_dcp_value.__dcp_np_scalar__': dtype .* is not supported"
+    with pytest.raises(CheckpointException, match=refused):
+        dist_cp.save({"x": np.str_("a")}, storage_writer=StorageWriter(root), planner=SavePlanner())
+    for bad in ("nn", "_C", "os", "float32 ", "Tensor"):
+        with pytest.raises(DataLossError, match="is not one of this torch's dtypes"):
+            from_plain({"__dcp_torch_dtype__": bad})
+    with pytest.raises(DataLossError, match="value is malformed"):
+        from_plain({"__dcp_np_scalar__": np.zeros(2)})
