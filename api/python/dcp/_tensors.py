@@ -115,8 +115,6 @@ def descriptor(x, what, writable=False):
         if name is None:
             raise InvalidArgumentError(f"{what}: torch dtype {x.dtype} is not supported by dcp")
         owner = None
-        if kind == "cuda":
-            _wait_for_torch(torch_module=_torch(), device=dev)
         if is_lazy_view(x):
             # A lazily conjugated or negated view (x.conj(), x.conj().imag): its memory holds the
             # values before the conjugation or negation. Saved, it is resolved into a copy that
@@ -126,6 +124,8 @@ def descriptor(x, what, writable=False):
                                            f"(is_conj() / is_neg()); load into a plain tensor and conjugate it")
             x = owner = x.resolve_conj().resolve_neg()
             strides = x.stride()
+        if kind == "cuda":  # after the resolving copy, itself a kernel on torch's stream
+            _wait_for_torch(torch_module=_torch(), device=dev)
         ptr = x.data_ptr() if x.numel() > 0 else 0
         return (ptr, name, tuple(x.shape), strides, kind, dev.index or 0, owner)
     if is_numpy_array(x):
