@@ -36,10 +36,14 @@ def _path_str(path):
 NDARRAY = "__dcp_ndarray__"
 
 
-def _utf8(text, path, what):
+def _utf8(text, path, key=False):
+    """InvalidArgumentError naming `path` if the str `text` (a dict key if `key`) is not valid UTF-8."""
+    if text.isascii():  # the common case, on every key of a state dict
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
+        what = f"the key {text!r}" if key else "the str"
         raise InvalidArgumentError(f"common state '{_path_str(path)}': {what} is not valid UTF-8 ({e.reason} at "
                                    f"index {e.start}), which dcp cannot store") from None
 
@@ -58,12 +62,12 @@ def to_common(x, path):
             raise InvalidTypeError(f"common state '{_path_str(path)}': the dict key '{NDARRAY}' is reserved by dcp")
         for k in x:
             if type(k) is str:  # noqa: E721 - the core names other keys itself
-                _utf8(k, path, f"the key {k!r}")
+                _utf8(k, path, key=True)
         return {k: to_common(v, path + (k,)) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [to_common(v, path + (i,)) for i, v in enumerate(x)]
     if type(x) is str:  # noqa: E721
-        _utf8(x, path, "the str")
+        _utf8(x, path)
     return x
 
 
@@ -149,8 +153,8 @@ class _Walk:
             for k, v in items:
                 if isinstance(node, dict) and not isinstance(k, str):
                     raise TypeError(f"state dict key {k!r} under '{_path_str(path)}' is not a str")
-                if isinstance(node, dict) and not k.isascii():
-                    _utf8(k, path, f"the key {k!r}")
+                if isinstance(node, dict):
+                    _utf8(k, path, key=True)
                 leaf = self.tree(v, path + (str(k),))
                 if leaf is not None:
                     out[str(k)] = leaf

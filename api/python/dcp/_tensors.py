@@ -166,10 +166,10 @@ def is_lazy_view(t):
         (getattr(t, "is_neg", None) is not None and t.is_neg())
 
 
-def allocate(dtype, shape, like=None, device=None):
-    """A zeroed tensor to load into: torch if torch is in use (on `device`), else NumPy."""
+def allocate(dtype, shape, like=None, device=None, numpy=False):
+    """A zeroed tensor to load into: torch if torch is in use (on `device`) and not `numpy`, else NumPy."""
     torch = _torch()
-    if torch is not None and (like is None or is_torch_tensor(like)):
+    if torch is not None and not numpy and (like is None or is_torch_tensor(like)):
         tdtype = {v: k for k, v in _torch_dtype_map().items()}[dtype_name(dtype)]
         return torch.zeros(tuple(shape), dtype=tdtype, device=device if device is not None else "cpu")
     import numpy as np
@@ -179,9 +179,9 @@ def allocate(dtype, shape, like=None, device=None):
     return np.zeros(tuple(shape), dtype=_DCP_TO_NUMPY[name])
 
 
-def from_bytes(dtype, shape, data):
-    """A tensor (torch if in use, else NumPy) holding a copy of row-major `data`."""
-    out = allocate(dtype, shape)
+def from_bytes(dtype, shape, data, numpy=False):
+    """A tensor (torch if in use and not `numpy`, else NumPy) holding a copy of row-major `data`."""
+    out = allocate(dtype, shape, numpy=numpy)
     if is_torch_tensor(out):
         torch = _torch()
         if out.numel() > 0:
@@ -207,11 +207,5 @@ def to_value(x):
 
 
 def from_value(v, numpy=False):
-    """The core's TensorValue -> a tensor (torch if in use, else NumPy; NumPy if `numpy`)."""
-    if numpy:
-        import numpy as np
-        name = dtype_name(v.dtype)
-        if name not in _DCP_TO_NUMPY:
-            raise InvalidArgumentError(f"dtype {name} has no NumPy equivalent")
-        return np.frombuffer(bytes(v.data), dtype=_DCP_TO_NUMPY[name]).reshape(tuple(v.shape)).copy()
-    return from_bytes(v.dtype, v.shape, v.data)
+    """The core's TensorValue -> a tensor (torch if in use and not `numpy`, else NumPy)."""
+    return from_bytes(v.dtype, v.shape, v.data, numpy=numpy)
