@@ -245,3 +245,37 @@ def test_bad_input(tmp_path):
                                                  "common_backend": "torch", "common_backend_version": 1}))
     with pytest.raises(CheckpointingException, match="dcp.json"):
         mcp.load_tensors_metadata(str(d), DcpLoadShardedStrategy())
+
+
+def _release_worker(rank, world, tmp, save_dir):
+    _init(rank, world, tmp)
+    deleted = []
+    for it in (1, 2, 3):
+        d = os.path.join(save_dir, f"iter_{it:07d}")
+        os.makedirs(d, exist_ok=True)
+        if it == 3 and rank == 0:
+            import shutil
+            shutil.rmtree(os.path.join(save_dir, "iter_0000001"))  # as a user or a rotation script would
+        dist.barrier()
+        sd = {"t": ShardedTensor.from_rank_offsets("t", torch.full((4,), float(it)), (0, rank, world))}
+        strategy = DcpSaveShardedStrategy()
+        if it == 3:  # async: the steps go at finalization, with dcp.json
+            mcp.save(sd, d, sharded_strategy=strategy, async_sharded_save=True).execute_sync()
+        else:
+            mcp.save(sd, d, sharded_strategy=strategy)
+        deleted.append(strategy.last_deleted_steps)
+    assert deleted == [[], [], [1]], deleted  # on every rank
+    # The release object is no key of the checkpoint: strict loads see only the state's own keys.
+    d = os.path.join(save_dir, "iter_0000002")
+    assert "__dcp_step_directory__" not in serialization.load_sharded_metadata(d, DcpLoadShardedStrategy())
+    out = mcp.load({"t": ShardedTensor.from_rank_offsets("t", torch.zeros(4), (0, rank, world))}, d,
+                   sharded_strategy=DcpLoadShardedStrategy(), strict=StrictHandling.RAISE_ALL)
+    assert torch.equal(out["t"], torch.full((4,), 2.0))
+    dist.destroy_process_group()
+
+
+def test_removed_iteration_directories_release_their_steps(tmp_path):
+    save_dir = tmp_path / "ckpt"
+    _spawn(_release_worker, 2, str(tmp_path), str(save_dir))
+    with dcp.Store.open(str(save_dir / "dcp_store"), "self", read_only=True) as s:
+        assert s.steps() == [2, 3]

@@ -501,3 +501,129 @@ def test_numpy_scalars_and_torch_dtypes_round_trip_as_plain_values(tmp_path):
             from_plain({"__dcp_torch_dtype__": bad})
     with pytest.raises(DataLossError, match="value is malformed"):
         from_plain({"__dcp_np_scalar__": np.zeros(2)})
+
+
+def _latest_step_dir(folder):
+    """torchtitan's resume: the largest step-<n> directory that has a .metadata file."""
+    import re
+    steps = [int(m.group(1)) for f in os.listdir(folder) if (m := re.search(r"step-(\d+)", f))
+             and os.path.isfile(os.path.join(folder, f, ".metadata"))]
+    return max(steps) if steps else -1
+
+
+def test_step_directories_share_one_store_and_follow_their_removal(tmp_path):
+    """torchtitan's layout: checkpoint_id=<folder>/step-<n>. Consecutive checkpoints are steps of one
+    store next to them (unchanged chunks referenced), the directories are found as torchtitan finds
+    them and load their own step; removing one (keep_latest_k) releases its step at the next save,
+    while a step saved into the store path itself stays."""
+    import shutil
+    folder = tmp_path / "checkpoint"
+    store = str(folder / "dcp_store")
+    frozen, w = torch.arange(64, dtype=torch.float32).reshape(8, 8), torch.zeros(4, 4)
+    writer = StorageWriter()  # as torchtitan would pass it: the path comes as checkpoint_id
+    for n in (10, 20, 30):
+        w.fill_(n)
+        dist_cp.save({"frozen": frozen, "w": w, "n": n}, checkpoint_id=str(folder / f"step-{n}"),
+                     storage_writer=writer, planner=SavePlanner())
+        assert writer.last_step == n and writer.checkpoint_id == str(folder / f"step-{n}")
+        if n > 10:  # the frozen tensor is referenced, not rewritten: only w's chunk is written
+            r = writer.last_report
+            assert r.chunks_written == 1 and r.raw_bytes_written < frozen.nbytes <= r.raw_bytes_referenced, r
+    assert dcp.Store.open(store, "self", read_only=True).steps() == [10, 20, 30]
+    assert sorted(os.listdir(folder)) == ["dcp_store", "step-10", "step-20", "step-30"]
+    assert sorted(os.listdir(folder / "step-20")) == [".metadata", "dcp.json"]
+    assert _latest_step_dir(folder) == 30
+    with pytest.raises(pickle.UnpicklingError):  # DCP's FileSystemReader refuses the marker, unpickling nothing
+        pickle.loads((folder / "step-20" / ".metadata").read_bytes())
+
+    sd = {"frozen": torch.zeros(8, 8), "w": torch.zeros(4, 4), "n": -1}
+    dist_cp.load(sd, checkpoint_id=str(folder / "step-20"), storage_reader=StorageReader(), planner=LoadPlanner())
+    assert torch.equal(sd["frozen"], frozen) and torch.equal(sd["w"], torch.full((4, 4), 20.0)) and sd["n"] == 20
+    assert StorageReader.validate_checkpoint_id(str(folder / "step-20"))
+
+    # A step saved into the store itself is the user's: never released by directories.
+    direct = StorageWriter(store, step=25)
+    dist_cp.save({"w": w}, storage_writer=direct, planner=SavePlanner())
+    shutil.rmtree(folder / "step-10")  # torchtitan's keep_latest_k
+    shutil.copytree(folder / "step-20", folder / "kept-20")  # another name pointing at step 20 keeps it
+    shutil.rmtree(folder / "step-20")
+    w.fill_(40)
+    dist_cp.save({"frozen": frozen, "w": w, "n": 40}, checkpoint_id=str(folder / "step-40"),
+                 storage_writer=writer, planner=SavePlanner())
+    assert writer.last_deleted_steps == [10]
+    assert dcp.Store.open(store, "self", read_only=True).steps() == [20, 25, 30, 40]
+    shutil.rmtree(folder / "kept-20")
+    dist_cp.save({"frozen": frozen, "w": w, "n": 50}, checkpoint_id=str(folder / "step-50"),
+                 storage_writer=writer, planner=SavePlanner())
+    assert writer.last_deleted_steps == [20]
+    assert dcp.Store.open(store, "self", read_only=True).steps() == [25, 30, 40, 50]
+    sd = {"frozen": torch.zeros(8, 8), "w": torch.zeros(4, 4), "n": -1}
+    dist_cp.load(sd, checkpoint_id=str(folder / "step-30"), storage_reader=StorageReader(), planner=LoadPlanner())
+    assert torch.equal(sd["frozen"], frozen) and torch.equal(sd["w"], torch.full((4, 4), 30.0)) and sd["n"] == 30
+
+
+def test_step_directory_bad_input(tmp_path):
+    """A damaged pointer, a step of another number, a directory whose step was deleted, a plain DCP
+    checkpoint in a step directory's place: each a clear error naming it, nothing written over."""
+    from torch.distributed.checkpoint import FileSystemWriter
+    folder = tmp_path / "checkpoint"
+    dist_cp.save({"w": torch.ones(2)}, checkpoint_id=str(folder / "step-1"), storage_writer=StorageWriter(),
+                 planner=SavePlanner())
+
+    def load(path, **kw):
+        dist_cp.load({"w": torch.zeros(2)}, checkpoint_id=str(path), storage_reader=StorageReader(**kw),
+                     planner=LoadPlanner())
+    with pytest.raises(CheckpointException, match="holds step 1 .* not step 7"):
+        load(folder / "step-1", step=7)
+    (folder / "step-2").mkdir()
+    (folder / "step-2" / "dcp.json").write_text('{"store": "../dcp_store", "step": 2}')
+    with pytest.raises(CheckpointException, match="step 2"):
+        load(folder / "step-2")
+    (folder / "step-2" / "dcp.json").write_text('{"store": 5}')
+    with pytest.raises(CheckpointException, match="dcp.json' is damaged"):
+        load(folder / "step-2")
+    # A damaged pointer next to the store: what it points to is unknown, so the next save deletes nothing.
+    shutil_dir = folder / "step-1"
+    import shutil
+    shutil.rmtree(shutil_dir)
+    writer = StorageWriter()
+    with pytest.warns(UserWarning, match="dcp.json' is damaged"):
+        dist_cp.save({"w": torch.ones(2)}, checkpoint_id=str(folder / "step-3"), storage_writer=writer,
+                     planner=SavePlanner())
+    assert writer.last_deleted_steps == [] and dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [1, 3]
+    # FileSystemWriter's checkpoint in a step directory's place is not written over.
+    dist_cp.save({"w": torch.ones(2)}, storage_writer=FileSystemWriter(str(folder / "step-4")))
+    before = sorted(os.listdir(folder / "step-4"))
+    with pytest.raises(CheckpointException, match="PyTorch distributed checkpoint"):
+        dist_cp.save({"w": torch.ones(2)}, checkpoint_id=str(folder / "step-4"), storage_writer=StorageWriter(),
+                     planner=SavePlanner())
+    assert sorted(os.listdir(folder / "step-4")) == before
+    assert dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [1, 3]
+
+
+def _step_dir_worker(rank, world, tmp, folder):
+    mesh = _init(rank, world, tmp)
+    from torch.distributed.tensor import Shard, distribute_tensor
+    writer = StorageWriter()
+    for n in (1, 2, 3):
+        w = distribute_tensor(torch.full((4, 2), float(n)), mesh, [Shard(0)])
+        dist_cp.save({"w": w}, checkpoint_id=os.path.join(folder, f"step-{n}"), storage_writer=writer,
+                     planner=SavePlanner())
+        if n == 2 and rank == 0:
+            import shutil
+            shutil.rmtree(os.path.join(folder, "step-1"))
+        dist.barrier()
+    assert writer.last_deleted_steps == [1], writer.last_deleted_steps  # on every rank
+    w = distribute_tensor(torch.zeros(4, 2), mesh, [Shard(0)])
+    dist_cp.load({"w": w}, checkpoint_id=os.path.join(folder, "step-2"), storage_reader=StorageReader(),
+                 planner=LoadPlanner())
+    assert torch.equal(w.full_tensor(), torch.full((4, 2), 2.0))
+    with open(os.path.join(tmp, f"steps{rank}"), "w") as f:
+        f.write(",".join(map(str, dcp.Store.open(os.path.join(folder, "dcp_store"), "self", read_only=True).steps())))
+    _done()
+
+
+def test_step_directories_under_a_process_group(tmp_path):
+    """Rank 0 decides which steps go; every rank deletes them in the same collectives."""
+    _spawn(_step_dir_worker, 2, str(tmp_path), str(tmp_path / "checkpoint"))
+    assert [(tmp_path / f"steps{r}").read_text() for r in range(2)] == ["2,3", "2,3"]

@@ -175,7 +175,7 @@ def _objects(store, step, meta):
     out = {}
     for o in meta["objects"]:
         key = o["key"]
-        if key == "__torch_dcp__":
+        if key in ("__torch_dcp__", "__dcp_step_directory__"):  # the integrations' own, not the state's
             continue
         shape, offset = tuple(o["global_shape"]), tuple(o["global_offset"])
         request = {"o": ShardedObject(key, None, shape, offset)}

@@ -18,17 +18,19 @@ writes itself (``metadata.json``, ``common.pt`` from its common strategy) and
 ``dcp.json``, which names the store (relative to the directory) and the step.
 A directory not named ``iter_<n>`` gets its own store inside it
 (``<dir>/dcp_store``, step 0 or the next one). ``store=`` and ``step=`` override
-both. Deleting an iteration directory does not delete its step: use
-``dcp.Store.delete_step`` / ``apply_retention`` and ``collect_garbage``.
+both. Removing an iteration directory releases its step: the next save into an
+iteration directory deletes the steps saved into iteration directories that no
+directory next to the store points to any more, and reclaims their space
+(``last_deleted_steps``); a store given with ``store=`` elsewhere is not
+watched (use ``dcp.Store.delete_step`` / ``apply_retention`` and
+``collect_garbage`` there).
 
 ShardedObject data is stored as dcp's plain values (tuples kept, see
 ``_plain``), never pickled; an object that only pickle can store is a
 TypeError naming its key.
 """
 
-import json
 import os
-import re
 
 import torch
 from megatron.core.dist_checkpointing import mapping as _mc
@@ -37,8 +39,10 @@ from megatron.core.dist_checkpointing.strategies import base as _base
 from megatron.core.dist_checkpointing.strategies.async_utils import AsyncRequest
 
 from .. import _dcp, _state, _tensors
+from ..errors import DataLossError, NotFoundError
 from ..mapping import ShardedObject, ShardedTensor
 from ..store import Store
+from . import _layout
 from ._plain import from_plain, to_plain
 from .torch import _agreed, _communicator, _open
 
@@ -46,36 +50,23 @@ __all__ = ["BACKEND", "DcpLoadShardedStrategy", "DcpSaveShardedStrategy", "VERSI
 
 BACKEND = "dcp"
 VERSION = 1
-POINTER = "dcp.json"  # in the iteration directory: {"store": <path relative to it>, "step": <int>}
-STORE_DIR = "dcp_store"
-_ITERATION = re.compile(r"iter_(\d+)$")
+POINTER = _layout.POINTER  # in the iteration directory: {"store": <path relative to it>, "step": <int>}
+STORE_DIR = _layout.STORE_DIR
+_ITERATION = r"iter_(\d+)"
 _VALUE = "megatron_dcp_value"
 
 
 def _location(checkpoint_dir, store, step):
-    """(store path, step or None) for a save into `checkpoint_dir`."""
-    checkpoint_dir = os.path.abspath(os.fspath(checkpoint_dir))
-    m = _ITERATION.search(os.path.basename(checkpoint_dir))
-    if store is None:
-        store = os.path.join(os.path.dirname(checkpoint_dir) if m else checkpoint_dir, STORE_DIR)
-    if step is None and m:
-        step = int(m.group(1))
-    return os.path.abspath(os.fspath(store)), step
+    """(store path, step or None, whether it is an iteration directory) for a save into `checkpoint_dir`."""
+    return _layout.location(checkpoint_dir, _ITERATION, store, step)
 
 
 def _pointer(checkpoint_dir):
     """(store path, step) a dcp-written iteration directory points to."""
-    path = os.path.join(os.fspath(checkpoint_dir), POINTER)
     try:
-        with open(path) as f:
-            p = json.load(f)
-        store = os.path.normpath(os.path.join(os.fspath(checkpoint_dir), p["store"]))
-        return store, int(p["step"])
-    except FileNotFoundError:
-        raise CheckpointingException(f"{checkpoint_dir} was not written by dcp: it has no {POINTER}") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointingException(f"{path} is damaged ({e}): it must be "
-                                     '{"store": <path>, "step": <int>}') from None
+        return _layout.read_pointer(checkpoint_dir)
+    except (NotFoundError, DataLossError) as e:
+        raise CheckpointingException(str(e)) from None
 
 
 # -- Megatron's objects <-> dcp's ---------------------------------------------------------------------------------
@@ -123,6 +114,7 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
         self.options = options
         self.last_report = None
         self.last_step = None
+        self.last_deleted_steps = []
 
     @property
     def can_handle_sharded_objects(self):
@@ -132,40 +124,40 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
         comm = self._comm = getattr(self, "_comm", None) or _communicator(self.group, True)
 
         def prepare():
-            path, step = _location(checkpoint_dir, self.store, self.step)
+            path, step, iteration = _location(checkpoint_dir, self.store, self.step)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            return _to_dcp(sharded_state_dict, load=False), path, step
-        state, path, step = _agreed(comm, prepare)
+            return _to_dcp(sharded_state_dict, load=False), path, step, iteration
+        state, path, step, iteration = _agreed(comm, prepare)
         store = _open(path, comm)
         try:
             # Rank 0's view at open on every rank, whatever its own step (its error too).
             latest = store.latest_step_at_open()
             step = step if step is not None else 0 if latest is None else latest + 1
+            if iteration and store.rank == 0:
+                state[_layout.DIRECTORY_KEY] = _layout.directory_object(checkpoint_dir)
         except BaseException:
             store.close()
             raise
-        return store, path, step, state
+        return store, path, step, state, iteration
 
-    def _finish(self, store, path, step, checkpoint_dir):
-        """Rank 0 writes dcp.json; every rank raises if that failed (Megatron's barrier follows)."""
+    def _finish(self, store, path, step, checkpoint_dir, iteration):
+        """Rank 0 writes dcp.json; every rank raises if that failed (Megatron's barrier follows).
+        Then the steps of removed iteration directories go."""
         _agreed(self._comm, lambda: self._write_pointer(store, path, step, checkpoint_dir))
         self.last_step = step
+        self.last_deleted_steps = []
+        if iteration:
+            self.last_deleted_steps = _layout.release_removed(store, self._comm, path, step, checkpoint_dir)
 
     def _write_pointer(self, store, path, step, checkpoint_dir):
         if store.rank == 0:
-            rel = os.path.relpath(path, os.path.abspath(os.fspath(checkpoint_dir)))
-            tmp = os.path.join(os.fspath(checkpoint_dir), f".{POINTER}.tmp")
-            with open(tmp, "w") as f:
-                json.dump({"store": rel, "step": step}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, os.path.join(os.fspath(checkpoint_dir), POINTER))
+            _layout.write_pointer(checkpoint_dir, path, step)
 
     def save(self, sharded_state_dict, checkpoint_dir):
-        store, path, step, state = self._begin(sharded_state_dict, checkpoint_dir)
+        store, path, step, state, iteration = self._begin(sharded_state_dict, checkpoint_dir)
         with store:
             self.last_report = store.put(step, state, **self.options)
-            self._finish(store, path, step, checkpoint_dir)
+            self._finish(store, path, step, checkpoint_dir, iteration)
 
     def async_save(self, sharded_state_dict, checkpoint_dir):
         """Starts dcp's own background put (it returns once this rank's tensors are copied) and
@@ -173,7 +165,7 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
         has no async_fn (the write already runs, in dcp's thread, not in a process Megatron forks),
         so Megatron finalizes it at its next maybe_finalize_async_calls: training overlaps the write
         until then, and that call waits for what is left of it."""
-        store, path, step, state = self._begin(sharded_state_dict, checkpoint_dir)
+        store, path, step, state, iteration = self._begin(sharded_state_dict, checkpoint_dir)
         try:
             store.put_async(step, state, **self.options)
         except BaseException:
@@ -183,7 +175,7 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
         def finalize():
             try:
                 self.last_report = store.wait()
-                self._finish(store, path, step, checkpoint_dir)
+                self._finish(store, path, step, checkpoint_dir, iteration)
             finally:
                 store.close()
 
@@ -245,6 +237,8 @@ class DcpLoadShardedStrategy(_base.LoadShardedStrategy):
         meta = self._metadata(checkpoint_dir)
         out = self.load_tensors_metadata(checkpoint_dir)
         for o in meta["objects"]:
+            if o["key"] == _layout.DIRECTORY_KEY:
+                continue
             obj = _mc.ShardedObject(o["key"], None, tuple(o["global_shape"]), tuple(o["global_offset"]),
                                     replica_id=0)
             out[obj.unique_key] = obj

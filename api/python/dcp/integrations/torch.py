@@ -13,6 +13,20 @@ steps. A save writes the step ``step`` (default: the one after the latest)
 and a load reads ``step`` (default: the latest). A chunk equal to the one the
 previous step holds at the same place is referenced, not rewritten.
 
+Step directories (torchtitan's layout, one directory per checkpoint:
+``checkpoint_id=<folder>/step-100``): a ``checkpoint_id`` named
+``step-<n>`` that is not itself a dcp store is step n of the store
+``<folder>/dcp_store``, which consecutive checkpoints share. The directory gets
+``dcp.json`` (the store, relative to it, and the step) and a ``.metadata`` with
+the same JSON, which tools that find DCP checkpoints by that file see
+(torchtitan's resume picks the latest ``step-<n>`` that has one; DCP's
+``FileSystemReader`` refuses it as not a pickle); a load of the directory reads
+the step it names. Removing a step directory (torchtitan's ``keep_latest_k``)
+releases its step: the next save through a step directory deletes the steps
+that were saved into a step directory no directory next to the store points to
+any more, and reclaims their space (``last_deleted_steps``). Steps saved into
+the store path itself are never deleted that way.
+
 How DCP's pieces map onto dcp:
 
 * TENSOR / SHARD write items are chunk records of the tensor ``fqn`` at the
@@ -48,6 +62,7 @@ from torch.distributed.checkpoint.metadata import (BytesStorageMetadata, ChunkSt
 from torch.futures import Future
 
 from .. import _dcp, _state, _tensors
+from . import _layout
 from ._plain import from_plain as _from_plain
 from ._plain import to_plain
 from ..errors import DcpError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError
@@ -65,6 +80,8 @@ _EXTRAS_KEY = "__torch_dcp__"
 # A value stored by SavePlanner: {_VALUE: value}, tuples as {_TUPLE: [...]}.
 _VALUE = "torch_dcp_value"
 _MARKER = "DCP_STORE"
+_STEP_DIR = r"step-(\d+)"  # torchtitan's checkpoint directories
+_DCP_MARKER = ".metadata"  # what tools that look for DCP checkpoints probe for
 _PUT_OPTIONS = ("overwrite", "chunk_bytes", "compression", "incremental", "encode_threads")
 _GET_OPTIONS = ("read_threads", "max_inflight_bytes", "read_once")
 
@@ -210,6 +227,7 @@ class _OnStore:
         self.group = group
         self.options = _options(options, allowed, what)
         self._comm = None  # dcp's communicator over `group`, made by the first collective call
+        self._store_path = self.path  # the store the path is, or the one its step directory shares
 
     def __getstate__(self):
         # async_save's process executor sends the writer to a process with its own default group.
@@ -240,17 +258,34 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
         self._init_store(path, step, group, options, _PUT_OPTIONS, "StorageWriter")
         self.last_step = None
         self.last_report = None
+        self.last_deleted_steps = []
         self._coordinator = False
+        self._directory = None
 
     def reset(self, checkpoint_id=None):
         self._set_path(checkpoint_id)
         self.last_step = None
         self.last_report = None
+        self.last_deleted_steps = []
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id):
         path = os.fspath(checkpoint_id)
-        return _is_store(path) or not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path))
+        return _is_store(path) or _layout.has_pointer(path) or not os.path.exists(path) or \
+            (os.path.isdir(path) and not os.listdir(path))
+
+    def _target(self):
+        """(store path, step or None, step directory or None) of the next save."""
+        if _is_store(self.path):
+            return os.path.abspath(self.path), self.step, None
+        store, step, is_dir = _layout.location(self.path, _STEP_DIR)
+        if not is_dir:
+            return os.path.abspath(self.path), self.step, None
+        if os.path.isfile(os.path.join(self.path, _DCP_MARKER)) and not _layout.has_pointer(self.path):
+            raise FailedPreconditionError(
+                f"'{self.path}' holds a PyTorch distributed checkpoint (FileSystemWriter's .metadata): dcp "
+                f"does not write over it; remove it or save into another directory")
+        return store, self.step if self.step is not None else step, os.path.abspath(self.path)
 
     def storage_meta(self):
         return StorageMeta(checkpoint_id=self.path)
@@ -284,15 +319,22 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
         comm = self._comm = self._comm or _communicator(self.group, True)
 
         def prepare():
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)) or "/", exist_ok=True)
+            self._store_path, step, self._directory = self._target()
+            os.makedirs(os.path.dirname(self._store_path) or "/", exist_ok=True)
             with torch.no_grad():  # DTensor.to_local() (in resolve_data) is an autograd call where grad is on
-                return self._state_to_save(plan, planner)
-        state, results = _agreed(comm, prepare)
-        with _open(self.path, comm) as store:
+                return self._state_to_save(plan, planner) + (step,)
+        state, results, step = _agreed(comm, prepare)
+        self.last_deleted_steps = []
+        with _open(self._store_path, comm) as store:
             # Rank 0's view at open on every rank, whatever its own step (its error too).
             latest = store.latest_step_at_open()
-            step = self.step if self.step is not None else 0 if latest is None else latest + 1
+            step = step if step is not None else 0 if latest is None else latest + 1
             self.last_report = store.put(step, state, **self.options)
+            if self._directory is not None:
+                _agreed(comm, lambda: store.rank == 0 and _layout.write_pointer(
+                    self._directory, self._store_path, step, also=(_DCP_MARKER,)))
+                self.last_deleted_steps = _layout.release_removed(store, comm, self._store_path, step,
+                                                                  self._directory)
         self.last_step = step
         future = Future()
         future.set_result([dataclasses.replace(r, storage_data=step) for r in results])
@@ -331,14 +373,16 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
             if not isinstance(data, dict):
                 data = plan.storage_data.planner_data
             state["x"] = ShardedObject(_EXTRAS_KEY, {"planner_data": _to_plain_fqn(data, "planner_data")}, (1,), (0,))
+            if self._directory is not None:
+                state["d"] = _layout.directory_object(self._directory)
         return state, results
 
     def finish(self, metadata, results):
         steps = {r.storage_data for rank in results for r in rank} | {self.last_step}
         if len(steps) != 1:
-            raise InternalError(f"ranks wrote different steps {sorted(steps)} of '{self.path}'")
+            raise InternalError(f"ranks wrote different steps {sorted(steps)} of '{self._store_path}'")
         step = self.last_step
-        with _open(self.path, "self", read_only=True, create_if_missing=False) as store:
+        with _open(self._store_path, "self", read_only=True, create_if_missing=False) as store:
             meta = store.metadata(step)
         tensors = {t["key"]: t for t in meta["tensors"]}
         objects = {o["key"] for o in meta["objects"]}
@@ -347,10 +391,10 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
                 t = tensors.get(fqn)
                 want = _tensors.dtype_name(md.properties.dtype)
                 if t is None or t["dtype"] != want or tuple(t["global_shape"]) != tuple(md.size):
-                    raise InternalError(f"step {step} of '{self.path}' does not hold tensor '{fqn}' "
+                    raise InternalError(f"step {step} of '{self._store_path}' does not hold tensor '{fqn}' "
                                         f"({want}, {tuple(md.size)}) as DCP's metadata says")
             elif fqn not in objects:
-                raise InternalError(f"step {step} of '{self.path}' does not hold the value '{fqn}'")
+                raise InternalError(f"step {step} of '{self._store_path}' does not hold the value '{fqn}'")
 
 
 class StorageReader(_OnStore, _storage.StorageReader):
@@ -376,7 +420,18 @@ class StorageReader(_OnStore, _storage.StorageReader):
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id):
-        return _is_store(os.fspath(checkpoint_id))
+        path = os.fspath(checkpoint_id)
+        return _is_store(path) or _layout.has_pointer(path)
+
+    def _source(self):
+        """(store path, step or None) of the load: the store, or the step a step directory names."""
+        if _is_store(self.path) or not _layout.has_pointer(self.path):
+            return self.path, self.step
+        store, step = _layout.read_pointer(self.path)
+        if self.step is not None and self.step != step:
+            raise InvalidArgumentError(f"'{self.path}' holds step {step} of '{store}', not step {self.step}: "
+                                       f"pass StorageReader(step=None) or the store's path")
+        return store, step
 
     def read_metadata(self, *args, **kwargs):
         """DCP's Metadata of the step, rebuilt from dcp's manifest.
@@ -401,12 +456,12 @@ class StorageReader(_OnStore, _storage.StorageReader):
             return self._metadata
         if self.path is None:
             raise InvalidArgumentError("no dcp store given: pass StorageReader(path) or checkpoint_id=")
-        with _open(self.path, "self", read_only=True, create_if_missing=False) as store:
-            step = self.step
+        self._store_path, step = self._source()
+        with _open(self._store_path, "self", read_only=True, create_if_missing=False) as store:
             if step is None:
                 step = store.latest_step()
                 if step is None:
-                    raise NotFoundError(f"dcp store '{self.path}' holds no committed step")
+                    raise NotFoundError(f"dcp store '{self._store_path}' holds no committed step")
             meta = store.metadata(step)
             extras = {}
             if any(o["key"] == _EXTRAS_KEY for o in meta["objects"]):
@@ -420,7 +475,7 @@ class StorageReader(_OnStore, _storage.StorageReader):
                 properties=TensorProperties(dtype=_torch_dtype(t["dtype"])), size=size,
                 chunks=[ChunkStorageMetadata(offsets=torch.Size([0] * len(size)), sizes=size)])
         for o in meta["objects"]:
-            if o["key"] != _EXTRAS_KEY:
+            if o["key"] not in (_EXTRAS_KEY, _layout.DIRECTORY_KEY):
                 sd[o["key"]] = BytesStorageMetadata()
         self._read_step = step
         self._metadata = Metadata(state_dict_metadata=sd, planner_data=extras.get("planner_data"),
@@ -449,9 +504,9 @@ class StorageReader(_OnStore, _storage.StorageReader):
             steps = sorted({int(s) for s in comm.allgather(str(self._read_step).encode())})
             if len(steps) > 1:
                 raise FailedPreconditionError(
-                    f"ranks read different steps {steps} of '{self.path}' (a save committed while the load "
-                    f"started): pass StorageReader(step=...)")
-        with _open(self.path, comm, read_only=True, create_if_missing=False) as store:
+                    f"ranks read different steps {steps} of '{self._store_path}' (a save committed while the "
+                    f"load started): pass StorageReader(step=...)")
+        with _open(self._store_path, comm, read_only=True, create_if_missing=False) as store:
             store.get(self._read_step, request, **self.options)
         for item, dest, buf in tensors:
             if buf is not dest:
