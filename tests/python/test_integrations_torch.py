@@ -627,3 +627,104 @@ def test_step_directories_under_a_process_group(tmp_path):
     """Rank 0 decides which steps go; every rank deletes them in the same collectives."""
     _spawn(_step_dir_worker, 2, str(tmp_path), str(tmp_path / "checkpoint"))
     assert [(tmp_path / f"steps{r}").read_text() for r in range(2)] == ["2,3", "2,3"]
+
+
+class _Optimizers:
+    """What torchtitan's OptimizersContainer is to DCP for one FSDP2 model part: a Stateful over
+    the flattened optimizer state dict."""
+
+    def __init__(self, model, opt):
+        self.model, self.opt = model, opt
+
+    def _options(self):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+        return StateDictOptions(flatten_optimizer_state_dict=True)
+
+    def state_dict(self):
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+        return get_optimizer_state_dict(self.model, self.opt, options=self._options())
+
+    def load_state_dict(self, sd):
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+        set_optimizer_state_dict(self.model, self.opt, sd, options=self._options())
+
+
+def _torchtitan_worker(rank, world, tmp, base, async_mode):
+    """torchtitan's own CheckpointManager, with the change a torchtitan user makes: its dcp_save /
+    dcp_load pass dcp's writer, reader and planners (done here by patching the module's `dcp`)."""
+    import types
+    from torchtitan.components.checkpointer import dcp as titan
+    mesh = _init(rank, world, tmp)
+    shim = types.SimpleNamespace(**vars(dist_cp))
+    shim.save = lambda sd, storage_writer=None, **kw: dist_cp.save(
+        sd, storage_writer=storage_writer or StorageWriter(), planner=SavePlanner(), **kw)
+    shim.async_save = lambda sd, storage_writer=None, process_group=None, **kw: dist_cp.async_save(
+        sd, storage_writer=storage_writer or StorageWriter(group=process_group), planner=SavePlanner(),
+        process_group=process_group, **kw)
+    shim.load = lambda sd, storage_reader=None, **kw: dist_cp.load(
+        sd, storage_reader=storage_reader or StorageReader(), planner=LoadPlanner(), **kw)
+    titan.dcp = shim
+
+    def manager(m, opt):
+        config = titan.CheckpointManager.Config(enable=True, folder="checkpoint", interval=10, keep_latest_k=2,
+                                                last_save_model_only=False, async_mode=async_mode)
+        return titan.CheckpointManager(config, dataloader=None, model_parts=[m], optimizers=_Optimizers(m, opt),
+                                       lr_schedulers=None, states={"train_state": _TrainState(0, [])},
+                                       sd_adapter=None, base_folder=base)
+    m = _model(mesh)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    checkpoints = manager(m, opt)
+    g = torch.Generator().manual_seed(3)
+    for step in range(1, 41):
+        opt.zero_grad()
+        m(torch.randn(4, SIZES[0], generator=g)).pow(2).sum().backward()
+        opt.step()
+        checkpoints.states["train_state"].step = step
+        checkpoints.save(step)
+    checkpoints.maybe_wait_for_saving()
+    checkpoints._close()  # joins the purge thread
+    ref = _full({"model": m.state_dict(), "optim": _Optimizers(m, opt).state_dict()})
+    dist.barrier()
+
+    m2 = _model(mesh, seed=7)
+    opt2 = torch.optim.AdamW(m2.parameters(), lr=0.5)
+    _train(m2, opt2, 1, seed=11)
+    resumed = manager(m2, opt2)
+    assert resumed._find_load_step() == 40  # torchtitan finds the latest step directory by its .metadata
+
+    def refuse(*a, **k):
+        raise AssertionError("a load with dcp's storage and planners unpickled something")
+    saved = pickle.load, pickle.loads
+    pickle.load = pickle.loads = refuse
+    try:
+        assert resumed.load()
+    finally:
+        pickle.load, pickle.loads = saved
+    got = _full({"model": m2.state_dict(), "optim": _Optimizers(m2, opt2).state_dict()})
+    for k, v in ref.items():
+        assert torch.equal(got[k], v) if isinstance(v, torch.Tensor) else got[k] == v, k
+    assert resumed.states["train_state"].step == 40
+    resumed._close()
+    if rank == 0:
+        folder = os.path.join(base, "checkpoint")
+        with dcp.Store.open(os.path.join(folder, "dcp_store"), "self", read_only=True) as s:
+            steps = s.steps()
+        with open(os.path.join(tmp, "titan"), "w") as f:
+            f.write(repr((sorted(os.listdir(folder)), steps)))
+    _done()
+
+
+@pytest.mark.parametrize("async_mode", ["disabled", "async"])
+def test_torchtitan_checkpoint_manager_over_dcp_storage(tmp_path, async_mode):
+    """torchtitan's CheckpointManager (keep_latest_k=2) saves an FSDP2 model, AdamW and its train
+    state every 10 steps into step directories over one dcp store, then resumes in a fresh one,
+    bit-exact, never unpickling. Its purge removes old directories; their steps go at the next save
+    (so the step of the directory removed last may still be there)."""
+    import ast
+    pytest.importorskip("torchtitan.components.checkpointer.dcp")
+    _spawn(_torchtitan_worker, 2, str(tmp_path), str(tmp_path / "run"), async_mode)
+    names, steps = ast.literal_eval((tmp_path / "titan").read_text())
+    kept = sorted(int(n[len("step-"):]) for n in names if n.startswith("step-"))
+    # torchtitan keeps 2 directories (3 when async: it purges while the last save is in flight).
+    assert names[0] == "dcp_store" and kept[-2:] == [30, 40] and len(kept) <= 3, names
+    assert set(kept) <= set(steps) and len(set(steps) - set(kept)) <= 1 and min(steps) >= 20, (kept, steps)
