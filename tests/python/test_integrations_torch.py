@@ -590,7 +590,8 @@ def test_step_directory_bad_input(tmp_path):
     with pytest.warns(UserWarning, match="dcp.json' is damaged"):
         dist_cp.save({"w": torch.ones(2)}, checkpoint_id=str(folder / "step-3"), storage_writer=writer,
                      planner=SavePlanner())
-    assert writer.last_deleted_steps == [] and dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [1, 3]
+    assert writer.last_deleted_steps == []
+    assert dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [1, 3]
     # FileSystemWriter's checkpoint in a step directory's place is not written over.
     dist_cp.save({"w": torch.ones(2)}, storage_writer=FileSystemWriter(str(folder / "step-4")))
     before = sorted(os.listdir(folder / "step-4"))

@@ -82,6 +82,20 @@ def test_common_state_plain_values_and_tensors(tmp_path):
     assert state["iteration"] == 7 and state["nested"]["a"][2] == {"b": "c"}
 
 
+def test_common_state_keeps_empty_dicts(tmp_path):
+    """An empty dict is common state like any other value (Megatron keeps empty containers): a fresh
+    optimizer's state_dict() has state={}, and load_state_dict needs the key."""
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    common = {"opt": opt.state_dict(), "a": {}, "c": {"d": {}, "e": [{}]}, "l": []}
+    sd = {"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2, 2))), **common}
+    dcp.save(sd, tmp_path)
+    got = dcp.load_common_state_dict(tmp_path)
+    assert got == common
+    state = dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", torch.zeros(2, 2)), "c": {"d": {}}}, tmp_path)
+    assert state["a"] == {} and state["c"] == {"d": {}, "e": [{}]} and state["opt"]["state"] == {}
+    opt.load_state_dict(state["opt"])
+
+
 def test_common_state_keeps_numpy_arrays_and_refuses_by_path(tmp_path):
     # NumPy arrays load back as NumPy arrays (torch tensors as torch), other byte orders included.
     philox = np.random.Philox(7).state  # uint64 arrays: as torch tensors they would not set back

@@ -145,6 +145,8 @@ class _Walk:
         if isinstance(node, (list, tuple)) and not _has_sharded(node):
             return None if self.load else ("V", to_common(node, path))  # a plain list: common state
         if isinstance(node, dict) or isinstance(node, list):
+            if not node and path and isinstance(node, dict):  # an empty dict is a value (Megatron keeps it)
+                return None if self.load else ("V", {})
             if not self.load and isinstance(node, dict) and NDARRAY in node:
                 raise InvalidTypeError(f"state dict entry '{_path_str(path)}': the dict key '{NDARRAY}' is reserved "
                                        f"by dcp")

@@ -98,7 +98,7 @@ def referenced_steps(store):
     except FileNotFoundError:
         return steps
     for entry in entries:
-        if not entry.is_dir(follow_symlinks=False) or not has_pointer(entry.path):
+        if not entry.is_dir() or not has_pointer(entry.path):  # a link to a directory keeps its step too
             continue
         try:
             path, step = read_pointer(entry.path)
