@@ -362,7 +362,7 @@ def test_megatron_rng_state_and_args_load_with_trust_pickle_only(tmp_path, torch
     assert convert_main(["from-torch-dist", str(tmp_path / "store"), str(tmp_path / "in"), "--trust-pickle"]) == 0
     assert dcp.load_common_state_dict(str(tmp_path / "store"))["args"] == {"lr": 1.0, "layers": 2}
     state = dcp.load({"o": dcp.ShardedObject("rng_state", None, (1,), (0,))}, tmp_path / "store", group="self")
-    from dcp.integrations._plain import from_plain
+    from dcp._plain import from_plain
     back = from_plain(state["o"]["megatron_dcp_value"])[0]
     assert back["random_rng_state"] == rng["random_rng_state"]
     assert back["np_rng_state"][0] == "MT19937" and np.array_equal(back["np_rng_state"][1], rng["np_rng_state"][1])

@@ -430,8 +430,8 @@ def test_bytes_io_values_are_stored_as_their_bytes_without_pickle(tmp_path):
     assert state.step == 42 and state.losses == [2.5, 1.25]
     # A dict that uses the marker's key as its own is refused, naming it; a BytesIO subclass may hold more than
     # its bytes: it is not plain.
-    from dcp.integrations._plain import from_plain, to_plain
-    with pytest.raises(TypeError, match="'x': a dict key '__dcp_bytes_io__' is reserved by dcp"):
+    from dcp._plain import from_plain, to_plain
+    with pytest.raises(TypeError, match="'x.0': a dict key '__dcp_bytes_io__' is reserved by dcp"):
         to_plain([{"__dcp_bytes_io__": b""}], "x")
 
     class Sub(io.BytesIO):
@@ -445,7 +445,7 @@ def test_ints_beyond_64_bits_round_trip_as_plain_values(tmp_path):
     """NumPy's PCG64 generator state holds 128-bit ints: stored without pickle, back as the same ints."""
     import numpy as np
     from dcp.errors import DataLossError
-    from dcp.integrations._plain import from_plain, to_plain
+    from dcp._plain import from_plain, to_plain
     root = str(tmp_path / "store")
     rng = np.random.default_rng(1234)
     rng.random(3)
@@ -483,7 +483,7 @@ def test_numpy_scalars_and_torch_dtypes_round_trip_as_plain_values(tmp_path):
     """A metric from np.mean (np.float64) and a configured dtype come back as themselves, without pickle."""
     import numpy as np
     from dcp.errors import DataLossError
-    from dcp.integrations._plain import from_plain
+    from dcp._plain import from_plain
     root = str(tmp_path / "store")
     values = [np.float64(0.25), np.float32(1.5), np.int64(-3), np.uint8(7), np.bool_(True), np.complex64(1 - 2j),
               torch.bfloat16, torch.float8_e4m3fn, torch.int64]
@@ -493,7 +493,7 @@ def test_numpy_scalars_and_torch_dtypes_round_trip_as_plain_values(tmp_path):
     assert [type(v) for v in got["cfg"]["v"]] == [type(v) for v in values]
     assert got["cfg"]["v"] == values
     # A string scalar has no dcp dtype: refused by name. A stored dtype name is only ever one of torch's dtypes.
-    refused = "common state 'x.torch_dcp_value.__dcp_np_scalar__': dtype .* is not supported"
+    refused = "common state 'x.__dcp_np_scalar__': dtype .* is not supported"
     with pytest.raises(CheckpointException, match=refused):
         dist_cp.save({"x": np.str_("a")}, storage_writer=StorageWriter(root), planner=SavePlanner())
     for bad in ("nn", "_C", "os", "float32 ", "Tensor"):

@@ -170,6 +170,42 @@ def test_sharded_objects_hold_bytes_or_plain_values(tmp_path):
     assert state["odd"] == odd
 
 
+def test_megatron_rng_state_and_other_python_values_come_back_as_they_were(tmp_path):
+    """Megatron's rng_state ShardedObject holds random.getstate() and np.random.get_state() (tuples that
+    random.setstate / np.random.set_state require); common state and objects keep tuples, NumPy scalars,
+    io.BytesIO, torch dtypes and ints past 64 bits, with nothing pickled."""
+    import io
+    import random
+    random.seed(5)
+    np.random.seed(6)
+    rng = {"random_rng_state": random.getstate(), "np_rng_state": np.random.get_state(),
+           "torch_rng_state": torch.get_rng_state()}
+    odd = {"betas": (0.9, 0.999), "size": torch.Size([2, 3]), "mean": np.float64(0.25), "n": np.int64(7),
+           "flag": np.bool_(True), "dtype": torch.bfloat16, "big": 1 << 100, "buf": io.BytesIO(b"xy"),
+           "nested": [(1, (2, [3])), {"t": ()}]}
+    sd = {"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2, 2))),
+          "rng": dcp.ShardedObject("rng_state", rng, (1,), (0,)), **odd}
+    dcp.save(sd, tmp_path)
+    state = dcp.load({"w": dcp.ShardedTensor.from_rank_offsets("w", torch.zeros(2, 2)),
+                      "rng": dcp.ShardedObject("rng_state", None, (1,), (0,))}, tmp_path)
+    expected = [random.random() for _ in range(3)], np.random.rand(3).tolist(), torch.rand(3)
+    random.setstate(state["rng"]["random_rng_state"])
+    np.random.set_state(state["rng"]["np_rng_state"])
+    torch.set_rng_state(state["rng"]["torch_rng_state"])
+    assert ([random.random() for _ in range(3)], np.random.rand(3).tolist()) == expected[:2]
+    assert torch.equal(torch.rand(3), expected[2])
+    got = dcp.load_common_state_dict(tmp_path)
+    assert got["betas"] == (0.9, 0.999) and type(got["betas"]) is tuple and got["size"] == (2, 3)
+    assert type(got["mean"]) is np.float64 and got["mean"] == 0.25 and type(got["n"]) is np.int64
+    assert type(got["flag"]) is np.bool_ and got["dtype"] is torch.bfloat16 and got["big"] == 1 << 100
+    assert got["buf"].getvalue() == b"xy" and got["nested"] == [(1, (2, [3])), {"t": ()}]
+    # The markers are dcp's: a dict using one as a key is refused, naming where.
+    for bad, where in (({"y": {"__dcp_tuple__": [1]}}, "'x.y'"), ([{"__dcp_int__": "5"}], "'x.0'")):
+        with pytest.raises(ValueError, match=f"{where}: (a|the) dict key '__dcp_(tuple|int)__' is reserved by dcp"):
+            dcp.save({"x": bad}, tmp_path, step=1)
+    assert dcp.Store.open(tmp_path, "self", read_only=True).steps() == [0]
+
+
 def test_declaration_mismatches_are_value_errors_naming_the_key(tmp_path):
     t = arange((2, 3))
     with pytest.raises(ValueError, match="tensor 'w': data dtype torch.float32 differs from the declared dtype"):

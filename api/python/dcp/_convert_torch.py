@@ -102,7 +102,7 @@ def _megatron_object(fqn, data, source, trust_pickle):
     """(key, value to store, global shape, global offset) of a torch_dist BYTE_IO item: a ShardedObject
     KEY/shard_OFFSET_SHAPE holding torch.save([data]) is stored as dcp.integrations.megatron stores it
     (plain value, tuples kept), so that DcpLoadShardedStrategy and dcp.load give the data back."""
-    from .integrations._plain import to_plain
+    from ._plain import to_plain
     m = _OBJECT_KEY.match(fqn)
     if not m:
         return fqn, data, (1,), (0,)  # not Megatron's: the bytes, as from_torch_dcp stores them
@@ -112,7 +112,9 @@ def _megatron_object(fqn, data, source, trust_pickle):
     offset = tuple(int(x) for x in m.group(2).split("."))
     shape = tuple(int(x) for x in m.group(3).split("."))
     try:
-        plain = {_MEGATRON_VALUE: to_plain(_without_namespaces(value), fqn)}
+        value = _without_namespaces(value)
+        to_plain(value, fqn)  # refuses what only pickle can store
+        plain = {_MEGATRON_VALUE: value}
     except TypeError as e:
         raise InvalidArgumentError(f"{source}: sharded object '{fqn}': {e}") from e
     return m.group(1), plain, shape, offset
@@ -183,8 +185,7 @@ def _objects(store, step, meta):
         value = request["o"].data
         for wrapper in ("torch_dcp_value", _MEGATRON_VALUE):  # dcp.integrations' plain values
             if isinstance(value, dict) and wrapper in value:
-                from .integrations._plain import from_plain
-                value = from_plain(value[wrapper])
+                value = value[wrapper]
         if shape == (1,) and offset == (0,):
             out[key] = value
         else:

@@ -13,11 +13,15 @@ value as dcp's common-state encoding behind another magic prefix (never
 pickle), loaded back as the same value. Anything else raises TypeError naming
 the path. Bytes that begin with either prefix are stored as an encoded value,
 so they load back as the same bytes.
+
+Common state and object values keep what dcp's values lack through _plain's
+markers: tuples (``random.getstate()`` must come back as one), io.BytesIO,
+NumPy scalars, torch dtypes and ints past 64 bits.
 """
 
 import io
 
-from . import _dcp, _tensors
+from . import _dcp, _plain, _tensors
 from .errors import InvalidArgumentError, InvalidTypeError
 from .mapping import (LocalNonpersistentObject, ShardedObject, ShardedTensor, ShardedTensorFactory, flat_bounds)
 
@@ -34,6 +38,8 @@ def _path_str(path):
 # A NumPy array in the common state is {NDARRAY: <tensor>}, so that it loads back as a NumPy
 # array (a bare small tensor loads as a torch.Tensor when torch is in use).
 NDARRAY = "__dcp_ndarray__"
+# Dict keys that mark values in the stored common state (a dict using one would load as another value).
+_RESERVED = (NDARRAY,) + _plain.MARKERS
 
 
 def _utf8(text, path, key=False):
@@ -71,16 +77,31 @@ def to_common(x, path):
     return x
 
 
+def to_stored(x, path):
+    """A plain Python value (common state, ShardedObject data) for the core: tuples, io.BytesIO,
+    NumPy scalars, torch dtypes and ints past 64 bits marked (see _plain), then as to_common."""
+    try:
+        plain = _plain.to_plain(x, _path_str(path), lenient=True)
+    except TypeError as e:
+        raise InvalidTypeError(f"common state {e}") from None
+    return to_common(plain, path)
+
+
 def from_value(v):
-    """The core's common-state value -> Python (TensorValue -> tensor, {NDARRAY: ...} -> NumPy)."""
+    """The core's value -> Python: TensorValue -> tensor, {NDARRAY: ...} -> NumPy, marked values
+    (tuples, ...) back to what they were."""
+    return _plain.from_plain(_from_core(v))
+
+
+def _from_core(v):
     if isinstance(v, _dcp.TensorValue):
         return _tensors.from_value(v)
     if isinstance(v, dict):
         if len(v) == 1 and NDARRAY in v and isinstance(v[NDARRAY], _dcp.TensorValue):
             return _tensors.from_value(v[NDARRAY], numpy=True)
-        return {k: from_value(x) for k, x in v.items()}
+        return {k: _from_core(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [from_value(x) for x in v]
+        return [_from_core(x) for x in v]
     return v
 
 
@@ -93,7 +114,7 @@ def object_bytes(data, path):
         data = bytes(data)  # looks like a marked payload: stored as a value, so it loads back as these bytes
     elif type(data) is io.BytesIO:  # noqa: E721 - a subclass may hold more than its bytes
         return _BYTES_IO_MAGIC + data.getvalue()
-    return _VALUE_MAGIC + _dcp.encode_value(to_common(data, path), _path_str(path))
+    return _VALUE_MAGIC + _dcp.encode_value(to_stored(data, path), _path_str(path))
 
 
 def object_value(raw):
@@ -143,13 +164,15 @@ class _Walk:
         if type(node) is ShardedTensor:  # the most common leaf first
             return self._tensor(node, path)
         if isinstance(node, (list, tuple)) and not _has_sharded(node):
-            return None if self.load else ("V", to_common(node, path))  # a plain list: common state
+            return None if self.load else ("V", to_stored(node, path))  # a plain list: common state
         if isinstance(node, dict) or isinstance(node, list):
             if not node and path and isinstance(node, dict):  # an empty dict is a value (Megatron keeps it)
                 return None if self.load else ("V", {})
-            if not self.load and isinstance(node, dict) and NDARRAY in node:
-                raise InvalidTypeError(f"state dict entry '{_path_str(path)}': the dict key '{NDARRAY}' is reserved "
-                                       f"by dcp")
+            if not self.load and isinstance(node, dict):
+                reserved = next((k for k in _RESERVED if k in node), None)
+                if reserved is not None:
+                    raise InvalidTypeError(f"state dict entry '{_path_str(path)}': the dict key '{reserved}' is "
+                                           f"reserved by dcp")
             items = node.items() if isinstance(node, dict) else enumerate(node)
             out = {}
             for k, v in items:
@@ -182,7 +205,7 @@ class _Walk:
             return None
         if self.load:
             return None  # common values of a request are ignored (the saved ones come back)
-        return ("V", to_common(node, path))
+        return ("V", to_stored(node, path))
 
     def _tensor(self, node, path):
         if node.data is None:

@@ -43,7 +43,7 @@ from ..errors import DataLossError, NotFoundError
 from ..mapping import ShardedObject, ShardedTensor
 from ..store import Store
 from . import _layout
-from ._plain import from_plain, to_plain
+from .._plain import to_plain
 from .torch import _agreed, _communicator, _open
 
 __all__ = ["BACKEND", "DcpLoadShardedStrategy", "DcpSaveShardedStrategy", "VERSION", "install"]
@@ -84,9 +84,10 @@ def _to_dcp(node, load):
                              node.prepend_axis_num, bool(node.allow_shape_mismatch),
                              getattr(node, "flattened_range", None))
     if isinstance(node, _mc.ShardedObject):
-        data = None if load or node.data is None else {_VALUE: to_plain(node.data, node.unique_key)}
+        data = None if load or node.data is None else {_VALUE: node.data}
         if data is not None:  # what dcp cannot encode is refused here, before any collective
-            _dcp.encode_value(_state.to_common(data, (node.unique_key,)), node.unique_key)
+            to_plain(node.data, node.unique_key)
+            _dcp.encode_value(_state.to_stored(data, (node.unique_key,)), node.unique_key)
         return ShardedObject(node.key, data, tuple(node.global_shape), tuple(node.global_offset), node.replica_id)
     raise TypeError(f"the sharded strategy got a {type(node).__qualname__}; Megatron passes only "
                     "ShardedTensor and ShardedObject leaves")
@@ -99,7 +100,7 @@ def _loaded(node):
     if isinstance(node, list):
         return [_loaded(v) for v in node]
     if isinstance(node, ShardedObject):
-        return from_plain(node.data[_VALUE]) if isinstance(node.data, dict) and _VALUE in node.data else node.data
+        return node.data[_VALUE] if isinstance(node.data, dict) and _VALUE in node.data else node.data
     return node.data
 
 

@@ -63,8 +63,7 @@ from torch.futures import Future
 
 from .. import _dcp, _state, _tensors
 from . import _layout
-from ._plain import from_plain as _from_plain
-from ._plain import to_plain
+from .._plain import to_plain
 from ..errors import DcpError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError
 from ..mapping import ShardedObject, ShardedTensor
 from ..store import Store
@@ -88,8 +87,11 @@ _GET_OPTIONS = ("read_threads", "max_inflight_bytes", "read_once")
 
 # -- plain values ---------------------------------------------------------------------------------------------
 
-def _to_plain_fqn(x, fqn):
-    return to_plain(x, fqn, f"Pass SavePlanner(allow_pickle=['{fqn}']) to pickle it anyway")
+def _check_plain(x, fqn):
+    """Refuses (TypeError naming fqn, with the way out) a value only pickle can store; returns it."""
+    to_plain(x, fqn, f"Pass SavePlanner(allow_pickle=['{fqn}']) to pickle it anyway")
+    _dcp.encode_value(_state.to_stored(x, (fqn,)), fqn)  # what the core cannot store, named here
+    return x
 
 
 @dataclasses.dataclass
@@ -120,9 +122,7 @@ class SavePlanner(DefaultSavePlanner):
         if write_item.type != _planner.WriteItemType.BYTE_IO or write_item.index.fqn in self.allow_pickle:
             return super().transform_object(write_item, object)
         fqn = write_item.index.fqn
-        plain = {_VALUE: _to_plain_fqn(object, fqn)}
-        _dcp.encode_value(_state.to_common(plain, (fqn,)), fqn)  # refuses here, naming fqn, what dcp cannot store
-        return _PlainValue(plain)
+        return _PlainValue({_VALUE: _check_plain(object, fqn)})
 
 
 class LoadPlanner(DefaultLoadPlanner):
@@ -372,7 +372,7 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
             data = getattr(getattr(planner, "metadata", None), "planner_data", None)
             if not isinstance(data, dict):
                 data = plan.storage_data.planner_data
-            state["x"] = ShardedObject(_EXTRAS_KEY, {"planner_data": _to_plain_fqn(data, "planner_data")}, (1,), (0,))
+            state["x"] = ShardedObject(_EXTRAS_KEY, {"planner_data": _check_plain(data, "planner_data")}, (1,), (0,))
             if self._directory is not None:
                 state["d"] = _layout.directory_object(self._directory)
         return state, results
@@ -467,7 +467,7 @@ class StorageReader(_OnStore, _storage.StorageReader):
             if any(o["key"] == _EXTRAS_KEY for o in meta["objects"]):
                 request = {"x": ShardedObject(_EXTRAS_KEY, None, (1,), (0,))}
                 store.get(step, request)
-                extras = _from_plain(request["x"].data) if isinstance(request["x"].data, dict) else {}
+                extras = request["x"].data if isinstance(request["x"].data, dict) else {}
         sd = {}
         for t in meta["tensors"]:
             size = torch.Size(t["global_shape"])
@@ -548,7 +548,7 @@ class StorageReader(_OnStore, _storage.StorageReader):
 
 def _deliver(planner, item, data):
     if isinstance(data, dict) and _VALUE in data:
-        value = _from_plain(data[_VALUE])
+        value = data[_VALUE]
         if hasattr(planner, "load_value"):
             planner.load_value(item, value)
             return

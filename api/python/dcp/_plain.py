@@ -1,8 +1,10 @@
-"""Plain values for the engines' non-tensor state, stored with dcp's value encoding (never pickle).
+"""Plain Python values in dcp's value encoding (never pickle): the common state and ShardedObject
+data of dcp's own API and the engines' non-tensor state.
 
-dcp's values have no tuple; engines' state has them (optimizer ``betas``, RNG
-states) and code that reads it back may need them (``random.setstate``), so a
-tuple is stored as ``{"__dcp_tuple__": [...]}`` and comes back as a tuple.
+dcp's values have no tuple; training state has them (optimizer ``betas``, RNG
+states: ``random.getstate()``, ``np.random.get_state()``) and code that reads
+it back may need them (``random.setstate``), so a tuple is stored as
+``{"__dcp_tuple__": [...]}`` and comes back as a tuple.
 
 An int outside dcp's 64-bit range (NumPy's PCG64 generator state holds
 128-bit ones) is stored as ``{"__dcp_int__": "<decimal digits>"}`` and comes
@@ -23,7 +25,7 @@ is the caller's choice, as it was when the caller wrote them.
 import io
 import sys
 
-from .. import _tensors
+from . import _tensors
 
 TUPLE = "__dcp_tuple__"
 BYTES_IO = "__dcp_bytes_io__"
@@ -43,17 +45,20 @@ def _torch_dtype(x):
     return torch is not None and isinstance(x, torch.dtype)
 
 
-def to_plain(x, name, hint=""):
-    """`x` for dcp's value encoding, tuples marked; TypeError naming `name` for what needs pickle."""
-    if type(x) is tuple:  # noqa: E721 - tuple subclasses (torch.Size, namedtuples) are not plain
-        return {TUPLE: [to_plain(v, name, hint) for v in x]}
+def to_plain(x, name, hint="", lenient=False, path=()):
+    """`x` for dcp's value encoding, tuples and the rest marked; TypeError naming `name` (and the
+    place inside it) for what needs pickle. `lenient` (dcp's own common state and objects): a
+    tuple subclass (torch.Size, a namedtuple) is a tuple, and what is not plain is left as it is
+    for the core, which names it."""
+    if type(x) is tuple or (lenient and isinstance(x, tuple)):  # noqa: E721 - subclasses are not plain
+        return {TUPLE: [to_plain(v, name, hint, lenient, path + (i,)) for i, v in enumerate(x)]}
     if isinstance(x, list):
-        return [to_plain(v, name, hint) for v in x]
+        return [to_plain(v, name, hint, lenient, path + (i,)) for i, v in enumerate(x)]
     if isinstance(x, dict):
         for reserved in _MARKED:
             if reserved in x:
-                raise TypeError(f"'{name}': a dict key '{reserved}' is reserved by dcp")
-        return {k: to_plain(v, name, hint) for k, v in x.items()}
+                raise TypeError(f"'{_label(name, path)}': a dict key '{reserved}' is reserved by dcp")
+        return {k: to_plain(v, name, hint, lenient, path + (k,)) for k, v in x.items()}
     if type(x) is io.BytesIO:  # noqa: E721 - a subclass may hold more than its bytes
         return {BYTES_IO: x.getvalue()}
     if _numpy_scalar(x):  # its dtype is checked where the 0-d array is encoded
@@ -64,14 +69,19 @@ def to_plain(x, name, hint=""):
         try:
             return {BIG_INT: str(x)}
         except ValueError:  # more digits than Python converts (sys.set_int_max_str_digits)
-            raise TypeError(f"'{name}' holds an int of more than {_max_digits()} digits, which dcp does not "
-                            f"store") from None
-    if x is None or type(x) in (bool, int, float, str, bytes) or _tensors.is_tensor(x):
+            raise TypeError(f"'{_label(name, path)}' holds an int of more than {_max_digits()} digits, which dcp "
+                            f"does not store") from None
+    if lenient or x is None or type(x) in (bool, int, float, str, bytes) or _tensors.is_tensor(x):
         return x
-    raise TypeError(f"'{name}' holds a {type(x).__module__}.{type(x).__qualname__}, which only pickle can store; "
+    raise TypeError(f"'{_label(name, path)}' holds a {type(x).__module__}.{type(x).__qualname__}, which only "
+                    f"pickle can store; "
                     f"dcp stores plain values (None, bool, int, float, str, bytes, io.BytesIO, tensors, NumPy "
                     f"arrays and scalars, torch dtypes, and lists, tuples and str-keyed dicts of them). "
                     f"{hint}".rstrip())
+
+
+def _label(name, path):
+    return ".".join(str(p) for p in (name,) + path) if name else ".".join(str(p) for p in path) or "<root>"
 
 
 def _is_0d_array(v):
@@ -83,6 +93,9 @@ def _is_0d_array(v):
 _MARKED = {TUPLE: lambda v: type(v) is list, BYTES_IO: lambda v: type(v) is bytes,  # noqa: E721
            BIG_INT: lambda v: type(v) is str, NP_SCALAR: _is_0d_array,  # noqa: E721
            TORCH_DTYPE: lambda v: type(v) is str}  # noqa: E721
+
+
+MARKERS = tuple(_MARKED)
 
 
 def from_plain(x):
@@ -109,7 +122,7 @@ def from_plain(x):
 
 
 def _damaged(message):
-    from ..errors import DataLossError
+    from .errors import DataLossError
     return DataLossError(message)
 
 
