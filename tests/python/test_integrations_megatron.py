@@ -271,6 +271,17 @@ def _release_worker(rank, world, tmp, save_dir):
     out = mcp.load({"t": ShardedTensor.from_rank_offsets("t", torch.zeros(4), (0, rank, world))}, d,
                    sharded_strategy=DcpLoadShardedStrategy(), strict=StrictHandling.RAISE_ALL)
     assert torch.equal(out["t"], torch.full((4,), 2.0))
+    # A directory elsewhere saving into this store (store=) is not watched: its step stays.
+    other = os.path.join(tmp, "elsewhere", "iter_0000005")
+    os.makedirs(other, exist_ok=True)
+    dist.barrier()
+    sd = {"t": ShardedTensor.from_rank_offsets("t", torch.full((4,), 5.0), (0, rank, world))}
+    mcp.save(sd, other, sharded_strategy=DcpSaveShardedStrategy(store=os.path.join(save_dir, "dcp_store")))
+    os.makedirs(os.path.join(save_dir, "iter_0000006"), exist_ok=True)
+    dist.barrier()
+    strategy = DcpSaveShardedStrategy()
+    mcp.save(sd, os.path.join(save_dir, "iter_0000006"), sharded_strategy=strategy)
+    assert strategy.last_deleted_steps == []
     dist.destroy_process_group()
 
 
@@ -278,4 +289,4 @@ def test_removed_iteration_directories_release_their_steps(tmp_path):
     save_dir = tmp_path / "ckpt"
     _spawn(_release_worker, 2, str(tmp_path), str(save_dir))
     with dcp.Store.open(str(save_dir / "dcp_store"), "self", read_only=True) as s:
-        assert s.steps() == [2, 3]
+        assert s.steps() == [2, 3, 5, 6]

@@ -492,10 +492,15 @@ def test_numpy_scalars_and_torch_dtypes_round_trip_as_plain_values(tmp_path):
     dist_cp.load(got, storage_reader=StorageReader(root), planner=LoadPlanner())
     assert [type(v) for v in got["cfg"]["v"]] == [type(v) for v in values]
     assert got["cfg"]["v"] == values
-    # A string scalar has no dcp dtype: refused by name. A stored dtype name is only ever one of torch's dtypes.
-    refused = "common state 'x.__dcp_np_scalar__': dtype .* is not supported"
+    # A NumPy str / bytes scalar is a str / bytes; a datetime has no dcp dtype: refused by name. A stored
+    # dtype name is only ever one of torch's dtypes.
+    dist_cp.save({"x": [np.str_("a"), np.bytes_(b"b")]}, storage_writer=StorageWriter(root), planner=SavePlanner())
+    got = {"x": []}
+    dist_cp.load(got, storage_reader=StorageReader(root), planner=LoadPlanner())
+    assert got["x"] == ["a", b"b"]
+    refused = "common state 'x': dtype .* is not supported"
     with pytest.raises(CheckpointException, match=refused):
-        dist_cp.save({"x": np.str_("a")}, storage_writer=StorageWriter(root), planner=SavePlanner())
+        dist_cp.save({"x": np.datetime64("2026-12-07")}, storage_writer=StorageWriter(root), planner=SavePlanner())
     for bad in ("nn", "_C", "os", "float32 ", "Tensor"):
         with pytest.raises(DataLossError, match="is not one of this torch's dtypes"):
             from_plain({"__dcp_torch_dtype__": bad})
@@ -562,6 +567,42 @@ def test_step_directories_share_one_store_and_follow_their_removal(tmp_path):
     assert torch.equal(sd["frozen"], frozen) and torch.equal(sd["w"], torch.full((4, 4), 30.0)) and sd["n"] == 30
 
 
+def test_step_directories_roll_back(tmp_path):
+    """A resumed run saves again steps whose directories it removed (torchtitan resuming from an earlier
+    step): the released step is replaced, as is a step saved again into its own directory; a step that
+    another directory still points to is not written over."""
+    import shutil
+    folder = tmp_path / "checkpoint"
+    writer = StorageWriter()
+
+    def save(n, value):
+        dist_cp.save({"w": torch.full((2,), float(value))}, checkpoint_id=str(folder / f"step-{n}"),
+                     storage_writer=writer, planner=SavePlanner())
+
+    def load(n):
+        sd = {"w": torch.zeros(2)}
+        dist_cp.load(sd, checkpoint_id=str(folder / f"step-{n}"), storage_reader=StorageReader(), planner=LoadPlanner())
+        return sd["w"][0].item()
+    for n in (100, 200, 300):
+        save(n, n)
+    shutil.rmtree(folder / "step-300")  # the resumed run starts from 200
+    save(300, 3)
+    assert load(300) == 3 and load(200) == 200
+    save(300, 4)  # into its own directory again
+    assert load(300) == 4
+    shutil.copytree(folder / "step-300", folder / "kept-300")
+    shutil.rmtree(folder / "step-300")
+    with pytest.raises(CheckpointException, match="already exists"):
+        save(300, 5)
+    assert dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [100, 200, 300]
+    assert load(200) == 200
+    sd = {"w": torch.zeros(2)}
+    dist_cp.load(sd, checkpoint_id=str(folder / "kept-300"), storage_reader=StorageReader(), planner=LoadPlanner())
+    assert sd["w"][0].item() == 4
+    # The integration's own objects are no keys of the state.
+    assert set(dcp.load_sharded_metadata(str(folder / "dcp_store"))) == {"w"}
+
+
 def test_step_directory_bad_input(tmp_path):
     """A damaged pointer, a step of another number, a directory whose step was deleted, a plain DCP
     checkpoint in a step directory's place: each a clear error naming it, nothing written over."""
@@ -592,6 +633,13 @@ def test_step_directory_bad_input(tmp_path):
                      planner=SavePlanner())
     assert writer.last_deleted_steps == []
     assert dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [1, 3]
+    # So does a pointer that cannot be read (here: a directory in its place; on NFS, a stale handle).
+    (folder / "step-2" / "dcp.json").unlink()
+    (folder / "step-2" / "dcp.json").mkdir()
+    with pytest.warns(UserWarning, match="IsADirectoryError"):
+        dist_cp.save({"w": torch.ones(2)}, checkpoint_id=str(folder / "step-5"), storage_writer=writer,
+                     planner=SavePlanner())
+    assert dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [1, 3, 5]
     # FileSystemWriter's checkpoint in a step directory's place is not written over.
     dist_cp.save({"w": torch.ones(2)}, storage_writer=FileSystemWriter(str(folder / "step-4")))
     before = sorted(os.listdir(folder / "step-4"))
@@ -599,7 +647,7 @@ def test_step_directory_bad_input(tmp_path):
         dist_cp.save({"w": torch.ones(2)}, checkpoint_id=str(folder / "step-4"), storage_writer=StorageWriter(),
                      planner=SavePlanner())
     assert sorted(os.listdir(folder / "step-4")) == before
-    assert dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [1, 3]
+    assert dcp.Store.open(str(folder / "dcp_store"), "self", read_only=True).steps() == [1, 3, 5]
 
 
 def _step_dir_worker(rank, world, tmp, folder):

@@ -182,7 +182,7 @@ def test_megatron_rng_state_and_other_python_values_come_back_as_they_were(tmp_p
            "torch_rng_state": torch.get_rng_state()}
     odd = {"betas": (0.9, 0.999), "size": torch.Size([2, 3]), "mean": np.float64(0.25), "n": np.int64(7),
            "flag": np.bool_(True), "dtype": torch.bfloat16, "big": 1 << 100, "buf": io.BytesIO(b"xy"),
-           "nested": [(1, (2, [3])), {"t": ()}]}
+           "nested": [(1, (2, [3])), {"t": ()}], "name": np.str_("gpt"), "raw": np.bytes_(b"\x00")}
     sd = {"w": dcp.ShardedTensor.from_rank_offsets("w", arange((2, 2))),
           "rng": dcp.ShardedObject("rng_state", rng, (1,), (0,)), **odd}
     dcp.save(sd, tmp_path)
@@ -199,6 +199,7 @@ def test_megatron_rng_state_and_other_python_values_come_back_as_they_were(tmp_p
     assert type(got["mean"]) is np.float64 and got["mean"] == 0.25 and type(got["n"]) is np.int64
     assert type(got["flag"]) is np.bool_ and got["dtype"] is torch.bfloat16 and got["big"] == 1 << 100
     assert got["buf"].getvalue() == b"xy" and got["nested"] == [(1, (2, [3])), {"t": ()}]
+    assert got["name"] == "gpt" and got["raw"] == b"\x00"
     # The markers are dcp's: a dict using one as a key is refused, naming where.
     for bad, where in (({"y": {"__dcp_tuple__": [1]}}, "'x.y'"), ([{"__dcp_int__": "5"}], "'x.0'")):
         with pytest.raises(ValueError, match=f"{where}: (a|the) dict key '__dcp_(tuple|int)__' is reserved by dcp"):

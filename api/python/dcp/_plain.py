@@ -61,6 +61,8 @@ def to_plain(x, name, hint="", lenient=False, path=()):
         return {k: to_plain(v, name, hint, lenient, path + (k,)) for k, v in x.items()}
     if type(x) is io.BytesIO:  # noqa: E721 - a subclass may hold more than its bytes
         return {BYTES_IO: x.getvalue()}
+    if isinstance(x, (str, bytes)) and _numpy_scalar(x):  # np.str_ / np.bytes_: a str / bytes, as before
+        return str(x) if isinstance(x, str) else bytes(x)
     if _numpy_scalar(x):  # its dtype is checked where the 0-d array is encoded
         return {NP_SCALAR: sys.modules["numpy"].asarray(x)}
     if _torch_dtype(x):

@@ -32,6 +32,8 @@ _BYTES_IO_MAGIC = b"DCPOBJB1\x00"
 
 
 def _path_str(path):
+    """A path in a state dict, for messages; dcp's own marker keys (see _plain) are not the user's."""
+    path = [p for p in path if p not in _plain.MARKERS]
     return ".".join(str(p) for p in path) if path else "<root>"
 
 

@@ -18,6 +18,7 @@ the store otherwise never go that way.
 import json
 import os
 import re
+import stat
 import warnings
 
 from ..errors import DataLossError, DcpError, InternalError, NotFoundError
@@ -87,27 +88,66 @@ def write_pointer(directory, store, step, also=()):
         os.close(fd)
 
 
-def referenced_steps(store):
-    """The steps of `store` that a directory next to it (any name) points to. DataLossError if
-    a pointer there is damaged (what it points to is unknown)."""
-    store = os.path.normpath(os.path.abspath(store))
-    parent = os.path.dirname(store)
+def _same(a, b):
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def next_to_store(store, directory):
+    """Whether `directory` sits next to `store` (its steps are watched: see release_removed)."""
+    return _same(os.path.dirname(os.path.abspath(store)), os.path.dirname(os.path.abspath(directory)))
+
+
+def referenced_steps(store, exclude=None):
+    """The steps of `store` that a directory next to it (any name; `exclude` not counted) points
+    to. Only a directory or a pointer that is not there is passed over: a damaged pointer
+    (DataLossError) or any other error reading one (a permission, a stale NFS handle) raises,
+    so that nothing is deleted on a guess."""
+    store = os.path.realpath(store)
     steps = set()
     try:
-        entries = list(os.scandir(parent))
+        entries = list(os.scandir(os.path.dirname(store)))
     except FileNotFoundError:
         return steps
     for entry in entries:
-        if not entry.is_dir() or not has_pointer(entry.path):  # a link to a directory keeps its step too
+        if exclude is not None and _same(entry.path, exclude):
             continue
         try:
+            if not stat.S_ISDIR(os.stat(entry.path).st_mode):  # a link to a directory keeps its step too
+                continue
             path, step = read_pointer(entry.path)
-        except NotFoundError:
-            continue  # removed meanwhile
-        # A damaged pointer raises DataLossError: what it pointed to is unknown, so nothing may go.
-        if os.path.normpath(path) == store:
+        except (FileNotFoundError, NotFoundError):
+            continue  # not a step directory, or removed meanwhile
+        if os.path.realpath(path) == store:
             steps.add(step)
     return steps
+
+
+def _rank0_decides(store, comm, decide):
+    """Rank 0's decide() (a JSON value) on every rank: (value, None), or (None, its error's text)."""
+    value, error = None, None
+    if store.rank == 0:
+        try:
+            value = decide()
+        except Exception as e:  # noqa: BLE001 - reported on every rank
+            value, error = None, f"{type(e).__name__}: {e}"
+    message = json.dumps({"value": value, "error": error}).encode()
+    decided = json.loads((message if comm == "self" else comm.broadcast(0, message)).decode())
+    return decided["value"], decided["error"]
+
+
+def replaces_released(store, comm, path, step, directory):
+    """Before a save of `step` through `directory` (collective): whether `step` is committed,
+    was saved through a step directory, and no directory but `directory` points to it -- its
+    directory was removed (a rollback: torchtitan resumes from an earlier step and saves the
+    later ones again), or this save rewrites it. Then the save replaces it (overwrite)."""
+    if not next_to_store(path, directory):
+        return False
+
+    def decide():
+        return step in store.steps() and saved_through_directory(store, step) and \
+            step not in referenced_steps(path, exclude=directory)
+    value, _ = _rank0_decides(store, comm, decide)
+    return bool(value)  # undecided: not replaced (the save then names the step that exists)
 
 
 def directory_object(directory):
@@ -126,24 +166,18 @@ def release_removed(store, comm, path, step, directory):
     returns them. Only for the store next to `directory` (an explicit store elsewhere is not
     watched). Rank 0 decides; what keeps it from deciding, or fails a deletion, is a warning on
     every rank: the save itself committed."""
-    path = os.path.normpath(os.path.abspath(path))
-    if os.path.dirname(path) != os.path.dirname(os.path.normpath(os.path.abspath(directory))):
+    if not next_to_store(path, directory):
         return []
-    doomed, error = [], None
-    if store.rank == 0:
-        try:
-            alive = referenced_steps(path)
-            doomed = [s for s in store.steps()
-                      if s != step and s not in alive and saved_through_directory(store, s)]
-        except Exception as e:  # noqa: BLE001 - reported on every rank below
-            doomed, error = [], f"{type(e).__name__}: {e}"
-    message = json.dumps({"steps": doomed, "error": error}).encode()
-    decided = json.loads((message if comm == "self" else comm.broadcast(0, message)).decode())
+
+    def decide():
+        alive = referenced_steps(path)
+        return [s for s in store.steps() if s != step and s not in alive and saved_through_directory(store, s)]
+    doomed, error = _rank0_decides(store, comm, decide)
     deleted = []
     try:
-        if decided["error"] is not None:
-            raise InternalError(decided["error"])
-        for s in decided["steps"]:
+        if error is not None:
+            raise InternalError(error)
+        for s in doomed:
             store.delete_step(s)
             deleted.append(s)
         if deleted:

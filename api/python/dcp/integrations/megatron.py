@@ -134,12 +134,18 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
             # Rank 0's view at open on every rank, whatever its own step (its error too).
             latest = store.latest_step_at_open()
             step = step if step is not None else 0 if latest is None else latest + 1
-            if iteration and store.rank == 0:
-                state[_layout.DIRECTORY_KEY] = _layout.directory_object(checkpoint_dir)
+            # Only a directory next to the store is watched (release_removed): a store given elsewhere is not.
+            iteration = iteration and _layout.next_to_store(path, checkpoint_dir)
+            options = dict(self.options)
+            if iteration:
+                if store.rank == 0:
+                    state[_layout.DIRECTORY_KEY] = _layout.directory_object(checkpoint_dir)
+                if _layout.replaces_released(store, comm, path, step, checkpoint_dir):
+                    options["overwrite"] = True
         except BaseException:
             store.close()
             raise
-        return store, path, step, state, iteration
+        return store, path, step, state, iteration, options
 
     def _finish(self, store, path, step, checkpoint_dir, iteration):
         """Rank 0 writes dcp.json; every rank raises if that failed (Megatron's barrier follows).
@@ -155,9 +161,9 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
             _layout.write_pointer(checkpoint_dir, path, step)
 
     def save(self, sharded_state_dict, checkpoint_dir):
-        store, path, step, state, iteration = self._begin(sharded_state_dict, checkpoint_dir)
+        store, path, step, state, iteration, options = self._begin(sharded_state_dict, checkpoint_dir)
         with store:
-            self.last_report = store.put(step, state, **self.options)
+            self.last_report = store.put(step, state, **options)
             self._finish(store, path, step, checkpoint_dir, iteration)
 
     def async_save(self, sharded_state_dict, checkpoint_dir):
@@ -166,9 +172,9 @@ class DcpSaveShardedStrategy(_base.AsyncSaveShardedStrategy):
         has no async_fn (the write already runs, in dcp's thread, not in a process Megatron forks),
         so Megatron finalizes it at its next maybe_finalize_async_calls: training overlaps the write
         until then, and that call waits for what is left of it."""
-        store, path, step, state, iteration = self._begin(sharded_state_dict, checkpoint_dir)
+        store, path, step, state, iteration, options = self._begin(sharded_state_dict, checkpoint_dir)
         try:
-            store.put_async(step, state, **self.options)
+            store.put_async(step, state, **options)
         except BaseException:
             store.close()
             raise

@@ -329,7 +329,11 @@ class StorageWriter(_OnStore, _storage.StorageWriter):
             # Rank 0's view at open on every rank, whatever its own step (its error too).
             latest = store.latest_step_at_open()
             step = step if step is not None else 0 if latest is None else latest + 1
-            self.last_report = store.put(step, state, **self.options)
+            options = dict(self.options)
+            if self._directory is not None and \
+                    _layout.replaces_released(store, comm, self._store_path, step, self._directory):
+                options["overwrite"] = True
+            self.last_report = store.put(step, state, **options)
             if self._directory is not None:
                 _agreed(comm, lambda: store.rank == 0 and _layout.write_pointer(
                     self._directory, self._store_path, step, also=(_DCP_MARKER,)))
