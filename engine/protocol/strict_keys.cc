@@ -42,11 +42,19 @@ std::string ListKeys(const Keys& keys, size_t total) {
 
 std::string Plural(size_t n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); }
 
-// The keys whose bit is clear in `bitmap` (bit i of byte i / 8 is keys[i]).
+// Object keys the engine integrations keep for themselves in a step (DCP's
+// planner data, the step directory a step was saved through; docs/format.md
+// §5c). A request for the state's keys never asks for them: never missing.
+bool IsBookkeepingKey(std::string_view key) { return key == "__torch_dcp__" || key == "__dcp_step_directory__"; }
+
+// The keys whose bit is clear in `bitmap` (bit i of byte i / 8 is keys[i]),
+// but bookkeeping keys.
 std::vector<std::string_view> Unmarked(const std::vector<std::string_view>& keys, std::string_view bitmap) {
   std::vector<std::string_view> out;
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (!(static_cast<unsigned char>(bitmap[i / 8]) & (1u << (i % 8)))) out.push_back(keys[i]);
+    if (!(static_cast<unsigned char>(bitmap[i / 8]) & (1u << (i % 8))) && !IsBookkeepingKey(keys[i])) {
+      out.push_back(keys[i]);
+    }
   }
   return out;
 }

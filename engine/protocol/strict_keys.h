@@ -2,7 +2,8 @@
 //
 // Strict key handling of a get (LoadOptions::strict, dcp/options.h): which
 // requested keys the step does not hold (unexpected, per rank), which keys of
-// the step no rank requested (missing, the same on every rank), and what to
+// the step no rank requested (missing, the same on every rank; never the
+// engine integrations' own objects `__torch_dcp__` and `__dcp_step_directory__`), and what to
 // do about them — log, raise, return or ignore, as Megatron-Core's
 // StrictHandling.
 //

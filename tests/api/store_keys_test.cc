@@ -383,6 +383,36 @@ TEST_CASE("an unexpected object is dropped like a tensor", "[api][keys]") {
   }
 }
 
+TEST_CASE("the engine integrations' own objects are never missing keys", "[api][keys]") {
+  testing::TempDir dir;
+  std::vector<Status> saved(kRanks);
+  testing::RunRanks(kRanks, [&](int rank, Communicator* comm) {
+    auto shards = testing::BuildShards(Specs(), rank, kRanks, /*fill=*/true);
+    if (rank == 0) {  // what dcp.integrations keeps in a step (docs/format.md 5c)
+      shards.dict.Add("x", ShardedObject{"__torch_dcp__", "planner data", {1}, {0}, {}});
+      shards.dict.Add("d", ShardedObject{"__dcp_step_directory__", "step-1", {1}, {0}, {}});
+    }
+    auto store = Store::Open(dir.path(), comm);
+    saved[rank] = store.ok() ? (*store)->Put(1, shards.dict) : store.status();
+  });
+  for (const Status& x : saved) REQUIRE_OK(x);
+  for (StrictHandling mode : {StrictHandling::kRaiseAll, StrictHandling::kReturnAll}) {
+    std::vector<Result<LoadResult>> results(kRanks, Status::Internal("not run"));
+    testing::RunRanks(kRanks, [&](int rank, Communicator* comm) {
+      auto shards = testing::BuildShards(Specs(), rank, kRanks, /*fill=*/false);
+      auto store = Store::Open(dir.path(), comm, StoreOptions{.create_if_missing = false, .read_only = true});
+      LoadOptions options;
+      options.strict = mode;
+      results[rank] = store.ok() ? (*store)->Get(1, &shards.dict, options) : Result<LoadResult>(store.status());
+    });
+    for (const auto& r : results) {
+      REQUIRE_OK(r.status());
+      CHECK(r->missing_keys.empty());
+      CHECK(r->unexpected_keys.empty());
+    }
+  }
+}
+
 TEST_CASE("metadata lists tensors with dtype and global shape, objects with unique keys", "[api][keys]") {
   testing::TempDir dir;
   SaveFixture(dir.path());

@@ -599,8 +599,12 @@ def test_step_directories_roll_back(tmp_path):
     sd = {"w": torch.zeros(2)}
     dist_cp.load(sd, checkpoint_id=str(folder / "kept-300"), storage_reader=StorageReader(), planner=LoadPlanner())
     assert sd["w"][0].item() == 4
-    # The integration's own objects are no keys of the state.
-    assert set(dcp.load_sharded_metadata(str(folder / "dcp_store"))) == {"w"}
+    # The integration's own objects are no keys of the state, nor missing ones of a strict load.
+    store = str(folder / "dcp_store")
+    assert set(dcp.load_sharded_metadata(store)) == {"w"}
+    request = {"w": dcp.ShardedTensor.from_rank_offsets("w", torch.zeros(2))}
+    assert dcp.load(request, store, step=200, strict="raise_all")["w"][0].item() == 200
+    assert dcp.load(request, store, step=200, strict="return_all")[1:] == (set(), set())
 
 
 def test_step_directory_bad_input(tmp_path):
