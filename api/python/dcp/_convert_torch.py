@@ -38,6 +38,7 @@ import re
 from ._convert_torch_save import Layout, from_torch_save, parse_splits, to_torch_save, tp_pp_file
 from ._torch_files import (DEFAULT_PART_BYTES, OLD_TORCH, _checkpoint_api, _DistcpFiles, _release_freed_memory,
                            _step_of, _StepWriter, _torch, _torch_dtype, read_dcp_metadata, torch_load)
+from ._state import BOOKKEEPING_KEYS
 from .errors import DataLossError, InvalidArgumentError, NotFoundError
 from .mapping import ShardedObject
 from .store import Store
@@ -177,7 +178,7 @@ def _objects(store, step, meta):
     out = {}
     for o in meta["objects"]:
         key = o["key"]
-        if key in ("__torch_dcp__", "__dcp_step_directory__"):  # the integrations' own, not the state's
+        if key in BOOKKEEPING_KEYS:  # the integrations' own, not the state's
             continue
         shape, offset = tuple(o["global_shape"]), tuple(o["global_offset"])
         request = {"o": ShardedObject(key, None, shape, offset)}

@@ -40,6 +40,12 @@ def _path_str(path):
 # A NumPy array in the common state is {NDARRAY: <tensor>}, so that it loads back as a NumPy
 # array (a bare small tensor loads as a torch.Tensor when torch is in use).
 NDARRAY = "__dcp_ndarray__"
+# Objects the engine integrations keep for themselves in a step (DCP's planner data; the step
+# directory a step was saved through): not the state's keys. The core's strict key handling
+# (engine/protocol/strict_keys.cc) knows them too.
+TORCH_DCP_KEY = "__torch_dcp__"
+STEP_DIRECTORY_KEY = "__dcp_step_directory__"
+BOOKKEEPING_KEYS = (TORCH_DCP_KEY, STEP_DIRECTORY_KEY)
 # Dict keys that mark values in the stored common state (a dict using one would load as another value).
 _RESERVED = (NDARRAY,) + _plain.MARKERS
 

@@ -189,18 +189,13 @@ def load_tensors_metadata(checkpoint_dir, step=None):
     return _tensors_of(_step_metadata(checkpoint_dir, step))
 
 
-# Objects the engine integrations keep for themselves in a step (DCP's planner data, the step
-# directory a step was saved through): not the state's.
-_BOOKKEEPING = ("__torch_dcp__", "__dcp_step_directory__")
-
-
 def load_sharded_metadata(checkpoint_dir, step=None):
     """load_tensors_metadata plus every object cell (data-less ShardedObject), by unique key: both
     of the same step, read once (a save committing meanwhile cannot mix two steps)."""
     meta = _step_metadata(checkpoint_dir, step)
     out = _tensors_of(meta)
     for o in meta["objects"]:
-        if o["key"] in _BOOKKEEPING:
+        if o["key"] in _state.BOOKKEEPING_KEYS:
             continue
         obj = ShardedObject(o["key"], None, tuple(o["global_shape"]), tuple(o["global_offset"]))
         out[obj.unique_key] = obj

@@ -21,12 +21,13 @@ import re
 import stat
 import warnings
 
+from .. import _state
 from ..errors import DataLossError, DcpError, InternalError, NotFoundError
 from ..mapping import ShardedObject
 
 POINTER = "dcp.json"
 STORE_DIR = "dcp_store"
-DIRECTORY_KEY = "__dcp_step_directory__"
+DIRECTORY_KEY = _state.STEP_DIRECTORY_KEY
 
 
 def location(directory, pattern, store=None, step=None):

@@ -244,7 +244,7 @@ class DcpLoadShardedStrategy(_base.LoadShardedStrategy):
         meta = self._metadata(checkpoint_dir)
         out = self.load_tensors_metadata(checkpoint_dir)
         for o in meta["objects"]:
-            if o["key"] == _layout.DIRECTORY_KEY:
+            if o["key"] in _state.BOOKKEEPING_KEYS:
                 continue
             obj = _mc.ShardedObject(o["key"], None, tuple(o["global_shape"]), tuple(o["global_offset"]),
                                     replica_id=0)

@@ -75,7 +75,7 @@ __all__ = ["LoadPlanner", "SavePlanner", "StorageReader", "StorageWriter"]
 
 # The object holding what DCP's Metadata has and dcp's manifest lacks
 # (the planner's flattening map), written by rank 0.
-_EXTRAS_KEY = "__torch_dcp__"
+_EXTRAS_KEY = _state.TORCH_DCP_KEY
 # A value stored by SavePlanner: {_VALUE: value}, tuples as {_TUPLE: [...]}.
 _VALUE = "torch_dcp_value"
 _MARKER = "DCP_STORE"
@@ -479,7 +479,7 @@ class StorageReader(_OnStore, _storage.StorageReader):
                 properties=TensorProperties(dtype=_torch_dtype(t["dtype"])), size=size,
                 chunks=[ChunkStorageMetadata(offsets=torch.Size([0] * len(size)), sizes=size)])
         for o in meta["objects"]:
-            if o["key"] not in (_EXTRAS_KEY, _layout.DIRECTORY_KEY):
+            if o["key"] not in _state.BOOKKEEPING_KEYS:
                 sd[o["key"]] = BytesStorageMetadata()
         self._read_step = step
         self._metadata = Metadata(state_dict_metadata=sd, planner_data=extras.get("planner_data"),
